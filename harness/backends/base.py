@@ -1,0 +1,119 @@
+"""The one small interface every backend implements; scenarios never know which one they drive."""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+from harness.backends.observe import (
+    DeploymentStatus,
+    Event,
+    FaultRecord,
+    HPAStatusSample,
+    Node,
+    Pod,
+    ResourceSample,
+)
+from harness.manifests.bundle import ManifestBundle
+
+
+class BackendError(RuntimeError):
+    """The backend could not do what was asked (deploy failed, rollout timed out...)."""
+
+
+class Backend(abc.ABC):
+    name: str = "abstract"
+    #: True when memory limits are enforced by the kernel (an over-limit replica is OOM-killed).
+    limits_enforced: bool = False
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+
+    # lifecycle -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def deploy(self, bundle: ManifestBundle) -> None:
+        """Apply rendered manifests (Deployment, Service, HPA, PDB) and start creating pods."""
+
+    @abc.abstractmethod
+    def wait_ready(self, replicas: int | None = None, timeout_s: float = 300.0) -> DeploymentStatus:
+        """Block until `replicas` (default: spec.replicas) pods are Ready; BackendError on timeout."""
+
+    @abc.abstractmethod
+    def teardown(self) -> None:
+        """Remove everything this backend created. Idempotent; also called on interrupt."""
+
+    # traffic -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def service_url(self) -> str:
+        """A loopback URL that reaches only Ready pods, like a Service with EndpointSlices."""
+
+    # observation ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def pods(self) -> list[Pod]: ...
+
+    @abc.abstractmethod
+    def nodes(self) -> list[Node]: ...
+
+    @abc.abstractmethod
+    def events(self, since: float | None = None) -> list[Event]: ...
+
+    @abc.abstractmethod
+    def deployment_status(self) -> DeploymentStatus: ...
+
+    @abc.abstractmethod
+    def hpa_history(self) -> list[HPAStatusSample]: ...
+
+    @abc.abstractmethod
+    def resource_samples(self, since: float | None = None) -> list[ResourceSample]: ...
+
+    @abc.abstractmethod
+    def pod_url(self, pod: str) -> str:
+        """A loopback URL that reaches one pod directly (port-forward on kube)."""
+
+    # actions -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def scale(self, replicas: int) -> None:
+        """Set the Deployment's spec.replicas (what the HPA would do)."""
+
+    @abc.abstractmethod
+    def delete_pod(self, pod: str, grace_period_s: float | None = None) -> FaultRecord: ...
+
+    @abc.abstractmethod
+    def zone_outage(self, zone: str) -> FaultRecord:
+        """Lose a whole zone: its pods die, its nodes become unreachable."""
+
+    @abc.abstractmethod
+    def restore_zone(self, zone: str) -> FaultRecord: ...
+
+    @abc.abstractmethod
+    def drain_zone(self, zone: str, timeout_s: float = 60.0) -> FaultRecord:
+        """Cordon + evict through the PDB (429 when the budget blocks)."""
+
+    @abc.abstractmethod
+    def hang_pod(self, pod: str) -> FaultRecord:
+        """Make a replica stop responding (process frozen) without exiting."""
+
+    # helpers -------------------------------------------------------------------------------
+    def wait_until(
+        self, predicate: Callable[[], bool], timeout_s: float, poll_s: float = 0.2, what: str = ""
+    ) -> float:
+        """Poll `predicate` until true; returns the time it became true. BackendError on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if predicate():
+                return time.time()
+            if time.monotonic() > deadline:
+                raise BackendError(f"timed out after {timeout_s:.0f}s waiting for {what or 'condition'}")
+            time.sleep(poll_s)
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.teardown()

@@ -1,0 +1,53 @@
+"""Errors a user can fix, reported as one clear message and exit code 2 (never a traceback)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import ValidationError
+
+
+class InputError(Exception):
+    """Bad input: names the file, the field and how to fix it."""
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        field: str | None = None,
+        fix: str | None = None,
+    ) -> None:
+        self.message = message
+        self.file = str(file) if file is not None else None
+        self.field = field
+        self.fix = fix
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        where = ": ".join(p for p in (self.file, self.field) if p)
+        text = f"{where}: {self.message}" if where else self.message
+        if self.fix:
+            text += f" (fix: {self.fix})"
+        return text
+
+
+class SetupError(Exception):
+    """A prerequisite is missing (docker, kind, cgroups...): says what and how to get it."""
+
+    exit_code = 2
+
+
+def from_validation_error(err: ValidationError, file: str | Path | None) -> InputError:
+    """Turn a pydantic error into an InputError naming the first bad field (all are listed)."""
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"]) or "<root>"
+        parts.append(f"{loc}: {e['msg']}")
+    first = err.errors()[0]
+    field = ".".join(str(x) for x in first["loc"]) or None
+    return InputError(
+        "; ".join(parts), file=file, field=field, fix="correct the field(s) named above"
+    )

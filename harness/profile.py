@@ -1,0 +1,163 @@
+"""SLO profiles: YAML files validated by pydantic. Every verdict names its profile.
+
+`seed` holds the article's production targets (GPU cluster); `local` is scaled honestly to a
+2-core machine and is what CI certifies. Field names are the contract for scenarios, `check`
+and the load engine; units are in the names (`_s`, `_ms`, `_rps`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from harness.errors import InputError, from_validation_error
+
+PROFILES_DIR = Path(__file__).resolve().parent.parent / "scenarios" / "profiles"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RequestShape(_Strict):
+    """One completion request as the load engine sends it."""
+
+    prompt_tokens: int = Field(16, ge=1, description="prompt length in tokens (bytes for the byte tokenizer)")
+    max_tokens: int = Field(8, ge=1)
+    temperature: float = Field(0.0, ge=0)
+
+
+class SLO(_Strict):
+    latency_ms: dict[str, float] = Field(
+        default_factory=lambda: {"p90": 300.0},
+        description="percentile -> target in ms, e.g. {p90: 300, p99: 1000}",
+    )
+    availability: float = Field(0.9995, gt=0, lt=1, description="share of requests that must succeed")
+    rate_rps: float = Field(500.0, gt=0, description="sustained request rate the SLO is claimed at")
+    cpu_utilization_max: float | None = Field(
+        0.65, gt=0, le=1, description="max CPU usage relative to the CPU request at rate_rps"
+    )
+    goodput_min: float | None = Field(
+        None, ge=0, le=1, description="min share of requests meeting every latency target"
+    )
+    window_s: float = Field(10.0, gt=0, description="window for per-window SLA evaluation")
+
+    @model_validator(mode="after")
+    def _check_percentiles(self) -> SLO:
+        for key in self.latency_ms:
+            if not (key.startswith("p") and key[1:].replace(".", "", 1).isdigit()):
+                raise ValueError(f"latency_ms key {key!r} must look like p50, p90, p99.9")
+        return self
+
+    def error_budget_minutes_per_30d(self) -> float:
+        return (1 - self.availability) * 30 * 24 * 60
+
+
+class LoadProfile(_Strict):
+    baseline_rps: float = Field(gt=0, description="steady open-loop rate for steady-state scenarios")
+    duration_s: float = Field(30.0, gt=0, le=3600)
+    arrival: Literal["constant", "poisson"] = "poisson"
+    request: RequestShape = RequestShape()
+    timeout_s: float = Field(10.0, gt=0)
+    workers: int = Field(1, ge=1, le=64, description="load generator processes")
+
+
+class PeakLoad(_Strict):
+    """Largest batch, longest prompts: what the OOM-headroom scenario drives."""
+
+    request: RequestShape
+    concurrency: int = Field(ge=1, description="in-flight requests at peak (>= max batch)")
+    duration_s: float = Field(20.0, gt=0)
+    overload_factor: float = Field(
+        4.0, gt=1, description="beyond-peak concurrency multiple that must be shed, not OOM"
+    )
+
+
+class MemoryTargets(_Strict):
+    headroom: float = Field(0.25, ge=0, lt=1, description="peak must stay below (1-headroom) x limit")
+
+
+class ColdStartTargets(_Strict):
+    starts: int = Field(3, ge=1, le=50, description="how many cold starts to measure")
+    p95_s: float = Field(gt=0, description="target for creation->Ready, p95")
+    max_s: float | None = Field(None, gt=0)
+    declared_p95_s: float | None = Field(
+        None, gt=0, description="expected load time used by `check` when no measurement is given"
+    )
+
+
+class ProbeTargets(_Strict):
+    hang_detect_s: float = Field(60.0, gt=0, description="a hung replica must be killed within this")
+    margin: float = Field(1.5, ge=1, description="startup budget must cover p95 cold start x margin")
+
+
+class SpikeTargets(_Strict):
+    factor: float = Field(5.0, gt=1)
+    baseline_s: float = Field(30.0, gt=0)
+    spike_s: float = Field(60.0, gt=0)
+    after_s: float = Field(60.0, ge=0)
+    capacity_rps_per_replica: float | None = Field(
+        None, gt=0, description="declared per-replica capacity (measured one wins)"
+    )
+    scale_out_s: float = Field(360.0, gt=0, description="first new replica Ready within this")
+    max_breach_s: float = Field(60.0, ge=0, description="SLA-breach seconds allowed during the spike")
+
+
+class ZoneTargets(_Strict):
+    zones: list[str] = Field(default_factory=lambda: ["zone-a", "zone-b", "zone-c"], min_length=1)
+    nodes_per_zone: int = Field(1, ge=1)
+    fail_zone: str | None = Field(None, description="zone to lose; default: the one with most replicas")
+    recovery_s: float = Field(120.0, gt=0, description="SLA met again within this after the loss")
+    fault_at_s: float = Field(10.0, ge=0)
+
+
+class KubeSafety(_Strict):
+    allowed_contexts: list[str] = Field(default_factory=list)
+    chaos_allowed: bool = False
+
+
+class Profile(_Strict):
+    name: str
+    description: str = ""
+    slo: SLO = SLO()
+    load: LoadProfile
+    peak: PeakLoad
+    memory: MemoryTargets = MemoryTargets()
+    cold_start: ColdStartTargets
+    probes: ProbeTargets = ProbeTargets()
+    spike: SpikeTargets = SpikeTargets()
+    zones: ZoneTargets = ZoneTargets()
+    kube: KubeSafety = KubeSafety()
+    source: str | None = Field(None, exclude=True, description="file it was loaded from")
+
+
+def available_profiles() -> list[str]:
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+
+
+def load_profile(name_or_path: str | Path) -> Profile:
+    """Load a profile by name (scenarios/profiles/NAME.yaml) or by file path."""
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        path = PROFILES_DIR / f"{name_or_path}.yaml"
+        if not path.exists():
+            raise InputError(
+                f"no profile named {name_or_path!r}",
+                fix=f"use one of {', '.join(available_profiles())} or a YAML file path",
+            )
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise InputError("file not found", file=path, fix="give an existing profile file") from None
+    except yaml.YAMLError as err:
+        raise InputError(f"not valid YAML: {err}", file=path) from None
+    if not isinstance(data, dict):
+        raise InputError("a profile must be a YAML mapping", file=path)
+    data.setdefault("name", path.stem)
+    try:
+        return Profile.model_validate({**data, "source": str(path)})
+    except ValidationError as err:
+        raise from_validation_error(err, path) from None
