@@ -1,0 +1,115 @@
+"""What a scenario gets (profile, manifests, a way to deploy, a place for evidence) and returns.
+
+Scenarios deploy their own fresh copy of the manifests (`ctx.deploy()`), so each starts from a
+clean state and a failed scenario cannot poison the next. Values measured by one scenario that
+another can use (cold-start distribution -> probe-timing; capacity -> hpa) go in `ctx.measured`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.backends.base import Backend
+from harness.manifests.bundle import ManifestBundle
+from harness.profile import Profile
+from harness.verdict import Verdict
+
+# name -> "module:function"; order is the certification order (cold-start feeds probe-timing).
+SCENARIOS: dict[str, str] = {
+    "cold-start": "harness.scenarios.cold_start:run",
+    "probe-timing": "harness.scenarios.probe_timing:run",
+    "oom-headroom": "harness.scenarios.oom_headroom:run",
+    "zone-failure": "harness.scenarios.zone_failure:run",
+    "hpa": "harness.scenarios.hpa:run",
+}
+
+BackendFactory = Callable[[Path], Backend]
+
+
+@dataclass
+class ScenarioContext:
+    profile: Profile
+    bundle: ManifestBundle
+    backend_factory: BackendFactory  # makes an un-deployed backend whose files live in the given dir
+    backend_name: str
+    out_dir: Path  # this scenario's evidence folder: <run-dir>/<scenario>/
+    measured: dict[str, Any] = field(default_factory=dict)  # shared across scenarios of one run
+    log: Callable[[str], None] = print
+
+    @contextlib.contextmanager
+    def deploy(
+        self, bundle: ManifestBundle | None = None, *, wait: bool = True, timeout_s: float = 300.0
+    ) -> Iterator[Backend]:
+        """Deploy (a variant of) the manifests on a fresh backend; always tears down."""
+        backend = self.backend_factory(self.out_dir / "backend")
+        try:
+            backend.deploy(bundle or self.bundle)
+            if wait:
+                backend.wait_ready(timeout_s=timeout_s)
+            yield backend
+        finally:
+            with contextlib.suppress(Exception):
+                self.save_observations(backend)
+            backend.teardown()
+
+    def evidence(self, name: str) -> Path:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        return self.out_dir / name
+
+    def write_json(self, name: str, data: Any) -> str:
+        path = self.evidence(name)
+        path.write_text(json.dumps(data, indent=2, default=_json_default))
+        return self.relative(path)
+
+    def relative(self, path: Path) -> str:
+        """Evidence paths in the report are relative to the run dir."""
+        try:
+            return str(path.relative_to(self.out_dir.parent))
+        except ValueError:
+            return str(path)
+
+    def save_observations(self, backend: Backend) -> None:
+        """Pods, events, HPA history and resource samples: the raw evidence of every deployment."""
+        self.write_json("pods.json", [p.model_dump() for p in backend.pods()])
+        self.write_json("events.json", [e.model_dump() for e in backend.events()])
+        self.write_json("hpa.json", [h.model_dump() for h in backend.hpa_history()])
+        self.write_json("resources.json", [r.model_dump() for r in backend.resource_samples()])
+        self.write_json("nodes.json", [n.model_dump() for n in backend.nodes()])
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "model_dump"):
+        return o.model_dump()
+    if isinstance(o, Path):
+        return str(o)
+    return str(o)
+
+
+def run_scenario(name: str, ctx: ScenarioContext) -> Verdict:
+    """Run one scenario; an unexpected exception becomes an `error` verdict with the traceback saved."""
+    module_name, func = SCENARIOS[name].split(":")
+    started = time.monotonic()
+    try:
+        fn = getattr(importlib.import_module(module_name), func)
+        verdict: Verdict = fn(ctx)
+    except KeyboardInterrupt:
+        raise
+    except Exception as err:  # a harness or backend failure is an error, never a pass
+        tb = ctx.evidence("error.txt")
+        tb.write_text(traceback.format_exc())
+        verdict = Verdict(
+            name=name, status="error", reason=f"{type(err).__name__}: {err}",
+            profile=ctx.profile.name, backend=ctx.backend_name, evidence=[ctx.relative(tb)],
+        )
+    verdict.duration_s = round(time.monotonic() - started, 2)
+    if not verdict.backend:
+        verdict.backend = ctx.backend_name
+    return verdict
