@@ -1,0 +1,454 @@
+"""KubeBackend: the scenarios against any cluster reachable through an allowed kube context."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+import secrets
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from kubernetes import client
+
+from harness.backends.base import Backend, BackendError
+from harness.backends.kube import convert, zones
+from harness.backends.kube.api import (
+    IN_CLUSTER,
+    KubeApi,
+    KubeApiError,
+    api_client_for,
+    is_namespaced,
+    kubeconfig_contexts,
+    resource_path,
+)
+from harness.backends.kube.portforward import PortForward, find_kubectl
+from harness.backends.kube.recorder import Recorder
+from harness.backends.kube.rollout import rollout_state
+from harness.backends.kube.safety import CLEANUP, check_chaos, check_context
+from harness.backends.observe import (
+    DeploymentStatus,
+    Event,
+    FaultRecord,
+    HPAStatusSample,
+    Node,
+    Pod,
+    ResourceSample,
+)
+from harness.errors import InputError
+from harness.manifests.bundle import ManifestBundle
+
+log = logging.getLogger("harness.backends.kube")
+RUN_ID_LABEL = "gauntlet.dev/run-id"
+_STRIP_META = ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields", "selfLink")
+
+
+def new_run_id() -> str:
+    return f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def _dns_label(text: str) -> str:
+    out = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
+    return out[:63].rstrip("-") or "gauntlet"
+
+
+class KubeBackend(Backend):
+    name = "kube"
+    limits_enforced = True  # the kubelet + kernel enforce limits on a real node
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        context: str,
+        allowed_contexts: list[str],
+        chaos_allowed: bool,
+        kubeconfig: str | None = None,
+        run_id: str | None = None,
+        namespace_prefix: str = "gauntlet",
+        rollout_timeout_s: float = 600.0,
+        api_client: client.ApiClient | None = None,
+        poll_s: float = 1.0,
+        metrics_poll_s: float = 5.0,
+        zone_outage_mode: Literal["taint", "drain"] = "taint",
+        eviction_retry_s: float = 5.0,
+        outage_wait_s: float = 60.0,
+        kubectl: str | None = None,
+        keep_namespace: bool = False,
+    ) -> None:
+        check_context(context, allowed_contexts)  # before any connection is made
+        if zone_outage_mode not in ("taint", "drain"):
+            raise InputError(f"unknown zone outage mode {zone_outage_mode!r}", field="zone_outage_mode",
+                             fix="use 'taint' (NoExecute, like a lost zone) or 'drain' (Eviction API, PDBs)")
+        super().__init__(workdir)
+        self.context = context
+        self.chaos_allowed = chaos_allowed
+        self.kubeconfig = kubeconfig
+        self.run_id = run_id or new_run_id()
+        self.namespace = _dns_label(f"{namespace_prefix}-{self.run_id}")
+        self.rollout_timeout_s = rollout_timeout_s
+        self.poll_s = poll_s
+        self.metrics_poll_s = metrics_poll_s
+        self.zone_outage_mode = zone_outage_mode
+        self.eviction_retry_s = eviction_retry_s
+        self.outage_wait_s = outage_wait_s
+        self.keep_namespace = keep_namespace
+        self._kubectl = kubectl
+        if api_client is None:
+            if context != IN_CLUSTER:
+                names, _ = kubeconfig_contexts(kubeconfig)
+                if context not in names:
+                    raise InputError(f"context {context!r} is not in the kubeconfig (has: {', '.join(names) or 'none'})",
+                                     file=kubeconfig or "$KUBECONFIG / ~/.kube/config", field="contexts",
+                                     fix="pick one with `kubectl config get-contexts` or pass --kubeconfig")
+            api_client = api_client_for(context, kubeconfig)
+        self.api = KubeApi(api_client)
+        self.bundle: ManifestBundle | None = None
+        self.deployment_name: str | None = None
+        self.service: dict[str, Any] | None = None
+        self.hpa_name: str | None = None
+        self.recorder: Recorder | None = None
+        self.node_changes = zones.NodeChanges()
+        self._forwards: dict[str, PortForward] = {}
+        self._namespace_created = False
+        self._torn_down = False
+        self._lock = threading.RLock()
+        self._node_zones: dict[str, str] = {}
+
+    # lifecycle -------------------------------------------------------------------------------
+    def deploy(self, bundle: ManifestBundle) -> None:
+        dep = bundle.deployment
+        cluster_scoped = [f"{o.get('kind')}/{(o.get('metadata') or {}).get('name')}" for o in bundle
+                          if not is_namespaced(str(o.get("kind")))]
+        if cluster_scoped:
+            raise InputError(f"cluster-scoped objects are not applied by Gauntlet: {', '.join(cluster_scoped)}",
+                             file=bundle.source or None, fix="remove them; Gauntlet only creates a fresh namespace")
+        self.bundle = bundle
+        self.deployment_name = dep["metadata"]["name"]
+        svc = bundle.service
+        self.service = svc
+        self.hpa_name = (bundle.hpa or {}).get("metadata", {}).get("name")
+        names = ", ".join(f"{o.get('kind')}/{(o.get('metadata') or {}).get('name')}" for o in bundle)
+        log.info("kube context %s: creating namespace %s (label %s=%s), then applying %s",
+                 self.context, self.namespace, RUN_ID_LABEL, self.run_id, names)
+        CLEANUP.register(id(self), self.teardown)
+        self.api.create(resource_path("v1", "Namespace"), {
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": self.namespace, "labels": {RUN_ID_LABEL: self.run_id,
+                                                            "app.kubernetes.io/managed-by": "gauntlet"}},
+        })
+        self._namespace_created = True
+        for obj in bundle:
+            self._create(obj)
+        self.recorder = Recorder(self.api, self.namespace, deployment=self.deployment_name, hpa=self.hpa_name,
+                                 poll_s=self.poll_s, metrics_poll_s=self.metrics_poll_s)
+        self.recorder.start()
+
+    def _create(self, obj: dict[str, Any]) -> None:
+        body = copy.deepcopy(obj)
+        body.pop("status", None)
+        meta = body.setdefault("metadata", {})
+        for key in _STRIP_META:
+            meta.pop(key, None)
+        meta["namespace"] = self.namespace
+        meta.setdefault("labels", {})[RUN_ID_LABEL] = self.run_id
+        kind, api_version = str(body.get("kind")), str(body.get("apiVersion"))
+        try:
+            self.api.create(resource_path(api_version, kind, self.namespace), body)
+        except KubeApiError as exc:
+            raise BackendError(f"applying {kind}/{meta.get('name')} into {self.namespace} failed: "
+                               f"{exc.status} {exc.reason}: {exc.message}") from None
+
+    def wait_ready(self, replicas: int | None = None, timeout_s: float | None = None) -> DeploymentStatus:
+        name = self._dep_name()
+        limit = self.rollout_timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + limit
+        message = ""
+        while True:
+            dep = self.api.get(resource_path("apps/v1", "Deployment", self.namespace, name))
+            state = rollout_state(dep, replicas)
+            message = state.message
+            if state.failed:
+                raise BackendError(f"{message}{self._why_not_ready()}")
+            if state.done:
+                return convert.deployment_status(dep)
+            if time.monotonic() > deadline:
+                raise BackendError(f"rollout not done after {limit:.0f}s: {message}{self._why_not_ready()}")
+            time.sleep(min(self.poll_s, 2.0))
+
+    def _why_not_ready(self) -> str:
+        """The warnings a user needs to see next to a rollout failure (FailedScheduling, BackOff...)."""
+        try:
+            warnings = [e for e in self.events() if e.type == "Warning"]
+        except (KubeApiError, BackendError):
+            return ""
+        if not warnings:
+            return ""
+        lines = sorted({f"{e.reason} {e.involvedObject.kind}/{e.involvedObject.name}: {e.message}" for e in warnings})
+        return "; recent warnings: " + " | ".join(lines[-5:])
+
+    def teardown(self) -> None:
+        with self._lock:
+            if self._torn_down:
+                return
+            self._torn_down = True
+        errors: list[str] = []
+        if self.recorder is not None:
+            self.recorder.stop()
+        for fwd in self._forwards.values():
+            fwd.stop()
+        self._forwards.clear()
+        try:
+            touched = self.node_changes.restore(self.api)
+            if touched:
+                log.info("restored nodes (untaint/uncordon): %s", ", ".join(touched))
+        except Exception as exc:
+            errors.append(f"restoring nodes {sorted(self.node_changes.cordoned | self.node_changes.tainted)}: {exc}")
+        if self._namespace_created and not self.keep_namespace:
+            try:
+                log.info("deleting namespace %s", self.namespace)
+                self.api.delete(resource_path("v1", "Namespace", name=self.namespace),
+                                propagationPolicy="Background")
+            except KubeApiError as exc:
+                if exc.status != 404:
+                    errors.append(f"deleting namespace {self.namespace}: {exc}")
+        elif self._namespace_created:
+            log.info("keeping namespace %s as asked", self.namespace)
+        CLEANUP.unregister(id(self))
+        if errors:
+            raise BackendError("teardown incomplete: " + "; ".join(errors))
+
+    # traffic ---------------------------------------------------------------------------------
+    def _forward(self, target: str, port: int | str) -> str:
+        with self._lock:
+            fwd = self._forwards.get(target)
+            if fwd is None:
+                fwd = PortForward(target, port, self.namespace, kubectl=self._kubectl or find_kubectl(),
+                                  kubeconfig=self.kubeconfig, context=self.context)
+                fwd.start()
+                self._forwards[target] = fwd
+            return fwd.url
+
+    def service_url(self) -> str:
+        if self.service is None:
+            raise BackendError("the manifests have no Service to forward to")
+        ports = (self.service.get("spec") or {}).get("ports") or []
+        if not ports:
+            raise BackendError(f"Service {self.service['metadata']['name']} has no ports")
+        return self._forward(f"svc/{self.service['metadata']['name']}", ports[0]["port"])
+
+    def pod_url(self, pod: str) -> str:
+        obj = self.api.get(resource_path("v1", "Pod", self.namespace, pod))
+        ports = [p for c in (obj.get("spec") or {}).get("containers") or [] for p in c.get("ports") or []]
+        if not ports:
+            raise BackendError(f"pod {pod} declares no containerPort to forward to")
+        return self._forward(f"pod/{pod}", ports[0]["containerPort"])
+
+    # observation -----------------------------------------------------------------------------
+    def _zones(self, refresh: bool = False) -> dict[str, str]:
+        if refresh or not self._node_zones:
+            try:
+                nodes = self.api.list(resource_path("v1", "Node"))
+            except KubeApiError:
+                return self._node_zones
+            self._node_zones = {n["metadata"]["name"]: (n["metadata"].get("labels") or {}).get(convert.ZONE_LABEL, "")
+                                for n in nodes}
+        return self._node_zones
+
+    def pods(self) -> list[Pod]:
+        items = self.api.list(resource_path("v1", "Pod", self.namespace))
+        if self.recorder is not None:
+            self.recorder.record_pods(items)
+        node_zones = self._zones()
+        if any((p.get("spec") or {}).get("nodeName") not in node_zones for p in items
+               if (p.get("spec") or {}).get("nodeName")):
+            node_zones = self._zones(refresh=True)
+        out = []
+        for obj in items:
+            p = convert.pod(obj, node_zones)
+            if self.recorder is not None:
+                p.conditionHistory = list(self.recorder.condition_history.get(p.name, []))
+            out.append(p)
+        return out
+
+    def nodes(self) -> list[Node]:
+        return [convert.node(n) for n in self.api.list(resource_path("v1", "Node"))]
+
+    def events(self, since: float | None = None) -> list[Event]:
+        if self.recorder is not None:
+            self.recorder._poll_events()
+            evs = list(self.recorder.events.values())
+        else:
+            evs = [convert.event(e) for e in self.api.list(resource_path("v1", "Event", self.namespace))]
+        evs.sort(key=lambda e: e.lastTimestamp)
+        return [e for e in evs if since is None or e.lastTimestamp >= since]
+
+    def deployment_status(self) -> DeploymentStatus:
+        return convert.deployment_status(
+            self.api.get(resource_path("apps/v1", "Deployment", self.namespace, self._dep_name())))
+
+    def hpa_history(self) -> list[HPAStatusSample]:
+        return list(self.recorder.hpa_samples) if self.recorder is not None else []
+
+    def resource_samples(self, since: float | None = None) -> list[ResourceSample]:
+        samples = list(self.recorder.resource_samples) if self.recorder is not None else []
+        return [s for s in samples if since is None or s.time >= since]
+
+    # actions ---------------------------------------------------------------------------------
+    def scale(self, replicas: int) -> None:
+        log.info("scaling deployment %s/%s to %d", self.namespace, self._dep_name(), replicas)
+        self.api.merge_patch(resource_path("apps/v1", "Deployment", self.namespace, self._dep_name(), "scale"),
+                             {"spec": {"replicas": int(replicas)}})
+
+    def delete_pod(self, pod: str, grace_period_s: float | None = None) -> FaultRecord:
+        check_chaos("delete_pod", self.context, self.chaos_allowed)
+        log.info("deleting pod %s/%s (grace %s)", self.namespace, pod, grace_period_s)
+        started = time.time()
+        query = {"gracePeriodSeconds": int(grace_period_s)} if grace_period_s is not None else {}
+        try:
+            self.api.delete(resource_path("v1", "Pod", self.namespace, pod), **query)
+        except KubeApiError as exc:
+            return FaultRecord(kind="kill-pod", target=pod, started_at=started, ended_at=time.time(),
+                               landed=False, detail=f"delete refused: {exc}")
+        landed = self._gone_or_terminating(pod)
+        return FaultRecord(kind="kill-pod", target=pod, started_at=started, ended_at=time.time(),
+                           affected=[pod], landed=landed,
+                           detail="pod deleted" if landed else "pod still present and not terminating")
+
+    def _gone_or_terminating(self, pod: str, uid: str | None = None) -> bool:
+        try:
+            obj = self.api.get(resource_path("v1", "Pod", self.namespace, pod))
+        except KubeApiError as exc:
+            return exc.status == 404
+        meta = obj.get("metadata") or {}
+        return bool(meta.get("deletionTimestamp")) or (uid is not None and meta.get("uid") != uid)
+
+    def _zone_nodes(self, zone: str) -> list[dict[str, Any]]:
+        nodes = zones.zone_nodes(self.api, zone)
+        if not nodes:
+            present = sorted({z for z in self._zones(refresh=True).values() if z})
+            raise BackendError(f"no node is labelled {convert.ZONE_LABEL}={zone} "
+                               f"(zones present: {', '.join(present) or 'none'})")
+        return nodes
+
+    def _announce(self, action: str, zone: str, node_names: list[str]) -> list[dict[str, Any]]:
+        mine = zones.pods_on(self.api, node_names, self.namespace)
+        others = [p for p in zones.pods_on(self.api, node_names, None)
+                  if p["metadata"].get("namespace") != self.namespace]
+        log.warning("%s zone %s on context %s: nodes %s; our pods there: %s; pods of other namespaces "
+                    "on those nodes: %d", action, zone, self.context, ", ".join(node_names),
+                    ", ".join(p["metadata"]["name"] for p in mine) or "none", len(others))
+        return mine
+
+    def zone_outage(self, zone: str) -> FaultRecord:
+        check_chaos("zone_outage", self.context, self.chaos_allowed)
+        if self.zone_outage_mode == "drain":
+            rec = self.drain_zone(zone, timeout_s=self.outage_wait_s)
+            rec.kind = "zone-outage"
+            return rec
+        started = time.time()
+        nodes = self._zone_nodes(zone)
+        names = [n["metadata"]["name"] for n in nodes]
+        mine = self._announce("zone outage (cordon + NoExecute taint)", zone, names)
+        for n in nodes:
+            self.node_changes.cordon(self.api, n)
+            self.node_changes.taint(self.api, n, zone)
+        uids = {p["metadata"]["name"]: p["metadata"].get("uid") for p in mine}
+        gone: list[str] = []
+        deadline = time.monotonic() + self.outage_wait_s
+        while True:
+            gone = [p for p, uid in uids.items() if self._gone_or_terminating(p, uid)]
+            if len(gone) == len(uids) or time.monotonic() > deadline:
+                break
+            time.sleep(min(self.poll_s, 1.0))
+        landed = len(gone) == len(uids)
+        detail = (f"tainted {zones.OUTAGE_TAINT_KEY}={zone}:NoExecute and cordoned {len(names)} node(s); "
+                  f"{len(gone)}/{len(uids)} of our pods in the zone evicted")
+        if not landed:
+            detail += f" within {self.outage_wait_s:.0f}s (pods tolerating the taint stay)"
+        return FaultRecord(kind="zone-outage", target=zone, started_at=started, ended_at=time.time(),
+                           affected=names + gone, landed=landed, detail=detail)
+
+    def restore_zone(self, zone: str) -> FaultRecord:
+        started = time.time()
+        nodes = {n["metadata"]["name"] for n in zones.zone_nodes(self.api, zone)}
+        log.info("restoring zone %s: untaint/uncordon %s", zone, ", ".join(sorted(nodes)) or "no nodes")
+        touched = self.node_changes.restore(self.api, only=nodes)
+        return FaultRecord(kind="restore", target=zone, started_at=started, ended_at=time.time(),
+                           affected=touched, landed=True,
+                           detail=f"restored {len(touched)} node(s)" if touched else "nothing to restore")
+
+    def drain_zone(self, zone: str, timeout_s: float = 60.0) -> FaultRecord:
+        check_chaos("drain_zone", self.context, self.chaos_allowed)
+        started = time.time()
+        nodes = self._zone_nodes(zone)
+        names = [n["metadata"]["name"] for n in nodes]
+        mine = self._announce("drain (cordon + Eviction API)", zone, names)
+        for n in nodes:
+            self.node_changes.cordon(self.api, n)
+        out = zones.drain(self.api, mine, timeout_s=timeout_s, retry_s=self.eviction_retry_s)
+        parts = [f"cordoned {len(names)} node(s); evicted {len(out.evicted)}/{len(mine)} pod(s)"]
+        if out.blocked:
+            msg = next(iter(out.blocked.values()))
+            parts.append(f"{len(out.blocked)} blocked by a PodDisruptionBudget (429 x{out.attempts_429}): {msg}")
+        if out.failed:
+            parts.append("failed: " + "; ".join(f"{k}: {v}" for k, v in out.failed.items()))
+        rec = FaultRecord(kind="drain", target=zone, started_at=started, ended_at=time.time(),
+                          affected=names + out.evicted, landed=not out.blocked and not out.failed,
+                          detail="; ".join(parts))
+        rec.blocked = dict(out.blocked)  # type: ignore[attr-defined]
+        rec.evicted = list(out.evicted)  # type: ignore[attr-defined]
+        rec.status_429 = out.attempts_429  # type: ignore[attr-defined]
+        return rec
+
+    def hang_pod(self, pod: str) -> FaultRecord:
+        """SIGSTOP every process of the pod's first container except PID 1 (`kill -STOP -1`).
+
+        A PID 1 cannot be stopped from inside its PID namespace; a server running as PID 1 (no
+        init such as tini) is then reported as not landed. The kind backend freezes from the node.
+        """
+        check_chaos("hang_pod", self.context, self.chaos_allowed)
+        started = time.time()
+        obj = self.api.get(resource_path("v1", "Pod", self.namespace, pod))
+        container = ((obj.get("spec") or {}).get("containers") or [{}])[0].get("name", "")
+        log.warning("hanging pod %s/%s (SIGSTOP inside container %s)", self.namespace, pod, container)
+        cmd = [self._kubectl or find_kubectl(), "exec", "-n", self.namespace, pod, "-c", container]
+        if self.kubeconfig:
+            cmd += ["--kubeconfig", self.kubeconfig]
+        if self.context != IN_CLUSTER:
+            cmd += ["--context", self.context]
+        cmd += ["--", "sh", "-c", "kill -STOP -1"]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        landed = self._unresponsive(pod)
+        detail = ("pod stopped answering" if landed else
+                  "pod still answers: its server is probably PID 1, which ignores SIGSTOP from inside "
+                  "its PID namespace (run it under an init such as tini, or use the kind backend)")
+        if res.returncode != 0:
+            detail = f"kubectl exec failed ({res.returncode}): {res.stderr.strip()[:200]}; " + detail
+        return FaultRecord(kind="hang", target=pod, started_at=started, ended_at=time.time(),
+                           affected=[pod] if landed else [], landed=landed, detail=detail)
+
+    def _unresponsive(self, pod: str, path: str = "/healthz", timeout_s: float = 3.0) -> bool:
+        try:
+            url = self.pod_url(pod) + path
+        except BackendError:
+            return False
+        try:
+            urllib.request.urlopen(url, timeout=timeout_s).close()
+            return False
+        except urllib.error.HTTPError:
+            return False  # it answered, even if with an error
+        except (urllib.error.URLError, TimeoutError, OSError):
+            return True
+
+    # helpers ---------------------------------------------------------------------------------
+    def _dep_name(self) -> str:
+        if self.deployment_name is None:
+            raise BackendError("nothing deployed yet: call deploy() first")
+        return self.deployment_name

@@ -1,0 +1,1 @@
+"""Exact Kubernetes models (pure functions, no I/O): HPA, kubelet probes, topology spread."""

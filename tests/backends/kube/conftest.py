@@ -1,0 +1,82 @@
+"""Fixtures: a mock Kubernetes API server on loopback, nodes in three zones, fake controllers."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from kube_controllers import FakeControllers, make_nodes
+from kube_mock import MockServer
+from kubernetes import client
+
+from harness.backends.kube import KubeBackend
+from harness.manifests.bundle import ManifestBundle
+
+CTX = "mock-ctx"
+
+
+@pytest.fixture()
+def server() -> Iterator[MockServer]:
+    srv = MockServer()
+    make_nodes(srv)
+    yield srv
+    srv.close()
+
+
+@pytest.fixture()
+def controllers(server: MockServer) -> Iterator[FakeControllers]:
+    ctl = FakeControllers(server)
+    yield ctl
+    ctl.stop()
+    assert not ctl.errors, ctl.errors
+
+
+def api_client(server: MockServer) -> client.ApiClient:
+    return client.ApiClient(client.Configuration(host=server.url))
+
+
+@pytest.fixture()
+def make_backend(server: MockServer, tmp_path: Path) -> Iterator[Any]:
+    made: list[KubeBackend] = []
+
+    def make(**kw: Any) -> KubeBackend:
+        opts: dict[str, Any] = {"context": CTX, "allowed_contexts": [CTX], "chaos_allowed": True,
+                                "api_client": api_client(server), "poll_s": 0.05, "metrics_poll_s": 0.05,
+                                "eviction_retry_s": 0.05, "outage_wait_s": 10.0, "rollout_timeout_s": 30.0}
+        opts.update(kw)
+        b = KubeBackend(tmp_path / f"work{len(made)}", **opts)
+        made.append(b)
+        return b
+
+    yield make
+    for b in made:
+        b.teardown()
+
+
+def bundle(replicas: int = 3, hpa: bool = True, pdb_min_available: int | None = 2) -> ManifestBundle:
+    labels = {"app.kubernetes.io/name": "gauntlet-inference"}
+    objs: list[dict[str, Any]] = [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "gauntlet-inference", "labels": labels},
+         "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                  "template": {"metadata": {"labels": labels},
+                               "spec": {"containers": [{"name": "inference", "image": "gauntlet-inference:dev",
+                                                        "ports": [{"containerPort": 8000}]}]}}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "gauntlet-inference"},
+         "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": 8000}]}},
+    ]
+    if hpa:
+        objs.append({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                     "metadata": {"name": "gauntlet-inference"},
+                     "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                                 "name": "gauntlet-inference"},
+                              "minReplicas": replicas, "maxReplicas": 6}})
+    if pdb_min_available is not None:
+        objs.append({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "gauntlet-inference"},
+                     "spec": {"minAvailable": pdb_min_available, "selector": {"matchLabels": labels}}})
+    return ManifestBundle(objs, source="test-bundle")
