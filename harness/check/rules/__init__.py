@@ -1,0 +1,18 @@
+"""Check rules. Each rule function takes a Workload and the Targets and returns Findings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from harness.check.findings import Finding
+from harness.check.targets import Targets
+from harness.check.workload import Workload
+
+Rule = Callable[[Workload, Targets], list[Finding]]
+
+
+def all_rules() -> list[Rule]:
+    from harness.check.rules import availability, lifecycle, probes, resources, rollout, scaling
+
+    return [*probes.RULES, *resources.RULES, *lifecycle.RULES, *scaling.RULES,
+            *availability.RULES, *rollout.RULES]
