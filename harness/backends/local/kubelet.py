@@ -1,0 +1,391 @@
+"""The kubelet for one pod: container start/restart with CrashLoopBackOff, probe workers, kills.
+
+Probe workers follow pkg/kubelet/prober/worker.go: one worker per container and probe type
+for the pod's life, initial results (readiness Failure, liveness Success, startup Unknown)
+reset on every new container, `initialDelaySeconds` in truncated seconds from container
+start, liveness/readiness gated on `started`, an immediate readiness probe once started, and
+a liveness/startup failure over the threshold puts the worker on hold and kills the container
+with the grace period (preStop first; at least 2 s between SIGTERM and SIGKILL after it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import signal
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.backends.local.backoff import CrashLoopBackOff
+from harness.backends.local.events import EventRecorder
+from harness.backends.local.probes import run_probe
+from harness.backends.local.runtime import ContainerHandle, ExitInfo
+from harness.backends.local.spec import ContainerSpec, PodTemplate, ProbeSpec
+from harness.backends.observe import (
+    Condition,
+    ContainerState,
+    ContainerStatus,
+    Pod,
+    StateRunning,
+    StateTerminated,
+    StateWaiting,
+)
+
+MIN_GRACE_AFTER_PRESTOP_S = 2.0
+StartFn = Callable[["LocalPod", ContainerSpec], ContainerHandle]
+
+
+@dataclass
+class ProbeRecord:
+    """One probe attempt (Gauntlet's timeline; Kubernetes keeps only counters and events)."""
+
+    time: float
+    pod: str
+    container: str
+    probe: str
+    restart: int
+    success: bool
+    message: str = ""
+
+
+@dataclass
+class LocalPod:
+    name: str
+    namespace: str
+    labels: dict[str, str]
+    template: PodTemplate
+    creation: float
+    node_name: str | None = None
+    zone: str | None = None
+    pod_ip: str | None = None
+    phase: str = "Pending"
+    reason: str = ""
+    start_time: float | None = None
+    deletion: float | None = None
+    finished: bool = False  # fully terminated (gone from the API)
+    conditions: dict[str, Condition] = field(default_factory=dict)
+    history: list[Condition] = field(default_factory=list)
+    # container 0 status
+    restart_count: int = 0
+    started: bool = False
+    ready: bool = False
+    state: ContainerState = field(default_factory=lambda: ContainerState(waiting=StateWaiting(reason="ContainerCreating")))
+    last_state: ContainerState = field(default_factory=ContainerState)
+    handle: ContainerHandle | None = None
+    container_id: int = 0  # increments per container start
+    started_at: float | None = None
+    hung: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+
+    def set_condition(self, type_: str, status: str, reason: str = "", message: str = "") -> None:
+        cur = self.conditions.get(type_)
+        if cur is not None and cur.status == status:
+            return
+        c = Condition(type=type_, status=status, lastTransitionTime=time.time(), reason=reason, message=message)  # type: ignore[arg-type]
+        self.conditions[type_] = c
+        self.history.append(c)
+
+    @property
+    def serving(self) -> bool:
+        """In the Service's ready endpoints: Ready and not terminating."""
+        return self.ready and self.deletion is None and not self.finished
+
+    def to_observed(self) -> Pod:
+        c = self.template.main
+        cs = ContainerStatus(name=c.name, ready=self.ready, started=self.started, restartCount=self.restart_count,
+                             image=c.image, state=self.state.model_copy(deep=True),
+                             lastState=self.last_state.model_copy(deep=True))
+        return Pod(name=self.name, namespace=self.namespace, labels=dict(self.labels), nodeName=self.node_name,
+                   zone=self.zone, podIP=self.pod_ip, phase=self.phase, reason=self.reason,  # type: ignore[arg-type]
+                   creationTimestamp=self.creation, startTime=self.start_time, deletionTimestamp=self.deletion,
+                   conditions=list(self.conditions.values()), containerStatuses=[cs],
+                   conditionHistory=list(self.history))
+
+
+class Kubelet:
+    """Runs one pod to completion (deletion). All pod mutations happen under `lock`."""
+
+    def __init__(self, pod: LocalPod, start: StartFn, events: EventRecorder, lock: threading.RLock,
+                 *, jitter: bool = True, backoff_scale: float = 1.0, on_change: Callable[[], None] = lambda: None,
+                 probe_log: list[ProbeRecord] | None = None) -> None:
+        self.pod = pod
+        self.start_fn = start
+        self.events = events
+        self.lock = lock
+        self.jitter = jitter
+        self.backoff = CrashLoopBackOff(backoff_scale)
+        self.on_change = on_change
+        self.probe_log = probe_log if probe_log is not None else []
+        self.stop = threading.Event()  # pod deletion requested
+        self.wake = threading.Event()
+        self.results: dict[str, bool | None] = {}
+        self.triggers: dict[str, threading.Event] = {}
+        self.thread = threading.Thread(target=self._run, name=f"kubelet-{pod.name}", daemon=True)
+        self._kill_lock = threading.Lock()
+        self.kill_grace_override: float | None = None
+
+    def start(self) -> None:
+        self.thread.start()
+
+    # main loop -----------------------------------------------------------------------------
+    def _run(self) -> None:
+        p = self.pod
+        c = p.template.main
+        with self.lock:
+            p.start_time = time.time()
+            p.set_condition("PodReadyToStartContainers", "True")
+            p.set_condition("Initialized", "True")
+            p.set_condition("ContainersReady", "False", "ContainersNotReady", f"containers with unready status: [{c.name}]")
+            p.set_condition("Ready", "False", "ContainersNotReady", f"containers with unready status: [{c.name}]")
+        for kind, probe in c.probes.items():
+            trig = threading.Event()
+            self.triggers[kind] = trig
+            threading.Thread(target=self._probe_worker, args=(probe, trig), daemon=True,
+                             name=f"probe-{kind}-{p.name}").start()
+        delay = 0.0
+        while not self.stop.is_set():
+            if delay > 0:
+                with self.lock:
+                    p.state = ContainerState(waiting=StateWaiting(
+                        reason="CrashLoopBackOff",
+                        message=f"back-off {delay:g}s restarting failed container={c.name} pod={p.name}"))
+                self.events.record("Pod", p.name, "BackOff", "Back-off restarting failed container "
+                                   f"{c.name} in pod {p.name}", type_="Warning")
+                self.on_change()
+                if self.stop.wait(delay):
+                    break
+            try:
+                self._start_container(c)
+            except Exception as err:  # the runtime could not start it: like a CreateContainerError
+                self.events.record("Pod", p.name, "Failed", f"Error: {err}", type_="Warning")
+                info = ExitInfo(128, None, False, time.time())
+                with self.lock:
+                    p.last_state = ContainerState(terminated=StateTerminated(exitCode=128, reason="StartError",
+                                                                             finishedAt=info.finished_at, message=str(err)))
+                delay = self.backoff.next_delay(info.finished_at, info.finished_at)
+                continue
+            info = self._wait_exit()
+            self._record_exit(info)
+            if self.stop.is_set():
+                break
+            with self.lock:
+                p.restart_count += 1
+            delay = self.backoff.next_delay(info.finished_at, p.started_at)
+        with self.lock:
+            p.finished = True
+            p.phase = "Succeeded" if p.phase == "Succeeded" else ("Failed" if p.reason == "Evicted" else p.phase)
+        self.on_change()
+
+    def _start_container(self, c: ContainerSpec) -> None:
+        p = self.pod
+        handle = self.start_fn(p, c)
+        now = time.time()
+        with self.lock:
+            if self.stop.is_set():  # deleted while starting: do not leave it running
+                handle.signal(signal.SIGKILL)
+            p.handle = handle
+            p.container_id += 1
+            p.started_at = now
+            p.hung = False
+            p.state = ContainerState(running=StateRunning(startedAt=now))
+            p.phase = "Running"
+            p.started = "startup" not in c.probes
+            p.ready = False
+            # new container ID: results back to their initial values
+            self.results = {"startup": None, "liveness": True, "readiness": False}
+        self.events.record("Pod", p.name, "Created", f"Created container: {c.name}")
+        self.events.record("Pod", p.name, "Started", f"Started container {c.name}")
+        self._update_ready()
+        if p.started and "readiness" in self.triggers:
+            self.triggers["readiness"].set()
+
+    def _wait_exit(self) -> ExitInfo:
+        handle = self.pod.handle
+        assert handle is not None
+        while True:
+            info = handle.wait(0.2)
+            if info is not None:
+                return info
+
+    def _record_exit(self, info: ExitInfo) -> None:
+        p = self.pod
+        c = p.template.main
+        reason = "OOMKilled" if info.oom_killed else ("Completed" if info.exit_code == 0 else "Error")
+        if info.oom_kills > 0:
+            self.events.record("Pod", p.name, "OOMKilling",
+                               f"Memory cgroup out of memory: Killed process in container {c.name} "
+                               f"(oom_kill +{info.oom_kills}, limit {c.memory_limit} bytes)", type_="Warning")
+        term = StateTerminated(exitCode=info.exit_code, reason=reason, startedAt=p.started_at,
+                               finishedAt=info.finished_at, signal=info.signal,
+                               message=f"cgroup oom_kill +{info.oom_kills}" if info.oom_kills else "")
+        with self.lock:
+            p.last_state = ContainerState(terminated=term)
+            p.state = ContainerState(terminated=term) if self.stop.is_set() else ContainerState(
+                waiting=StateWaiting(reason="ContainerCreating"))
+            p.started = False
+            p.ready = False
+            p.handle = None
+        self._update_ready()
+
+    # readiness -> conditions ---------------------------------------------------------------------
+    def _update_ready(self) -> None:
+        p = self.pod
+        c = p.template.main
+        with self.lock:
+            running = p.state.running is not None
+            ready = running and p.started and ("readiness" not in c.probes or bool(self.results.get("readiness")))
+            changed = ready != p.ready
+            p.ready = ready
+            if ready:
+                p.set_condition("ContainersReady", "True")
+                p.set_condition("Ready", "True")
+            else:
+                msg = f"containers with unready status: [{c.name}]"
+                p.set_condition("ContainersReady", "False", "ContainersNotReady", msg)
+                p.set_condition("Ready", "False", "ContainersNotReady", msg)
+        if changed:
+            self.on_change()
+
+    # probe workers --------------------------------------------------------------------------------
+    def _probe_worker(self, probe: ProbeSpec, trigger: threading.Event) -> None:
+        p = self.pod
+        if self.jitter and self.stop.wait(random.random() * probe.period_s):
+            return
+        seen_id = -1
+        on_hold = False
+        result_run = 0
+        last: bool | None = None
+        while not self.stop.is_set():
+            with self.lock:
+                cid, handle, started_at, started = p.container_id, p.handle, p.started_at, p.started
+            if cid != seen_id:
+                seen_id, on_hold, result_run, last = cid, False, 0, None
+            skip = (on_hold or handle is None or started_at is None
+                    or int(time.time() - started_at) < probe.initial_delay_s
+                    or (probe.kind == "startup" and started) or (probe.kind != "startup" and not started))
+            if not skip and handle is not None:
+                outcome = run_probe(probe, p.pod_ip or "127.0.0.1", handle.exec_argv, p.env or None)
+                with self.lock:
+                    if p.container_id != cid:  # container changed while probing: discard
+                        continue
+                self.probe_log.append(ProbeRecord(time.time(), p.name, p.template.main.name, probe.kind,
+                                                  p.restart_count, outcome.success, outcome.message))
+                if not outcome.success:
+                    self.events.record("Pod", p.name, "Unhealthy",
+                                       f"{probe.kind.capitalize()} probe failed: {outcome.message}", type_="Warning")
+                result_run = result_run + 1 if outcome.success == last else 1
+                last = outcome.success
+                threshold = probe.success_threshold if outcome.success else probe.failure_threshold
+                if result_run >= threshold:
+                    on_hold = self._apply_result(probe, outcome.success, cid) or on_hold
+                    if on_hold:
+                        result_run = 0
+            trigger.wait(probe.period_s)
+            trigger.clear()
+
+    def _apply_result(self, probe: ProbeSpec, success: bool, cid: int) -> bool:
+        """Set the worker's result; returns True when the worker must go on hold (kill issued)."""
+        p = self.pod
+        with self.lock:
+            if p.container_id != cid:
+                return False
+            prev = self.results.get(probe.kind)
+            self.results[probe.kind] = success
+        if probe.kind == "readiness":
+            if prev != success:
+                self._update_ready()
+            return False
+        if probe.kind == "startup" and success:
+            with self.lock:
+                p.started = True
+            self._update_ready()
+            if "readiness" in self.triggers:
+                self.triggers["readiness"].set()  # manual trigger: readiness right after startup
+            return False
+        if success:
+            return False
+        grace = probe.termination_grace_period_s
+        if grace is None:
+            grace = p.template.termination_grace_period_s
+        msg = f"Container {p.template.main.name} failed {probe.kind} probe, will be restarted"
+        threading.Thread(target=self.kill_container, args=(msg, grace, cid), daemon=True).start()
+        return True
+
+    # killing -----------------------------------------------------------------------------------------
+    def kill_container(self, message: str, grace_s: float, cid: int | None = None) -> None:
+        """Killing event, preStop hook, SIGTERM, SIGKILL after the (remaining) grace period."""
+        p = self.pod
+        with self._kill_lock:
+            with self.lock:
+                handle = p.handle
+                if handle is None or (cid is not None and p.container_id != cid):
+                    return
+            self.events.record("Pod", p.name, "Killing", message if message else f"Stopping container {p.template.main.name}")
+            deadline = time.monotonic() + grace_s
+            if p.hung:
+                handle.signal(signal.SIGCONT)  # a frozen process must run to see SIGTERM/SIGKILL
+            self._pre_stop(handle, grace_s)
+            remaining = max(deadline - time.monotonic(), MIN_GRACE_AFTER_PRESTOP_S if p.template.main.pre_stop else 0)
+            handle.signal(signal.SIGTERM)
+            if handle.wait(remaining) is None:
+                handle.signal(signal.SIGKILL)
+                handle.wait(10.0)
+
+    def _pre_stop(self, handle: ContainerHandle, grace_s: float) -> None:
+        hook = self.pod.template.main.pre_stop
+        if not hook:
+            return
+        try:
+            if "exec" in hook:
+                subprocess.run(handle.exec_argv([str(x) for x in hook["exec"].get("command", [])]),
+                               timeout=grace_s, capture_output=True, env=self.pod.env or None)
+            elif "httpGet" in hook:
+                h = hook["httpGet"]
+                port = h.get("port")
+                port = self.pod.template.main.ports.get(str(port), port) if isinstance(port, str) else port
+                url = f"http://{h.get('host') or self.pod.pod_ip}:{port}{h.get('path', '/')}"
+                with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=grace_s):
+                    pass
+            elif "sleep" in hook:
+                time.sleep(min(float(hook["sleep"].get("seconds", 0)), grace_s))
+        except (OSError, subprocess.SubprocessError) as err:
+            self.events.record("Pod", self.pod.name, "FailedPreStopHook", f"PreStopHook failed: {err}", type_="Warning")
+
+    def delete(self, grace_s: float | None = None, reason: str = "") -> None:
+        """Pod deletion: terminating (out of endpoints at once), container killed with the grace period."""
+        p = self.pod
+        with self.lock:
+            if p.deletion is None:
+                p.deletion = time.time()
+            if reason:
+                p.reason = reason
+        self.on_change()
+        self.stop.set()
+        for t in self.triggers.values():
+            t.set()
+        grace = p.template.termination_grace_period_s if grace_s is None else grace_s
+        self.kill_container("", grace)
+
+    def kill_now(self) -> None:
+        """SIGKILL the container and stop the pod (zone outage, teardown)."""
+        p = self.pod
+        with self.lock:
+            if p.deletion is None:
+                p.deletion = time.time()
+            handle = p.handle
+        self.stop.set()
+        for t in self.triggers.values():
+            t.set()
+        if handle is not None:
+            handle.signal(signal.SIGCONT)
+            handle.signal(signal.SIGKILL)
+        self.on_change()
+
+
+def to_dict(records: list[Any]) -> list[dict[str, Any]]:
+    return [r.__dict__ for r in records]

@@ -1,0 +1,205 @@
+"""Container runtimes: a replica as a host process (in its pod's cgroups) or as a Docker container.
+
+Both give the kubelet the same handle: start, signal the whole container, poll the exit
+(with the OOM verdict), list its processes. Docker containers use host networking so every
+replica is reached on its own loopback pod IP; bridge addresses (172.x) are never used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from harness.backends.local.cgroups import PodCgroup
+from harness.backends.local.cleanup import Ledger
+
+
+@dataclass
+class ExitInfo:
+    exit_code: int
+    signal: int | None
+    oom_killed: bool
+    finished_at: float
+    oom_kills: int = 0  # new kernel OOM kills in the pod's cgroup during this container's life
+
+
+class ContainerHandle:
+    pid: int | None = None
+
+    def poll(self) -> ExitInfo | None:
+        raise NotImplementedError
+
+    def signal(self, sig: int) -> None:
+        raise NotImplementedError
+
+    def pids(self) -> list[int]:
+        raise NotImplementedError
+
+    def exec_argv(self, argv: list[str]) -> list[str]:
+        """How to run a command inside the container (exec probes, preStop exec)."""
+        raise NotImplementedError
+
+    def wait(self, timeout_s: float, poll_s: float = 0.05) -> ExitInfo | None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            info = self.poll()
+            if info is not None or time.monotonic() >= deadline:
+                return info
+            time.sleep(poll_s)
+
+
+def _pdeathsig(argv: list[str]) -> list[str]:
+    """Replica dies with its owner even on SIGKILL of the owner (no orphans to sweep)."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else argv
+
+
+class ProcessContainer(ContainerHandle):
+    def __init__(self, argv: list[str], env: dict[str, str], cwd: str | None, log: Path,
+                 cgroup: PodCgroup | None, ledger: Ledger) -> None:
+        self.cgroup = cgroup
+        self.ledger = ledger
+        self.env = env
+        self.cwd = cwd
+        self._oom_before = cgroup.oom_kills() if cgroup else 0
+        full = cgroup.attach_argv(argv) if cgroup else argv
+        self._log = open(log, "ab")  # noqa: SIM115 (lives as long as the container)
+        self.proc = subprocess.Popen(
+            _pdeathsig(full), env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=self._log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.pid = self.proc.pid
+        ledger.add_pid(self.pid)
+        self._exit: ExitInfo | None = None
+
+    def poll(self) -> ExitInfo | None:
+        if self._exit is not None:
+            return self._exit
+        rc = self.proc.poll()
+        if rc is None:
+            return None
+        now = time.time()
+        self.signal(signal.SIGKILL)  # the container ends with its main process (like PID 1 exit)
+        self.ledger.drop_pid(self.pid or 0)
+        self._log.close()
+        sig = -rc if rc < 0 else None
+        code = 128 + sig if sig else rc
+        new_ooms = (self.cgroup.oom_kills() - self._oom_before) if self.cgroup else 0
+        self._exit = ExitInfo(code, sig, oom_killed=(sig == signal.SIGKILL and new_ooms > 0),
+                              finished_at=now, oom_kills=new_ooms)
+        return self._exit
+
+    def pids(self) -> list[int]:
+        if self.cgroup:
+            return self.cgroup.pids()
+        try:
+            root = psutil.Process(self.pid)
+            return [self.pid or 0] + [c.pid for c in root.children(recursive=True)]
+        except psutil.Error:
+            return []
+
+    def signal(self, sig: int) -> None:
+        if self.cgroup:
+            self.cgroup.kill_all(sig)
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, sig)
+
+    def exec_argv(self, argv: list[str]) -> list[str]:
+        return self.cgroup.attach_argv(argv) if self.cgroup else argv
+
+
+class DockerContainer(ContainerHandle):
+    """`docker run --network host` of the Deployment's image, limits from --memory/--cpus."""
+
+    def __init__(self, name: str, image: str, command: list[str], args: list[str], env: dict[str, str],
+                 cwd: str | None, memory_limit: int | None, cpu_limit: float | None, labels: dict[str, str],
+                 ledger: Ledger, log: Path) -> None:
+        self.name = name
+        self.ledger = ledger
+        self.log = log
+        argv = ["docker", "run", "-d", "--name", name, "--network", "host", "--init=false"]
+        for k, v in labels.items():
+            argv += ["--label", f"{k}={v}"]
+        if memory_limit is not None:
+            argv += ["--memory", str(memory_limit), "--memory-swap", str(memory_limit)]
+        if cpu_limit is not None:
+            argv += ["--cpus", f"{cpu_limit:g}"]
+        for k, v in env.items():
+            argv += ["-e", f"{k}={v}"]
+        if cwd:
+            argv += ["-w", cwd]
+        if command:
+            argv += ["--entrypoint", command[0], image, *command[1:], *args]
+        else:
+            argv += [image, *args]
+        ledger.add_container(name)
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        if out.returncode != 0:
+            ledger.drop_container(name)
+            raise RuntimeError(f"docker run failed: {out.stderr.strip()}")
+        self.pid = self._state().get("Pid") or None
+        self._exit: ExitInfo | None = None
+
+    def _state(self) -> dict:
+        out = subprocess.run(["docker", "inspect", "-f", "{{json .State}}", self.name],
+                             capture_output=True, text=True, timeout=30)
+        return json.loads(out.stdout) if out.returncode == 0 and out.stdout.strip() else {}
+
+    def poll(self) -> ExitInfo | None:
+        if self._exit is not None:
+            return self._exit
+        st = self._state()
+        if st.get("Running") or st.get("Paused"):
+            return None
+        code = int(st.get("ExitCode", 137))
+        oom = bool(st.get("OOMKilled"))
+        with contextlib.suppress(OSError, subprocess.SubprocessError), open(self.log, "ab") as f:
+            subprocess.run(["docker", "logs", self.name], stdout=f, stderr=subprocess.STDOUT, timeout=30)
+        subprocess.run(["docker", "rm", "-f", self.name], capture_output=True, timeout=60)
+        self.ledger.drop_container(self.name)
+        self._exit = ExitInfo(code, signal.SIGKILL if code == 137 else None, oom, time.time(), int(oom))
+        return self._exit
+
+    def signal(self, sig: int) -> None:
+        if sig == signal.SIGSTOP:
+            cmd = ["docker", "pause", self.name]
+        elif sig == signal.SIGCONT:
+            cmd = ["docker", "unpause", self.name]
+        else:
+            cmd = ["docker", "kill", "-s", signal.Signals(sig).name, self.name]
+        subprocess.run(cmd, capture_output=True, timeout=30)
+
+    def pids(self) -> list[int]:
+        if not self.pid:
+            return []
+        try:
+            root = psutil.Process(self.pid)
+            return [self.pid] + [c.pid for c in root.children(recursive=True)]
+        except psutil.Error:
+            return []
+
+    def exec_argv(self, argv: list[str]) -> list[str]:
+        return ["docker", "exec", self.name, *argv]
+
+
+def docker_available() -> tuple[bool, str]:
+    if not shutil.which("docker"):
+        return False, "no docker CLI on PATH"
+    try:
+        out = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError) as err:
+        return False, f"docker did not answer: {err}"
+    if out.returncode != 0:
+        return False, f"no Docker engine answers: {out.stderr.strip()[:200]}"
+    return True, f"docker engine {out.stdout.strip()}"
