@@ -471,7 +471,7 @@ class LocalBackend(Backend):
                 existing = [{"nodeName": q.node_name, "labels": q.labels, **req} for q in self._pods.values()
                             if q.node_name and q.deletion is None]
                 node, why = scheduler.schedule({"metadata": {"labels": p.labels}, "spec": self._template.spec},
-                                               self._nodes, existing, self.allocatable, req)
+                                               self._nodes, existing, self.allocatable, self.namespace)
             if node is None:
                 cond = p.conditions.get("PodScheduled")
                 if cond is None or cond.message != why:
