@@ -77,12 +77,17 @@ class ScenarioContext:
             return str(path)
 
     def save_observations(self, backend: Backend) -> None:
-        """Pods, events, HPA history and resource samples: the raw evidence of every deployment."""
-        self.write_json("pods.json", [p.model_dump() for p in backend.pods()])
-        self.write_json("events.json", [e.model_dump() for e in backend.events()])
-        self.write_json("hpa.json", [h.model_dump() for h in backend.hpa_history()])
-        self.write_json("resources.json", [r.model_dump() for r in backend.resource_samples()])
-        self.write_json("nodes.json", [n.model_dump() for n in backend.nodes()])
+        """Pods, events, HPA history and resource samples: the raw evidence of every deployment.
+
+        A scenario that deploys several times (cold start) appends to the same files."""
+        for name, items in (
+            ("pods.json", backend.pods()), ("events.json", backend.events()),
+            ("hpa.json", backend.hpa_history()), ("resources.json", backend.resource_samples()),
+            ("nodes.json", backend.nodes()),
+        ):
+            path = self.evidence(name)
+            previous = json.loads(path.read_text()) if path.exists() else []
+            self.write_json(name, previous + [i.model_dump() for i in items])
 
 
 def _json_default(o: Any) -> Any:

@@ -1,0 +1,79 @@
+"""Where a certification ran: a verdict from a laptop without cgroups is not one from a node."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import psutil
+
+from harness.report.schema import CgroupInfo, EnvironmentInfo
+
+CGROUP_V1_MEMORY = Path("/sys/fs/cgroup/memory")
+CGROUP_V2_ROOT = Path("/sys/fs/cgroup")
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _git(*args: str) -> str | None:
+    repo = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+def cgroup_info(limits_enforced: bool | None = None) -> CgroupInfo:
+    """Is a memory controller usable by us? `limits_enforced` from the backend wins when known."""
+    root = hasattr(os, "geteuid") and os.geteuid() == 0
+    controller: str | None = None
+    if (CGROUP_V1_MEMORY / "memory.limit_in_bytes").exists():
+        controller = str(CGROUP_V1_MEMORY)
+    else:
+        controllers = CGROUP_V2_ROOT / "cgroup.controllers"
+        if controllers.exists() and "memory" in controllers.read_text().split():
+            controller = str(CGROUP_V2_ROOT)
+    usable = bool(root and controller)
+    enforced = usable if limits_enforced is None else limits_enforced
+    if enforced:
+        note = "memory limits enforced by the kernel (an over-limit replica is OOM-killed)"
+    elif not controller:
+        note = "no cgroup memory controller: limits monitored, not enforced"
+    elif not root:
+        note = "not root: limits monitored, not enforced"
+    else:
+        note = "limits monitored, not enforced"
+    return CgroupInfo(memory_controller=controller, root=root, limits_enforced=enforced, note=note)
+
+
+def collect_environment(limits_enforced: bool | None = None) -> EnvironmentInfo:
+    commit = _git("rev-parse", "HEAD")
+    dirty = None
+    if commit:
+        status = _git("status", "--porcelain", "--untracked-files=no")
+        dirty = bool(status) if status is not None else None
+    return EnvironmentInfo(
+        host=socket.gethostname(),
+        platform=platform.platform(),
+        cpu_cores=os.cpu_count() or 0,
+        memory_bytes=psutil.virtual_memory().total,
+        python=sys.version.split()[0],
+        torch=_version("torch"),  # metadata only: importing torch costs seconds
+        gauntlet=_version("gauntlet") or "unknown",
+        git_commit=commit,
+        git_dirty=dirty,
+        cgroup=cgroup_info(limits_enforced),
+    )

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import fakes_report
+import pytest
+
+import harness.certify as certify_mod
+from harness.manifests.bundle import ManifestBundle
+from harness.scenarios import base as scenarios_base
+
+
+@pytest.fixture
+def manifests_file(tmp_path: Path) -> Path:
+    path = tmp_path / "manifests.yaml"
+    path.write_text(fakes_report.DEPLOYMENT_YAML)
+    return path
+
+
+@pytest.fixture
+def fake_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, str]], None]:
+    """Swap the scenario registry for fast fakes and the backend for FakeBackend."""
+    fakes_report.FakeBackend.created.clear()
+    fakes_report.FakeBackend.torn_down.clear()
+    monkeypatch.setattr(certify_mod, "make_backend_factory", lambda name, options: fakes_report.fake_factory)
+    monkeypatch.setattr(
+        certify_mod, "load_manifests",
+        lambda path: ManifestBundle.from_yaml(Path(path).read_text(), source=str(path)),
+    )
+
+    def use(registry: dict[str, str]) -> None:
+        monkeypatch.setattr(scenarios_base, "SCENARIOS", {k: f"fakes_report:{v}" for k, v in registry.items()})
+
+    return use

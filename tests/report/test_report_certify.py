@@ -1,0 +1,189 @@
+"""certify end to end on fake scenarios: exit codes, report.json, junit.xml, html, interrupts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import fakes_report
+import pytest
+from fakes_report import quiet
+
+from harness.certify import CertifyOptions, certify, exit_code
+from harness.cli import main
+from harness.errors import InputError
+from harness.report import load_report
+
+GOOD = {"cold-start": "cold_start_pass", "zone-failure": "zone_pass"}
+
+
+def run(tmp_path: Path, manifests: Path, html: bool = False, **kw: object) -> tuple[int, Path]:
+    """html off unless a test reads it: plots cost seconds on a loaded 2-core machine."""
+    out = tmp_path / "run"
+    opts = CertifyOptions(manifests=str(manifests), out=out, html=html, **kw)  # type: ignore[arg-type]
+    report, run_dir = certify(opts, console=quiet())
+    return exit_code(report, opts.fail_on_skip), run_dir
+
+
+def junit_cases(run_dir: Path) -> dict[str, ET.Element]:
+    root = ET.parse(run_dir / "junit.xml").getroot()
+    return {c.get("name"): c for c in root.iter("testcase")}
+
+
+def test_all_pass_writes_valid_report_junit_and_html(tmp_path, manifests_file, fake_env):
+    fake_env(GOOD)
+    code, run_dir = run(tmp_path, manifests_file, html=True)
+    assert code == 0
+    report = load_report(run_dir / "report.json")  # validates against the schema
+    raw = json.loads((run_dir / "report.json").read_text())
+    assert raw["schema_version"] == 1
+    assert report.result == "pass" and not report.interrupted
+    assert [s.name for s in report.scenarios] == ["cold-start", "zone-failure"]
+    assert report.profile.name == "local" and report.profile.content["slo"]["latency_ms"] == {"p90": 300}
+    assert report.backend.options["zones"] == ["zone-a", "zone-b", "zone-c"]
+    assert report.manifests.objects == ["Deployment/svc", "Service/svc"]
+    assert report.environment.cpu_cores >= 1 and report.environment.python
+    zone = report.scenario("zone-failure")
+    assert zone is not None
+    assert zone.measurements["latency_p90_ms"] == 120.0 and zone.targets["latency_p90_ms"] == 300.0
+    assert zone.checks and zone.caveats and zone.duration_s >= 0
+    for rel in zone.evidence:
+        assert (run_dir / rel).is_file(), rel
+    # the ScenarioContext wrote the deploy observations; the fake backend was torn down
+    for name in ("pods.json", "events.json", "hpa.json", "resources.json", "nodes.json"):
+        assert (run_dir / "zone-failure" / name).is_file()
+    assert fakes_report.FakeBackend.created
+    assert len(fakes_report.FakeBackend.torn_down) == len(fakes_report.FakeBackend.created)
+    # shared measurements flow between scenarios (cold-start -> later ones)
+    assert "3 cold starts measured" in (run_dir / "certify.log").read_text()
+    assert (run_dir / "manifests.yaml").read_text().count("kind:") == 2
+
+    cases = junit_cases(run_dir)
+    assert set(cases) == {"cold-start", "zone-failure"}
+    assert all(len(c) == 1 and c[0].tag == "system-out" for c in cases.values())
+
+    html = (run_dir / "report.html").read_text()
+    assert "PASS" in html and "zone-failure" in html
+    plots = {p.name for p in (run_dir / "plots").glob("*.png")}
+    assert {"zone-failure-load.png", "zone-failure-replicas.png", "zone-failure-memory.png",
+            "zone-failure-probes.png", "cold-start-cold-start.png"} <= plots
+    assert html.count("data:image/png;base64,") == len(plots)
+
+
+def test_fail_error_and_skip_verdicts(tmp_path, manifests_file, fake_env):
+    fake_env({"cold-start": "cold_start_pass", "probe-timing": "error", "oom-headroom": "skip",
+              "zone-failure": "zone_fail"})
+    code, run_dir = run(tmp_path, manifests_file)
+    assert code == 1
+    report = load_report(run_dir)
+    assert report.result == "error"
+    assert report.summary.model_dump() == {"total": 4, "passed": 1, "failed": 1, "errors": 1,
+                                           "skipped": 1, "not_run": 0}
+    zone = report.scenario("zone-failure")
+    assert zone is not None and zone.verdict == "fail"
+    assert "latency_p90_ms: measured 450.0 ms vs target 300.0 ms" in zone.reason
+    err = report.scenario("probe-timing")
+    assert err is not None and err.reason == "RuntimeError: backend exploded"
+    assert "backend exploded" in (run_dir / err.evidence[0]).read_text()
+
+    cases = junit_cases(run_dir)
+    failure = cases["zone-failure"].find("failure")
+    assert failure is not None and "450.0" in failure.get("message", "")
+    assert "[FAIL] availability" in (failure.text or "")
+    assert cases["probe-timing"].find("error") is not None
+    skipped = cases["oom-headroom"].find("skipped")
+    assert skipped is not None and skipped.get("message") == "no cgroup memory controller"
+    assert cases["cold-start"].find("failure") is None
+    suite = ET.parse(run_dir / "junit.xml").getroot()
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors"), suite.get("skipped")) == ("4", "1", "1", "1")
+
+
+def test_skip_alone_passes_unless_fail_on_skip(tmp_path, manifests_file, fake_env):
+    fake_env({"oom-headroom": "skip"})
+    code, _ = run(tmp_path, manifests_file)
+    assert code == 0
+    code, _ = run(tmp_path / "again", manifests_file, fail_on_skip=True)
+    assert code == 1
+
+
+def test_setup_error_in_a_scenario_exits_2(tmp_path, manifests_file, fake_env):
+    fake_env({"cold-start": "setup_missing"})
+    code, run_dir = run(tmp_path, manifests_file)
+    assert code == 2
+    assert load_report(run_dir).scenarios[0].reason.startswith("SetupError: docker is not installed")
+
+
+def test_interrupt_writes_partial_report_and_tears_down(tmp_path, manifests_file, fake_env):
+    fake_env({"cold-start": "cold_start_pass", "probe-timing": "interrupt", "hpa": "zone_pass"})
+    code, run_dir = run(tmp_path, manifests_file, html=True)
+    assert code == 130
+    report = load_report(run_dir)
+    assert report.interrupted and report.result == "interrupted"
+    assert report.interrupted_during == "probe-timing"
+    assert [s.name for s in report.scenarios] == ["cold-start"]
+    assert report.not_run == ["probe-timing", "hpa"]
+    assert report.finished_at is not None
+    assert len(fakes_report.FakeBackend.torn_down) == len(fakes_report.FakeBackend.created) == 3  # + preflight
+    cases = junit_cases(run_dir)
+    assert set(cases) == {"cold-start", "probe-timing", "hpa"}
+    assert "interrupted" in (cases["hpa"].find("skipped").get("message") or "")  # type: ignore[union-attr]
+    html = (run_dir / "report.html").read_text()
+    assert "partial report" in html and "not run" in html
+
+
+def test_sigterm_is_an_interrupt(tmp_path, manifests_file, fake_env, monkeypatch):
+    fake_env({"cold-start": "cold_start_pass", "hpa": "zone_pass"})
+
+    def sigterm(ctx):  # the signal lands while a scenario runs, like `kill <pid>` from CI
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("SIGTERM did not interrupt")
+
+    monkeypatch.setattr(fakes_report, "zone_pass", sigterm)
+    before = signal.getsignal(signal.SIGTERM)
+    code, run_dir = run(tmp_path, manifests_file)
+    assert code == 130
+    assert load_report(run_dir).not_run == ["hpa"]
+    assert signal.getsignal(signal.SIGTERM) is before  # handler restored
+
+
+def test_cli_exit_codes(tmp_path, manifests_file, fake_env, capsys):
+    fake_env({"cold-start": "cold_start_pass", "zone-failure": "zone_fail"})
+    with pytest.raises(SystemExit) as exc:
+        main(["certify", "--manifests", str(manifests_file), "--out", str(tmp_path / "a"),
+              "--only", "cold-start", "--no-html"])
+    assert exc.value.code == 0
+    with pytest.raises(SystemExit) as exc:
+        main(["certify", "--manifests", str(manifests_file), "--out", str(tmp_path / "b"), "--no-html"])
+    assert exc.value.code == 1
+    assert not (tmp_path / "b" / "report.html").exists() and (tmp_path / "b" / "junit.xml").is_file()
+    # bad input: exit 2 with a message naming the field and a fix, no traceback
+    for args, expected in (
+        (["--only", "nope"], "--only: unknown scenario 'nope'"),
+        (["--profile", "no-such-profile"], "no profile named"),
+        (["--backend", "kube"], "--context: the kube backend needs a context"),
+        (["--out", str(tmp_path / "a")], "already holds a report"),
+    ):
+        with pytest.raises(SystemExit) as exc:
+            main(["certify", "--manifests", str(manifests_file), "--out", str(tmp_path / "c"), *args])
+        assert exc.value.code == 2, args
+        err = capsys.readouterr().err
+        assert expected in err and "Traceback" not in err
+
+
+def test_missing_manifests_is_input_error(tmp_path, fake_env):
+    fake_env(GOOD)
+    with pytest.raises(InputError) as exc:
+        run(tmp_path, tmp_path / "absent")
+    assert exc.value.field == "--manifests"
+
+
+def test_default_run_dir_and_only_order(tmp_path, manifests_file, fake_env, monkeypatch):
+    fake_env(GOOD)
+    monkeypatch.chdir(tmp_path)
+    opts = CertifyOptions(manifests=str(manifests_file), only=["zone_failure,cold-start"], html=False)
+    report, run_dir = certify(opts, console=quiet())
+    assert run_dir.parent == Path("reports") and run_dir.name == report.run_id
+    assert [s.name for s in report.scenarios] == ["cold-start", "zone-failure"]  # SCENARIOS order

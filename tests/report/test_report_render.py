@@ -1,0 +1,76 @@
+"""`gauntlet report DIR` re-renders from report.json + evidence; bad evidence never breaks it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import fakes_report
+import pytest
+from fakes_report import quiet
+
+from harness.certify import CertifyOptions, certify
+from harness.cli import main
+from harness.report import load_report
+from harness.report.evidence import parse_load, read_evidence
+from harness.report.schema import ScenarioResult
+from harness.verdict import Verdict
+
+
+def test_report_command_rerenders_html_and_survives_bad_evidence(tmp_path, manifests_file, fake_env, capsys):
+    fake_env({"zone-failure": "zone_pass"})
+    _, run_dir = certify(CertifyOptions(manifests=str(manifests_file), out=tmp_path / "run", html=False),
+                         console=quiet())
+    assert not (run_dir / "report.html").exists()
+    (run_dir / "zone-failure" / "hpa.json").write_text("{not json")
+    main(["report", str(run_dir)])  # returns normally: exit 0
+    out = capsys.readouterr().out
+    assert "zone-failure" in out and "pass" in out
+    html = (run_dir / "report.html").read_text()
+    assert "hpa.json: unreadable" in html  # said why the replicas plot is missing
+    plots = {p.name for p in (run_dir / "plots").glob("*.png")}
+    assert "zone-failure-load.png" in plots and "zone-failure-replicas.png" not in plots
+    assert "zone-outage: zone-a" in html or "zone-failure-load.png" in html
+    with pytest.raises(SystemExit) as exc:
+        main(["report", str(tmp_path / "nowhere")])
+    assert exc.value.code == 2
+
+
+def test_load_timeline_variants():
+    flat = {"started_at": 100.0, "timeline": [{"t": 0, "requests": 5, "errors": 1, "p90_ms": 12.0},
+                                              {"t": 1, "requests": 5, "errors": {"429": 2, "503": 1}}]}
+    s = parse_load(flat, "load")
+    assert s is not None
+    assert s.time == [100.0, 101.0] and s.errors == [1.0, 3.0] and s.latency["p90"] == [12.0, None]
+    epoch = {"timeline": [{"time": 5.0, "requests": 1, "latency_ms": {"p50": 1.0}}]}
+    s = parse_load(epoch, "load")
+    assert s is not None and s.time == [5.0] and s.latency["p50"] == [1.0]
+    assert parse_load({"requests": 3}, "load") is None
+
+
+def test_evidence_reader_collects_all_files(tmp_path):
+    d = tmp_path / "zone-failure"
+    d.mkdir()
+    (d / "load.json").write_text('{"started_at": 1, "timeline": [{"t": 0, "requests": 1}]}')
+    (d / "load-drain.json").write_text('{"no": "timeline"}')
+    (d / "faults.json").write_text('[{"kind": "zone-outage", "target": "zone-a", "started_at": 2, "landed": false}]')
+    (d / "hpa.json").write_text('{"items": [{"time": 1, "currentReplicas": 1, "desiredReplicas": 2}]}')
+    ev = read_evidence(d)
+    assert len(ev.loads) == 1 and ev.faults[0]["landed"] is False and ev.hpa[0]["desiredReplicas"] == 2
+    assert ev.problems == ["load-drain.json: no per-second `timeline`"]
+
+
+def test_unserialisable_measurements_are_kept_as_text():
+    v = fakes_report.nan_measurement(type("Ctx", (), {"profile": type("P", (), {"name": "local"})})())  # type: ignore[arg-type]
+    assert isinstance(v, Verdict)
+    r = ScenarioResult.from_verdict(v)
+    assert r.measurements["breach_s"] is None  # JSON has no NaN: the report says "no value"
+    assert isinstance(r.measurements["obj"], str)
+    assert r.measurements["nested"] == {"p90": 1.0}
+
+
+def test_report_file_argument_accepts_the_json_path(tmp_path, manifests_file, fake_env):
+    fake_env({"oom-headroom": "skip"})
+    _, run_dir = certify(CertifyOptions(manifests=str(manifests_file), out=tmp_path / "r", html=False),
+                         console=quiet())
+    main(["report", str(run_dir / "report.json"), "--no-html"])
+    assert load_report(Path(run_dir)).scenarios[0].verdict == "skip"
