@@ -1,0 +1,115 @@
+"""Service settings, read from `GAUNTLET_*` environment variables as a container would get them.
+
+`ServiceSettings()` reads the environment; keyword arguments (CLI options) win over it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ENV_PREFIX = "GAUNTLET_"
+# Share of the container memory limit the service lets itself use (the rest is headroom).
+MEMORY_SAFETY_FRACTION = 0.8
+# cgroup "limits" at or above this are the kernel's way of saying "unlimited".
+_UNLIMITED = 1 << 60
+_FALLBACK_BUDGET = 4 << 30
+
+try:  # pydantic-settings is declared in pyproject; fall back to plain env reading if absent.
+    from pydantic_settings import BaseSettings as _Base
+    from pydantic_settings import SettingsConfigDict
+
+    _MODEL_CONFIG: Any = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", case_sensitive=False
+    )
+except ImportError:  # pragma: no cover - depends on the environment
+
+    class _Base(BaseModel):  # type: ignore[no-redef]
+        """Minimal stand-in for pydantic_settings.BaseSettings (env prefix, kwargs win)."""
+
+        def __init__(self, **data: Any) -> None:
+            fields = type(self).model_fields
+            env = {
+                key[len(ENV_PREFIX) :].lower(): value
+                for key, value in os.environ.items()
+                if key.upper().startswith(ENV_PREFIX)
+                and key[len(ENV_PREFIX) :].lower() in fields
+            }
+            super().__init__(**{**env, **data})
+
+    _MODEL_CONFIG = ConfigDict(extra="ignore")
+
+
+def cgroup_memory_limit(proc_root: Path = Path("/proc"), cg_root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """The memory limit of this process's cgroup (v1 or v2), the tightest up the tree; None if unlimited."""
+    limits: list[int] = []
+    try:
+        lines = (proc_root / "self" / "cgroup").read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        rel = Path(path.lstrip("/"))
+        if "memory" in controllers.split(","):
+            base, name = cg_root / "memory", "memory.limit_in_bytes"
+        elif controllers == "":
+            base, name = cg_root, "memory.max"
+        else:
+            continue
+        candidates = [base / p / name for p in [rel, *rel.parents]] + [base / name]
+        for file in candidates:
+            try:
+                text = file.read_text().strip()
+            except OSError:
+                continue
+            if text and text != "max" and text.isdigit() and int(text) < _UNLIMITED:
+                limits.append(int(text))
+    return min(limits) if limits else None
+
+
+def default_memory_budget() -> int:
+    """Budget = cgroup limit (else physical RAM) x the safety fraction."""
+    limit = cgroup_memory_limit()
+    if limit is None:
+        try:
+            import psutil
+
+            limit = int(psutil.virtual_memory().total)
+        except Exception:
+            limit = _FALLBACK_BUDGET
+    return int(limit * MEMORY_SAFETY_FRACTION)
+
+
+class ServiceSettings(_Base):
+    """Every knob of `gauntlet serve`; env var = GAUNTLET_<NAME>."""
+
+    model_config = _MODEL_CONFIG
+
+    model_dir: Path | None = Field(None, description="Folder written by `gauntlet build-model`.")
+    model_name: str | None = Field(None, description="Name served in /v1/models (default: folder name).")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    torch_threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: torch's).")
+    max_batch_size: int = Field(16, ge=1, le=1024)
+    max_wait_ms: float = Field(5.0, ge=0, le=10_000)
+    max_queue: int = Field(64, ge=1, le=100_000, description="Waiting requests beyond the running batch.")
+    max_prompt_tokens: int = Field(512, ge=1)
+    max_tokens_limit: int = Field(256, ge=1)
+    memory_budget_bytes: int = Field(default_factory=default_memory_budget, ge=1)
+    drain_timeout_s: float = Field(25.0, ge=0)
+    startup_delay_s: float = Field(
+        0.0, ge=0, description="Emulated slow model storage, reported as phase 'storage_delay'."
+    )
+    liveness_stall_s: float = Field(
+        10.0, gt=0, description="/healthz fails when the inference loop has not beaten for this long."
+    )
+    debug_endpoints: bool = False
+    log_level: str = "info"
