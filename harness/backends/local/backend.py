@@ -16,7 +16,7 @@ from typing import Any
 import psutil
 
 from harness.backends.base import Backend, BackendError
-from harness.backends.local import cgroups, cleanup, scheduler
+from harness.backends.local import assets, cgroups, cleanup, scheduler
 from harness.backends.local.events import EventRecorder
 from harness.backends.local.kubelet import Kubelet, LocalPod, ProbeRecord
 from harness.backends.local.proxy import Endpoint, ServiceProxy
@@ -147,6 +147,10 @@ class LocalBackend(Backend):
                              fix="set command/args, or use the docker runtime")
         self._bundle = bundle
         self.deployment_name = (dep.get("metadata") or {}).get("name", "deployment")
+        prepared = assets.ensure_model(dep)
+        if prepared:
+            self.events_rec.record("Deployment", self.deployment_name, "ModelPrepared", prepared,
+                                   source="gauntlet")
         with self.lock:
             self.spec_replicas = rollout.replicas
         svc = bundle.service

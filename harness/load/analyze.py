@@ -1,0 +1,142 @@
+"""Turn merged per-request records into a `LoadResult`: totals, timeline, validity."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from harness.load import records as R
+from harness.load.result import Bucket, LoadResult, error_counts, percentiles
+from harness.load.schedule import requested_per_bucket
+from harness.load.spec import LoadSpec
+
+MAX_SCHEDULE_DELAY_P50_MS = 10.0
+MIN_ACHIEVED_FRACTION = 0.95
+MAX_DROPPED_FRACTION = 0.01
+
+
+def build_result(
+    spec: LoadSpec,
+    rec: np.ndarray,
+    *,
+    started_at: float,
+    duration_s: float,
+    stopped_early: bool = False,
+    generator_cpu: list[float] | None = None,
+    worker_failures: list[str] | None = None,
+    records_path: str | None = None,
+) -> LoadResult:
+    rec = rec[rec["status"] != R.NOT_SENT]
+    rec = rec[rec["intended"] < duration_s] if spec.mode == "open" else rec
+    st = rec["status"]
+    dropped_late = int((st == R.DROPPED_LATE).sum())
+    dropped_slot = int((st == R.DROPPED_NO_SLOT).sum())
+    dropped = dropped_late + dropped_slot
+    sent = ~np.isnan(rec["sent"]) & ~np.isin(st, R.DROPPED)
+    ok = R.is_ok(st)
+    lat = (rec["done"] - rec["intended"])[ok]
+    svc = (rec["done"] - rec["sent"])[ok]
+    delay = (rec["sent"] - rec["intended"])[sent]
+    n_sent = int(sent.sum())
+    scheduled = len(rec)
+    dur = max(duration_s, 1e-9)
+    is_open = spec.mode == "open"
+    requested_rate = scheduled / dur if is_open else None
+    if is_open and not stopped_early:
+        requested_rate = spec.expected_requests() / spec.duration_s
+    achieved = n_sent / dur
+
+    reasons: list[str] = list(worker_failures or [])
+    sd = percentiles(delay, (50.0, 99.0))
+    if is_open:
+        if sd["p50"] is not None and sd["p50"] > MAX_SCHEDULE_DELAY_P50_MS:
+            reasons.append(
+                f"schedule delay p50 {sd['p50']:.1f} ms > {MAX_SCHEDULE_DELAY_P50_MS:g} ms: "
+                "the generator could not keep its schedule"
+            )
+        if scheduled and n_sent < MIN_ACHIEVED_FRACTION * scheduled:
+            reasons.append(
+                f"achieved {achieved:.1f} req/s is {100 * n_sent / scheduled:.1f} % of the "
+                f"{scheduled / dur:.1f} req/s scheduled (< {100 * MIN_ACHIEVED_FRACTION:g} %)"
+            )
+        if scheduled and dropped > MAX_DROPPED_FRACTION * scheduled:
+            reasons.append(
+                f"dropped {dropped} of {scheduled} requests ({dropped_late} behind schedule by more "
+                f"than {spec.max_lag_s:g} s, {dropped_slot} with no free in-flight slot)"
+            )
+        if scheduled == 0:
+            reasons.append("no request was scheduled")
+    elif n_sent == 0:
+        reasons.append("no request was sent")
+
+    caveats = []
+    if not is_open:
+        caveats.append(
+            "closed loop: latency is measured from the actual send time; a stalled server slows "
+            "the senders, so queueing delay is hidden (coordinated omission)"
+        )
+    shape = spec.effective_shape()
+    return LoadResult(
+        requested_rate=round(requested_rate, 3) if requested_rate is not None else None,
+        achieved_rate=round(achieved, 3),
+        duration_s=round(duration_s, 3),
+        scheduled=scheduled,
+        requests=n_sent,
+        ok=int(ok.sum()),
+        errors=error_counts(st),
+        latency_ms=percentiles(lat),
+        service_latency_ms=percentiles(svc),
+        schedule_delay_ms=sd,
+        dropped=dropped,
+        dropped_late=dropped_late,
+        dropped_no_slot=dropped_slot,
+        valid=not reasons,
+        invalid_reasons=reasons,
+        started_at=started_at,
+        mode=spec.mode,
+        arrival=spec.arrival if is_open else "closed",
+        shape={**shape.model_dump(), "description": shape.describe()},
+        workers=spec.workers,
+        users=None if is_open else spec.users,
+        target=spec.target,
+        stopped_early=stopped_early,
+        generator_cpu=[round(c, 3) for c in (generator_cpu or [])],
+        caveats=caveats,
+        timeline=timeline(spec, rec, started_at, duration_s),
+        records_path=records_path,
+    )
+
+
+def timeline(spec: LoadSpec, rec: np.ndarray, started_at: float, duration_s: float) -> list[Bucket]:
+    n = max(1, math.ceil(duration_s - 1e-9))
+    requested = requested_per_bucket(spec, n) if spec.mode == "open" else None
+    idx = np.clip(np.floor(rec["intended"]).astype(int), 0, n - 1) if len(rec) else np.zeros(0, int)
+    order = np.argsort(idx, kind="stable")
+    rec_sorted, idx_sorted = rec[order], idx[order]
+    bounds = np.searchsorted(idx_sorted, np.arange(n + 1))
+    out = []
+    for i in range(n):
+        sel = rec_sorted[bounds[i] : bounds[i + 1]]
+        st = sel["status"]
+        dropped = int(np.isin(st, R.DROPPED).sum())
+        sent = ~np.isnan(sel["sent"]) & ~np.isin(st, R.DROPPED)
+        ok = R.is_ok(st)
+        width = min(1.0, duration_s - i) if duration_s > i else 1.0
+        d = (sel["sent"] - sel["intended"])[sent]
+        out.append(
+            Bucket(
+                t=float(i),
+                epoch=started_at + i,
+                scheduled=len(sel),
+                sent=int(sent.sum()),
+                ok=int(ok.sum()),
+                errors=error_counts(st),
+                dropped=dropped,
+                latency_ms=percentiles((sel["done"] - sel["intended"])[ok]),
+                schedule_delay_p99_ms=percentiles(d, (99.0,))["p99"],
+                rate_rps=round(int(sent.sum()) / max(width, 1e-9), 3),
+                requested_rps=round(float(requested[i]), 3) if requested is not None else None,
+            )
+        )
+    return out

@@ -1,0 +1,38 @@
+"""Per-request record layout shared by the locust worker and the analysis (no gevent here).
+
+One row per scheduled request; times are seconds relative to the run start (`started_at`).
+Latency from the intended send time is `done - intended`; schedule delay is `sent - intended`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+RECORD_DTYPE = np.dtype([("intended", "<f8"), ("sent", "<f8"), ("done", "<f8"), ("status", "<i2")])
+
+# status codes below 100 are not HTTP statuses
+NOT_SENT = 0  # never attempted (after a stop); dropped from the merged file
+TIMEOUT = -1
+CONNECTION = -2
+OTHER_ERROR = -3
+DROPPED_LATE = -4  # generator was behind by more than max_lag_s
+DROPPED_NO_SLOT = -5  # every in-flight slot was busy
+
+ERROR_NAMES = {TIMEOUT: "timeout", CONNECTION: "connection", OTHER_ERROR: "other"}
+DROPPED = (DROPPED_LATE, DROPPED_NO_SLOT)
+
+
+def empty(n: int) -> np.ndarray:
+    arr = np.zeros(n, dtype=RECORD_DTYPE)
+    arr["sent"] = np.nan
+    arr["done"] = np.nan
+    return arr
+
+
+def status_name(code: int) -> str:
+    """'429', '503', 'timeout', 'connection'..."""
+    return ERROR_NAMES.get(code, str(code))
+
+
+def is_ok(status: np.ndarray) -> np.ndarray:
+    return (status >= 200) & (status < 400)

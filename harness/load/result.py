@@ -1,0 +1,180 @@
+"""`load.json`: the load run's result, computed from the per-request records (exact percentiles).
+
+Open-loop latency is `done - intended` (from the scheduled send time); `service_latency_ms` is
+`done - sent`, which is what a closed-loop tool such as locust alone would report. Requests and
+errors are bucketed by their intended send time. Percentiles use the nearest-rank definition
+(the value of the ceil(q*n)-th sample), as HdrHistogram does, so they are exact sample values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, Field, PrivateAttr
+
+from harness.load import records as R
+
+Pct = dict[str, float | None]
+DEFAULT_PCTS = (50.0, 90.0, 99.0)
+
+
+def pct_key(q: float) -> str:
+    return f"p{q:g}"
+
+
+def percentiles(
+    values: np.ndarray, qs: tuple[float, ...] = DEFAULT_PCTS, *, scale: float = 1000.0
+) -> Pct:
+    """Nearest-rank percentiles (+ max) of `values` (seconds) in ms; None when empty."""
+    out: Pct = {}
+    if values.size == 0:
+        out.update({pct_key(q): None for q in qs})
+        out["max"] = None
+        return out
+    v = np.percentile(values, qs, method="inverted_cdf") * scale
+    out.update({pct_key(q): round(float(x), 3) for q, x in zip(qs, v, strict=True)})
+    out["max"] = round(float(values.max()) * scale, 3)
+    return out
+
+
+def error_counts(status: np.ndarray) -> dict[str, int]:
+    bad = status[~R.is_ok(status) & ~np.isin(status, (*R.DROPPED, R.NOT_SENT))]
+    codes, counts = np.unique(bad, return_counts=True)
+    return {R.status_name(int(c)): int(n) for c, n in zip(codes, counts, strict=True)}
+
+
+class WindowStats(BaseModel):
+    """Exact statistics for requests intended to start in [t0, t1) (epoch seconds)."""
+
+    t0: float
+    t1: float
+    scheduled: int
+    requests: int
+    ok: int
+    errors: dict[str, int]
+    dropped: int
+    availability: float | None = Field(description="ok / (requests + dropped); None when empty")
+    latency_ms: Pct
+    rate_rps: float
+
+    def meets(self, latency_targets: dict[str, float], availability: float) -> bool:
+        """True when every latency target and the availability target hold in this window."""
+        for key, target in latency_targets.items():
+            got = self.latency_ms.get(key)
+            if got is not None and got > target:
+                return False
+        return self.availability is None or self.availability >= availability
+
+
+class Bucket(BaseModel):
+    t: float = Field(description="seconds from start")
+    epoch: float
+    scheduled: int
+    sent: int
+    ok: int
+    errors: dict[str, int]
+    dropped: int
+    latency_ms: Pct
+    schedule_delay_p99_ms: float | None
+    rate_rps: float
+    requested_rps: float | None
+
+
+class LoadResult(BaseModel):
+    """The run's outcome, written to `load.json`."""
+
+    requested_rate: float | None = Field(description="mean scheduled rate (open loop), req/s")
+    achieved_rate: float
+    duration_s: float
+    scheduled: int = Field(description="requests in the schedule within the run")
+    requests: int = Field(description="requests actually sent")
+    ok: int
+    errors: dict[str, int]
+    latency_ms: Pct = Field(description="ok requests, from the intended send time")
+    service_latency_ms: Pct = Field(description="ok requests, from the actual send time")
+    schedule_delay_ms: Pct
+    dropped: int
+    dropped_late: int = 0
+    dropped_no_slot: int = 0
+    valid: bool
+    invalid_reasons: list[str] = Field(default_factory=list)
+    started_at: float
+    mode: Literal["open", "closed"]
+    arrival: str
+    shape: dict[str, Any]
+    workers: int = 1
+    users: int | None = None
+    target: str = ""
+    stopped_early: bool = False
+    generator_cpu: list[float] = Field(
+        default_factory=list, description="CPU share per worker (1 = one core)"
+    )
+    caveats: list[str] = Field(default_factory=list)
+    timeline: list[Bucket] = Field(default_factory=list)
+    records_path: str | None = None
+
+    _records: np.ndarray | None = PrivateAttr(default=None)
+
+    # records ---------------------------------------------------------------------------------
+    def records(self) -> np.ndarray:
+        """The per-request records (times relative to `started_at`); loaded lazily."""
+        if self._records is None:
+            if not self.records_path or not Path(self.records_path).exists():
+                raise FileNotFoundError(f"per-request records not available ({self.records_path})")
+            self._records = np.load(self.records_path)
+        return self._records
+
+    def attach_records(self, rec: np.ndarray) -> None:
+        self._records = rec
+
+    @property
+    def end_epoch(self) -> float:
+        return self.started_at + self.duration_s
+
+    def window(
+        self, t0_epoch: float, t1_epoch: float, qs: tuple[float, ...] = DEFAULT_PCTS
+    ) -> WindowStats:
+        """Exact stats for requests intended in [t0, t1) (epoch s), from the records."""
+        rec = self.records()
+        a, b = t0_epoch - self.started_at, t1_epoch - self.started_at
+        return window_stats(rec, a, b, self.started_at, qs)
+
+    @classmethod
+    def load(cls, path: str | Path) -> LoadResult:
+        """Read a `load.json` (a directory holding one works too)."""
+        p = Path(path)
+        if p.is_dir():
+            p = p / "load.json"
+        res = cls.model_validate_json(p.read_text())
+        if res.records_path and not Path(res.records_path).is_absolute():
+            res.records_path = str(p.parent / res.records_path)
+        return res
+
+
+def window_stats(
+    rec: np.ndarray, a: float, b: float, started_at: float, qs: tuple[float, ...] = DEFAULT_PCTS
+) -> WindowStats:
+    sel = rec[(rec["intended"] >= a) & (rec["intended"] < b)]
+    st = sel["status"]
+    dropped = int(np.isin(st, R.DROPPED).sum())
+    sent_mask = ~np.isnan(sel["sent"]) & ~np.isin(st, R.DROPPED)
+    ok_mask = R.is_ok(st)
+    requests = int(sent_mask.sum())
+    ok = int(ok_mask.sum())
+    denom = requests + dropped
+    lat = (sel["done"] - sel["intended"])[ok_mask]
+    width = max(b - a, 1e-9)
+    return WindowStats(
+        t0=started_at + a,
+        t1=started_at + b,
+        scheduled=len(sel),
+        requests=requests,
+        ok=ok,
+        errors=error_counts(st),
+        dropped=dropped,
+        availability=(ok / denom) if denom else None,
+        latency_ms=percentiles(lat, qs),
+        rate_rps=round(requests / width, 3),
+    )

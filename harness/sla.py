@@ -1,0 +1,283 @@
+"""SLA evaluation: a load result against an SLO, whole run and per window, into checks.
+
+Measured-vs-target checks for every latency percentile, availability, achieved rate,
+generator validity (an invalid generator run never passes), goodput and CPU utilisation
+relative to the CPU request. Breach seconds come from 1-second buckets (by intended send time)
+where any latency target or the availability target is missed; the error budget converts
+failures into the SLO's monthly budget.
+
+Availability = ok / (sent + dropped): 429/503, timeouts, connection errors and dropped requests
+all count against it (dropped requests were due and never served).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from harness.backends.observe import ResourceSample
+from harness.load import records as R
+from harness.load.result import LoadResult, WindowStats, percentiles, window_stats
+from harness.profile import SLO
+from harness.verdict import Check, Verdict
+
+MINUTES_PER_30D = 30 * 24 * 60
+RATE_TOLERANCE = 0.95
+
+
+class ErrorBudget(BaseModel):
+    allowed_errors: float = Field(description="(1 - availability) x requests in the run")
+    burned_errors: int
+    burned_fraction: float | None = Field(description="burned / allowed; None when nothing allowed")
+    budget_minutes_per_30d: float
+    burned_minutes_per_30d_equivalent: float = Field(
+        description="error rate of this run x 30 days, in minutes of full outage"
+    )
+
+
+class WindowResult(BaseModel):
+    stats: WindowStats
+    breached: bool
+    reasons: list[str] = Field(default_factory=list)
+
+
+class CpuSummary(BaseModel):
+    pods: dict[str, float] = Field(description="mean CPU usage / request per pod during the run")
+    max_utilization: float | None
+    memory_max_bytes: int | None = None
+    samples: int = 0
+
+
+class SLAReport(BaseModel):
+    passed: bool
+    checks: list[Check]
+    windows: list[WindowResult] = Field(default_factory=list)
+    window_s: float
+    breach_seconds: int = Field(
+        description="1-s buckets where a latency target or availability was missed"
+    )
+    breach_intervals: list[tuple[float, float]] = Field(
+        default_factory=list, description="epoch [t0, t1)"
+    )
+    error_budget: ErrorBudget
+    availability: float | None
+    goodput: float | None = Field(
+        default=None, description="share of due requests ok and within every latency target"
+    )
+    cpu: CpuSummary | None = None
+    notes: list[str] = Field(default_factory=list)
+
+    def verdict(self, name: str, profile: str, **kw: object) -> Verdict:
+        return Verdict.from_checks(name, profile, self.checks, **kw)
+
+
+def _q(key: str) -> float:
+    return float(key[1:])
+
+
+def _records(result: LoadResult) -> np.ndarray | None:
+    try:
+        return result.records()
+    except FileNotFoundError:
+        return None
+
+
+def evaluate(
+    result: LoadResult,
+    slo: SLO,
+    *,
+    cpu_samples: Sequence[ResourceSample] | None = None,
+    windows: bool = True,
+    rate_rps: float | None = None,
+    check_rate: bool = True,
+) -> SLAReport:
+    """Evaluate `result` against `slo`. `rate_rps` overrides the rate the SLO is claimed at."""
+    rec = _records(result)
+    notes: list[str] = []
+    qs = tuple(sorted(_q(k) for k in slo.latency_ms))
+    if rec is not None:
+        lat = window_stats(rec, 0.0, result.duration_s, result.started_at, qs).latency_ms
+    else:
+        notes.append("per-request records unavailable: percentiles from load.json only, no windows")
+        lat = dict(result.latency_ms)
+    checks: list[Check] = []
+    for key, target in sorted(slo.latency_ms.items(), key=lambda kv: _q(kv[0])):
+        measured = lat.get(f"p{_q(key):g}", lat.get(key))
+        checks.append(
+            Check(
+                name=f"latency_{key}",
+                measured=measured,
+                target=target,
+                ok=measured is not None and measured <= target,
+                unit="ms",
+                note="" if measured is not None else "no successful request",
+            )
+        )
+
+    total = result.requests + result.dropped
+    failed = total - result.ok
+    availability = result.ok / total if total else None
+    checks.append(
+        Check(
+            name="availability",
+            measured=round(availability, 6) if availability is not None else None,
+            target=slo.availability,
+            ok=availability is not None and availability >= slo.availability,
+            note=f"{failed} of {total} failed" + (f" ({_fmt_errors(result)})" if failed else ""),
+        )
+    )
+    if check_rate:
+        want = rate_rps if rate_rps is not None else slo.rate_rps
+        checks.append(
+            Check(
+                name="achieved_rate",
+                measured=result.achieved_rate,
+                target=want,
+                ok=result.achieved_rate >= RATE_TOLERANCE * want,
+                unit="req/s",
+                note=f"must reach {RATE_TOLERANCE:.0%} of the rate the SLO is claimed at",
+            )
+        )
+    checks.append(
+        Check(
+            name="generator_valid",
+            measured=result.valid,
+            target=True,
+            ok=result.valid,
+            note="; ".join(result.invalid_reasons)
+            or f"schedule delay p50 {result.schedule_delay_ms.get('p50')} ms, dropped {result.dropped}",
+        )
+    )
+
+    goodput = None
+    if rec is not None:
+        goodput = _goodput(rec, result.duration_s, slo)
+    if slo.goodput_min is not None:
+        checks.append(
+            Check(
+                name="goodput",
+                measured=round(goodput, 6) if goodput is not None else None,
+                target=slo.goodput_min,
+                ok=goodput is not None and goodput >= slo.goodput_min,
+                note=f"ok and latency <= {min(slo.latency_ms.values()):g} ms",
+            )
+        )
+
+    cpu = None
+    if cpu_samples is not None:
+        cpu = _cpu_summary(cpu_samples, result)
+        if slo.cpu_utilization_max is not None:
+            if cpu.max_utilization is None:
+                notes.append(
+                    "CPU samples carry no usage or no CPU request: CPU ceiling not checked"
+                )
+            else:
+                checks.append(
+                    Check(
+                        name="cpu_utilization",
+                        measured=round(cpu.max_utilization, 4),
+                        target=slo.cpu_utilization_max,
+                        ok=cpu.max_utilization <= slo.cpu_utilization_max,
+                        note="mean usage / CPU request of the busiest pod during the run",
+                    )
+                )
+
+    win_results: list[WindowResult] = []
+    breach_s = 0
+    intervals: list[tuple[float, float]] = []
+    if rec is not None:
+        if windows:
+            t = 0.0
+            while t < result.duration_s - 1e-9:
+                t1 = min(t + slo.window_s, result.duration_s)
+                ws = window_stats(rec, t, t1, result.started_at, qs)
+                reasons = _breaches(ws, slo)
+                win_results.append(WindowResult(stats=ws, breached=bool(reasons), reasons=reasons))
+                t = t1
+        for s in range(math.ceil(result.duration_s - 1e-9)):
+            ws = window_stats(rec, s, min(s + 1.0, result.duration_s), result.started_at, qs)
+            if ws.scheduled and _breaches(ws, slo):
+                breach_s += 1
+                t0 = result.started_at + s
+                if intervals and abs(intervals[-1][1] - t0) < 1e-6:
+                    intervals[-1] = (intervals[-1][0], t0 + 1.0)
+                else:
+                    intervals.append((t0, t0 + 1.0))
+
+    allowed = (1 - slo.availability) * total
+    err_rate = failed / total if total else 0.0
+    budget = ErrorBudget(
+        allowed_errors=round(allowed, 3),
+        burned_errors=failed,
+        burned_fraction=round(failed / allowed, 4) if allowed > 0 else None,
+        budget_minutes_per_30d=round(slo.error_budget_minutes_per_30d(), 3),
+        burned_minutes_per_30d_equivalent=round(err_rate * MINUTES_PER_30D, 3),
+    )
+    passed = all(c.ok for c in checks) and result.valid
+    return SLAReport(
+        passed=passed,
+        checks=checks,
+        windows=win_results,
+        window_s=slo.window_s,
+        breach_seconds=breach_s,
+        breach_intervals=intervals,
+        error_budget=budget,
+        availability=availability,
+        goodput=goodput,
+        cpu=cpu,
+        notes=notes,
+    )
+
+
+def _fmt_errors(result: LoadResult) -> str:
+    parts = [f"{k}: {v}" for k, v in sorted(result.errors.items())]
+    if result.dropped:
+        parts.append(f"dropped: {result.dropped}")
+    return ", ".join(parts)
+
+
+def _breaches(ws: WindowStats, slo: SLO) -> list[str]:
+    out = []
+    for key, target in slo.latency_ms.items():
+        got = ws.latency_ms.get(f"p{_q(key):g}")
+        if got is not None and got > target:
+            out.append(f"latency {key} {got:g} ms > {target:g} ms")
+    if ws.availability is not None and ws.availability < slo.availability:
+        out.append(f"availability {ws.availability:.4%} < {slo.availability:.4%}")
+    return out
+
+
+def _goodput(rec: np.ndarray, duration_s: float, slo: SLO) -> float | None:
+    """Share of due requests (sent + dropped) that succeeded within every latency target."""
+    rec = rec[(rec["intended"] < duration_s) & (rec["status"] != R.NOT_SENT)]
+    if not len(rec):
+        return None
+    threshold_s = min(slo.latency_ms.values()) / 1000.0
+    good = R.is_ok(rec["status"]) & ((rec["done"] - rec["intended"]) <= threshold_s)
+    return float(good.sum()) / len(rec)
+
+
+def _cpu_summary(samples: Sequence[ResourceSample], result: LoadResult) -> CpuSummary:
+    t0, t1 = result.started_at, result.started_at + result.duration_s
+    inside = [s for s in samples if t0 <= s.time <= t1 + 1.0]
+    by_pod: dict[str, list[float]] = {}
+    mem: list[int] = []
+    for s in inside:
+        if s.memory_bytes is not None:
+            mem.append(s.memory_bytes)
+        if s.cpu_cores is None or not s.cpu_request_cores:
+            continue
+        by_pod.setdefault(s.pod, []).append(s.cpu_cores / s.cpu_request_cores)
+    pods = {pod: round(float(np.mean(v)), 4) for pod, v in by_pod.items()}
+    return CpuSummary(
+        pods=pods,
+        max_utilization=max(pods.values()) if pods else None,
+        memory_max_bytes=max(mem) if mem else None,
+        samples=len(inside),
+    )
+
+
+__all__ = ["CpuSummary", "ErrorBudget", "SLAReport", "WindowResult", "evaluate", "percentiles"]

@@ -1,0 +1,68 @@
+"""A tiny threaded HTTP/1.1 server for load tests, run as a subprocess: prints its port.
+
+Behaviour by flags: fixed delay per request, a freeze window (every request arriving in
+[freeze_at, freeze_at + freeze_s) after the first request is held until the window ends), and a
+status cycle (e.g. 200,429,503,200) applied per request in arrival order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--delay-ms", type=float, default=0.0)
+    ap.add_argument("--freeze-at", type=float, default=-1.0)
+    ap.add_argument("--freeze-s", type=float, default=0.0)
+    ap.add_argument("--statuses", default="200")
+    args = ap.parse_args()
+    cycle = itertools.cycle(int(s) for s in args.statuses.split(","))
+    lock = threading.Lock()
+    first: list[float] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a: object) -> None:
+            pass
+
+        def _handle(self) -> None:
+            n = int(self.headers.get("Content-Length") or 0)
+            if n:
+                self.rfile.read(n)
+            now = time.monotonic()
+            with lock:
+                if not first:
+                    first.append(now)
+                status = next(cycle)
+            if args.freeze_at >= 0:
+                f0 = first[0] + args.freeze_at
+                f1 = f0 + args.freeze_s
+                if f0 <= now < f1:
+                    time.sleep(f1 - now)
+            if args.delay_ms:
+                time.sleep(args.delay_ms / 1000)
+            body = b'{"ok":true}'
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = _handle
+        do_POST = _handle
+
+    ThreadingHTTPServer.daemon_threads = True
+    ThreadingHTTPServer.request_queue_size = 1024
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    print(srv.server_address[1], flush=True)
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""SLA evaluation on synthetic per-request records (no subprocess): exact, deterministic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.backends.observe import ResourceSample
+from harness.load import LoadSpec
+from harness.load import records as R
+from harness.load.analyze import build_result
+from harness.load.result import LoadResult
+from harness.load.runner import write_result
+from harness.profile import SLO
+from harness.sla import evaluate
+
+T0 = 1_700_000_000.0
+
+
+def _result(latency_s: np.ndarray, status: np.ndarray | None = None, rate: float = 100.0,
+            duration: float = 10.0, delay_s: float = 0.001) -> LoadResult:  # fmt: skip
+    spec = LoadSpec(
+        target="http://127.0.0.1:1", rate_rps=rate, duration_s=duration, arrival="constant"
+    )
+    n = len(latency_s)
+    rec = R.empty(n)
+    rec["intended"] = np.arange(n) / rate
+    rec["sent"] = rec["intended"] + delay_s
+    rec["done"] = rec["intended"] + latency_s
+    rec["status"] = 200 if status is None else status
+    res = build_result(spec, rec, started_at=T0, duration_s=duration)
+    res.attach_records(rec)
+    return res
+
+
+SLO_ = SLO(
+    latency_ms={"p90": 300.0},
+    availability=0.99,
+    rate_rps=100.0,
+    window_s=5.0,
+    cpu_utilization_max=0.65,
+)
+
+
+def test_a_healthy_run_passes_every_check() -> None:
+    rep = evaluate(_result(np.full(1000, 0.1)), SLO_)
+    assert rep.passed, [c for c in rep.checks if not c.ok]
+    names = {c.name for c in rep.checks}
+    assert {"latency_p90", "availability", "achieved_rate", "generator_valid"} <= names
+    assert rep.breach_seconds == 0 and len(rep.windows) == 2
+    assert rep.error_budget.burned_errors == 0 and rep.goodput == 1.0
+    assert rep.verdict("steady", "local").status == "pass"
+
+
+def test_latency_breach_is_located_in_windows_and_seconds() -> None:
+    lat = np.full(1000, 0.1)
+    lat[300:500] = 0.8  # seconds 3 and 4 are slow
+    rep = evaluate(_result(lat), SLO_)
+    p90 = next(c for c in rep.checks if c.name == "latency_p90")
+    assert not p90.ok and p90.measured == pytest.approx(800.0)
+    assert rep.breach_seconds == 2
+    assert rep.breach_intervals == [(T0 + 3, T0 + 5)]
+    assert [w.breached for w in rep.windows] == [True, False]
+    assert not rep.passed and rep.verdict("x", "local").status == "fail"
+
+
+def test_errors_burn_the_budget() -> None:
+    status = np.full(1000, 200, dtype=np.int16)
+    status[:15] = 429
+    status[15:20] = 503
+    rep = evaluate(_result(np.full(1000, 0.05), status), SLO_)
+    av = next(c for c in rep.checks if c.name == "availability")
+    assert av.measured == pytest.approx(0.98) and not av.ok
+    assert "429: 15" in av.note and "503: 5" in av.note
+    b = rep.error_budget
+    assert b.allowed_errors == pytest.approx(10.0) and b.burned_errors == 20
+    assert b.burned_fraction == pytest.approx(2.0)
+    assert b.budget_minutes_per_30d == pytest.approx(0.01 * 43200)
+    assert b.burned_minutes_per_30d_equivalent == pytest.approx(0.02 * 43200)
+    assert rep.breach_seconds == 1  # all errors fall in second 0
+
+
+def test_an_invalid_generator_run_never_passes() -> None:
+    res = _result(np.full(1000, 0.05), delay_s=0.05)  # 50 ms schedule delay
+    assert not res.valid and "schedule delay" in res.invalid_reasons[0]
+    rep = evaluate(res, SLO_, check_rate=False)
+    assert not rep.passed
+    assert not next(c for c in rep.checks if c.name == "generator_valid").ok
+
+
+def test_rate_goodput_and_cpu_checks() -> None:
+    slo = SLO_.model_copy(update={"goodput_min": 0.95})
+    lat = np.full(500, 0.1)
+    lat[:50] = 0.5
+    res = _result(lat, rate=50.0)
+    samples = [
+        ResourceSample(
+            time=T0 + t, pod="web-0", cpu_cores=0.5, cpu_request_cores=1.0, memory_bytes=100
+        )
+        for t in range(10)
+    ] + [
+        ResourceSample(
+            time=T0 + 5, pod="web-1", cpu_cores=0.9, cpu_request_cores=1.0, memory_bytes=300
+        )
+    ]
+    rep = evaluate(res, slo, cpu_samples=samples)
+    by = {c.name: c for c in rep.checks}
+    assert not by["achieved_rate"].ok and by["achieved_rate"].measured == 50.0
+    assert by["goodput"].measured == pytest.approx(0.9) and not by["goodput"].ok
+    assert by["cpu_utilization"].measured == pytest.approx(0.9) and not by["cpu_utilization"].ok
+    assert rep.cpu is not None and rep.cpu.memory_max_bytes == 300
+    ok = evaluate(res, slo, rate_rps=50.0)
+    assert next(c for c in ok.checks if c.name == "achieved_rate").ok
+
+
+def test_evaluate_from_a_written_load_json(tmp_path: Path) -> None:
+    res = _result(np.full(1000, 0.1))
+    np.save(tmp_path / "records.npy", res.records())
+    res.records_path = str(tmp_path / "records.npy")
+    write_result(res, tmp_path)
+    again = LoadResult.load(tmp_path)
+    assert again.records_path == str(tmp_path / "records.npy")
+    rep = evaluate(again, SLO_.model_copy(update={"latency_ms": {"p99.9": 150.0}}))
+    assert rep.passed
