@@ -236,9 +236,14 @@ class LocalBackend(Backend):
         return dict(self._proxy.requests_by_pod) if self._proxy else {}
 
     def _refresh_endpoints(self) -> None:
+        """EndpointSlice controller: the Service routes only to serving (Ready) pods."""
         with self.lock:
             self._endpoints = [(p.name, p.pod_ip or "", self._target_port)
                                for p in self._pods.values() if p.serving and p.pod_ip]
+
+    def _on_pod_change(self) -> None:
+        """A kubelet changed a pod: update endpoints now, and let the controller react."""
+        self._refresh_endpoints()
         self._wake.set()
 
     # observation -----------------------------------------------------------------------------------
@@ -494,7 +499,7 @@ class LocalBackend(Backend):
         self.events_rec.record("Pod", p.name, "Scheduled", f"Successfully assigned {self.namespace}/{p.name} to "
                                f"{node.name}", source="default-scheduler")
         k = Kubelet(p, self._start_container, self.events_rec, self.lock, jitter=self.probe_jitter,
-                    backoff_scale=self.backoff_scale, on_change=self._refresh_endpoints, probe_log=self.probe_log)
+                    backoff_scale=self.backoff_scale, on_change=self._on_pod_change, probe_log=self.probe_log)
         with self.lock:
             if self._closed:
                 return

@@ -1,0 +1,54 @@
+"""chaostoolkit control: deploy before the experiment, tear down after it (rollbacks run first).
+
+Use in an experiment:
+    "controls": [{"name": "gauntlet", "provider": {"type": "python", "module": "harness.chaos.control"}}]
+Configuration keys (all optional, see `harness.chaos.session.DEFAULTS`): gauntlet_backend,
+gauntlet_profile, gauntlet_manifests, gauntlet_out, gauntlet_runtime, gauntlet_debug_endpoints,
+gauntlet_context, gauntlet_report, gauntlet_deploy_timeout_s.
+
+chaostoolkit swallows a failing control, so a failed deployment raises InterruptExecution:
+the experiment stops (status "interrupted"), rollbacks still run and are no-ops.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from chaoslib.exceptions import InterruptExecution
+
+from harness.chaos import session
+
+logger = logging.getLogger("chaostoolkit")
+
+
+def before_experiment_control(
+    context: dict[str, Any], configuration: dict[str, Any] | None = None, **_: Any
+) -> None:
+    try:
+        gd = session.open_gameday(configuration)
+    except Exception as err:
+        logger.error("gauntlet: deployment failed: %s", err)
+        raise InterruptExecution(f"gauntlet: deployment failed: {err}") from err
+    logger.info(
+        "gauntlet: deployed %s on the %s backend; service at %s; evidence in %s",
+        gd.settings["gauntlet_manifests"], gd.backend.name, gd.backend.service_url(), gd.out_dir,
+    )
+
+
+def after_experiment_control(
+    context: dict[str, Any], state: Any = None, configuration: dict[str, Any] | None = None, **_: Any
+) -> None:
+    gd = session.close_gameday()
+    conf = session.settings_from(configuration)
+    if gd is None or not conf["gauntlet_report"] or not isinstance(state, dict):
+        return
+    # plain `chaos run`: leave the journal and the Gauntlet report next to the evidence
+    from harness.chaos.journal import write_report
+
+    gd.run_dir.mkdir(parents=True, exist_ok=True)
+    (gd.run_dir / "journal.json").write_text(json.dumps(state, indent=2, default=str))
+    verdict = write_report(state, context, conf, Path(gd.run_dir))
+    logger.info("gauntlet: torn down; %s: %s; report in %s", verdict.status.upper(), verdict.reason, gd.run_dir)
