@@ -77,6 +77,25 @@ class ServiceState:
     def ready(self) -> bool:
         return self.started and not self.draining
 
+    # ---- probe answers (served by the API and by the probe server) -------------------------
+    def startup_status(self) -> tuple[int, dict[str, Any]]:
+        return (200 if self.started else 503), {"started": self.started, "phases": self.phases}
+
+    def ready_status(self) -> tuple[int, dict[str, Any]]:
+        body = {"ready": self.ready, "started": self.started, "draining": self.draining}
+        return (200 if self.ready else 503), body
+
+    def liveness_status(self) -> tuple[int, dict[str, Any]]:
+        """Alive = the process answers AND the inference thread's heartbeat is recent."""
+        eng = self.engine
+        if eng is None:
+            return 200, {"status": "ok", "phase": "loading"}
+        age = eng.heartbeat_age()
+        ok = eng.alive and age < self.settings.liveness_stall_s
+        body = {"status": "ok" if ok else "stalled", "heartbeat_age_s": round(age, 3),
+                "inference_thread_alive": eng.alive}
+        return (200 if ok else 503), body
+
     def begin_drain(self) -> None:
         self.draining = True
         self.metrics.ready.set(0)
@@ -247,24 +266,18 @@ def create_app(settings: ServiceSettings, *, state: ServiceState | None = None,
 
     @app.get("/startup")
     async def startup() -> Any:
-        body = {"started": st.started, "phases": st.phases}
-        return JSONResponse(body, status_code=200 if st.started else 503)
+        code, body = st.startup_status()
+        return JSONResponse(body, status_code=code)
 
     @app.get("/ready")
     async def ready() -> Any:
-        body = {"ready": st.ready, "started": st.started, "draining": st.draining}
-        return JSONResponse(body, status_code=200 if st.ready else 503)
+        code, body = st.ready_status()
+        return JSONResponse(body, status_code=code)
 
     @app.get("/healthz")
     async def healthz() -> Any:
-        eng = st.engine
-        if eng is None:
-            return {"status": "ok", "phase": "loading"}
-        age = eng.heartbeat_age()
-        ok = eng.alive and age < st.settings.liveness_stall_s
-        body = {"status": "ok" if ok else "stalled", "heartbeat_age_s": round(age, 3),
-                "inference_thread_alive": eng.alive}
-        return JSONResponse(body, status_code=200 if ok else 503)
+        code, body = st.liveness_status()
+        return JSONResponse(body, status_code=code)
 
     @app.get("/metrics")
     async def metrics() -> Response:

@@ -95,6 +95,11 @@ class ServiceSettings(_Base):
     model_name: str | None = Field(None, description="Name served in /v1/models (default: folder name).")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
+    probe_port: int | None = Field(
+        None, ge=0, le=65535,
+        description="Also serve /startup /ready /healthz on this port from a thread of their own, so "
+        "probes stay fast while the API's event loop is flooded (retry storms, overload).",
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     torch_threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: torch's).")

@@ -72,6 +72,10 @@ def run_server(settings: ServiceSettings) -> None:
         lifespan="on",
     )
     server = DrainingServer(config, state)
+    if settings.probe_port is not None:
+        from reference_service.probe_server import start_probe_server
+
+        start_probe_server(state, settings.host, settings.probe_port)
     log_json("server_starting", host=settings.host, port=settings.port,
              model_dir=str(settings.model_dir), debug_endpoints=settings.debug_endpoints)
     server.run()

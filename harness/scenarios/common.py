@@ -1,0 +1,365 @@
+"""Small helpers shared by the five scenarios: load runs, evidence files, OOM and kill evidence.
+
+Scenarios stay backend-agnostic: everything here uses only the `Backend` ABC, the load engine
+(`harness.load`) and the observation models.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+import shutil
+import statistics
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from harness.backends.base import Backend, BackendError
+from harness.backends.observe import Event, FaultRecord, Pod
+from harness.manifests.bundle import ManifestBundle
+from harness.profile import SLO
+from harness.quantity import memory_bytes
+from harness.scenarios.base import ScenarioContext
+from harness.verdict import Check
+
+# --------------------------------------------------------------------------------------------
+# statistics
+
+
+def percentile(samples: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100); None for no samples."""
+    if not samples:
+        return None
+    ordered = sorted(samples)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return float(ordered[min(rank, len(ordered)) - 1])
+
+
+def summary(samples: Sequence[float]) -> dict[str, float | None]:
+    return {
+        "n": len(samples),
+        "p50": _r(percentile(samples, 50)),
+        "p95": _r(percentile(samples, 95)),
+        "max": _r(max(samples) if samples else None),
+        "mean": _r(statistics.fmean(samples) if samples else None),
+    }
+
+
+def _r(v: float | None, nd: int = 3) -> float | None:
+    return None if v is None else round(v, nd)
+
+
+# --------------------------------------------------------------------------------------------
+# manifests
+
+
+def main_container(bundle: ManifestBundle) -> dict[str, Any]:
+    containers = bundle.deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or [{}]
+    return containers[0]
+
+
+def memory_limit(bundle: ManifestBundle) -> int | None:
+    lim = main_container(bundle).get("resources", {}).get("limits", {}).get("memory")
+    return memory_bytes(lim) if lim is not None else None
+
+
+def spec_replicas(bundle: ManifestBundle) -> int:
+    return int(bundle.deployment.get("spec", {}).get("replicas", 1))
+
+
+def without_hpa(bundle: ManifestBundle, replicas: int | None = None) -> ManifestBundle:
+    """A copy without the HPA (so scale() is not fought over), optionally with fixed replicas."""
+    b = bundle.copy()
+    b.objects = [o for o in b.objects if o.get("kind") != "HorizontalPodAutoscaler"]
+    if replicas is not None:
+        b.deployment.setdefault("spec", {})["replicas"] = replicas
+    return b
+
+
+# --------------------------------------------------------------------------------------------
+# load
+
+
+def load_spec(ctx: ScenarioContext, backend: Backend, **overrides: Any) -> Any:
+    """A spec from the profile aimed at the backend's Service URL (or `target=`, e.g. one pod)."""
+    from harness.load import LoadSpec
+
+    url = overrides.pop("target", None) or backend.service_url()
+    overrides.setdefault("allow_targets", [url])
+    return LoadSpec.from_profile(ctx.profile, url, **overrides)
+
+
+def run_load(ctx: ScenarioContext, spec: Any, name: str = "load") -> Any:
+    """Run load to completion; its output dir is `<scenario>/<name>/`, load.json copied up."""
+    from harness.load import run_load as _run
+
+    out = ctx.evidence(name)
+    result = _run(spec, out_dir=out)
+    keep_load_json(ctx, out, name)
+    return result
+
+
+@contextlib.contextmanager
+def background_load(ctx: ScenarioContext, spec: Any, name: str = "load") -> Any:
+    """Start load, yield a handle; on exit wait for it (bounded) and copy load.json up."""
+    from harness.load import start_load
+
+    out = ctx.evidence(name)
+    handle = start_load(spec, out_dir=out)
+    try:
+        yield handle
+    finally:
+        with contextlib.suppress(Exception):
+            if hasattr(handle, "wait"):
+                handle.wait(timeout=spec.duration_s + spec.timeout_s + 120)
+        keep_load_json(ctx, out, name)
+
+
+def keep_load_json(ctx: ScenarioContext, out: Path, name: str) -> str | None:
+    src = out / "load.json"
+    if not src.exists():
+        return None
+    dst = ctx.evidence(f"{name}.json" if name != "load" else "load.json")
+    if src != dst:
+        shutil.copyfile(src, dst)
+    return ctx.relative(dst)
+
+
+def result_get(result: Any, key: str, default: Any = None) -> Any:
+    """Field of a LoadResult (pydantic model, dataclass or dict)."""
+    if isinstance(result, dict):
+        return result.get(key, default)
+    return getattr(result, key, default)
+
+
+def errors_by_status(result: Any) -> dict[str, int]:
+    errs = result_get(result, "errors", {}) or {}
+    return {str(k): int(v) for k, v in dict(errs).items()}
+
+
+def count_status(result: Any, *codes: int | str) -> int:
+    wanted = {str(c) for c in codes}
+    return sum(n for k, n in errors_by_status(result).items() if k in wanted)
+
+
+def error_budget(requests: int, errors: int, slo: SLO) -> dict[str, Any]:
+    """Availability as an error budget: allowed vs burned (also minutes per 30 days)."""
+    allowed = requests * (1 - slo.availability)
+    burned_share = (errors / allowed) if allowed > 0 else (0.0 if errors == 0 else math.inf)
+    availability = 1 - errors / requests if requests else None
+    return {
+        "requests": requests,
+        "errors": errors,
+        "availability": _r(availability, 6),
+        "target_availability": slo.availability,
+        "allowed_errors": round(allowed, 3),
+        "burned": round(burned_share, 4) if math.isfinite(burned_share) else None,
+        "budget_minutes_per_30d": round(slo.error_budget_minutes_per_30d(), 2),
+        "burned_minutes_per_30d_equiv": (
+            round(burned_share * slo.error_budget_minutes_per_30d(), 2) if math.isfinite(burned_share) else None
+        ),
+    }
+
+
+def load_validity_check(result: Any, what: str = "load generator") -> Check:
+    """A run whose generator could not hold its schedule is invalid: the scenario fails, never passes."""
+    valid = bool(result_get(result, "valid", False))
+    reasons = result_get(result, "invalid_reasons", None) or result_get(result, "invalid_reason", None) or ""
+    if isinstance(reasons, list):
+        reasons = "; ".join(map(str, reasons))
+    return Check(
+        name="load_valid",
+        measured=valid,
+        target=True,
+        ok=valid,
+        note="" if valid else f"{what} did not deliver the requested schedule ({reasons or 'see load.json'})",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# faults
+
+
+def save_faults(ctx: ScenarioContext, faults: Iterable[FaultRecord]) -> str:
+    return ctx.write_json("faults.json", [f.model_dump() for f in faults])
+
+
+def fault_landed_check(name: str, record: FaultRecord) -> Check:
+    return Check(
+        name=name,
+        measured=record.landed,
+        target=True,
+        ok=record.landed,
+        note=f"{record.kind} on {record.target}: affected {record.affected or 'nothing'}"
+        + (f"; {record.detail}" if record.detail else ""),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# pods, kills, OOM
+
+
+KILL_RE = re.compile(r"failed (startup|liveness) probe", re.I)
+
+
+def probe_kills(events: Iterable[Event], since: float | None = None) -> dict[str, list[Event]]:
+    """Killing events caused by probes, by probe kind ('startup' | 'liveness')."""
+    out: dict[str, list[Event]] = {"startup": [], "liveness": []}
+    for e in events:
+        if since is not None and e.lastTimestamp < since:
+            continue
+        if e.reason != "Killing":
+            continue
+        m = KILL_RE.search(e.message)
+        if m:
+            out[m.group(1).lower()].append(e)
+    return out
+
+
+def total_restarts(pods: Iterable[Pod]) -> int:
+    return sum(p.restarts for p in pods)
+
+
+def oom_evidence(backend: Backend, since: float | None = None) -> list[str]:
+    """Every sign of a kernel OOM kill the backend can show (status, events, cgroup counters)."""
+    found: list[str] = []
+    for p in backend.pods():
+        for cs in p.containerStatuses:
+            for label, state in (("lastState", cs.lastState), ("state", cs.state)):
+                t = state.terminated
+                if t is not None and t.reason == "OOMKilled" and (since is None or t.finishedAt >= since):
+                    found.append(
+                        f"pod {p.name} container {cs.name} {label}.terminated reason={t.reason} "
+                        f"exitCode={t.exitCode} at {t.finishedAt:.1f}"
+                    )
+    for e in backend.events(since=since):
+        if e.reason in ("OOMKilling", "OOMKilled") or "OOMKilled" in e.message:
+            found.append(f"event {e.reason} on {e.involvedObject.name}: {e.message}")
+    last: dict[str, int] = {}
+    for s in backend.resource_samples(since=since):
+        if s.oom_kills:
+            last[s.pod] = max(last.get(s.pod, 0), s.oom_kills)
+    found += [f"pod {pod} cgroup oom_kill counter = {n}" for pod, n in sorted(last.items())]
+    return found
+
+
+def wait_rollout(backend: Backend, replicas: int | None, timeout_s: float,
+                 restart_loop_kills: int = 3) -> tuple[bool, str]:
+    """Wait for `replicas` Ready pods; (ok, message) instead of raising, so a fail keeps its evidence.
+
+    Gives up early once one pod's container was killed by its probes `restart_loop_kills` times:
+    that is a restart loop (CrashLoopBackOff), and waiting longer only repeats it.
+    """
+    want = replicas if replicas is not None else backend.deployment_status().specReplicas
+    t0 = time.time()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        pods = backend.pods()
+        if sum(1 for p in pods if p.ready and p.deletionTimestamp is None) >= want:
+            return True, "ready"
+        kills = probe_kills(backend.events(since=t0))
+        per_pod: dict[str, int] = {}
+        for e in kills["startup"] + kills["liveness"]:
+            per_pod[e.involvedObject.name] = per_pod.get(e.involvedObject.name, 0) + e.count
+        looping = {k: v for k, v in per_pod.items() if v >= restart_loop_kills}
+        if looping:
+            return False, f"restart loop: containers killed by probes {looping} times while starting"
+        time.sleep(0.5)
+    return False, f"timed out after {timeout_s:.0f}s waiting for {want} Ready pods"
+
+
+def rollout_failure_summary(backend: Backend) -> str:
+    """What a failed rollout looks like: restarts, probe kills, back-off, OOM, Pending."""
+    pods = backend.pods()
+    events = backend.events()
+    kills = probe_kills(events)
+    parts = [
+        f"{sum(p.ready for p in pods)}/{len(pods)} pods Ready",
+        f"restarts {total_restarts(pods)}",
+    ]
+    if kills["startup"] or kills["liveness"]:
+        parts.append(f"probe kills: startup {len(kills['startup'])}, liveness {len(kills['liveness'])}")
+    backoff = [e for e in events if e.reason == "BackOff"]
+    if backoff:
+        parts.append(f"BackOff events {sum(e.count for e in backoff)}")
+    oom = oom_evidence(backend)
+    if oom:
+        parts.append(f"OOM: {oom[0]}")
+    pending = [p.name for p in pods if p.phase == "Pending"]
+    if pending:
+        parts.append(f"Pending {pending}")
+    return "; ".join(parts)
+
+
+def zone_placement(pods: Iterable[Pod], only_ready: bool = False) -> dict[str, list[str]]:
+    placement: dict[str, list[str]] = {}
+    for p in pods:
+        if p.deletionTimestamp is not None or p.phase in ("Succeeded", "Failed"):
+            continue
+        if only_ready and not p.ready:
+            continue
+        placement.setdefault(p.zone or "<unscheduled>", []).append(p.name)
+    return {z: sorted(v) for z, v in sorted(placement.items())}
+
+
+# --------------------------------------------------------------------------------------------
+# the service's own metrics
+
+
+def scrape(url: str, timeout_s: float = 3.0) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Prometheus text from `url` -> {sample name: [(labels, value)]}; {} when unreachable."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        text = httpx.get(url, timeout=timeout_s).text
+    except httpx.HTTPError:
+        return {}
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    with contextlib.suppress(ValueError):
+        for fam in text_string_to_metric_families(text):
+            for s in fam.samples:
+                out.setdefault(s.name, []).append((dict(s.labels), float(s.value)))
+    return out
+
+
+def metric_sum(metrics: dict[str, list[tuple[dict[str, str], float]]], name: str) -> float | None:
+    """Sum of a metric over its labels (counters may carry a `_total` suffix either way)."""
+    for key in (name, name + "_total", name.removesuffix("_total")):
+        if key in metrics:
+            return sum(v for _, v in metrics[key])
+    return None
+
+
+def pod_metrics(backend: Backend, pod: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    try:
+        base = backend.pod_url(pod).rstrip("/")
+    except (BackendError, KeyError, ValueError):
+        return {}
+    return scrape(base + "/metrics")
+
+
+def now() -> float:
+    return time.time()
+
+
+def body_for(request: Any) -> dict[str, Any]:
+    """A completion body for a profile RequestShape (prompt of exactly prompt_tokens bytes)."""
+    from harness.load.spec import _prompt
+
+    return {"prompt": _prompt(request.prompt_tokens), "max_tokens": request.max_tokens,
+            "temperature": request.temperature}
+
+
+def peak_memory(samples: Iterable[Any], t0: float, t1: float) -> tuple[int | None, str | None]:
+    """Largest working-set sample of any pod in [t0, t1]: (bytes, pod)."""
+    best: tuple[int | None, str | None] = (None, None)
+    for s in samples:
+        if s.memory_bytes is None or not (t0 <= s.time <= t1):
+            continue
+        if best[0] is None or s.memory_bytes > best[0]:
+            best = (s.memory_bytes, s.pod)
+    return best

@@ -1,0 +1,139 @@
+"""oom-headroom: peak memory under the profile's peak vs the limit, then shed (not OOM) past it.
+
+The peak (largest batch: `peak.concurrency` closed-loop users, longest prompts) is driven at
+one replica directly (its pod URL), because the question is per container: does one replica at
+its worst stay below `(1 - headroom) x limits.memory`? Then `overload_factor` x the users: the
+service must answer 429/503 (admission control), and no kernel OOM kill may happen (container
+`OOMKilled`/137, `OOMKilling` event, cgroup oom_kill counter).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from harness.backends.base import Backend
+from harness.quantity import format_bytes
+from harness.scenarios import common
+from harness.scenarios.base import ScenarioContext
+from harness.scenarios.cold_start import start_timeout_s
+from harness.verdict import Check, Verdict
+
+NAME = "oom-headroom"
+REJECTIONS_METRIC = "gauntlet:admission_rejections"
+MIB = 1024 * 1024
+
+
+def run(ctx: ScenarioContext) -> Verdict:
+    prof = ctx.profile
+    limit = common.memory_limit(ctx.bundle)
+    allowed = None if limit is None else int(limit * (1 - prof.memory.headroom))
+    checks: list[Check] = []
+    measurements: dict[str, Any] = {"limit_bytes": limit, "allowed_bytes": allowed,
+                                    "headroom": prof.memory.headroom}
+    caveats: list[str] = []
+    evidence: list[str] = []
+    with ctx.deploy(wait=False) as backend:
+        if not backend.limits_enforced:
+            caveats.append(
+                f"backend {backend.name}: memory limits are monitored, not enforced (no cgroup "
+                "memory controller or not root): an over-limit replica is reported, not OOM-killed")
+        t_start = time.time()
+        ok, msg = common.wait_rollout(backend, common.spec_replicas(ctx.bundle), start_timeout_s(ctx) * 2)
+        if not ok:
+            oom = common.oom_evidence(backend, since=t_start)
+            measurements["oom_evidence"] = oom
+            checks += [
+                Check(name="rollout_ready", measured=False, target=True, ok=False,
+                      note=f"{msg}: {common.rollout_failure_summary(backend)}"),
+                Check(name="oom_kills", measured=len(oom), target=0, ok=not oom,
+                      note="; ".join(oom[:3]) or "no OOM evidence"),
+            ]
+        else:
+            checks += _drive(ctx, backend, limit, allowed, measurements, t_start)
+    evidence.append(common.save_faults(ctx, []))
+    evidence.append(ctx.write_json("oom_headroom.json", {"measurements": measurements,
+                                                         "checks": [c.model_dump() for c in checks]}))
+    for name in ("load.json", "overload.json"):
+        if ctx.evidence(name).exists():
+            evidence.append(ctx.relative(ctx.evidence(name)))
+    meas = {c.name: c.measured for c in checks}
+    meas.update(measurements)
+    return Verdict.from_checks(NAME, prof.name, checks, measurements=meas, evidence=evidence,
+                               caveats=caveats)
+
+
+def _drive(ctx: ScenarioContext, backend: Backend, limit: int | None, allowed: int | None,
+           measurements: dict[str, Any], t_start: float) -> list[Check]:
+    prof = ctx.profile
+    peak = prof.peak
+    pod = sorted((p for p in backend.pods() if p.ready), key=lambda p: p.name)[0].name
+    url = backend.pod_url(pod).rstrip("/")
+    body = common.body_for(peak.request)
+    base = {"mode": "closed", "body": body, "duration_s": peak.duration_s, "shape": None,
+            "target": url, "allow_targets": [url]}
+
+    t0 = time.time()
+    peak_res = common.run_load(ctx, common.load_spec(ctx, backend, users=peak.concurrency, **base), "load")
+    t1 = time.time()
+    time.sleep(1.0)  # one more resource sample after the peak
+    peak_mem, peak_pod = common.peak_memory(backend.resource_samples(since=t0), t0, time.time())
+
+    # Past peak: open-loop arrivals at overload_factor x the throughput the peak achieved, so
+    # the offered load exceeds capacity whatever the service does (closed-loop users would
+    # turn every 429 into an instant retry: a retry storm, not an overload).
+    peak_rate = max(peak_res.ok / max(peak.duration_s, 1e-9), 1.0)
+    over_rate = round(peak_rate * peak.overload_factor, 2)
+    t2 = time.time()
+    over_spec = common.load_spec(ctx, backend, **{**base, "mode": "open", "rate_rps": over_rate})
+    over_res = common.run_load(ctx, over_spec, "overload")
+    time.sleep(1.0)
+    over_mem, _ = common.peak_memory(backend.resource_samples(since=t2), t2, time.time())
+    oom = common.oom_evidence(backend, since=t_start)
+    shed = common.count_status(over_res, 429, 503)
+    unshed = sum(n for k, n in over_res.errors.items() if k not in ("429", "503"))
+    rejections = {}
+    for labels, v in common.pod_metrics(backend, pod).get(REJECTIONS_METRIC + "_total", []):
+        rejections[labels.get("reason", "?")] = v
+
+    measurements.update({
+        "pod": pod, "peak_users": peak.concurrency, "peak_rate_rps": round(peak_rate, 2),
+        "overload_rate_rps": over_rate,
+        "peak_memory_bytes": peak_mem, "peak_memory_pod": peak_pod,
+        "overload_memory_bytes": over_mem,
+        "peak_ok_requests": peak_res.ok, "peak_latency_ms": peak_res.latency_ms,
+        "peak_window": [t0, t1],
+        "overload_errors": over_res.errors, "admission_rejections": rejections,
+        "oom_evidence": oom,
+    })
+    bounded = (unshed == 0 and over_mem is not None and allowed is not None and over_mem <= allowed
+               and over_res.ok > 0)
+    mib = (lambda b: None if b is None else round(b / MIB, 1))  # noqa: E731
+    checks = [
+        Check(name="peak_load_delivered", measured=peak_res.ok, target=f">0 ok at {peak.concurrency} users",
+              ok=peak_res.ok > 0 and not peak_res.stopped_early,
+              note="" if peak_res.ok > 0 else f"the peak load was not served: errors {peak_res.errors}"),
+    ]
+    if limit is None:
+        checks.append(Check(name="memory_limit_set", measured=None, target="limits.memory", ok=False,
+                            note="no memory limit: a runaway replica takes the node's memory"))
+    else:
+        ok = peak_mem is not None and allowed is not None and peak_mem <= allowed
+        checks.append(Check(
+            name="peak_memory_mib", measured=mib(peak_mem), target=f"<= {mib(allowed)}", unit="MiB", ok=ok,
+            note=(f"limit {format_bytes(limit)}, headroom {prof.memory.headroom:.0%}; peak is "
+                  f"{(peak_mem or 0) / limit:.0%} of the limit") if peak_mem is not None
+            else "no memory samples from the backend during the peak",
+        ))
+    checks += [
+        Check(name="oom_kills", measured=len(oom), target=0, ok=not oom, note="; ".join(oom[:3])),
+        Check(name="overload_shed", measured=shed, target="> 0 (429/503)", ok=shed > 0 or bounded,
+              note="" if shed else (
+                  f"{over_rate} req/s past peak were all queued and served within the limit "
+                  "(admission never had to refuse)" if bounded else
+                  f"{over_rate} req/s past peak were never refused: admission control did not engage")),
+        Check(name="overload_unshed_failures", measured=unshed, target=0, ok=unshed == 0,
+              note="requests failed without a 429/503 (connection reset, timeout, 5xx) past peak"
+              if unshed else ""),
+    ]
+    return checks
