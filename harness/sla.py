@@ -74,6 +74,19 @@ class SLAReport(BaseModel):
         return Verdict.from_checks(name, profile, self.checks, **kw)
 
 
+def error_budget(total: int, failed: int, slo: SLO) -> ErrorBudget:
+    """Availability as a budget: errors the SLO allows in `total` requests vs errors burned."""
+    allowed = (1 - slo.availability) * total
+    err_rate = failed / total if total else 0.0
+    return ErrorBudget(
+        allowed_errors=round(allowed, 3),
+        burned_errors=failed,
+        burned_fraction=round(failed / allowed, 4) if allowed > 0 else None,
+        budget_minutes_per_30d=round(slo.error_budget_minutes_per_30d(), 3),
+        burned_minutes_per_30d_equivalent=round(err_rate * MINUTES_PER_30D, 3),
+    )
+
+
 def _q(key: str) -> float:
     return float(key[1:])
 
@@ -207,15 +220,7 @@ def evaluate(
                 else:
                     intervals.append((t0, t0 + 1.0))
 
-    allowed = (1 - slo.availability) * total
-    err_rate = failed / total if total else 0.0
-    budget = ErrorBudget(
-        allowed_errors=round(allowed, 3),
-        burned_errors=failed,
-        burned_fraction=round(failed / allowed, 4) if allowed > 0 else None,
-        budget_minutes_per_30d=round(slo.error_budget_minutes_per_30d(), 3),
-        burned_minutes_per_30d_equivalent=round(err_rate * MINUTES_PER_30D, 3),
-    )
+    budget = error_budget(total, failed, slo)
     passed = all(c.ok for c in checks) and result.valid
     return SLAReport(
         passed=passed,

@@ -4,7 +4,9 @@ Probes (all answered from state, never queued behind inference):
 - `GET /startup`  200 once the model is loaded and warmed (503 before).
 - `GET /ready`    200 when started and not draining (503 before start and from SIGTERM on).
 - `GET /healthz`  200 while the process and its inference loop are responsive: the inference
-  thread beat within `liveness_stall_s` (or the model is still loading). 503 when it is stuck.
+  thread beat within `liveness_stall_s`. 503 when it is stuck, and while the model loads (no
+  inference loop yet: a startup probe must cover the load).
+With GAUNTLET_PROBE_PORT the same three answers come from a thread and port of their own.
 """
 
 from __future__ import annotations
@@ -86,10 +88,14 @@ class ServiceState:
         return (200 if self.ready else 503), body
 
     def liveness_status(self) -> tuple[int, dict[str, Any]]:
-        """Alive = the process answers AND the inference thread's heartbeat is recent."""
+        """Alive = the process answers AND the inference thread's heartbeat is recent.
+
+        While the model loads there is no inference loop yet, so liveness fails (503): a
+        container needs a startup probe to survive its load time, exactly as Kubernetes
+        documents for slow starters (a liveness probe alone kills it in a restart loop)."""
         eng = self.engine
         if eng is None:
-            return 200, {"status": "ok", "phase": "loading"}
+            return 503, {"status": "loading", "inference_thread_alive": False}
         age = eng.heartbeat_age()
         ok = eng.alive and age < self.settings.liveness_stall_s
         body = {"status": "ok" if ok else "stalled", "heartbeat_age_s": round(age, 3),
@@ -166,7 +172,7 @@ def create_app(settings: ServiceSettings, *, state: ServiceState | None = None,
     st = state or ServiceState(settings)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+    async def lifespan(app: FastAPI):
         if load:
             st.load_in_background()  # the socket binds right after this returns
         yield

@@ -53,7 +53,7 @@ def load_model(settings: ServiceSettings, phases: dict[str, float]) -> LoadedMod
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     # Resolve the model class now so its (lazy) module import counts as "imports", not "weights".
-    model_class = MODEL_FOR_CAUSAL_LM_MAPPING[type(AutoConfig.from_pretrained(str(model_dir)))]
+    model_class: Any = MODEL_FOR_CAUSAL_LM_MAPPING[type(AutoConfig.from_pretrained(str(model_dir)))]
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     phases["imports"] = time.perf_counter() - t0

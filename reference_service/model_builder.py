@@ -50,7 +50,7 @@ def llama_config(preset: str) -> Any:
         tie_word_embeddings=False,
         rms_norm_eps=1e-5,
         initializer_range=0.02,
-        torch_dtype="float32",
+        dtype="float32",
         **PRESETS[preset],
     )
 

@@ -24,7 +24,7 @@ def get_backend(name: str, workdir: Path, **options: Any) -> Backend:
     module_name, attr = target.split(":")
     module = importlib.import_module(module_name)
     cls = getattr(module, attr)
-    return cls(Path(workdir), **options)  # type: ignore[no-any-return]
+    return cls(Path(workdir), **options)
 
 
 __all__ = ["BACKENDS", "Backend", "BackendError", "get_backend"]

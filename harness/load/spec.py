@@ -252,7 +252,7 @@ class LoadSpec(BaseModel):
             "temperature": req.temperature,
         }
         if isinstance(shape, str):
-            shape = Shape.spike_from(profile.spike) if shape == "spike" else Shape(kind=shape)  # type: ignore[arg-type]
+            shape = Shape.spike_from(profile.spike) if shape == "spike" else Shape(kind=shape)
         elif shape is not None and shape.kind == "spike" and shape.natural_duration() is None:
             spike = Shape.spike_from(profile.spike)
             shape = spike.model_copy(

@@ -147,21 +147,20 @@ def count_status(result: Any, *codes: int | str) -> int:
 
 
 def error_budget(requests: int, errors: int, slo: SLO) -> dict[str, Any]:
-    """Availability as an error budget: allowed vs burned (also minutes per 30 days)."""
-    allowed = requests * (1 - slo.availability)
-    burned_share = (errors / allowed) if allowed > 0 else (0.0 if errors == 0 else math.inf)
-    availability = 1 - errors / requests if requests else None
+    """Availability as an error budget (harness.sla): allowed vs burned, also minutes per 30 days."""
+    from harness.sla import error_budget as sla_budget
+
+    b = sla_budget(requests, errors, slo)
     return {
         "requests": requests,
         "errors": errors,
-        "availability": _r(availability, 6),
+        "availability": _r(1 - errors / requests, 6) if requests else None,
         "target_availability": slo.availability,
-        "allowed_errors": round(allowed, 3),
-        "burned": round(burned_share, 4) if math.isfinite(burned_share) else None,
-        "budget_minutes_per_30d": round(slo.error_budget_minutes_per_30d(), 2),
-        "burned_minutes_per_30d_equiv": (
-            round(burned_share * slo.error_budget_minutes_per_30d(), 2) if math.isfinite(burned_share) else None
-        ),
+        "allowed_errors": b.allowed_errors,
+        # a failure with nothing allowed burns more than the whole budget
+        "burned": b.burned_fraction if b.burned_fraction is not None else (0.0 if errors == 0 else None),
+        "budget_minutes_per_30d": round(b.budget_minutes_per_30d, 2),
+        "burned_minutes_per_30d_equiv": round(b.burned_minutes_per_30d_equivalent, 2),
     }
 
 
@@ -251,8 +250,9 @@ def wait_rollout(backend: Backend, replicas: int | None, timeout_s: float,
                  restart_loop_kills: int = 3) -> tuple[bool, str]:
     """Wait for `replicas` Ready pods; (ok, message) instead of raising, so a fail keeps its evidence.
 
-    Gives up early once one pod's container was killed by its probes `restart_loop_kills` times:
-    that is a restart loop (CrashLoopBackOff), and waiting longer only repeats it.
+    Gives up early once one pod's container was killed by its probes, or restarted for any
+    reason (OOM kill, crash), `restart_loop_kills` times: that is a restart loop
+    (CrashLoopBackOff), and waiting longer only repeats it.
     """
     want = replicas if replicas is not None else backend.deployment_status().specReplicas
     t0 = time.time()
@@ -268,6 +268,9 @@ def wait_rollout(backend: Backend, replicas: int | None, timeout_s: float,
         looping = {k: v for k, v in per_pod.items() if v >= restart_loop_kills}
         if looping:
             return False, f"restart loop: containers killed by probes {looping} times while starting"
+        crashing = {p.name: p.restarts for p in pods if p.restarts >= restart_loop_kills}
+        if crashing:  # OOM kills or crashes: CrashLoopBackOff
+            return False, f"restart loop: containers restarted {crashing} times while starting"
         time.sleep(0.5)
     return False, f"timed out after {timeout_s:.0f}s waiting for {want} Ready pods"
 

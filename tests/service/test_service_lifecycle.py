@@ -27,8 +27,9 @@ def test_probes_during_load_then_graceful_drain(tiny_model_dir: Path, tmp_path: 
                         drain_timeout_s="120")
     try:
         srv.wait_listening()
-        # During the load: alive, not started, not ready, API refuses with 503 and is counted.
-        assert httpx.get(srv.url + "/healthz", timeout=10).status_code == 200
+        # During the load: no inference loop yet (liveness 503: only a startup probe lets a
+        # container load), not started, not ready, API refuses with 503 and is counted.
+        assert httpx.get(srv.url + "/healthz", timeout=10).status_code == 503
         assert httpx.get(srv.url + "/startup", timeout=10).status_code == 503
         assert httpx.get(srv.url + "/ready", timeout=10).status_code == 503
         early = httpx.post(srv.url + "/v1/completions", json={"prompt": "x"}, timeout=10)

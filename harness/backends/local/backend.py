@@ -616,13 +616,13 @@ class LocalBackend(Backend):
         for s in self.resource_samples(now - window):
             latest[s.pod] = s
         for p in pods:
-            s = latest.get(p.name)
-            if s is None or s.cpu_cores is None:
+            sample = latest.get(p.name)
+            if sample is None or sample.cpu_cores is None:
                 continue
-            usage = {"cpu": f"{int(s.cpu_cores * 1000)}m"}
-            if s.memory_bytes is not None:
-                usage["memory"] = str(s.memory_bytes)
-            pod_metrics.append({"metadata": {"name": p.name}, "timestamp": s.time, "window": "1s",
+            usage = {"cpu": f"{int(sample.cpu_cores * 1000)}m"}
+            if sample.memory_bytes is not None:
+                usage["memory"] = str(sample.memory_bytes)
+            pod_metrics.append({"metadata": {"name": p.name}, "timestamp": sample.time, "window": "1s",
                                 "containers": [{"name": p.containerStatuses[0].name, "usage": usage}]})
         wanted = [m["pods"]["metric"]["name"] for m in metrics if m.get("type") == "Pods"]
         custom: dict[str, dict[str, dict[str, float]]] = {"pods": {}}

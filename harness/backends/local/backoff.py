@@ -1,23 +1,15 @@
-"""The kubelet's CrashLoopBackOff schedule, in one place (or the shared probe model when present)."""
+"""The kubelet's CrashLoopBackOff entry per container; the schedule is the shared probe model's."""
 
 from __future__ import annotations
 
-INITIAL_S = 10.0
-MAX_S = 300.0
-RESET_AFTER_S = 2 * MAX_S  # an entry resets after 10 min without a crash
+from harness.models.probes import BACKOFF_MAX_S, crashloop_backoff
+
+RESET_AFTER_S = 2 * BACKOFF_MAX_S  # an entry resets after 10 min without a crash
 
 
 def delay_for(restarts_in_window: int) -> float:
     """Wait before restart number n+1 (n = back-offs already taken): 0, 10, 20, 40, ... <= 300 s."""
-    try:
-        from harness.models.probes import crashloop_backoff  # type: ignore[import-not-found]
-
-        return float(crashloop_backoff(restarts_in_window + 1))  # the model counts from 1
-    except (ImportError, AttributeError, TypeError):
-        pass
-    if restarts_in_window <= 0:
-        return 0.0
-    return min(MAX_S, INITIAL_S * 2 ** (restarts_in_window - 1))
+    return crashloop_backoff(restarts_in_window + 1)  # the model counts restarts from 1
 
 
 class CrashLoopBackOff:

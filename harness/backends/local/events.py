@@ -25,7 +25,7 @@ class EventRecorder:
                 ev.count += 1
                 ev.lastTimestamp = now
                 return ev
-            ev = Event(type=type_, reason=reason, message=message, source=source,  # type: ignore[arg-type]
+            ev = Event(type=type_, reason=reason, message=message, source=source,
                        involvedObject=ObjectReference(kind=kind, name=name, namespace=self.namespace),
                        firstTimestamp=now, lastTimestamp=now)
             self._events.append(ev)

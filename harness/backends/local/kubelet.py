@@ -86,7 +86,7 @@ class LocalPod:
         cur = self.conditions.get(type_)
         if cur is not None and cur.status == status:
             return
-        c = Condition(type=type_, status=status, lastTransitionTime=time.time(), reason=reason, message=message)  # type: ignore[arg-type]
+        c = Condition(type=type_, status=status, lastTransitionTime=time.time(), reason=reason, message=message)
         self.conditions[type_] = c
         self.history.append(c)
 
@@ -101,7 +101,7 @@ class LocalPod:
                              image=c.image, state=self.state.model_copy(deep=True),
                              lastState=self.last_state.model_copy(deep=True))
         return Pod(name=self.name, namespace=self.namespace, labels=dict(self.labels), nodeName=self.node_name,
-                   zone=self.zone, podIP=self.pod_ip, phase=self.phase, reason=self.reason,  # type: ignore[arg-type]
+                   zone=self.zone, podIP=self.pod_ip, phase=self.phase, reason=self.reason,
                    creationTimestamp=self.creation, startTime=self.start_time, deletionTimestamp=self.deletion,
                    conditions=list(self.conditions.values()), containerStatuses=[cs],
                    conditionHistory=list(self.history))

@@ -108,6 +108,13 @@ class ProcessContainer(ContainerHandle):
             return []
 
     def signal(self, sig: int) -> None:
+        """Like a container runtime: SIGTERM (and other catchable signals) go once to the main
+        process (PID 1 of a container); SIGKILL/SIGSTOP/SIGCONT reach every process of it."""
+        if sig not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCONT):
+            if self.proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(self.proc.pid, sig)
+            return
         if self.cgroup:
             self.cgroup.kill_all(sig)
         if self.proc.returncode is None:

@@ -15,7 +15,8 @@ from harness.backends.local import LocalBackend
 from harness.manifests.bundle import ManifestBundle
 
 ROOT = Path(__file__).resolve().parents[3]
-pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
+# Extended: certify and the self-test matrix drive the real service on this backend in CI.
+pytestmark = [pytest.mark.timeout(300), pytest.mark.extended]
 
 
 def test_reference_service_serves_through_the_service(tmp_path: Path) -> None:

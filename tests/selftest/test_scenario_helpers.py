@@ -1,0 +1,116 @@
+"""Fast tests of the scenario arithmetic (no backend): percentiles, budgets, recovery, flapping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.backends.observe import Condition, ContainerState, ContainerStatus, Pod, StateRunning
+from harness.manifests.bundle import ManifestBundle
+from harness.profile import load_profile
+from harness.scenarios import common
+from harness.scenarios.base import ScenarioContext
+from harness.scenarios.cold_start import start_record
+from harness.scenarios.hpa import first_scale_up, flapping
+from harness.scenarios.probe_timing import model_checks
+from harness.scenarios.zone_failure import choose_zone, recovery_after
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_percentile_nearest_rank() -> None:
+    assert common.percentile([], 95) is None
+    assert common.percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert common.percentile(list(range(1, 101)), 95) == 95
+    assert common.percentile([7.0], 95) == 7.0
+
+
+def test_error_budget_allowed_vs_burned() -> None:
+    slo = load_profile("local").slo  # 99.95 %
+    b = common.error_budget(10_000, 2, slo)
+    assert b["allowed_errors"] == pytest.approx(5.0)
+    assert b["burned"] == pytest.approx(0.4)
+    assert b["budget_minutes_per_30d"] == pytest.approx(21.6)
+    assert common.error_budget(0, 0, slo)["burned"] == 0.0
+    assert common.error_budget(0, 1, slo)["burned"] is None  # infinite burn
+
+
+def test_flapping_counts_direction_changes() -> None:
+    assert flapping([(0, 3), (1, 6), (2, 6), (3, 5), (4, 4)]) == 1  # up then down: one change
+    assert flapping([(0, 6), (1, 5), (2, 4)]) == 0
+    assert flapping([(0, 6), (1, 5), (2, 6), (3, 5)]) == 2
+
+
+def test_recovery_is_first_window_after_last_breach() -> None:
+    t_fault = 100.0
+    windows = [
+        {"epoch0": 95.0, "after_fault": False, "contains_fault": False, "sla_met": True},
+        {"epoch0": 100.0, "after_fault": True, "contains_fault": True, "sla_met": False},
+        {"epoch0": 105.0, "after_fault": True, "contains_fault": False, "sla_met": False},
+        {"epoch0": 110.0, "after_fault": True, "contains_fault": False, "sla_met": True},
+        {"epoch0": 115.0, "after_fault": True, "contains_fault": False, "sla_met": True},
+    ]
+    assert recovery_after(windows, t_fault) == 10.0
+    windows[-1]["sla_met"] = False
+    assert recovery_after(windows, t_fault) is None  # still breaching at the end
+    assert recovery_after([{**w, "sla_met": True} for w in windows], t_fault) == 0.0
+
+
+def test_choose_zone_most_replicas_then_name() -> None:
+    assert choose_zone({"zone-a": ["p1"], "zone-b": ["p2", "p3"]}, None) == "zone-b"
+    assert choose_zone({"zone-b": ["p2"], "zone-a": ["p1"]}, None) == "zone-a"
+    assert choose_zone({}, None) is None
+    assert choose_zone({"zone-a": ["p"]}, "zone-c") == "zone-c"
+
+
+def test_start_record_phases() -> None:
+    pod = Pod(
+        name="p", creationTimestamp=10.0,
+        conditions=[Condition(type="PodScheduled", status="True", lastTransitionTime=10.5),
+                    Condition(type="Ready", status="True", lastTransitionTime=19.0)],
+        containerStatuses=[ContainerStatus(name="c", started=True, ready=True,
+                                           state=ContainerState(running=StateRunning(startedAt=11.0)))],
+    )
+    rec = start_record(pod, started_flip=18.8)
+    assert rec["ready"] is True
+    assert rec["phases"] == {"scheduling": 0.5, "container_start": 0.5, "startup_probe": 7.8,
+                             "readiness": 0.2, "total": 9.0}
+
+
+class _Event:
+    def __init__(self, t: float, msg: str) -> None:
+        self.firstTimestamp = t
+        self.message = msg
+
+
+def test_first_scale_up_prefers_events() -> None:
+    ev = [_Event(50.0, "New size: 3; reason: cpu below target"), _Event(70.0, "New size: 6; reason: above target")]
+    assert first_scale_up(ev, [], initial=3, since=60.0) == 70.0
+    assert first_scale_up([], [], initial=3, since=60.0) is None
+
+
+def _ctx(tmp_path: Path, manifests: str) -> ScenarioContext:
+    render = pytest.importorskip("harness.manifests.render")
+    bundle = render.render(REPO / manifests)
+    if not isinstance(bundle, ManifestBundle):  # render may return (bundle, info)
+        bundle = bundle[0]
+
+    def no_backend(_: Path):
+        raise AssertionError("model checks must not deploy")
+
+    return ScenarioContext(profile=load_profile("local"), bundle=bundle, backend_factory=no_backend,
+                           backend_name="none", out_dir=tmp_path)
+
+
+def test_probe_model_flags_liveness_without_startup(tmp_path: Path) -> None:
+    bad = model_checks(_ctx(tmp_path, "manifests/broken/liveness-no-startup"),
+                       _ctx(tmp_path, "manifests/broken/liveness-no-startup").bundle)
+    (check,) = bad["checks"]
+    assert not check.ok and bad["probe_model"]["gate"] == "liveness"
+    ctx = _ctx(tmp_path, "manifests/overlays/local")
+    good = model_checks(ctx, ctx.bundle)
+    assert good["checks"][0].ok, good["checks"][0]
+    ctx.measured["cold_start_s"] = [40.0, 41.0, 42.0]  # measured slower than the 44 s budget / 1.5
+    slow = model_checks(ctx, ctx.bundle)
+    assert not slow["checks"][0].ok and "measured" in slow["cold_start_source"]
