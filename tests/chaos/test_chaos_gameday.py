@@ -114,7 +114,8 @@ def test_zone_outage_deviates_when_replacements_stay_pending(tmp_path: Path) -> 
     assert report["result"] == "fail" and "deviated" in report["scenarios"][0]["reason"]
 
 
-@pytest.mark.slow
+# Extended (outside the 30-min CI budget): CI keeps zone-outage healthy + broken + SIGTERM.
+@pytest.mark.extended
 @pytest.mark.parametrize("experiment", ["replica-kill", "traffic-spike", "memory-pressure"])
 def test_experiment_keeps_the_hypothesis(tmp_path: Path, experiment: str) -> None:
     rc, journal, out = gameday(tmp_path, experiment)
@@ -125,13 +126,15 @@ def test_experiment_keeps_the_hypothesis(tmp_path: Path, experiment: str) -> Non
     assert faults and all(f["landed"] for f in faults)
 
 
-@pytest.mark.slow
+@pytest.mark.extended
 def test_plain_chaos_run(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    proc = subprocess.run([str(CHAOS), "--no-log-file", "run", "--rollback-strategy", "always",
-                           "--journal-path", str(tmp_path / "chaos-journal.json"), str(EXP / "replica-kill.json")],
-                          cwd=ROOT, env=_env(GAUNTLET_OUT=str(out)), capture_output=True, text=True, timeout=420)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    proc = subprocess.Popen([str(CHAOS), "--no-log-file", "run", "--rollback-strategy", "always",
+                             "--journal-path", str(tmp_path / "chaos-journal.json"), str(EXP / "replica-kill.json")],
+                            cwd=ROOT, env=_env(GAUNTLET_OUT=str(out)), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    output, _ = proc.communicate(timeout=420)
+    assert proc.returncode == 0, output[-4000:]
     journal = json.loads((tmp_path / "chaos-journal.json").read_text())
     assert journal["status"] == "completed" and not journal["deviated"]
     assert runs(journal, "run")["kill-a-replica"]["output"]["landed"]

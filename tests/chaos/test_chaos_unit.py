@@ -17,6 +17,7 @@ from harness.chaos import actions, session
 from harness.chaos.journal import deviations, verdict_from_journal
 from harness.chaos.plan import describe
 from harness.chaos.probes import slo_met
+from harness.profile import load_profile
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS = sorted((ROOT / "scenarios" / "experiments").glob("*.json"))
@@ -65,7 +66,8 @@ def test_plan_lists_what_each_activity_touches() -> None:
     assert "deploys manifests/overlays/local" in text["deploy"]
     assert "every pod and node of zone" in text["lose-a-zone"]
     assert "40.0 s" in text["wait-for-recovery"]
-    assert "for 5.0 s" in text["slo-holds"] and "10 (profile local baseline)" in text["slo-holds"]
+    baseline = load_profile("local").load.baseline_rps
+    assert "for 5.0 s" in text["slo-holds"] and f"{baseline:g} (profile local baseline)" in text["slo-holds"]
     assert [r["phase"] for r in rows][-3:] == ["rollback", "rollback", "control"]
 
 

@@ -92,7 +92,7 @@ def test_measured_top_level_block_passes_local(tmp_path: Path) -> None:
     measured = tmp_path / "m.json"
     measured.write_text(json.dumps({"measured": {
         "cold_start_p95_s": 9.0, "peak_memory_bytes": 480 * 2**20,
-        "capacity_rps_per_replica": 12.0}}))
+        "capacity_rps_per_replica": 20.0}}))
     rc, report = check_json("--manifests", str(MANIFESTS / "overlays" / "local"),
                             "--measured", str(measured))
     assert rc == 0, report["findings"]
