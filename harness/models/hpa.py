@@ -432,16 +432,10 @@ class HPAController:
             kind = dig(source, "describedObject", "kind", default="Object")
             obj_status = {"describedObject": source.get("describedObject") or {}, "metric": {"name": mname}}
             if target["type"] == "Value":
-                tv = target.get("value")
-                if tv is None:
-                    raise ModelInputError("value is required for Value targets", f + ".value")
-                r, u = self.calc.get_object_metric_replicas(spec_replicas, to_milli(tv, f + ".value"), usage, tol, pods)
+                r, u = self.calc.get_object_metric_replicas(spec_replicas, _target_milli(target, "value", f), usage, tol, pods)
                 obj_status["current"] = {"value": format_milli(u)}
             else:
-                tv = target.get("averageValue")
-                if tv is None:
-                    raise ModelInputError("averageValue is required for AverageValue targets", f + ".averageValue")
-                r, u = self.calc.get_object_per_pod_metric_replicas(status_replicas, to_milli(tv, f + ".averageValue"), usage, tol)
+                r, u = self.calc.get_object_per_pod_metric_replicas(status_replicas, _target_milli(target, "averageValue", f), usage, tol)
                 obj_status["current"] = {"averageValue": format_milli(u)}
             return r, f"{kind} metric {mname}", {"type": "Object", "object": obj_status}
         # external
@@ -453,16 +447,10 @@ class HPAController:
         values = [to_milli(v, f"customMetrics.external.{mname}[{j}]") for j, v in enumerate(raw_values)]
         ext_status: dict[str, Any] = {"metric": {"name": mname}}
         if target["type"] == "Value":
-            tv = target.get("value")
-            if tv is None:
-                raise ModelInputError("value is required for Value targets", f + ".value")
-            r, u = self.calc.get_external_metric_replicas(spec_replicas, to_milli(tv, f + ".value"), values, tol, pods)
+            r, u = self.calc.get_external_metric_replicas(spec_replicas, _target_milli(target, "value", f), values, tol, pods)
             ext_status["current"] = {"value": format_milli(u)}
         else:
-            tv = target.get("averageValue")
-            if tv is None:
-                raise ModelInputError("averageValue is required for AverageValue targets", f + ".averageValue")
-            r, u = self.calc.get_external_per_pod_metric_replicas(status_replicas, to_milli(tv, f + ".averageValue"), values, tol)
+            r, u = self.calc.get_external_per_pod_metric_replicas(status_replicas, _target_milli(target, "averageValue", f), values, tol)
             ext_status["current"] = {"averageValue": format_milli(u)}
         return r, f"external metric {mname}", {"type": "External", "external": ext_status}
 
@@ -617,3 +605,12 @@ __all__ = [
     "resource_pod_metrics",
     "simulate",
 ]
+
+
+def _target_milli(target: dict, key: str, field: str) -> int:
+    """A Value/AverageValue target in milli-units; the field is required for its target type."""
+    value = target.get(key)
+    if value is None:
+        kind = "Value" if key == "value" else "AverageValue"
+        raise ModelInputError(f"{key} is required for {kind} targets", f"{field}.{key}")
+    return to_milli(value, f"{field}.{key}")
