@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests/backends/local"))
 
-from conftest import bundle, deployment  # noqa: E402
+from standin_specs import bundle, deployment  # noqa: E402
 
 from harness.backends.local import LocalBackend  # noqa: E402
 

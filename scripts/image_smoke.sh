@@ -5,7 +5,7 @@
 # and one completion, cleans up. Exits 0 with "SKIP: <reason>" when no engine can start.
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
-IMAGE="${GAUNTLET_IMAGE:-gauntlet-service:smoke}"
+IMAGE="${GAUNTLET_IMAGE:-gauntlet-inference:dev}"  # the image manifests/overlays/local names
 BASE="${GAUNTLET_BASE_IMAGE:-gauntlet-base:bookworm}"
 MEMORY="${GAUNTLET_SMOKE_MEMORY:-1500m}"
 WORK="$(mktemp -d /tmp/gauntlet-image.XXXXXX)"

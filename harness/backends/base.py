@@ -5,6 +5,8 @@ from __future__ import annotations
 import abc
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
@@ -19,9 +21,35 @@ from harness.backends.observe import (
 )
 from harness.manifests.bundle import ManifestBundle
 
+#: The pod-template annotation `kubectl rollout restart` sets; a new value is a new pod template.
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+
 
 class BackendError(RuntimeError):
     """The backend could not do what was asked (deploy failed, rollout timed out...)."""
+
+
+def restarted_at_stamp(t: float | None = None) -> str:
+    """RFC3339 UTC time for the restartedAt annotation (microseconds: two restarts never collide)."""
+    when = datetime.fromtimestamp(time.time() if t is None else t, tz=UTC)
+    return when.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class RolloutWatch:
+    """The extremes seen while a rollout runs: pods above spec (surge) and available below it."""
+
+    max_surge: int = 0
+    max_unavailable: int = 0
+    samples: int = 0
+
+    def observe(self, spec_replicas: int, active: int, available: int) -> None:
+        self.samples += 1
+        self.max_surge = max(self.max_surge, active - spec_replicas)
+        self.max_unavailable = max(self.max_unavailable, spec_replicas - available)
+
+    def summary(self) -> str:
+        return f"observed max surge {self.max_surge}, max unavailable {self.max_unavailable}"
 
 
 class Backend(abc.ABC):
@@ -96,6 +124,21 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def hang_pod(self, pod: str) -> FaultRecord:
         """Make a replica stop responding (process frozen) without exiting."""
+
+    def rollout_restart(self, timeout_s: float = 300.0) -> FaultRecord:
+        """`kubectl rollout restart` of the Deployment, then wait for the rollout.
+
+        Sets the pod template annotation `kubectl.kubernetes.io/restartedAt` to now (RFC3339),
+        which makes a new pod-template-hash: the Deployment controller replaces every pod
+        following spec.strategy (RollingUpdate maxSurge/maxUnavailable, or Recreate). Waits
+        until the rollout is complete -- spec.replicas pods of the new template, all available,
+        no old replica left -- or `timeout_s`. Returns a FaultRecord of kind "rollout-restart":
+        `landed` is True only when the rollout completed in time; `affected` names the replaced
+        pods where the backend knows them; `detail` gives the duration and the surge/unavailability
+        actually observed (or what was still missing). Never raises on a slow rollout.
+        Backends that cannot change the pod template raise BackendError.
+        """
+        raise BackendError(f"the {self.name} backend does not support rollout_restart")
 
     # helpers -------------------------------------------------------------------------------
     def wait_until(

@@ -167,7 +167,7 @@ class ResourceSample(_Obs):
 class FaultRecord(_Obs):
     """Proof that a fault landed: what was touched, when, and whether it took effect."""
 
-    kind: str  # zone-outage | kill-pod | hang | drain | memory-pressure | restore
+    kind: str  # zone-outage | kill-pod | hang | drain | memory-pressure | restore | rollout-restart
     target: str
     started_at: float
     ended_at: float | None = None

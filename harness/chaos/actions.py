@@ -88,6 +88,13 @@ def kill_replica(pod: str | None = None) -> dict[str, Any]:
     return gd.record(fault)
 
 
+def rollout_restart(timeout_s: float = 300.0) -> dict[str, Any]:
+    """`kubectl rollout restart`: every pod replaced following spec.strategy (maxSurge /
+    maxUnavailable); fails the activity when the rollout does not complete within `timeout_s`."""
+    gd = current()
+    return gd.record(_backend_call(gd.backend.rollout_restart, timeout_s=float(timeout_s)))
+
+
 def memory_pressure(mb: int = 256, pod: str | None = None) -> dict[str, Any]:
     """Make one replica hold `mb` MiB more (the deployment needs gauntlet_debug_endpoints: true)."""
     gd = current()

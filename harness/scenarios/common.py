@@ -7,7 +7,6 @@ Scenarios stay backend-agnostic: everything here uses only the `Backend` ABC, th
 from __future__ import annotations
 
 import contextlib
-import math
 import re
 import shutil
 import statistics
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 
 from harness.backends.base import Backend, BackendError
 from harness.backends.observe import Event, FaultRecord, Pod
@@ -31,12 +31,10 @@ from harness.verdict import Check
 
 
 def percentile(samples: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile (q in 0..100); None for no samples."""
+    """Nearest-rank percentile (q in 0..100), as the load results compute theirs; None if empty."""
     if not samples:
         return None
-    ordered = sorted(samples)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return float(ordered[min(rank, len(ordered)) - 1])
+    return float(np.percentile(np.asarray(samples, dtype=float), q, method="inverted_cdf"))
 
 
 def summary(samples: Sequence[float]) -> dict[str, float | None]:

@@ -116,7 +116,7 @@ def test_zone_outage_deviates_when_replacements_stay_pending(tmp_path: Path) -> 
 
 # Extended (outside the 30-min CI budget): CI keeps zone-outage healthy + broken + SIGTERM.
 @pytest.mark.extended
-@pytest.mark.parametrize("experiment", ["replica-kill", "traffic-spike", "memory-pressure"])
+@pytest.mark.parametrize("experiment", ["replica-kill", "traffic-spike", "memory-pressure", "rolling-restart"])
 def test_experiment_keeps_the_hypothesis(tmp_path: Path, experiment: str) -> None:
     rc, journal, out = gameday(tmp_path, experiment)
     assert rc == 0, out[-4000:]

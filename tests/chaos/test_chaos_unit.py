@@ -24,8 +24,8 @@ EXPERIMENTS = sorted((ROOT / "scenarios" / "experiments").glob("*.json"))
 GAUNTLET = [sys.executable, "-c", "from harness.cli import main; main()"]
 
 
-def test_the_four_experiments_exist() -> None:
-    assert {p.stem for p in EXPERIMENTS} >= {"zone-outage", "replica-kill", "traffic-spike", "memory-pressure"}
+def test_the_experiments_exist() -> None:
+    assert {p.stem for p in EXPERIMENTS} >= {"zone-outage", "replica-kill", "traffic-spike", "memory-pressure", "rolling-restart"}
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)

@@ -115,6 +115,29 @@ def test_rate_goodput_and_cpu_checks() -> None:
     assert next(c for c in ok.checks if c.name == "achieved_rate").ok
 
 
+def test_a_sparse_random_schedule_is_not_held_against_the_server() -> None:
+    # A 100 req/s random schedule that drew only 900 arrivals in 10 s, every one served: the rate
+    # check holds (the server did all it was offered); the nominal rate is still the claim.
+    spec = LoadSpec(target="http://127.0.0.1:1", rate_rps=100.0, duration_s=10.0, arrival="poisson")
+    rec = R.empty(900)
+    rec["intended"] = np.sort(np.random.default_rng(1).uniform(0, 10, 900))
+    rec["sent"] = rec["intended"] + 0.001
+    rec["done"] = rec["intended"] + 0.1
+    rec["status"] = 200
+    res = build_result(spec, rec, started_at=T0, duration_s=10.0)
+    res.attach_records(rec)
+    assert res.requested_rate == 100.0 and res.scheduled == 900
+    check = next(c for c in evaluate(res, SLO_).checks if c.name == "achieved_rate")
+    assert check.ok and check.target == 100.0 and "drew 90%" in check.note
+    served_half = rec.copy()
+    served_half["sent"][::2] = np.nan  # half dropped behind schedule: the run fell short
+    served_half["done"][::2] = np.nan
+    served_half["status"][::2] = R.DROPPED_LATE
+    res2 = build_result(spec, served_half, started_at=T0, duration_s=10.0)
+    res2.attach_records(served_half)
+    assert not next(c for c in evaluate(res2, SLO_).checks if c.name == "achieved_rate").ok
+
+
 def test_evaluate_from_a_written_load_json(tmp_path: Path) -> None:
     res = _result(np.full(1000, 0.1))
     np.save(tmp_path / "records.npy", res.records())

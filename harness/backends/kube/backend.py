@@ -17,7 +17,13 @@ from typing import Any, Literal
 
 from kubernetes import client
 
-from harness.backends.base import Backend, BackendError
+from harness.backends.base import (
+    RESTARTED_AT,
+    Backend,
+    BackendError,
+    RolloutWatch,
+    restarted_at_stamp,
+)
 from harness.backends.kube import convert, zones
 from harness.backends.kube.api import (
     IN_CLUSTER,
@@ -30,7 +36,7 @@ from harness.backends.kube.api import (
 )
 from harness.backends.kube.portforward import PortForward, find_kubectl
 from harness.backends.kube.recorder import Recorder
-from harness.backends.kube.rollout import rollout_state
+from harness.backends.kube.rollout import RolloutState, rollout_state
 from harness.backends.kube.safety import CLEANUP, check_chaos, check_context
 from harness.backends.observe import (
     DeploymentStatus,
@@ -433,6 +439,62 @@ class KubeBackend(Backend):
             detail = f"kubectl exec failed ({res.returncode}): {res.stderr.strip()[:200]}; " + detail
         return FaultRecord(kind="hang", target=pod, started_at=started, ended_at=time.time(),
                            affected=[pod] if landed else [], landed=landed, detail=detail)
+
+    def rollout_restart(self, timeout_s: float = 300.0) -> FaultRecord:
+        """`kubectl rollout restart`: merge-patch the restartedAt template annotation, then wait for
+        the rollout as `kubectl rollout status` does (observedGeneration, updated, available, no
+        old replicas); old pods may still be terminating when it returns."""
+        check_chaos("rollout_restart", self.context, self.chaos_allowed)
+        name = self._dep_name()
+        path = resource_path("apps/v1", "Deployment", self.namespace, name)
+        started = time.time()
+        stamp = restarted_at_stamp(started)
+        log.warning("rollout restart of deployment %s/%s on context %s (%s=%s)", self.namespace, name,
+                    self.context, RESTARTED_AT, stamp)
+        patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
+        before = self._pod_names()
+        try:
+            self.api.merge_patch(path, patch)
+        except KubeApiError as exc:
+            return FaultRecord(kind="rollout-restart", target=name, started_at=started, ended_at=time.time(),
+                               landed=False, detail=f"patch refused: {exc}")
+        watch = RolloutWatch()
+        state = self._watch_rollout(path, watch, time.monotonic() + timeout_s)
+        took = time.time() - started
+        if state.done:
+            detail = f"complete in {took:.1f}s"
+        elif state.failed:
+            detail = f"failed after {took:.1f}s: {state.message}"
+        else:
+            detail = f"not complete after {timeout_s:.0f}s: {state.message}"
+        replaced = sorted(before - self._pod_names())
+        return FaultRecord(kind="rollout-restart", target=name, started_at=started, ended_at=time.time(),
+                           affected=replaced, landed=state.done,
+                           detail=f"restartedAt {stamp}: {detail}; {watch.summary()}")
+
+    def _pod_names(self) -> set[str]:
+        try:
+            return {p["metadata"]["name"] for p in self.api.list(resource_path("v1", "Pod", self.namespace))}
+        except KubeApiError:
+            return set()
+
+    def _watch_rollout(self, path: str, watch: RolloutWatch, deadline: float) -> RolloutState:
+        """Poll the Deployment until its rollout is done, failed, or the deadline passes."""
+        state = RolloutState(False, False, "no Deployment status read yet")
+        while True:
+            try:
+                dep = self.api.get(path)
+            except KubeApiError as exc:  # a transient API error: keep waiting until the deadline
+                state = RolloutState(False, False, f"reading the Deployment failed: {exc}")
+            else:
+                state = rollout_state(dep)
+                st = dep.get("status") or {}
+                replicas = (dep.get("spec") or {}).get("replicas")
+                watch.observe(1 if replicas is None else int(replicas), int(st.get("replicas") or 0),
+                              int(st.get("availableReplicas") or 0))
+            if state.done or state.failed or time.monotonic() > deadline:
+                return state
+            time.sleep(min(self.poll_s, 2.0))
 
     def _unresponsive(self, pod: str, path: str = "/healthz", timeout_s: float = 3.0) -> bool:
         try:

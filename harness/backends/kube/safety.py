@@ -17,7 +17,7 @@ from harness.errors import InputError
 
 log = logging.getLogger("harness.backends.kube")
 
-CHAOS_ACTIONS = ("zone_outage", "drain_zone", "delete_pod", "hang_pod")
+CHAOS_ACTIONS = ("zone_outage", "drain_zone", "delete_pod", "hang_pod", "rollout_restart")
 
 
 class ContextNotAllowedError(InputError):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import copy
+import hashlib
+import json
 import os
 import random
 import socket
@@ -10,13 +13,22 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from harness.backends.base import Backend, BackendError
+from harness.backends.base import (
+    RESTARTED_AT,
+    Backend,
+    BackendError,
+    RolloutWatch,
+    restarted_at_stamp,
+)
 from harness.backends.local import assets, cgroups, cleanup, scheduler
+from harness.backends.local import rollout as rollout_logic
+from harness.backends.local.docker_args import docker_run_args
 from harness.backends.local.events import EventRecorder
 from harness.backends.local.kubelet import Kubelet, LocalPod, ProbeRecord
 from harness.backends.local.proxy import Endpoint, ServiceProxy
@@ -30,6 +42,7 @@ from harness.backends.local.spec import (
     ContainerSpec,
     PodIdentity,
     PodTemplate,
+    RolloutSpec,
     default_entrypoint,
     expand,
     gauntlet_command,
@@ -51,6 +64,8 @@ from harness.errors import InputError, SetupError
 from harness.manifests.bundle import ManifestBundle
 
 UNREACHABLE = "node.kubernetes.io/unreachable"
+TEMPLATE_HASH = "pod-template-hash"
+DeploymentChange = Callable[[dict[str, Any]], dict[str, Any] | None] | dict[str, Any]
 
 
 class LocalBackend(Backend):
@@ -125,7 +140,13 @@ class LocalBackend(Backend):
         self._ip_block = f"127.{random.randint(16, 250)}.{random.randint(1, 250)}"
         self._ip_next = 2
         self._closed = False
-        self._hash = uuid.uuid4().hex[:10]
+        self._hash = uuid.uuid4().hex[:10]  # the current pod-template-hash (set from the template by deploy)
+        self._hash_salt = uuid.uuid4().hex  # template hashes differ between runs, as pod names must
+        self._deployment: dict[str, Any] = {}
+        self._templates: dict[str, PodTemplate] = {}  # pod-template-hash -> template (one per ReplicaSet)
+        self._rs: dict[str, int] = {}  # pod-template-hash -> ReplicaSet spec.replicas
+        self._rs_created: dict[str, float] = {}
+        self.rollout = RolloutSpec(0, 0, 1, 0.0, rollout_logic.ROLLING_UPDATE)
         self._cpu_prev: dict[str, tuple[float, float]] = {}
         self._last_scale_time: float | None = None
         self._mem_warned: set[str] = set()
@@ -135,18 +156,18 @@ class LocalBackend(Backend):
     def deploy(self, bundle: ManifestBundle) -> None:
         if self._bundle is not None:
             raise BackendError("this LocalBackend already has a deployment; make a new one")
-        dep = bundle.deployment
+        dep = copy.deepcopy(bundle.deployment)
         self._template = parse_template(dep, bundle.source)
         rollout = parse_rollout(dep, bundle.source)
         self.rollout = rollout
         c = self._template.main
-        if self.runtime == "process" and not c.command and default_entrypoint(c.image) is None:
-            raise InputError("the process runtime needs the container's command (there is no image to read "
-                             "its ENTRYPOINT from)", file=bundle.source or None,
-                             field="spec.template.spec.containers[0].command",
-                             fix="set command/args, or use the docker runtime")
+        self._check_runnable(self._template, bundle.source)
         self._bundle = bundle
+        self._deployment = dep
+        self._hash = self._template_hash(dep)
+        self._templates[self._hash] = self._template
         self.deployment_name = (dep.get("metadata") or {}).get("name", "deployment")
+        self._warn_unreproduced(self._template)
         prepared = assets.ensure_model(dep)
         if prepared:
             self.events_rec.record("Deployment", self.deployment_name, "ModelPrepared", prepared,
@@ -169,9 +190,6 @@ class LocalBackend(Backend):
         except OSError:
             self._proxy = ServiceProxy(lambda: self._endpoints, host=f"{self._ip_block}.1", port=0)
             self._proxy.start()
-        self.events_rec.record("Deployment", self.deployment_name, "ScalingReplicaSet",
-                               f"Scaled up replica set {self.deployment_name}-{self._hash} to {rollout.replicas}",
-                               source="deployment-controller")
         for target, name in ((self._controller_loop, "deployment-controller"), (self._sampler_loop, "sampler")):
             t = threading.Thread(target=target, name=f"gauntlet-{name}", daemon=True)
             t.start()
@@ -181,6 +199,68 @@ class LocalBackend(Backend):
             t.start()
             self._threads.append(t)
         self._wake.set()
+
+    def _check_runnable(self, template: PodTemplate, source: str) -> None:
+        c = template.main
+        if self.runtime == "process" and not c.command and default_entrypoint(c.image) is None:
+            raise InputError("the process runtime needs the container's command (there is no image to read "
+                             "its ENTRYPOINT from)", file=source or None,
+                             field="spec.template.spec.containers[0].command",
+                             fix="set command/args, or use the docker runtime")
+
+    def _template_hash(self, dep: dict[str, Any]) -> str:
+        """pod-template-hash: a digest of spec.template (the same template -> the same ReplicaSet)."""
+        tpl = (dep.get("spec") or {}).get("template") or {}
+        text = json.dumps(tpl, sort_keys=True, default=str)
+        return hashlib.sha256((self._hash_salt + text).encode()).hexdigest()[:10]
+
+    def update_template(self, change: DeploymentChange) -> str:
+        """Change the Deployment like `kubectl apply`/`patch`: a new pod template starts a rollout.
+
+        `change` is a whole new Deployment dict, or a function given a copy of the current one
+        (it edits it in place or returns the new one). The pod template, spec.strategy and
+        minReadySeconds are taken from it; spec.replicas is not (that is `scale()`'s, as the HPA
+        owns it). Going back to an earlier template scales its ReplicaSet up again, like a
+        rollback. Returns the pod-template-hash now current.
+        """
+        if self._bundle is None:
+            raise BackendError("deploy() first")
+        with self.lock:
+            current = copy.deepcopy(self._deployment)
+        if callable(change):
+            changed = change(current)
+            new = current if changed is None else changed
+        else:
+            new = copy.deepcopy(change)
+        source = self._bundle.source
+        template = parse_template(new, source)
+        parse_rollout(new, source)  # refuse a bad strategy before anything changes
+        self._check_runnable(template, source)
+        h = self._template_hash(new)
+        with self.lock:
+            self._deployment = new
+            self._templates.setdefault(h, template)
+            self._hash = h
+            self._template = self._templates[h]
+            self.rollout = self._rollout_spec()
+        self._wake.set()
+        return h
+
+    def _rollout_spec(self) -> RolloutSpec:
+        """spec.strategy resolved against the current spec.replicas (percentages follow scale())."""
+        spec = {**(self._deployment.get("spec") or {}), "replicas": self.spec_replicas}
+        return parse_rollout({"spec": spec}, self._bundle.source if self._bundle else "")
+
+    def _warn_unreproduced(self, template: PodTemplate) -> None:
+        """Say what of the pod spec this backend does not run, instead of dropping it silently."""
+        extra = [c.name for c in template.containers[1:]]
+        init = [str(c.get("name")) for c in template.spec.get("initContainers") or []]
+        if extra or init:
+            self.events_rec.record(
+                "Deployment", self.deployment_name, "RuntimeDeviation",
+                f"only container {template.main.name} runs locally; not run: "
+                + ", ".join([f"containers {extra}"] * bool(extra) + [f"initContainers {init}"] * bool(init)),
+                type_="Warning", source="gauntlet")
 
     def _resolve_port(self, port: Any) -> int:
         assert self._template is not None
@@ -262,12 +342,23 @@ class LocalBackend(Backend):
         return self.events_rec.list(since)
 
     def deployment_status(self) -> DeploymentStatus:
+        """Deployment status: updated = pods of the current template; available honours minReadySeconds."""
         with self.lock:
+            now = time.time()
             active = [p for p in self._pods.values() if p.deletion is None]
             ready = sum(1 for p in active if p.ready)
-            return DeploymentStatus(replicas=len(active), readyReplicas=ready, availableReplicas=ready,
-                                    updatedReplicas=len(active), unavailableReplicas=max(0, self.spec_replicas - ready),
+            available = sum(1 for p in active if self._available(p, now))
+            updated = sum(1 for p in active if p.labels.get(TEMPLATE_HASH) == self._hash)
+            desired = max(self.spec_replicas, sum(self._rs.values()))
+            return DeploymentStatus(replicas=len(active), readyReplicas=ready, availableReplicas=available,
+                                    updatedReplicas=updated, unavailableReplicas=max(0, desired - available),
                                     specReplicas=self.spec_replicas)
+
+    def _available(self, p: LocalPod, now: float) -> bool:
+        cond = p.conditions.get("Ready")
+        since = cond.lastTransitionTime if cond is not None and cond.status == "True" else None
+        return (p.deletion is None and not p.finished
+                and rollout_logic.is_available(p.ready, since, self.rollout.min_ready_s, now))
 
     def hpa_history(self) -> list[HPAStatusSample]:
         with self.lock:
@@ -282,15 +373,12 @@ class LocalBackend(Backend):
 
     # actions ----------------------------------------------------------------------------------------
     def scale(self, replicas: int) -> None:
+        """spec.replicas; the controller applies it to the current ReplicaSet (during a rollout, to
+        the new one, within maxSurge/maxUnavailable) and records ScalingReplicaSet."""
         if replicas < 0:
             raise InputError("replicas must be >= 0", field="replicas", fix="pass a non-negative count")
         with self.lock:
-            old = self.spec_replicas
             self.spec_replicas = replicas
-        if old != replicas:
-            self.events_rec.record("Deployment", getattr(self, "deployment_name", "deployment"), "ScalingReplicaSet",
-                                   f"Scaled {'up' if replicas > old else 'down'} replica set to {replicas}",
-                                   source="deployment-controller")
         self._wake.set()
 
     def delete_pod(self, pod: str, grace_period_s: float | None = None) -> FaultRecord:
@@ -304,10 +392,21 @@ class LocalBackend(Backend):
                            landed=True, detail=f"grace {grace_period_s if grace_period_s is not None else 'default'}")
 
     def _delete(self, pod: str, grace_s: float | None, reason: str = "") -> None:
-        k = self._kubelets.get(pod)
-        if k is None:
-            return
-        threading.Thread(target=k.delete, args=(grace_s, reason), daemon=True).start()
+        """Pod deletion: terminating at once (no longer counted, out of the endpoints), then killed."""
+        with self.lock:
+            p = self._pods.get(pod)
+            k = self._kubelets.get(pod)
+            if p is None or (k is None and p.node_name is not None):
+                return
+            if p.deletion is None:
+                p.deletion = time.time()
+            if k is None:  # never bound: nothing runs, the pod is gone at once
+                p.finished = True
+                if reason:
+                    p.reason = reason
+        self._refresh_endpoints()
+        if k is not None:
+            threading.Thread(target=k.delete, args=(grace_s, reason), daemon=True).start()
         self._wake.set()
 
     def zone_outage(self, zone: str) -> FaultRecord:
@@ -421,6 +520,54 @@ class LocalBackend(Backend):
         return FaultRecord(kind="hang", target=pod, started_at=started, ended_at=time.time(),
                            affected=[pod], landed=bool(pids), detail=f"SIGSTOP to pids {pids}")
 
+    def rollout_restart(self, timeout_s: float = 300.0) -> FaultRecord:
+        """`kubectl rollout restart`: a new restartedAt annotation, then the rollout to its end.
+
+        Complete means spec.replicas available pods of the new template and every old pod
+        terminated (not only terminating). The detail gives the surge/unavailability observed.
+        """
+        started = time.time()
+        stamp = restarted_at_stamp(started)
+        with self.lock:
+            old_hash = self._hash
+            old_pods = sorted(p.name for p in self._pods.values() if not p.finished)
+
+        def annotate(dep: dict[str, Any]) -> None:
+            meta = dep.setdefault("spec", {}).setdefault("template", {}).setdefault("metadata", {})
+            meta.setdefault("annotations", {})[RESTARTED_AT] = stamp
+
+        new_hash = self.update_template(annotate)
+        watch = RolloutWatch()
+        deadline = time.monotonic() + timeout_s
+        while True:
+            done, missing = self._rollout_progress(new_hash, watch)
+            if done or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        took = time.time() - started
+        r = self.rollout
+        knobs = (f"{r.strategy} maxSurge {r.max_surge} maxUnavailable {r.max_unavailable}"
+                 if r.strategy == rollout_logic.ROLLING_UPDATE else r.strategy)
+        head = f"{self._rs_name(old_hash)} -> {self._rs_name(new_hash)} ({knobs}, restartedAt {stamp}): "
+        detail = (f"complete in {took:.1f}s" if done else f"not complete after {timeout_s:.0f}s: {missing}")
+        return FaultRecord(kind="rollout-restart", target=self.deployment_name, started_at=started,
+                           ended_at=time.time(), affected=old_pods, landed=done,
+                           detail=f"{head}{detail}; {watch.summary()}")
+
+    def _rollout_progress(self, new_hash: str, watch: RolloutWatch) -> tuple[bool, str]:
+        """(rollout complete?, what is missing), sampling surge/unavailability into `watch`."""
+        with self.lock:
+            now = time.time()
+            spec = self.spec_replicas
+            active = [p for p in self._pods.values() if p.deletion is None and not p.finished]
+            available = sum(1 for p in active if self._available(p, now))
+            updated = sum(1 for p in active if p.labels.get(TEMPLATE_HASH) == new_hash)
+            old_left = sum(1 for p in self._pods.values()
+                           if p.labels.get(TEMPLATE_HASH) != new_hash and not p.finished)
+        watch.observe(spec, len(active), available)
+        done = updated == spec and len(active) == spec and available >= spec and old_left == 0
+        return done, f"{updated}/{spec} updated, {available} available, {old_left} old pod(s) not yet terminated"
+
     def _check_zone(self, zone: str) -> None:
         if zone not in self.zones:
             raise InputError(f"unknown zone {zone!r}", field="zone", fix=f"use one of {self.zones}")
@@ -444,42 +591,82 @@ class LocalBackend(Backend):
                 if p.finished:
                     self._gone.append(self._pods.pop(name))
                     self._kubelets.pop(name, None)
-            active = [p for p in self._pods.values() if p.deletion is None]
-            diff = self.spec_replicas - len(active)
-        if diff > 0:
-            for _ in range(diff):
-                self._create_pod()
-        elif diff < 0:
-            # ReplicaSet scale-down order: unscheduled < not ready < ready, newest first
-            victims = sorted(active, key=lambda p: (p.node_name is not None, p.ready, -p.creation))[:-diff]
-            for p in victims:
-                self._delete(p.name, None)
+            self._sync_deployment(time.time())
+            creates, deletes = self._sync_replicasets()
+        for h in creates:
+            self._create_pod(h)
+        for h, name in deletes:
+            self.events_rec.record("ReplicaSet", self._rs_name(h), "SuccessfulDelete", f"Deleted pod: {name}",
+                                   source="replicaset-controller")
+            self._delete(name, None)
         self._schedule_pending()
         self._refresh_endpoints()
 
-    def _create_pod(self) -> None:
-        assert self._template is not None
-        name = f"{self.deployment_name}-{self._hash}-{uuid.uuid4().hex[:5]}"
-        labels = {**self._template.labels, "pod-template-hash": self._hash}
-        pod = LocalPod(name=name, namespace=self.namespace, labels=labels, template=self._template, creation=time.time())
+    def _rs_name(self, h: str) -> str:
+        return f"{self.deployment_name}-{h}"
+
+    def _sync_deployment(self, now: float) -> None:
+        """The Deployment controller (under the lock): ReplicaSet sizes for spec.replicas and the strategy."""
+        self.rollout = self._rollout_spec()
+        if self._hash not in self._rs:
+            self._rs[self._hash] = 0
+            self._rs_created[self._hash] = now
+        states = {h: rollout_logic.ReplicaSetState(h, size, 0, self._rs_created[h]) for h, size in self._rs.items()}
+        for p in self._pods.values():
+            h = p.labels.get(TEMPLATE_HASH, "")
+            if h in states and self._available(p, now):
+                st = states[h]
+                states[h] = rollout_logic.ReplicaSetState(h, st.replicas, st.available + 1, st.created)
+        new = states.pop(self._hash)
+        old_running = any(p.labels.get(TEMPLATE_HASH) != self._hash and not p.finished
+                          and p.phase not in ("Succeeded", "Failed") for p in self._pods.values())
+        r = self.rollout
+        strategy = rollout_logic.Strategy(r.strategy, self.spec_replicas, r.max_surge, r.max_unavailable)
+        for h, size in rollout_logic.plan(strategy, new, list(states.values()), old_running).items():
+            self._scale_replicaset(h, size)
+
+    def _scale_replicaset(self, h: str, size: int) -> None:
+        old = self._rs.get(h, 0)
+        if size == old:
+            return
+        self._rs[h] = size
+        self.events_rec.record("Deployment", self.deployment_name, "ScalingReplicaSet",
+                               f"Scaled {'up' if size > old else 'down'} replica set {self._rs_name(h)} to {size}",
+                               source="deployment-controller")
+
+    def _sync_replicasets(self) -> tuple[list[str], list[tuple[str, str]]]:
+        """The ReplicaSet controller (under the lock): pods to create (hashes) and to delete per set."""
+        creates: list[str] = []
+        deletes: list[tuple[str, str]] = []
+        for h, size in self._rs.items():
+            active = [p for p in self._pods.values() if p.deletion is None and p.labels.get(TEMPLATE_HASH) == h]
+            diff = size - len(active)
+            if diff > 0:
+                creates += [h] * diff
+            elif diff < 0:
+                deletes += [(h, p.name) for p in sorted(active, key=_deletion_rank)[:-diff]]
+        return creates, deletes
+
+    def _create_pod(self, h: str) -> None:
+        template = self._templates[h]
+        name = f"{self._rs_name(h)}-{uuid.uuid4().hex[:5]}"
+        labels = {**template.labels, TEMPLATE_HASH: h}
+        pod = LocalPod(name=name, namespace=self.namespace, labels=labels, template=template, creation=time.time())
         pod.set_condition("PodScheduled", "False", "Unschedulable", "waiting for the scheduler")
         with self.lock:
             self._pods[name] = pod
-        self.events_rec.record("ReplicaSet", f"{self.deployment_name}-{self._hash}", "SuccessfulCreate",
+        self.events_rec.record("ReplicaSet", self._rs_name(h), "SuccessfulCreate",
                                f"Created pod: {name}", source="replicaset-controller")
 
     def _schedule_pending(self) -> None:
-        assert self._template is not None
-        c = self._template.main
-        req = {"cpu": c.cpu_request or 0.0, "memory": float(c.memory_request or 0)}
         with self.lock:
             pending = [p for p in self._pods.values() if p.node_name is None and p.deletion is None]
             pending.sort(key=lambda p: p.creation)
         for p in pending:
             with self.lock:
-                existing = [{"nodeName": q.node_name, "labels": q.labels, **req} for q in self._pods.values()
-                            if q.node_name and q.deletion is None]
-                node, why = scheduler.schedule({"metadata": {"labels": p.labels}, "spec": self._template.spec},
+                existing = [{"nodeName": q.node_name, "labels": q.labels, **_requests(q.template)}
+                            for q in self._pods.values() if q.node_name and q.deletion is None]
+                node, why = scheduler.schedule({"metadata": {"labels": p.labels}, "spec": p.template.spec},
                                                self._nodes, existing, self.allocatable, self.namespace)
             if node is None:
                 cond = p.conditions.get("PodScheduled")
@@ -493,6 +680,8 @@ class LocalBackend(Backend):
 
     def _bind(self, p: LocalPod, node: Node) -> None:
         with self.lock:
+            if p.deletion is not None:  # deleted while it waited for the scheduler
+                return
             p.node_name, p.zone = node.name, node.zone
             p.pod_ip = self._allocate_ip()
             p.set_condition("PodScheduled", "True")
@@ -533,8 +722,13 @@ class LocalBackend(Backend):
         with open(log, "ab") as f:
             f.write(f"--- container start {time.time():.3f} restart {pod.restart_count}\n".encode())
         if self.runtime == "docker":
+            run = docker_run_args(pod.template.spec, c)
+            if pod.restart_count == 0:
+                for note in run.warnings:
+                    self.events_rec.record("Pod", pod.name, "RuntimeDeviation", note, type_="Warning",
+                                           source="gauntlet-docker-runtime")
             return DockerContainer(f"gauntlet-{self.run.split('@')[0]}-{pod.name}-{pod.restart_count}"[:120],
-                                   c.image, command, args, env, c.working_dir, c.memory_limit, c.cpu_limit,
+                                   c.image, command, args, env, c.working_dir, run.flags,
                                    {"gauntlet.run": self.run, "gauntlet.pod": pod.name}, self.ledger, log)
         argv = command or list(default_entrypoint(c.image) or [])
         argv = argv + args
@@ -556,13 +750,12 @@ class LocalBackend(Backend):
                 self._sample()
 
     def _sample(self) -> None:
-        assert self._template is not None
-        c = self._template.main
         now = time.time()
         with self.lock:
             running = [(p, p.handle) for p in self._pods.values() if p.handle is not None]
         out: list[ResourceSample] = []
         for p, handle in running:
+            c = p.template.main  # its own template: during a rollout old and new pods may differ
             cg = getattr(handle, "cgroup", None)
             cpu_s: float | None = None
             mem: int | None = None
@@ -654,6 +847,16 @@ class LocalBackend(Backend):
     def _metrics_port(self) -> int:
         assert self._template is not None
         return self._template.main.ports.get("metrics", self._target_port)
+
+
+def _deletion_rank(p: LocalPod) -> tuple[bool, int, bool, float]:
+    """ReplicaSet scale-down order: unscheduled < pending < running, not ready < ready, newest first."""
+    return (p.node_name is not None, 0 if p.phase == "Pending" else 1, p.ready, -p.creation)
+
+
+def _requests(template: PodTemplate) -> dict[str, float]:
+    c = template.main
+    return {"cpu": c.cpu_request or 0.0, "memory": float(c.memory_request or 0)}
 
 
 def _int_or_percent(v: Any, total: int, round_up: bool) -> int:

@@ -54,8 +54,27 @@ class PodCgroup:
     """The cgroups of one pod. All containers of the pod share them (one container in practice)."""
 
     def __init__(self, run_dir: str, pod: str) -> None:
-        self.rel = f"{PARENT}/{run_dir}/{pod}"
-        self.paths = {c: CGROUP_ROOT / c / self.rel for c in CONTROLLERS if (CGROUP_ROOT / c).is_dir()}
+        self._at(f"{PARENT}/{run_dir}/{pod}")
+
+    def _at(self, rel: str) -> None:
+        self.rel = rel
+        self.paths = {c: CGROUP_ROOT / c / rel for c in CONTROLLERS if (CGROUP_ROOT / c).is_dir()}
+
+    @classmethod
+    def of_process(cls, pid: int) -> PodCgroup | None:
+        """The (v1) groups a process already lives in, e.g. a container the engine created:
+        read-only use (readings), never create/remove."""
+        try:
+            lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+        except OSError:
+            return None
+        for line in lines:
+            _, ctls, path = line.split(":", 2)
+            if "memory" in ctls.split(",") and path not in ("", "/"):
+                group = cls.__new__(cls)
+                group._at(path.lstrip("/"))
+                return group if group.memory.is_dir() else None
+        return None
 
     @property
     def memory(self) -> Path:

@@ -103,7 +103,7 @@ def kill_pid_checked(pid: int, ticks: int | None, sig: int = signal.SIGKILL) -> 
 def docker_rm(ids: list[str]) -> None:
     if ids:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
-            subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, timeout=60)
+            subprocess.run(["docker", "rm", "-f", "-v", *ids], capture_output=True, timeout=60)
 
 
 def cleanup_stale() -> list[str]:

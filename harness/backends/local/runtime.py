@@ -126,21 +126,17 @@ class ProcessContainer(ContainerHandle):
 
 
 class DockerContainer(ContainerHandle):
-    """`docker run --network host` of the Deployment's image, limits from --memory/--cpus."""
+    """`docker run --network host` of the Deployment's image; limits, volumes and security
+    context come as `run_flags` (see docker_args.py)."""
 
     def __init__(self, name: str, image: str, command: list[str], args: list[str], env: dict[str, str],
-                 cwd: str | None, memory_limit: int | None, cpu_limit: float | None, labels: dict[str, str],
-                 ledger: Ledger, log: Path) -> None:
+                 cwd: str | None, run_flags: list[str], labels: dict[str, str], ledger: Ledger, log: Path) -> None:
         self.name = name
         self.ledger = ledger
         self.log = log
-        argv = ["docker", "run", "-d", "--name", name, "--network", "host", "--init=false"]
+        argv = ["docker", "run", "-d", "--name", name, "--network", "host", "--init=false", *run_flags]
         for k, v in labels.items():
             argv += ["--label", f"{k}={v}"]
-        if memory_limit is not None:
-            argv += ["--memory", str(memory_limit), "--memory-swap", str(memory_limit)]
-        if cpu_limit is not None:
-            argv += ["--cpus", f"{cpu_limit:g}"]
         for k, v in env.items():
             argv += ["-e", f"{k}={v}"]
         if cwd:
@@ -155,6 +151,10 @@ class DockerContainer(ContainerHandle):
             ledger.drop_container(name)
             raise RuntimeError(f"docker run failed: {out.stderr.strip()}")
         self.pid = self._state().get("Pid") or None
+        # The engine's cgroup of the container: the sampler reads working set, CPU and OOM
+        # kills from it, as the kubelet's cAdvisor would.
+        self.cgroup = PodCgroup.of_process(self.pid) if self.pid else None
+        self._proc = _process(self.pid)
         self._exit: ExitInfo | None = None
 
     def _state(self) -> dict:
@@ -165,14 +165,19 @@ class DockerContainer(ContainerHandle):
     def poll(self) -> ExitInfo | None:
         if self._exit is not None:
             return self._exit
+        # The kubelet polls often: watch the container's init process from the host and ask the
+        # engine (a `docker inspect` process each time) only once it is gone.
+        if _alive(self._proc):
+            return None
         st = self._state()
         if st.get("Running") or st.get("Paused"):
+            self._proc = _process(st.get("Pid"))
             return None
         code = int(st.get("ExitCode", 137))
         oom = bool(st.get("OOMKilled"))
         with contextlib.suppress(OSError, subprocess.SubprocessError), open(self.log, "ab") as f:
             subprocess.run(["docker", "logs", self.name], stdout=f, stderr=subprocess.STDOUT, timeout=30)
-        subprocess.run(["docker", "rm", "-f", self.name], capture_output=True, timeout=60)
+        subprocess.run(["docker", "rm", "-f", "-v", self.name], capture_output=True, timeout=60)
         self.ledger.drop_container(self.name)
         self._exit = ExitInfo(code, signal.SIGKILL if code == 137 else None, oom, time.time(), int(oom))
         return self._exit
@@ -197,6 +202,21 @@ class DockerContainer(ContainerHandle):
 
     def exec_argv(self, argv: list[str]) -> list[str]:
         return ["docker", "exec", self.name, *argv]
+
+
+def _process(pid: int | None) -> psutil.Process | None:
+    """A handle that notices PID reuse (psutil compares the start time)."""
+    try:
+        return psutil.Process(pid) if pid else None
+    except psutil.Error:
+        return None
+
+
+def _alive(proc: psutil.Process | None) -> bool:
+    try:
+        return proc is not None and proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def docker_available() -> tuple[bool, str]:

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import InputError
+from harness.models import probes as probes_model
+from harness.models._k8s import ModelInputError
 from harness.quantity import cpu_cores, memory_bytes
 
 PROBE_KINDS = ("startup", "liveness", "readiness")
@@ -39,6 +41,14 @@ class ProbeSpec:
 
 
 @dataclass
+class VolumeMount:
+    name: str
+    mount_path: str
+    read_only: bool
+    volume: dict[str, Any]  # the pod's volume of that name (hostPath, emptyDir, ...)
+
+
+@dataclass
 class ContainerSpec:
     name: str
     image: str
@@ -54,6 +64,7 @@ class ContainerSpec:
     memory_limit: int | None
     pre_stop: dict[str, Any] | None
     raw: dict[str, Any]
+    mounts: list[VolumeMount] = field(default_factory=list)
 
     @property
     def first_port(self) -> int | None:
@@ -83,16 +94,6 @@ class RolloutSpec:
 
 def _err(source: str, field_: str, message: str, fix: str) -> InputError:
     return InputError(message, file=source or None, field=field_, fix=fix)
-
-
-def _num(obj: dict[str, Any], key: str, default: float, where: str, source: str, minimum: float = 0) -> float:
-    value = obj.get(key, default)
-    if value in (None, 0) and default and key != "initialDelaySeconds":
-        value = default  # SetDefaults_Probe: zero means "use the default"
-    if not isinstance(value, (int, float)) or value < minimum:
-        raise _err(source, f"{where}.{key}", f"must be a number >= {minimum}, got {value!r}",
-                   f"set {key} to a non-negative integer")
-    return float(value)
 
 
 def resolve_port(port: Any, ports: dict[str, int], where: str, source: str) -> int:
@@ -131,20 +132,18 @@ def parse_probe(kind: str, raw: dict[str, Any], ports: dict[str, int], where: st
         p.port = resolve_port(raw["grpc"].get("port"), ports, f"{where}.grpc.port", source)
     else:
         raise _err(source, where, "probe has no handler", "use httpGet, tcpSocket, exec or grpc")
-    p.initial_delay_s = _num(raw, "initialDelaySeconds", 0, where, source)
-    p.period_s = _num(raw, "periodSeconds", 10, where, source, minimum=1)
-    p.timeout_s = _num(raw, "timeoutSeconds", 1, where, source, minimum=1)
-    p.success_threshold = int(_num(raw, "successThreshold", 1, where, source, minimum=1))
-    p.failure_threshold = int(_num(raw, "failureThreshold", 3, where, source, minimum=1))
-    if kind in ("liveness", "startup") and p.success_threshold != 1:
-        raise _err(source, f"{where}.successThreshold", f"must be 1 for a {kind} probe",
-                   "set successThreshold: 1 (the API server rejects other values)")
-    tgps = raw.get("terminationGracePeriodSeconds")
-    if tgps is not None:
-        if kind == "readiness":
-            raise _err(source, f"{where}.terminationGracePeriodSeconds",
-                       "not allowed on a readiness probe", "move it to the liveness/startup probe or the pod spec")
-        p.termination_grace_period_s = float(tgps)
+    try:  # timings, defaults and the API server's validation: one reader, the probe model's
+        timing = probes_model.parse_probe(raw, kind, where)
+    except ModelInputError as err:
+        raise _err(source, err.field or where, err.message,
+                   err.fix or "fix the probe field as the API server requires") from None
+    assert timing is not None
+    p.initial_delay_s = timing.initial_delay
+    p.period_s = timing.period
+    p.timeout_s = timing.timeout
+    p.success_threshold = timing.success_threshold
+    p.failure_threshold = timing.failure_threshold
+    p.termination_grace_period_s = timing.termination_grace
     return p
 
 
@@ -205,12 +204,29 @@ def parse_template(deployment: dict[str, Any], source: str = "") -> PodTemplate:
     if not containers:
         raise _err(source, f"{where}.spec.containers", "no containers", "add at least one container")
     parsed = [parse_container(c, f"{where}.spec.containers[{i}]", source) for i, c in enumerate(containers)]
+    volumes = {v.get("name"): v for v in spec.get("volumes") or []}
+    for i, (c, raw) in enumerate(zip(parsed, containers, strict=True)):
+        c.mounts = parse_mounts(raw, volumes, f"{where}.spec.containers[{i}].volumeMounts", source)
     return PodTemplate(
         labels=dict(((tpl.get("metadata") or {}).get("labels")) or {}),
         containers=parsed,
         termination_grace_period_s=float(spec.get("terminationGracePeriodSeconds", 30)),
         spec=spec,
     )
+
+
+def parse_mounts(container: dict[str, Any], volumes: dict[str, dict[str, Any]], where: str,
+                 source: str) -> list[VolumeMount]:
+    mounts = []
+    for i, m in enumerate(container.get("volumeMounts") or []):
+        name, path = m.get("name"), m.get("mountPath")
+        if not path:
+            raise _err(source, f"{where}[{i}].mountPath", "volume mount without a mountPath", "set mountPath")
+        if name not in volumes:
+            raise _err(source, f"{where}[{i}].name", f"no volume named {name!r} in the pod spec "
+                       f"(volumes: {sorted(str(v) for v in volumes)})", "add it to spec.template.spec.volumes")
+        mounts.append(VolumeMount(str(name), str(path), bool(m.get("readOnly", False)), volumes[name]))
+    return mounts
 
 
 def _fencepost(value: Any, replicas: int, round_up: bool, field_: str, source: str) -> int:

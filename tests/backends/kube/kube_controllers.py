@@ -3,7 +3,9 @@ controller + taint manager, reduced to what the kube backend observes."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +13,13 @@ from typing import Any
 from kube_mock import MockServer, now_rfc3339
 
 ZONE = "topology.kubernetes.io/zone"
+HASH = "pod-template-hash"
 K8sObject = dict[str, Any]
+
+
+def template_hash(dep: K8sObject) -> str:
+    return hashlib.sha256(json.dumps((dep.get("spec") or {}).get("template") or {}, sort_keys=True)
+                          .encode()).hexdigest()[:10]
 
 
 def make_nodes(server: MockServer, zones: tuple[str, ...] = ("zone-a", "zone-b", "zone-c"), per_zone: int = 1) -> None:
@@ -96,23 +104,21 @@ class FakeControllers:
                 self._event(ns, "Pod", p["metadata"]["name"], "TaintManagerEviction", "Marking for deletion",
                             source="taint-eviction-controller")
         pods = [p for p in api.items("Pod", ns) if p["metadata"].get("labels", {}).get("gauntlet.test/owner") == name]
-        # replica set: create / delete toward spec.replicas
-        while len(pods) < want:
-            i = next(self._seq)
-            pname = f"{name}-{i:05d}"
-            pod = {"apiVersion": "v1", "kind": "Pod",
-                   "metadata": {"name": pname, "namespace": ns,
-                                "labels": {**labels, "gauntlet.test/owner": name}},
-                   "spec": {"containers": [{"name": "inference", "ports": [{"containerPort": 8000}],
-                                            "resources": {"requests": {"cpu": "500m"},
-                                                          "limits": {"cpu": "1", "memory": "1Gi"}}}]},
-                   "status": {"phase": "Pending"}}
-            api.put("Pod", pod)
-            self._ages[pname] = 0
-            pods.append(pod)
-        for p in pods[want:]:
-            api.remove("Pod", ns, p["metadata"]["name"])
-        pods = pods[:want]
+        tpl = template_hash(dep)
+        new = [p for p in pods if p["metadata"]["labels"].get(HASH) == tpl]
+        old = [p for p in pods if p["metadata"]["labels"].get(HASH) != tpl]
+        if old:  # a rolling update, maxSurge 1 / maxUnavailable 0: a new pod, then an old one once it is Ready
+            if len(new) < want and len(pods) < want + 1:
+                pods.append(self._new_pod(ns, name, labels, tpl))
+            if sum(1 for p in pods if _ready(p)) > want:
+                api.remove("Pod", ns, old[0]["metadata"]["name"])
+                pods.remove(old[0])
+        else:  # replica set: create / delete toward spec.replicas
+            while len(pods) < want:
+                pods.append(self._new_pod(ns, name, labels, tpl))
+            for p in pods[want:]:
+                api.remove("Pod", ns, p["metadata"]["name"])
+            pods = pods[:want]
         # scheduler + kubelet
         ready = 0
         for idx, p in enumerate(pods):
@@ -124,16 +130,30 @@ class FakeControllers:
                 ready += 1
             status.pop("_ready", None)
             api.put("Pod", {"metadata": {"name": pname, "namespace": ns}, **status})
+        updated = sum(1 for p in pods if p["metadata"]["labels"].get(HASH) == tpl)
         dep_status: K8sObject = {"observedGeneration": dep["metadata"].get("generation", 1), "replicas": len(pods),
-                                 "updatedReplicas": len(pods), "readyReplicas": ready, "availableReplicas": ready,
+                                 "updatedReplicas": updated, "readyReplicas": ready, "availableReplicas": ready,
                                  "unavailableReplicas": max(0, want - ready)}
         if self.stuck:
             dep_status["conditions"] = [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
                                          "message": f'ReplicaSet "{name}-abc" has timed out progressing.'}]
-        api.put("Deployment", {"metadata": {"name": name, "namespace": ns, "generation": 1}, "status": dep_status})
+        api.put("Deployment", {"metadata": {"name": name, "namespace": ns}, "status": dep_status})
         for hpa in api.items("HorizontalPodAutoscaler", ns):
             api.put("HorizontalPodAutoscaler", {"metadata": {"name": hpa["metadata"]["name"], "namespace": ns},
                                                 "status": {"currentReplicas": len(pods), "desiredReplicas": want}})
+
+    def _new_pod(self, ns: str, name: str, labels: dict[str, str], tpl: str) -> K8sObject:
+        pname = f"{name}-{next(self._seq):05d}"
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": pname, "namespace": ns,
+                            "labels": {**labels, "gauntlet.test/owner": name, HASH: tpl}},
+               "spec": {"containers": [{"name": "inference", "ports": [{"containerPort": 8000}],
+                                        "resources": {"requests": {"cpu": "500m"},
+                                                      "limits": {"cpu": "1", "memory": "1Gi"}}}]},
+               "status": {"phase": "Pending"}}
+        self.server.api.put("Pod", pod)
+        self._ages[pname] = 0
+        return pod
 
     def _pod_status(self, ns: str, p: K8sObject, age: int, idx: int, schedulable: list[str]) -> K8sObject:
         pname = p["metadata"]["name"]
@@ -178,3 +198,8 @@ class FakeControllers:
         }
         out["_ready"] = ready
         return out
+
+
+def _ready(p: K8sObject) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (p.get("status") or {}).get("conditions") or [])

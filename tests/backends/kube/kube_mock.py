@@ -124,7 +124,20 @@ class KubeApiMock(kmock.KubernetesEmulator):
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         if request.subresource == "eviction" and request.resource is not None:
             return await self._evict(request)
-        return await super()._handle(request)
+        response = await super()._handle(request)
+        if (request.action == kmock.action.UPDATE and request.resource == RESOURCES["Deployment"]
+                and request.subresource in (None, "scale") and "spec" in (request.data or {})):
+            await self._bump_generation(request.namespace, request.name or "")
+        return response
+
+    async def _bump_generation(self, namespace: str | None, name: str) -> None:
+        """A spec change makes a new metadata.generation, as the API server does."""
+        async with self._lock:
+            key = (RESOURCES["Deployment"], namespace, name)
+            if key in self.objects and not self.objects[key].deleted:  # ObjectsArray has no .get()
+                obj = self.objects[key]
+                generation = int((obj.get("metadata") or {}).get("generation") or 1)
+                obj.patch({"metadata": {"generation": generation + 1}})
 
     async def _evict(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         ns, name = request.namespace or "", request.name or ""

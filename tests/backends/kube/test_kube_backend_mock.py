@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CTX, bundle
 from kube_controllers import ZONE
+from kube_objects import CTX, bundle
 
 from harness.backends.base import BackendError
 from harness.backends.kube import (
@@ -85,7 +85,8 @@ def test_deploy_rollout_observe_teardown(make_backend, server, controllers, capl
     assert all(e.firstTimestamp > 1e9 for e in b.events())
     assert b.events(since=time.time() + 3600) == []
 
-    wait_for(lambda: len(b.hpa_history()) >= 2, what="HPA samples")
+    # samples taken after the Deployment reported Ready (earlier ones may predate it)
+    wait_for(lambda: len(b.hpa_history()) >= 2 and b.hpa_history()[-1].readyReplicas == 3, what="HPA samples")
     h = b.hpa_history()[-1]
     assert h.desiredReplicas == 3 and h.readyReplicas == 3
 

@@ -1,0 +1,69 @@
+"""Pod spec -> docker run flags (no engine needed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from standin_specs import deployment
+
+from harness.backends.local.docker_args import docker_run_args
+from harness.backends.local.spec import parse_template
+from harness.errors import InputError
+
+
+def _template(dep: dict[str, Any]):  # type: ignore[no-untyped-def]
+    return parse_template(dep, "deployment.yaml")
+
+
+def test_limits_volumes_and_security_context_become_flags() -> None:
+    dep = deployment(memory_limit="64Mi")
+    spec = dep["spec"]["template"]["spec"]
+    c = spec["containers"][0]
+    c["resources"]["limits"]["cpu"] = "500m"
+    c["securityContext"] = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}}
+    spec["securityContext"] = {"runAsUser": 10001, "runAsGroup": 10001}
+    c["volumeMounts"] = [{"name": "model", "mountPath": "/models", "readOnly": True},
+                         {"name": "scratch", "mountPath": "/scratch"},
+                         {"name": "shm", "mountPath": "/dev/shm"}]
+    spec["volumes"] = [{"name": "model", "hostPath": {"path": "/srv/models"}},
+                       {"name": "scratch", "emptyDir": {}},
+                       {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}}]
+    t = _template(dep)
+    run = docker_run_args(t.spec, t.main)
+    f = run.flags
+    assert f[f.index("--memory") + 1] == str(64 * 2**20) and f[f.index("--memory-swap") + 1] == str(64 * 2**20)
+    assert f[f.index("--cpus") + 1] == "0.5"
+    assert "type=bind,source=/srv/models,destination=/models,readonly" in f
+    assert "type=volume,destination=/scratch" in f
+    assert f"type=tmpfs,destination=/dev/shm,tmpfs-size={2**30}" in f
+    assert f[f.index("--user") + 1] == "10001:10001"
+    assert "--read-only" in f and "no-new-privileges" in f
+    assert f[f.index("--cap-drop") + 1] == "ALL" and f[f.index("--cap-add") + 1] == "NET_BIND_SERVICE"
+    assert run.warnings == []
+
+
+def test_unsupported_volume_is_a_warning_not_a_silent_skip() -> None:
+    dep = deployment()
+    spec = dep["spec"]["template"]["spec"]
+    spec["containers"][0]["volumeMounts"] = [{"name": "cfg", "mountPath": "/etc/app"}]
+    spec["volumes"] = [{"name": "cfg", "configMap": {"name": "app"}}]
+    t = _template(dep)
+    run = docker_run_args(t.spec, t.main)
+    assert not any("/etc/app" in x for x in run.flags)
+    assert run.warnings == ["volume cfg (configMap) is not mounted by the docker runtime"]
+
+
+def test_mount_of_an_undeclared_volume_names_file_and_field() -> None:
+    dep = deployment()
+    dep["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] = [{"name": "nope", "mountPath": "/x"}]
+    with pytest.raises(InputError) as err:
+        _template(dep)
+    text = str(err.value)
+    assert "deployment.yaml" in text and "volumeMounts[0].name" in text and "nope" in text
+
+
+def test_no_limits_no_flags() -> None:
+    t = _template(deployment())
+    assert docker_run_args(t.spec, t.main).flags == []
