@@ -136,7 +136,9 @@ def batched_bound(model_dir: Path, threads: int | None) -> dict[str, object]:
         print(f"  batch {bsz:3d}: {t_batch * 1000:6.0f} ms -> {bsz / t_batch:7.1f} req/s")
         if t_batch > P90_TARGET_S:
             break
-    ok = [p for p in points if p["batch_s"] < P90_TARGET_S / 2]  # a request may wait one batch
+    # An upper bound: requests that arrive exactly together and never wait for a running batch.
+    # (Halving the target for one batch of waiting made a "bound" the service beat by 171 %.)
+    ok = [p for p in points if p["batch_s"] < P90_TARGET_S]
     best = max(ok or points[:1], key=lambda p: p["throughput_rps"])
     return {"points": points, "best": best, "throughput_rps": best["throughput_rps"]}
 

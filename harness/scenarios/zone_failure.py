@@ -23,6 +23,7 @@ from harness.backends.observe import FaultRecord
 from harness.scenarios import common
 from harness.scenarios.base import ScenarioContext
 from harness.scenarios.cold_start import start_timeout_s
+from harness.sla import evaluate
 from harness.verdict import Check, Verdict
 
 NAME = "zone-failure"
@@ -150,22 +151,17 @@ def handle_end(handle: Any, t_fault: float, fault_at_s: float, duration: float) 
 
 
 def sla_windows(ctx: ScenarioContext, result: Any, t_fault: float) -> list[dict[str, Any]]:
-    """SLA per window of `slo.window_s` over the run (exact, from the per-request records)."""
-    slo = ctx.profile.slo
-    w = slo.window_s
+    """The run's `slo.window_s` windows as harness.sla evaluates them, placed against the fault."""
     out: list[dict[str, Any]] = []
-    t = result.started_at
-    while t < result.end_epoch - 1e-6:
-        t1 = min(t + w, result.end_epoch)
-        ws = result.window(t, t1)
+    for w in evaluate(result, ctx.profile.slo, check_rate=False).windows:
+        ws = w.stats
         out.append({
-            "t0": round(t - result.started_at, 2), "t1": round(t1 - result.started_at, 2),
-            "epoch0": t, "after_fault": t >= t_fault, "contains_fault": t <= t_fault < t1,
+            "t0": round(ws.t0 - result.started_at, 2), "t1": round(ws.t1 - result.started_at, 2),
+            "epoch0": ws.t0, "after_fault": ws.t0 >= t_fault, "contains_fault": ws.t0 <= t_fault < ws.t1,
             "requests": ws.requests, "errors": ws.errors, "dropped": ws.dropped,
             "availability": ws.availability, "latency_ms": ws.latency_ms,
-            "sla_met": ws.meets(slo.latency_ms, slo.availability),
+            "sla_met": not w.breached, "breaches": w.reasons,
         })
-        t = t1
     return out
 
 

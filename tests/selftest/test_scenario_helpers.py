@@ -14,7 +14,7 @@ from harness.scenarios.base import ScenarioContext
 from harness.scenarios.cold_start import start_record
 from harness.scenarios.hpa import first_scale_up, flapping
 from harness.scenarios.probe_timing import model_checks
-from harness.scenarios.zone_failure import choose_zone, recovery_after
+from harness.scenarios.zone_failure import choose_zone, recovery_after, sla_windows
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,6 +55,33 @@ def test_recovery_is_first_window_after_last_breach() -> None:
     windows[-1]["sla_met"] = False
     assert recovery_after(windows, t_fault) is None  # still breaching at the end
     assert recovery_after([{**w, "sla_met": True} for w in windows], t_fault) == 0.0
+
+
+def test_sla_windows_place_the_breach_against_the_fault(tmp_path: Path) -> None:
+    import numpy as np
+
+    from harness.load import LoadSpec
+    from harness.load import records as R
+    from harness.load.analyze import build_result
+
+    prof = load_profile("local")  # p90 300 ms, 5 s windows
+    spec = LoadSpec(target="http://127.0.0.1:1", rate_rps=10, duration_s=20, arrival="constant")
+    rec = R.empty(200)
+    rec["intended"] = np.arange(200) / 10
+    rec["sent"] = rec["intended"]
+    rec["done"] = rec["intended"] + np.where((rec["intended"] >= 5) & (rec["intended"] < 10), 0.9, 0.05)
+    rec["status"] = 200
+    t0 = 1_700_000_000.0
+    result = build_result(spec, rec, started_at=t0, duration_s=20)
+    result.attach_records(rec)
+    ctx = ScenarioContext(profile=prof, bundle=ManifestBundle([], source="t"), backend_factory=lambda _: None,
+                          backend_name="none", out_dir=tmp_path)
+    windows = sla_windows(ctx, result, t_fault=t0 + 6)
+    assert [w["t0"] for w in windows] == [0, 5, 10, 15]
+    assert [w["sla_met"] for w in windows] == [True, False, True, True]
+    assert windows[1]["contains_fault"] and windows[2]["after_fault"] and not windows[0]["after_fault"]
+    assert "latency p90" in windows[1]["breaches"][0]
+    assert recovery_after(windows, t0 + 6) == 4.0
 
 
 def test_choose_zone_most_replicas_then_name() -> None:
