@@ -24,7 +24,7 @@ from harness.manifests.bundle import ManifestBundle
 from harness.profile import SLO
 from harness.quantity import memory_bytes
 from harness.scenarios.base import ScenarioContext
-from harness.verdict import Check
+from harness.verdict import Check, Verdict
 
 # --------------------------------------------------------------------------------------------
 # statistics
@@ -271,6 +271,33 @@ def wait_rollout(backend: Backend, replicas: int | None, timeout_s: float,
             return False, f"restart loop: containers restarted {crashing} times while starting"
         time.sleep(0.5)
     return False, f"timed out after {timeout_s:.0f}s waiting for {want} Ready pods"
+
+
+def rollout_ready_check(backend: Backend, replicas: int, timeout_s: float) -> Check | None:
+    """Wait for the scenario's first rollout: None when Ready, else the failing `rollout_ready`
+    check that says why (restart loop, probe kills, OOM, Pending)."""
+    ok, msg = wait_rollout(backend, replicas, timeout_s)
+    if ok:
+        return None
+    return Check(name="rollout_ready", measured=False, target=True, ok=False,
+                 note=f"{msg}: {rollout_failure_summary(backend)}")
+
+
+def finish(ctx: ScenarioContext, name: str, json_name: str, checks: list[Check], faults: Iterable[FaultRecord],
+           measurements: dict[str, Any], *, loads: Iterable[str] = ("load.json",),
+           report_only: Iterable[str] = (), caveats: list[str] | None = None) -> Verdict:
+    """A scenario's end: faults.json and `json_name` (checks + measurements) as evidence, with
+    the load runs that exist; the verdict carries every check's measurement and the
+    measurements, less the bulky `report_only` ones (kept in the JSON)."""
+    evidence = [save_faults(ctx, faults),
+                ctx.write_json(json_name,
+                               {"measurements": measurements, "checks": [c.model_dump() for c in checks]})]
+    evidence += [ctx.relative(ctx.evidence(f)) for f in loads if ctx.evidence(f).exists()]
+    hidden = set(report_only)
+    meas: dict[str, Any] = {c.name: c.measured for c in checks}
+    meas.update({k: v for k, v in measurements.items() if k not in hidden})
+    extra = {"caveats": caveats} if caveats is not None else {}
+    return Verdict.from_checks(name, ctx.profile.name, checks, measurements=meas, evidence=evidence, **extra)
 
 
 def rollout_failure_summary(backend: Backend) -> str:

@@ -40,10 +40,9 @@ def run(ctx: ScenarioContext) -> Verdict:
     max_r = int(hpa.get("spec", {}).get("maxReplicas", 1))
     min_r = int(hpa.get("spec", {}).get("minReplicas", 1))
     with ctx.deploy(wait=False) as backend:
-        ok, msg = common.wait_rollout(backend, common.spec_replicas(ctx.bundle), start_timeout_s(ctx) * 2)
-        if not ok:
-            checks.append(Check(name="rollout_ready", measured=False, target=True, ok=False,
-                                note=f"{msg}: {common.rollout_failure_summary(backend)}"))
+        failed = common.rollout_ready_check(backend, common.spec_replicas(ctx.bundle), start_timeout_s(ctx) * 2)
+        if failed:
+            checks.append(failed)
             return _finish(ctx, checks, faults, meas)
         capacity, cap_source = capacity_per_replica(ctx, backend)
         meas.update({"capacity_rps_per_replica": capacity, "capacity_source": cap_source,
@@ -54,14 +53,8 @@ def run(ctx: ScenarioContext) -> Verdict:
 
 def _finish(ctx: ScenarioContext, checks: list[Check], faults: list[FaultRecord],
             meas: dict[str, Any]) -> Verdict:
-    evidence = [common.save_faults(ctx, faults),
-                ctx.write_json("hpa_scenario.json", {"measurements": meas,
-                                                     "checks": [c.model_dump() for c in checks]})]
-    if ctx.evidence("load.json").exists():
-        evidence.append(ctx.relative(ctx.evidence("load.json")))
-    measurements = {c.name: c.measured for c in checks}
-    measurements.update({k: v for k, v in meas.items() if k not in ("replica_timeline", "model")})
-    return Verdict.from_checks(NAME, ctx.profile.name, checks, measurements=measurements, evidence=evidence)
+    return common.finish(ctx, NAME, "hpa_scenario.json", checks, faults, meas,
+                         report_only=("replica_timeline", "model"))
 
 
 # --------------------------------------------------------------------------------------------

@@ -32,35 +32,22 @@ def run(ctx: ScenarioContext) -> Verdict:
     measurements: dict[str, Any] = {"limit_bytes": limit, "allowed_bytes": allowed,
                                     "headroom": prof.memory.headroom}
     caveats: list[str] = []
-    evidence: list[str] = []
     with ctx.deploy(wait=False) as backend:
         if not backend.limits_enforced:
             caveats.append(
                 f"backend {backend.name}: memory limits are monitored, not enforced (no cgroup "
                 "memory controller or not root): an over-limit replica is reported, not OOM-killed")
         t_start = time.time()
-        ok, msg = common.wait_rollout(backend, common.spec_replicas(ctx.bundle), start_timeout_s(ctx) * 2)
-        if not ok:
+        failed = common.rollout_ready_check(backend, common.spec_replicas(ctx.bundle), start_timeout_s(ctx) * 2)
+        if failed:
             oom = common.oom_evidence(backend, since=t_start)
             measurements["oom_evidence"] = oom
-            checks += [
-                Check(name="rollout_ready", measured=False, target=True, ok=False,
-                      note=f"{msg}: {common.rollout_failure_summary(backend)}"),
-                Check(name="oom_kills", measured=len(oom), target=0, ok=not oom,
-                      note="; ".join(oom[:3]) or "no OOM evidence"),
-            ]
+            checks += [failed, Check(name="oom_kills", measured=len(oom), target=0, ok=not oom,
+                                     note="; ".join(oom[:3]) or "no OOM evidence")]
         else:
             checks += _drive(ctx, backend, limit, allowed, measurements, t_start)
-    evidence.append(common.save_faults(ctx, []))
-    evidence.append(ctx.write_json("oom_headroom.json", {"measurements": measurements,
-                                                         "checks": [c.model_dump() for c in checks]}))
-    for name in ("load.json", "overload.json"):
-        if ctx.evidence(name).exists():
-            evidence.append(ctx.relative(ctx.evidence(name)))
-    meas = {c.name: c.measured for c in checks}
-    meas.update(measurements)
-    return Verdict.from_checks(NAME, prof.name, checks, measurements=meas, evidence=evidence,
-                               caveats=caveats)
+    return common.finish(ctx, NAME, "oom_headroom.json", checks, [], measurements,
+                         loads=("load.json", "overload.json"), caveats=caveats)
 
 
 def _drive(ctx: ScenarioContext, backend: Backend, limit: int | None, allowed: int | None,

@@ -37,7 +37,6 @@ def run(ctx: ScenarioContext) -> Verdict:
     checks: list[Check] = []
     faults: list[FaultRecord] = []
     measurements: dict[str, Any] = {}
-    evidence: list[str] = []
 
     model = model_checks(ctx, ctx.bundle)
     checks += model.pop("checks")
@@ -46,34 +45,26 @@ def run(ctx: ScenarioContext) -> Verdict:
 
     with ctx.deploy(wait=False) as backend:
         t_deploy = time.time()
-        ok, msg = common.wait_rollout(backend, replicas, start_timeout_s(ctx) * 2)
+        failed = common.rollout_ready_check(backend, replicas, start_timeout_s(ctx) * 2)
         kills = common.probe_kills(backend.events(since=t_deploy))
         n_kills = len(kills["startup"]) + len(kills["liveness"])
         checks.append(Check(
             name="kills_during_start", measured=n_kills, target=0, ok=n_kills == 0,
             note="; ".join(e.message for e in (kills["startup"] + kills["liveness"])[:3]),
         ))
-        if not ok:
-            checks.append(Check(name="rollout_ready", measured=False, target=True, ok=False,
-                                note=f"{msg}: {common.rollout_failure_summary(backend)}"))
-            return _finish(ctx, checks, faults, measurements, evidence)
+        if failed:
+            checks.append(failed)
+            return _finish(ctx, checks, faults, measurements)
 
         checks += full_load_phase(ctx, backend, faults, measurements)
         checks += hang_phase(ctx, backend, faults, measurements)
-    return _finish(ctx, checks, faults, measurements, evidence)
+    return _finish(ctx, checks, faults, measurements)
 
 
 def _finish(ctx: ScenarioContext, checks: list[Check], faults: list[FaultRecord],
-            measurements: dict[str, Any], evidence: list[str]) -> Verdict:
-    evidence.append(common.save_faults(ctx, faults))
-    evidence.append(ctx.write_json("probe_timing.json", {"checks": [c.model_dump() for c in checks],
-                                                         "measurements": measurements}))
-    for name in ("load.json", "hang_load.json"):
-        if ctx.evidence(name).exists():
-            evidence.append(ctx.relative(ctx.evidence(name)))
-    meas = {c.name: c.measured for c in checks}
-    meas.update(measurements)
-    return Verdict.from_checks(NAME, ctx.profile.name, checks, measurements=meas, evidence=evidence)
+            measurements: dict[str, Any]) -> Verdict:
+    return common.finish(ctx, NAME, "probe_timing.json", checks, faults, measurements,
+                         loads=("load.json", "hang_load.json"))
 
 
 # --------------------------------------------------------------------------------------------

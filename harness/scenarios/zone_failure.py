@@ -40,22 +40,14 @@ def run(ctx: ScenarioContext) -> Verdict:
     meas: dict[str, Any] = {}
     replicas = common.spec_replicas(ctx.bundle)
     with ctx.deploy(wait=False) as backend:
-        ok, msg = common.wait_rollout(backend, replicas, start_timeout_s(ctx) * 2)
-        if not ok:
-            checks.append(Check(name="rollout_ready", measured=False, target=True, ok=False,
-                                note=f"{msg}: {common.rollout_failure_summary(backend)}"))
+        failed = common.rollout_ready_check(backend, replicas, start_timeout_s(ctx) * 2)
+        if failed:
+            checks.append(failed)
         else:
             checks += outage_phase(ctx, backend, faults, meas)
             checks += drain_phase(ctx, backend, faults, meas)
-    evidence = [common.save_faults(ctx, faults),
-                ctx.write_json("zone_failure.json", {"measurements": meas,
-                                                     "checks": [c.model_dump() for c in checks]})]
-    for name in ("load.json", "drain_load.json"):
-        if ctx.evidence(name).exists():
-            evidence.append(ctx.relative(ctx.evidence(name)))
-    measurements = {c.name: c.measured for c in checks}
-    measurements.update(meas)
-    return Verdict.from_checks(NAME, ctx.profile.name, checks, measurements=measurements, evidence=evidence)
+    return common.finish(ctx, NAME, "zone_failure.json", checks, faults, meas,
+                         loads=("load.json", "drain_load.json"))
 
 
 def choose_zone(placement: dict[str, list[str]], configured: str | None) -> str | None:
