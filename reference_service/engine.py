@@ -30,6 +30,9 @@ class EngineStopped(Exception):
     """The engine is draining or stopped: the caller should answer 503."""
 
 
+SAMPLING_EPS = 1e-5  # temperatures below this sample greedily (as vLLM does)
+
+
 @dataclass
 class GenRequest:
     prompt_ids: list[int]
@@ -282,7 +285,9 @@ class Engine:
         return results
 
     def _generator(self, r: GenRequest) -> Any:
-        if r.temperature <= 0:
+        # Below SAMPLING_EPS sampling is greedy: logits / 1e-309 overflow to inf and softmax gives
+        # NaN (a 500 found by the schema test), and the distribution is one-hot anyway.
+        if r.temperature < SAMPLING_EPS:
             return None
         seed = r.seed if r.seed is not None else random.getrandbits(63)
         return self.torch.Generator(device="cpu").manual_seed(seed)

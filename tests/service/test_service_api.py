@@ -47,6 +47,14 @@ def test_greedy_is_deterministic_and_seeded_sampling_reproducible(server: Server
     assert s1["choices"][0]["text"] == s2["choices"][0]["text"]
 
 
+def test_a_vanishing_temperature_is_greedy_not_a_500(server: ServerProcess) -> None:
+    # Found by the schema test: temperature 2.2e-309 made logits / T overflow -> NaN -> HTTP 500.
+    greedy = complete(server, prompt="abc", max_tokens=6, temperature=0).json()
+    tiny = complete(server, prompt="abc", max_tokens=6, temperature=2.225073858507203e-309, seed=1)
+    assert tiny.status_code == 200, tiny.text
+    assert tiny.json()["choices"][0]["text"] == greedy["choices"][0]["text"]
+
+
 def test_batched_equals_alone_over_http(server: ServerProcess) -> None:
     prompts = ["a", "The quick brown fox", "0123456789" * 3, "zz top", "Once upon a time", "?"]
     alone = [complete(server, prompt=p, max_tokens=10, temperature=0).json() for p in prompts]
