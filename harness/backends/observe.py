@@ -74,6 +74,7 @@ class Pod(_Obs):
     deletionTimestamp: float | None = None
     conditions: list[Condition] = Field(default_factory=list)
     containerStatuses: list[ContainerStatus] = Field(default_factory=list)
+    initContainerStatuses: list[ContainerStatus] = Field(default_factory=list)
     conditionHistory: list[Condition] = Field(default_factory=list, description="every transition")
 
     def condition(self, type_: str) -> Condition | None:

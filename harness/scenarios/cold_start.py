@@ -21,7 +21,7 @@ from harness.verdict import Check, Verdict
 
 NAME = "cold-start"
 POLL_S = 0.1
-PHASES = ("scheduling", "container_start", "startup_probe", "readiness", "total")
+PHASES = ("scheduling", "init_containers", "container_start", "startup_probe", "readiness", "total")
 
 
 def start_timeout_s(ctx: ScenarioContext) -> float:
@@ -153,6 +153,7 @@ def start_record(pod: Pod, started_flip: float | None) -> dict[str, Any]:
     """Phase durations (s) from one pod's timestamps; the startup flip time comes from polling."""
     created = pod.creationTimestamp
     scheduled = pod.first_transition("PodScheduled")
+    initialized = pod.first_transition("Initialized") if pod.initContainerStatuses else scheduled
     running = next((cs.state.running.startedAt for cs in pod.containerStatuses if cs.state.running), None)
     ready_at = pod.first_transition("Ready") if pod.ready else None
     if started_flip is not None and ready_at is not None:
@@ -163,7 +164,8 @@ def start_record(pod: Pod, started_flip: float | None) -> dict[str, Any]:
 
     phases = {
         "scheduling": span(created, scheduled),
-        "container_start": span(scheduled, running),
+        "init_containers": span(scheduled, initialized),
+        "container_start": span(initialized, running),
         "startup_probe": span(running, started_flip),
         "readiness": span(started_flip, ready_at),
         "total": span(created, ready_at),
@@ -173,7 +175,8 @@ def start_record(pod: Pod, started_flip: float | None) -> dict[str, Any]:
         "zone": pod.zone,
         "ready": ready_at is not None,
         "restarts": pod.restarts,
-        "timestamps": {"created": created, "scheduled": scheduled, "container_started": running,
+        "timestamps": {"created": created, "scheduled": scheduled, "initialized": initialized,
+                       "container_started": running,
                        "startup_succeeded": started_flip, "ready": ready_at},
         "phases": phases,
     }

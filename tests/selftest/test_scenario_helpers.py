@@ -101,8 +101,13 @@ def test_start_record_phases() -> None:
     )
     rec = start_record(pod, started_flip=18.8)
     assert rec["ready"] is True
-    assert rec["phases"] == {"scheduling": 0.5, "container_start": 0.5, "startup_probe": 7.8,
-                             "readiness": 0.2, "total": 9.0}
+    assert rec["phases"] == {"scheduling": 0.5, "init_containers": 0.0, "container_start": 0.5,
+                             "startup_probe": 7.8, "readiness": 0.2, "total": 9.0}
+    # with init containers, their time is its own phase (Initialized flips after the last one)
+    pod.initContainerStatuses = [ContainerStatus(name="fetch-model", ready=True)]
+    pod.conditions.append(Condition(type="Initialized", status="True", lastTransitionTime=10.9))
+    assert start_record(pod, started_flip=18.8)["phases"]["init_containers"] == 0.4
+    assert start_record(pod, started_flip=18.8)["phases"]["container_start"] == 0.1
 
 
 class _Event:

@@ -94,6 +94,7 @@ def pod(obj: K8sObject, node_zones: dict[str, str] | None = None) -> Pod:
         deletionTimestamp=epoch(meta.get("deletionTimestamp")),
         conditions=[condition(c, created) for c in status.get("conditions") or []],
         containerStatuses=[container_status(cs) for cs in status.get("containerStatuses") or []],
+        initContainerStatuses=[container_status(cs) for cs in status.get("initContainerStatuses") or []],
     )
 
 

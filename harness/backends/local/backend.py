@@ -150,6 +150,7 @@ class LocalBackend(Backend):
         self._cpu_prev: dict[str, tuple[float, float]] = {}
         self._last_scale_time: float | None = None
         self._mem_warned: set[str] = set()
+        self._flags_warned: set[tuple[str, str]] = set()  # (pod, container) whose docker-flag deviations were told
         cleanup.register(self)
 
     # lifecycle ---------------------------------------------------------------------------------
@@ -254,12 +255,13 @@ class LocalBackend(Backend):
     def _warn_unreproduced(self, template: PodTemplate) -> None:
         """Say what of the pod spec this backend does not run, instead of dropping it silently."""
         extra = [c.name for c in template.containers[1:]]
-        init = [str(c.get("name")) for c in template.spec.get("initContainers") or []]
-        if extra or init:
+        sidecars = template.sidecars
+        if extra or sidecars:
             self.events_rec.record(
                 "Deployment", self.deployment_name, "RuntimeDeviation",
-                f"only container {template.main.name} runs locally; not run: "
-                + ", ".join([f"containers {extra}"] * bool(extra) + [f"initContainers {init}"] * bool(init)),
+                f"only container {template.main.name} (after the init containers) runs locally; not run: "
+                + ", ".join([f"containers {extra}"] * bool(extra)
+                            + [f"sidecar initContainers {sidecars}"] * bool(sidecars)),
                 type_="Warning", source="gauntlet")
 
     def _resolve_port(self, port: Any) -> int:
@@ -557,16 +559,14 @@ class LocalBackend(Backend):
     def _rollout_progress(self, new_hash: str, watch: RolloutWatch) -> tuple[bool, str]:
         """(rollout complete?, what is missing), sampling surge/unavailability into `watch`."""
         with self.lock:
-            now = time.time()
-            spec = self.spec_replicas
-            active = [p for p in self._pods.values() if p.deletion is None and not p.finished]
-            available = sum(1 for p in active if self._available(p, now))
-            updated = sum(1 for p in active if p.labels.get(TEMPLATE_HASH) == new_hash)
+            st = self.deployment_status()
             old_left = sum(1 for p in self._pods.values()
                            if p.labels.get(TEMPLATE_HASH) != new_hash and not p.finished)
-        watch.observe(spec, len(active), available)
-        done = updated == spec and len(active) == spec and available >= spec and old_left == 0
-        return done, f"{updated}/{spec} updated, {available} available, {old_left} old pod(s) not yet terminated"
+        spec = st.specReplicas
+        watch.observe(spec, st.replicas, st.availableReplicas)
+        done = st.updatedReplicas == st.replicas == spec and st.availableReplicas >= spec and old_left == 0
+        return done, (f"{st.updatedReplicas}/{spec} updated, {st.availableReplicas} available, "
+                      f"{old_left} old pod(s) not yet terminated")
 
     def _check_zone(self, zone: str) -> None:
         if zone not in self.zones:
@@ -720,14 +720,16 @@ class LocalBackend(Backend):
         log = self.workdir / "logs" / f"{pod.name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as f:
-            f.write(f"--- container start {time.time():.3f} restart {pod.restart_count}\n".encode())
+            f.write(f"--- container {c.name} start {time.time():.3f} restart {pod.restart_count}\n".encode())
         if self.runtime == "docker":
             run = docker_run_args(pod.template.spec, c)
-            if pod.restart_count == 0:
+            if (pod.name, c.name) not in self._flags_warned:
+                self._flags_warned.add((pod.name, c.name))
                 for note in run.warnings:
                     self.events_rec.record("Pod", pod.name, "RuntimeDeviation", note, type_="Warning",
                                            source="gauntlet-docker-runtime")
-            return DockerContainer(f"gauntlet-{self.run.split('@')[0]}-{pod.name}-{pod.restart_count}"[:120],
+            name = f"gauntlet-{self.run.split('@')[0]}-{pod.name}-{c.name}-{pod.container_id + 1}"
+            return DockerContainer(name[:120],
                                    c.image, command, args, env, c.working_dir, run.flags,
                                    {"gauntlet.run": self.run, "gauntlet.pod": pod.name}, self.ledger, log)
         argv = command or list(default_entrypoint(c.image) or [])
@@ -800,8 +802,10 @@ class LocalBackend(Backend):
 
     def _hpa_sync(self, ctl: Any, name: str, hpa: dict[str, Any]) -> None:
         now = time.time()
-        pods = self.pods()
-        v1 = [_v1_pod(p) for p in pods]
+        with self.lock:
+            local = list(self._pods.values())
+            pods = [p.to_observed() for p in local]
+        v1 = [_v1_pod(obs, lp.template) for obs, lp in zip(pods, local, strict=True)]
         metrics = ctl.metrics
         window = 15.0
         pod_metrics = []
@@ -889,16 +893,16 @@ def _proc_tree_usage(pids: list[int]) -> tuple[float | None, int | None]:
     return (cpu, rss) if pids else (None, None)
 
 
-def _v1_pod(p: Pod) -> dict[str, Any]:
-    def iso(t: float | None) -> float | None:
-        return t
-
+def _v1_pod(p: Pod, template: PodTemplate) -> dict[str, Any]:
+    """The v1 Pod the HPA calculator reads. Its containers are the one the kubelet runs (the main
+    container) with the template's resources, so Resource metrics pair its usage with its requests."""
+    c = template.main
     return {
         "metadata": {"name": p.name, "namespace": p.namespace, "labels": p.labels,
-                     "creationTimestamp": p.creationTimestamp, "deletionTimestamp": iso(p.deletionTimestamp)},
-        "spec": {"nodeName": p.nodeName},
-        "status": {"phase": p.phase, "startTime": iso(p.startTime), "podIP": p.podIP,
-                   "conditions": [c.model_dump() for c in p.conditions]},
+                     "creationTimestamp": p.creationTimestamp, "deletionTimestamp": p.deletionTimestamp},
+        "spec": {"nodeName": p.nodeName, "containers": [{"name": c.name, "resources": c.raw.get("resources") or {}}]},
+        "status": {"phase": p.phase, "startTime": p.startTime, "podIP": p.podIP,
+                   "conditions": [cond.model_dump() for cond in p.conditions]},
     }
 
 

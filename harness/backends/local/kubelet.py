@@ -81,6 +81,7 @@ class LocalPod:
     started_at: float | None = None
     hung: bool = False
     env: dict[str, str] = field(default_factory=dict)
+    init_statuses: list[ContainerStatus] = field(default_factory=list)
 
     def set_condition(self, type_: str, status: str, reason: str = "", message: str = "") -> None:
         cur = self.conditions.get(type_)
@@ -104,6 +105,7 @@ class LocalPod:
                    zone=self.zone, podIP=self.pod_ip, phase=self.phase, reason=self.reason,
                    creationTimestamp=self.creation, startTime=self.start_time, deletionTimestamp=self.deletion,
                    conditions=list(self.conditions.values()), containerStatuses=[cs],
+                   initContainerStatuses=[st.model_copy(deep=True) for st in self.init_statuses],
                    conditionHistory=list(self.history))
 
 
@@ -128,6 +130,7 @@ class Kubelet:
         self.thread = threading.Thread(target=self._run, name=f"kubelet-{pod.name}", daemon=True)
         self._kill_lock = threading.Lock()
         self.kill_grace_override: float | None = None
+        self._running: ContainerSpec = pod.template.main  # the container p.handle runs
 
     def start(self) -> None:
         self.thread.start()
@@ -139,9 +142,11 @@ class Kubelet:
         with self.lock:
             p.start_time = time.time()
             p.set_condition("PodReadyToStartContainers", "True")
-            p.set_condition("Initialized", "True")
             p.set_condition("ContainersReady", "False", "ContainersNotReady", f"containers with unready status: [{c.name}]")
             p.set_condition("Ready", "False", "ContainersNotReady", f"containers with unready status: [{c.name}]")
+        if not self._run_init_containers():
+            self._finish()
+            return
         for kind, probe in c.probes.items():
             trig = threading.Event()
             self.triggers[kind] = trig
@@ -176,10 +181,88 @@ class Kubelet:
             with self.lock:
                 p.restart_count += 1
             delay = self.backoff.next_delay(info.finished_at, p.started_at)
+        self._finish()
+
+    def _finish(self) -> None:
+        p = self.pod
         with self.lock:
             p.finished = True
             p.phase = "Succeeded" if p.phase == "Succeeded" else ("Failed" if p.reason == "Evicted" else p.phase)
         self.on_change()
+
+    # init containers -----------------------------------------------------------------------------
+    def _run_init_containers(self) -> bool:
+        """Each init container in order, to completion (exit 0), before the containers start. A
+        failed one is restarted with its own CrashLoopBackOff (pod restartPolicy Always).
+        False when the pod was deleted first."""
+        p = self.pod
+        inits = p.template.init_containers
+        with self.lock:
+            p.init_statuses = [ContainerStatus(name=ic.name, image=ic.image, state=ContainerState(
+                waiting=StateWaiting(reason="PodInitializing"))) for ic in inits]
+            if inits:
+                p.state = ContainerState(waiting=StateWaiting(reason="PodInitializing"))
+        for i, ic in enumerate(inits):
+            pending = ", ".join(x.name for x in inits[i:])
+            with self.lock:
+                p.set_condition("Initialized", "False", "ContainersNotInitialized",
+                                f"containers with incomplete status: [{pending}]")
+            if not self._run_to_completion(ic, p.init_statuses[i]):
+                return False
+        with self.lock:
+            p.set_condition("Initialized", "True")
+            p.state = ContainerState(waiting=StateWaiting(reason="ContainerCreating"))
+        self.on_change()
+        return not self.stop.is_set()
+
+    def _run_to_completion(self, c: ContainerSpec, status: ContainerStatus) -> bool:
+        p = self.pod
+        backoff = CrashLoopBackOff(self.backoff.scale)
+        delay = 0.0
+        while not self.stop.is_set():
+            if delay > 0:
+                with self.lock:
+                    status.state = ContainerState(waiting=StateWaiting(
+                        reason="CrashLoopBackOff",
+                        message=f"back-off {delay:g}s restarting failed container={c.name} pod={p.name}"))
+                self.events.record("Pod", p.name, "BackOff", "Back-off restarting failed container "
+                                   f"{c.name} in pod {p.name}", type_="Warning")
+                if self.stop.wait(delay):
+                    return False
+            try:
+                handle = self.start_fn(p, c)
+            except Exception as err:
+                self.events.record("Pod", p.name, "Failed", f"Error: {err}", type_="Warning")
+                now = time.time()
+                delay = backoff.next_delay(now, now)
+                continue
+            started = time.time()
+            with self.lock:
+                if self.stop.is_set():
+                    handle.signal(signal.SIGKILL)
+                p.handle, self._running = handle, c
+                p.container_id += 1
+                status.state = ContainerState(running=StateRunning(startedAt=started))
+            self.events.record("Pod", p.name, "Created", f"Created container: {c.name}")
+            self.events.record("Pod", p.name, "Started", f"Started container {c.name}")
+            info = self._wait_exit()
+            reason = "OOMKilled" if info.oom_killed else ("Completed" if info.exit_code == 0 else "Error")
+            term = StateTerminated(exitCode=info.exit_code, reason=reason, startedAt=started,
+                                   finishedAt=info.finished_at, signal=info.signal)
+            with self.lock:
+                p.handle, self._running = None, p.template.main
+                status.state = ContainerState(terminated=term)
+                status.ready = info.exit_code == 0
+                if info.exit_code != 0:
+                    status.lastState = ContainerState(terminated=term)
+            if info.exit_code == 0:
+                return True
+            if self.stop.is_set():
+                return False
+            with self.lock:
+                status.restartCount += 1
+            delay = backoff.next_delay(info.finished_at, started)
+        return False
 
     def _start_container(self, c: ContainerSpec) -> None:
         p = self.pod
@@ -329,15 +412,15 @@ class Kubelet:
             deadline = time.monotonic() + grace_s
             if p.hung:
                 handle.signal(signal.SIGCONT)  # a frozen process must run to see SIGTERM/SIGKILL
-            self._pre_stop(handle, grace_s)
-            remaining = max(deadline - time.monotonic(), MIN_GRACE_AFTER_PRESTOP_S if p.template.main.pre_stop else 0)
+            hook = self._running.pre_stop
+            self._pre_stop(handle, grace_s, hook)
+            remaining = max(deadline - time.monotonic(), MIN_GRACE_AFTER_PRESTOP_S if hook else 0)
             handle.signal(signal.SIGTERM)
             if handle.wait(remaining) is None:
                 handle.signal(signal.SIGKILL)
                 handle.wait(10.0)
 
-    def _pre_stop(self, handle: ContainerHandle, grace_s: float) -> None:
-        hook = self.pod.template.main.pre_stop
+    def _pre_stop(self, handle: ContainerHandle, grace_s: float, hook: dict[str, Any] | None) -> None:
         if not hook:
             return
         try:

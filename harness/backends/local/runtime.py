@@ -34,6 +34,7 @@ class ExitInfo:
 
 class ContainerHandle:
     pid: int | None = None
+    cgroup: PodCgroup | None = None
 
     def poll(self) -> ExitInfo | None:
         raise NotImplementedError
@@ -42,7 +43,15 @@ class ContainerHandle:
         raise NotImplementedError
 
     def pids(self) -> list[int]:
-        raise NotImplementedError
+        """The container's processes: its cgroup's members, else the main process's tree."""
+        if self.cgroup:
+            return self.cgroup.pids()
+        if not self.pid:
+            return []
+        try:
+            return [self.pid] + [c.pid for c in psutil.Process(self.pid).children(recursive=True)]
+        except psutil.Error:
+            return []
 
     def exec_argv(self, argv: list[str]) -> list[str]:
         """How to run a command inside the container (exec probes, preStop exec)."""
@@ -97,15 +106,6 @@ class ProcessContainer(ContainerHandle):
         self._exit = ExitInfo(code, sig, oom_killed=(sig == signal.SIGKILL and new_ooms > 0),
                               finished_at=now, oom_kills=new_ooms)
         return self._exit
-
-    def pids(self) -> list[int]:
-        if self.cgroup:
-            return self.cgroup.pids()
-        try:
-            root = psutil.Process(self.pid)
-            return [self.pid or 0] + [c.pid for c in root.children(recursive=True)]
-        except psutil.Error:
-            return []
 
     def signal(self, sig: int) -> None:
         """Like a container runtime: SIGTERM (and other catchable signals) go once to the main
@@ -190,15 +190,6 @@ class DockerContainer(ContainerHandle):
         else:
             cmd = ["docker", "kill", "-s", signal.Signals(sig).name, self.name]
         subprocess.run(cmd, capture_output=True, timeout=30)
-
-    def pids(self) -> list[int]:
-        if not self.pid:
-            return []
-        try:
-            root = psutil.Process(self.pid)
-            return [self.pid] + [c.pid for c in root.children(recursive=True)]
-        except psutil.Error:
-            return []
 
     def exec_argv(self, argv: list[str]) -> list[str]:
         return ["docker", "exec", self.name, *argv]

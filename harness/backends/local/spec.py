@@ -77,10 +77,17 @@ class PodTemplate:
     containers: list[ContainerSpec]
     termination_grace_period_s: float
     spec: dict[str, Any]  # the raw pod spec (for the scheduler: spread, selectors, tolerations)
+    # spec.initContainers that run to completion, in order, before the containers (sidecars,
+    # i.e. restartPolicy: Always, are not among them: they are not run locally)
+    init_containers: list[ContainerSpec] = field(default_factory=list)
 
     @property
     def main(self) -> ContainerSpec:
         return self.containers[0]
+
+    @property
+    def sidecars(self) -> list[str]:
+        return [str(c.get("name")) for c in self.spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"]
 
 
 @dataclass
@@ -203,15 +210,23 @@ def parse_template(deployment: dict[str, Any], source: str = "") -> PodTemplate:
     containers = spec.get("containers") or []
     if not containers:
         raise _err(source, f"{where}.spec.containers", "no containers", "add at least one container")
-    parsed = [parse_container(c, f"{where}.spec.containers[{i}]", source) for i, c in enumerate(containers)]
     volumes = {v.get("name"): v for v in spec.get("volumes") or []}
-    for i, (c, raw) in enumerate(zip(parsed, containers, strict=True)):
-        c.mounts = parse_mounts(raw, volumes, f"{where}.spec.containers[{i}].volumeMounts", source)
+
+    def parse_all(key: str, raws: list[tuple[int, dict[str, Any]]]) -> list[ContainerSpec]:
+        out = []
+        for i, raw in raws:
+            c = parse_container(raw, f"{where}.spec.{key}[{i}]", source)
+            c.mounts = parse_mounts(raw, volumes, f"{where}.spec.{key}[{i}].volumeMounts", source)
+            out.append(c)
+        return out
+
+    inits = [(i, c) for i, c in enumerate(spec.get("initContainers") or []) if c.get("restartPolicy") != "Always"]
     return PodTemplate(
         labels=dict(((tpl.get("metadata") or {}).get("labels")) or {}),
-        containers=parsed,
+        containers=parse_all("containers", list(enumerate(containers))),
         termination_grace_period_s=float(spec.get("terminationGracePeriodSeconds", 30)),
         spec=spec,
+        init_containers=parse_all("initContainers", inits),
     )
 
 

@@ -104,7 +104,9 @@ def test_hpa_scales_up_under_load_and_back_down(tmp_path: Path) -> None:
     hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "standin"},
            "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "standin"}, "minReplicas": 1, "maxReplicas": 3,
                     "metrics": [{"type": "Pods", "pods": {"metric": {"name": "gauntlet:num_requests_running"},
-                                                           "target": {"type": "AverageValue", "averageValue": "1"}}}],
+                                                           "target": {"type": "AverageValue", "averageValue": "1"}}},
+                                {"type": "Resource", "resource": {"name": "cpu", "target": {
+                                    "type": "Utilization", "averageUtilization": 80}}}],
                     "behavior": {"scaleDown": {"stabilizationWindowSeconds": 4},
                                  "scaleUp": {"stabilizationWindowSeconds": 0}}}}
     with LocalBackend(tmp_path, probe_jitter=False, hpa_sync_period_s=1.0) as b:
@@ -133,7 +135,16 @@ def test_hpa_scales_up_under_load_and_back_down(tmp_path: Path) -> None:
         # not before the 4 s stabilization window (the last high recommendation may predate
         # the end of the load by up to one 1 s sync period)
         assert rescale[-1].lastTimestamp - up_at >= 4 - 1.5
-        assert b.hpa_history() and any(s.desiredReplicas >= 2 for s in b.hpa_history())
+        history = b.hpa_history()
+        assert history and any(s.desiredReplicas >= 2 for s in history)
+        # both metrics reach the calculator: CPU from the replicas' cgroup or /proc accounting,
+        # measured against the container's request (100m), and the Pods metric from /metrics
+        active = [s for s in history if {c["type"]: c["status"] for c in s.conditions}.get("ScalingActive") == "True"]
+        assert len(active) >= len(history) - 2, [(s.reason, s.error) for s in history]
+        cpu = [m["resource"]["current"]["averageUtilization"] for s in history for m in s.currentMetrics
+               if m.get("type") == "Resource"]
+        pods_metric = [m for s in history for m in s.currentMetrics if m.get("type") == "Pods"]
+        assert cpu and max(cpu) > 100 and pods_metric  # a busy replica runs ~1 core against 100m
 
 
 RUNNER = textwrap.dedent("""
