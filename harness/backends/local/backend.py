@@ -26,7 +26,7 @@ from harness.backends.base import (
     RolloutWatch,
     restarted_at_stamp,
 )
-from harness.backends.local import assets, cgroups, cleanup, scheduler
+from harness.backends.local import assets, cgroups, cleanup, scheduler, volumes
 from harness.backends.local import rollout as rollout_logic
 from harness.backends.local.docker_args import docker_run_args
 from harness.backends.local.events import EventRecorder
@@ -299,6 +299,7 @@ class LocalBackend(Backend):
         for pid, ticks in list(self.ledger.pids.items()):
             cleanup.kill_pid_checked(pid, ticks)
         cleanup.docker_rm(sorted(self.ledger.containers))
+        volumes.remove_run(self.run)
         self.ledger.remove()
         cleanup.unregister(self)
 
@@ -590,6 +591,7 @@ class LocalBackend(Backend):
             for name, p in list(self._pods.items()):
                 if p.finished:
                     self._gone.append(self._pods.pop(name))
+                    volumes.remove_pod(self.run, name)
                     self._kubelets.pop(name, None)
             self._sync_deployment(time.time())
             creates, deletes = self._sync_replicasets()
@@ -722,7 +724,7 @@ class LocalBackend(Backend):
         with open(log, "ab") as f:
             f.write(f"--- container {c.name} start {time.time():.3f} restart {pod.restart_count}\n".encode())
         if self.runtime == "docker":
-            run = docker_run_args(pod.template.spec, c)
+            run = docker_run_args(pod.template.spec, c, volumes.empty_dirs(pod.template.spec, self.run, pod.name))
             if (pod.name, c.name) not in self._flags_warned:
                 self._flags_warned.add((pod.name, c.name))
                 for note in run.warnings:

@@ -107,7 +107,7 @@ def docker_rm(ids: list[str]) -> None:
 
 
 def cleanup_stale() -> list[str]:
-    """Remove leftovers (processes, cgroups, containers) of runs whose owner is dead."""
+    """Remove leftovers (processes, cgroups, containers, emptyDir directories) of runs whose owner is dead."""
     removed: list[str] = []
     names = set(cgroups.run_dirs())
     if STATE_DIR.is_dir():
@@ -123,6 +123,9 @@ def cleanup_stale() -> list[str]:
             kill_pid_checked(int(pid_s), ticks)
         docker_rm(list(data.get("containers") or []))
         cgroups.remove_run(name)
+        from harness.backends.local import volumes  # volumes imports STATE_DIR from here
+
+        volumes.remove_run(name)
         with contextlib.suppress(FileNotFoundError):
             ledger.unlink()
         removed.append(name)

@@ -1,7 +1,7 @@
 """Pod spec -> `docker run` flags: what a kubelet + CRI would set up for the container.
 
 Pure translation (no engine needed, unit-tested in CI). Covered: resources (limits), volumes
-(hostPath, emptyDir on disk or in memory), and the securityContext fields Docker has flags for.
+(hostPath; emptyDir as the pod's host directory, on disk or in memory), and the securityContext fields Docker has flags for.
 Anything else in the pod spec that a container runtime would act on is returned as a warning,
 so the run's events say what the local backend did not reproduce.
 """
@@ -31,7 +31,7 @@ def resource_flags(c: ContainerSpec) -> list[str]:
     return flags
 
 
-def _mount_flag(m: VolumeMount) -> tuple[list[str], str | None]:
+def _mount_flag(m: VolumeMount, empty_dirs: dict[str, str]) -> tuple[list[str], str | None]:
     src = m.volume
     ro = ",readonly" if m.read_only else ""
     if "hostPath" in src:
@@ -41,12 +41,17 @@ def _mount_flag(m: VolumeMount) -> tuple[list[str], str | None]:
         return ["--mount", f"type=bind,source={path},destination={m.mount_path}{ro}"], None
     if "emptyDir" in src:
         ed = src["emptyDir"] or {}
-        if ed.get("medium") == "Memory":
-            size = f",tmpfs-size={memory_bytes(ed['sizeLimit'])}" if ed.get("sizeLimit") else ""
-            return ["--mount", f"type=tmpfs,destination={m.mount_path}{size}"], None
-        # An anonymous volume: node disk, removed with the container (`docker rm -v`).
+        host = empty_dirs.get(m.name)
+        if host is None:  # no pod directory given: private to this container, gone with it
+            if ed.get("medium") == "Memory":
+                size = f",tmpfs-size={memory_bytes(ed['sizeLimit'])}" if ed.get("sizeLimit") else ""
+                return ["--mount", f"type=tmpfs,destination={m.mount_path}{size}"], (
+                    f"volume {m.name}: emptyDir not shared with the pod's other containers")
+            return ["--mount", f"type=volume,destination={m.mount_path}{ro}"], (
+                f"volume {m.name}: emptyDir not shared with the pod's other containers")
+        # The pod's directory (volumes.py): shared by its containers, kept across restarts.
         note = f"volume {m.name}: emptyDir sizeLimit is not enforced" if ed.get("sizeLimit") else None
-        return ["--mount", f"type=volume,destination={m.mount_path}{ro}"], note
+        return ["--mount", f"type=bind,source={host},destination={m.mount_path}{ro}"], note
     kind = next(iter(k for k in src if k != "name"), "unknown")
     return [], f"volume {m.name} ({kind}) is not mounted by the docker runtime"
 
@@ -77,10 +82,12 @@ def security_flags(pod_spec: dict[str, Any], c: ContainerSpec) -> tuple[list[str
     return flags, warnings
 
 
-def docker_run_args(pod_spec: dict[str, Any], c: ContainerSpec) -> DockerRunArgs:
+def docker_run_args(pod_spec: dict[str, Any], c: ContainerSpec,
+                    empty_dirs: dict[str, str] | None = None) -> DockerRunArgs:
+    """`empty_dirs`: the pod's emptyDir host directories by volume name (volumes.empty_dirs)."""
     out = DockerRunArgs(flags=resource_flags(c))
     for m in c.mounts:
-        flags, note = _mount_flag(m)
+        flags, note = _mount_flag(m, empty_dirs or {})
         out.flags += flags
         if note:
             out.warnings.append(note)

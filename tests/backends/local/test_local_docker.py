@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from standin_specs import bundle, deployment
 
-from harness.backends.local import LocalBackend
+from harness.backends.local import LocalBackend, volumes
 from harness.backends.local.runtime import docker_available
 
 IMAGE = "gauntlet-inference:dev"
@@ -81,3 +81,30 @@ def test_container_over_its_limit_is_oom_killed_137(tmp_path: Path) -> None:
         term = b.pods()[0].containerStatuses[0].lastState.terminated
         assert term is not None and term.reason == "OOMKilled" and term.exitCode == 137
         assert any(e.reason == "OOMKilling" for e in b.events())
+
+
+def test_init_container_fills_the_pods_empty_dir(tmp_path: Path) -> None:
+    """The common model-download shape: an init container writes into an emptyDir, the serving
+    container (another container, same pod) reads it, and the directory goes with the pod."""
+    dep = in_container()
+    spec = dep["spec"]["template"]["spec"]
+    main = spec["containers"][0]
+    main["command"] = ["sh", "-c", "test -s /work/model && exec python3 /standin/standin_server.py"]
+    main["volumeMounts"].append({"name": "work", "mountPath": "/work"})
+    spec["volumes"].append({"name": "work", "emptyDir": {}})
+    spec["initContainers"] = [{
+        "name": "fetch-model", "image": IMAGE, "command": ["sh", "-c", "sleep 1; echo weights > /work/model"],
+        "volumeMounts": [{"name": "work", "mountPath": "/work"}],
+        "resources": {"limits": {"memory": "64Mi"}},
+    }]
+    with LocalBackend(tmp_path, runtime="docker", probe_jitter=False) as b:
+        b.deploy(bundle(dep))
+        b.wait_ready(1, timeout_s=120)
+        pod = b.pods()[0]
+        init = pod.initContainerStatuses[0]
+        assert init.state.terminated is not None and init.state.terminated.reason == "Completed"
+        assert pod.restarts == 0, "the container found the init container's file at its first start"
+        assert [e.message.split()[-1] for e in b.events() if e.reason == "Started"] == ["fetch-model", "server"]
+        run = b.run
+    assert containers_of(run) == []
+    assert not list(Path(volumes.DISK_ROOT / run).glob("*")), "the pod's emptyDir went with it"
