@@ -24,6 +24,7 @@ class Condition(_Obs):
     lastTransitionTime: float
     reason: str = ""
     message: str = ""
+    lastUpdateTime: float | None = None  # Deployment conditions: when the controller last refreshed it
 
 
 class StateRunning(_Obs):
@@ -152,6 +153,12 @@ class DeploymentStatus(_Obs):
     updatedReplicas: int = 0
     unavailableReplicas: int = 0
     specReplicas: int = 0
+    observedGeneration: int | None = None
+    generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)  # Available, Progressing
+
+    def condition(self, type_: str) -> Condition | None:
+        return next((c for c in self.conditions if c.type == type_), None)
 
 
 class ResourceSample(_Obs):

@@ -49,6 +49,7 @@ def condition(c: K8sObject, fallback: float) -> Condition:
         lastTransitionTime=epoch(c.get("lastTransitionTime")) or fallback,
         reason=c.get("reason") or "",
         message=c.get("message") or "",
+        lastUpdateTime=epoch(c.get("lastUpdateTime")),
     )
 
 
@@ -141,7 +142,7 @@ def deployment_status(obj: K8sObject) -> DeploymentStatus:
         specReplicas=int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1),
         observedGeneration=st.get("observedGeneration"),
         generation=_meta(obj).get("generation"),
-        conditions=list(st.get("conditions") or []),
+        conditions=[condition(c, 0.0) for c in st.get("conditions") or []],
     )
 
 

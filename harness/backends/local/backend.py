@@ -26,7 +26,7 @@ from harness.backends.base import (
     RolloutWatch,
     restarted_at_stamp,
 )
-from harness.backends.local import assets, cgroups, cleanup, scheduler, volumes
+from harness.backends.local import assets, cgroups, cleanup, progress, scheduler, volumes
 from harness.backends.local import rollout as rollout_logic
 from harness.backends.local.docker_args import docker_run_args
 from harness.backends.local.events import EventRecorder
@@ -51,6 +51,7 @@ from harness.backends.local.spec import (
     resolve_env,
 )
 from harness.backends.observe import (
+    Condition,
     DeploymentStatus,
     Event,
     FaultRecord,
@@ -150,6 +151,8 @@ class LocalBackend(Backend):
         self._cpu_prev: dict[str, tuple[float, float]] = {}
         self._last_scale_time: float | None = None
         self._mem_warned: set[str] = set()
+        self._dep_conditions: dict[str, Condition] = {}  # Deployment status.conditions by type
+        self._last_counts: progress.Counts | None = None  # the status of the previous controller sync
         self._flags_warned: set[tuple[str, str]] = set()  # (pod, container) whose docker-flag deviations were told
         cleanup.register(self)
 
@@ -345,17 +348,36 @@ class LocalBackend(Backend):
         return self.events_rec.list(since)
 
     def deployment_status(self) -> DeploymentStatus:
-        """Deployment status: updated = pods of the current template; available honours minReadySeconds."""
+        """Deployment status: updated = pods of the current template; available honours
+        minReadySeconds; the Available and Progressing conditions as the controller sets them."""
         with self.lock:
-            now = time.time()
-            active = [p for p in self._pods.values() if p.deletion is None]
-            ready = sum(1 for p in active if p.ready)
-            available = sum(1 for p in active if self._available(p, now))
-            updated = sum(1 for p in active if p.labels.get(TEMPLATE_HASH) == self._hash)
+            c = self._counts(time.time())
             desired = max(self.spec_replicas, sum(self._rs.values()))
-            return DeploymentStatus(replicas=len(active), readyReplicas=ready, availableReplicas=available,
-                                    updatedReplicas=updated, unavailableReplicas=max(0, desired - available),
-                                    specReplicas=self.spec_replicas)
+            return DeploymentStatus(replicas=c.replicas, readyReplicas=c.ready, availableReplicas=c.available,
+                                    updatedReplicas=c.updated, unavailableReplicas=max(0, desired - c.available),
+                                    specReplicas=self.spec_replicas,
+                                    conditions=[x.model_copy() for x in self._dep_conditions.values()])
+
+    def _counts(self, now: float) -> progress.Counts:
+        active = [p for p in self._pods.values() if p.deletion is None]
+        return progress.Counts(replicas=len(active),
+                               updated=sum(1 for p in active if p.labels.get(TEMPLATE_HASH) == self._hash),
+                               ready=sum(1 for p in active if p.ready),
+                               available=sum(1 for p in active if self._available(p, now)))
+
+    def _sync_conditions(self, now: float) -> None:
+        """syncRolloutStatus (under the lock): Available and Progressing from this sync's counts."""
+        counts = self._counts(now)
+        r = self.rollout
+        unavailable = rollout_logic.max_unavailable(
+            rollout_logic.Strategy(r.strategy, self.spec_replicas, r.max_surge, r.max_unavailable))
+        self._dep_conditions["Available"] = progress.available(
+            self._dep_conditions.get("Available"), self.spec_replicas, unavailable, counts.available, now)
+        cond = progress.progressing(self._dep_conditions.get("Progressing"), self._rs_name(self._hash),
+                                    self.spec_replicas, self._last_counts, counts, r.progress_deadline_s, now)
+        if cond is not None:
+            self._dep_conditions["Progressing"] = cond
+        self._last_counts = counts
 
     def _available(self, p: LocalPod, now: float) -> bool:
         cond = p.conditions.get("Ready")
@@ -544,7 +566,10 @@ class LocalBackend(Backend):
         deadline = time.monotonic() + timeout_s
         while True:
             done, missing = self._rollout_progress(new_hash, watch)
-            if done or time.monotonic() > deadline:
+            stalled = self.deployment_status().condition("Progressing")
+            failed = (stalled is not None and stalled.reason == progress.TIMED_OUT  # this rollout's, not a past one's
+                      and f'"{self._rs_name(new_hash)}"' in stalled.message)
+            if done or failed or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
         took = time.time() - started
@@ -552,7 +577,13 @@ class LocalBackend(Backend):
         knobs = (f"{r.strategy} maxSurge {r.max_surge} maxUnavailable {r.max_unavailable}"
                  if r.strategy == rollout_logic.ROLLING_UPDATE else r.strategy)
         head = f"{self._rs_name(old_hash)} -> {self._rs_name(new_hash)} ({knobs}, restartedAt {stamp}): "
-        detail = (f"complete in {took:.1f}s" if done else f"not complete after {timeout_s:.0f}s: {missing}")
+        if done:
+            detail = f"complete in {took:.1f}s"
+        elif failed:
+            detail = (f"failed after {took:.1f}s: exceeded its progress deadline ({progress.TIMED_OUT}, "
+                      f"progressDeadlineSeconds {r.progress_deadline_s:g}): {missing}")
+        else:
+            detail = f"not complete after {timeout_s:.0f}s: {missing}"
         return FaultRecord(kind="rollout-restart", target=self.deployment_name, started_at=started,
                            ended_at=time.time(), affected=old_pods, landed=done,
                            detail=f"{head}{detail}; {watch.summary()}")
@@ -603,6 +634,8 @@ class LocalBackend(Backend):
             self._delete(name, None)
         self._schedule_pending()
         self._refresh_endpoints()
+        with self.lock:
+            self._sync_conditions(time.time())
 
     def _rs_name(self, h: str) -> str:
         return f"{self.deployment_name}-{h}"
@@ -613,6 +646,8 @@ class LocalBackend(Backend):
         if self._hash not in self._rs:
             self._rs[self._hash] = 0
             self._rs_created[self._hash] = now
+            self._dep_conditions["Progressing"] = progress.new_replicaset_created(
+                self._dep_conditions.get("Progressing"), self._rs_name(self._hash), now)
         states = {h: rollout_logic.ReplicaSetState(h, size, 0, self._rs_created[h]) for h, size in self._rs.items()}
         for p in self._pods.values():
             h = p.labels.get(TEMPLATE_HASH, "")
@@ -755,21 +790,27 @@ class LocalBackend(Backend):
 
     def _sample(self) -> None:
         now = time.time()
+        # Like cAdvisor, read the pod's cgroup while the pod exists, also between container
+        # restarts (its OOM counter is the evidence of a crash-looping, OOM-killed container).
+        pod_cgroups = self.limits_enforced and self.runtime == "process"
         with self.lock:
-            running = [(p, p.handle) for p in self._pods.values() if p.handle is not None]
+            live = [(p, p.handle) for p in self._pods.values()
+                    if p.handle is not None or (pod_cgroups and p.start_time is not None and not p.finished)]
         out: list[ResourceSample] = []
-        for p, handle in running:
+        for p, handle in live:
             c = p.template.main  # its own template: during a rollout old and new pods may differ
-            cg = getattr(handle, "cgroup", None)
+            cg = handle.cgroup if handle is not None else cgroups.PodCgroup(self.run, p.name)
             cpu_s: float | None = None
             mem: int | None = None
             ooms: int | None = None
             if cg is not None:
+                if not cg.memory.is_dir():
+                    continue  # not created yet, or already removed
                 ns = cg.cpu_usage_ns()
                 cpu_s = ns / 1e9 if ns is not None else None
                 mem = cg.working_set()
                 ooms = cg.oom_kills()
-            else:
+            elif handle is not None:
                 cpu_s, mem = _proc_tree_usage(handle.pids())
             cores = None
             prev = self._cpu_prev.get(p.name)

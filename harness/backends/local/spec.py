@@ -97,6 +97,7 @@ class RolloutSpec:
     max_unavailable: int
     min_ready_s: float
     strategy: str  # RollingUpdate | Recreate
+    progress_deadline_s: float = 600.0  # spec.progressDeadlineSeconds
 
 
 def _err(source: str, field_: str, message: str, fix: str) -> InputError:
@@ -266,7 +267,11 @@ def parse_rollout(deployment: dict[str, Any], source: str = "") -> RolloutSpec:
                          "spec.strategy.rollingUpdate.maxUnavailable", source)
     if surge == 0 and unavail == 0:
         unavail = 1
-    return RolloutSpec(replicas, surge, unavail, float(spec.get("minReadySeconds", 0)), stype)
+    deadline = spec.get("progressDeadlineSeconds", 600)
+    if not isinstance(deadline, int) or deadline <= 0:
+        raise _err(source, "spec.progressDeadlineSeconds", f"not a positive integer: {deadline!r}",
+                   "use seconds, e.g. 600 (the default)")
+    return RolloutSpec(replicas, surge, unavail, float(spec.get("minReadySeconds", 0)), stype, float(deadline))
 
 
 def gauntlet_command() -> list[str]:

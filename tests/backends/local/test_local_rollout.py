@@ -3,6 +3,7 @@ a sampler thread snapshots pods() (and the Service sees real traffic) while the 
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from pathlib import Path
@@ -70,6 +71,11 @@ def hashes(pods: list[Pod]) -> set[str]:
     return {p.labels[HASH] for p in pods}
 
 
+def _reason(st: DeploymentStatus, type_: str) -> str | None:
+    c = st.condition(type_)
+    return c.reason if c is not None else None
+
+
 def scaling_messages(b: LocalBackend) -> list[str]:
     return [e.message for e in b.events() if e.reason == "ScalingReplicaSet"]
 
@@ -97,6 +103,9 @@ def test_rolling_update_surge_one_never_drops_below_spec(tmp_path: Path) -> None
         assert len(gone) == 3 and all(p.deletionTimestamp is not None for p in gone)
         st = b.deployment_status()
         assert (st.replicas, st.updatedReplicas, st.availableReplicas) == (3, 3, 3)
+        assert _reason(st, "Progressing") == "NewReplicaSetAvailable" and _reason(st, "Available") == "MinimumReplicasAvailable"
+        seen = {_reason(x, "Progressing") for x in s.status}
+        assert {"NewReplicaSetCreated", "ReplicaSetUpdated"} <= seen, seen
         msgs = scaling_messages(b)
         assert f"Scaled up replica set standin-{new} to 1" in msgs
         assert f"Scaled up replica set standin-{new} to 3" in msgs
@@ -200,3 +209,33 @@ def test_scale_during_rollout_applies_to_the_new_replica_set(tmp_path: Path) -> 
         assert max(active for active, _ in s.counts()) <= 5  # 4 + maxSurge 1
         # minReadySeconds: a pod is Ready for a while before it counts as available
         assert any(st.readyReplicas > st.availableReplicas for st in s.status)
+
+
+def test_stalled_rollout_exceeds_its_progress_deadline(tmp_path: Path) -> None:
+    """A new template whose pods never get Ready: Progressing turns False
+    (ProgressDeadlineExceeded) after progressDeadlineSeconds without progress, the old pods keep
+    serving (maxUnavailable 0), and a rollout waits no longer than that deadline."""
+    dep = rolling(2, 1, 0)
+    dep["spec"]["progressDeadlineSeconds"] = 3
+    with LocalBackend(tmp_path, probe_jitter=False, backoff_scale=0.05) as b:
+        b.deploy(bundle(dep))
+        b.wait_ready(timeout_s=60)
+        b.wait_until(lambda: _reason(b.deployment_status(), "Progressing") == "NewReplicaSetAvailable", 10,
+                     what="first rollout complete")
+
+        def broken(d: dict[str, Any]) -> None:
+            d["spec"]["template"]["spec"]["containers"][0]["command"] = [sys.executable, "-c", "raise SystemExit(1)"]
+
+        new_hash = b.update_template(broken)
+        b.wait_until(lambda: _reason(b.deployment_status(), "Progressing") == "ProgressDeadlineExceeded", 30,
+                     what="the progress deadline")
+        st = b.deployment_status()
+        prog = st.condition("Progressing")
+        assert prog is not None and prog.status == "False" and f"standin-{new_hash}" in prog.message
+        assert prog.lastUpdateTime is not None and prog.lastUpdateTime - prog.lastTransitionTime <= 0.01
+        assert _reason(st, "Available") == "MinimumReplicasAvailable" and st.readyReplicas == 2
+        assert st.updatedReplicas == 1  # the surge pod, crash-looping; no old pod was taken down
+        t0 = time.monotonic()
+        rec = b.rollout_restart(timeout_s=60)
+        assert not rec.landed and "ProgressDeadlineExceeded" in rec.detail, rec.detail
+        assert time.monotonic() - t0 < 30  # ended by the 3 s deadline, not by the 60 s timeout
