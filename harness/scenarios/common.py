@@ -19,7 +19,7 @@ import httpx
 import numpy as np
 
 from harness.backends.base import Backend, BackendError
-from harness.backends.observe import Event, FaultRecord, Pod
+from harness.backends.observe import Event, FaultRecord, Pod, ResourceSample
 from harness.manifests.bundle import ManifestBundle
 from harness.profile import SLO
 from harness.quantity import memory_bytes
@@ -242,6 +242,30 @@ def oom_evidence(backend: Backend, since: float | None = None) -> list[str]:
             last[s.pod] = max(last.get(s.pod, 0), s.oom_kills)
     found += [f"pod {pod} cgroup oom_kill counter = {n}" for pod, n in sorted(last.items())]
     return found
+
+
+def cpu_throttling(samples: Iterable[ResourceSample]) -> dict[str, Any]:
+    """How often the pods hit their CPU limit over the samples' span: throttled / elapsed CFS
+    periods (cAdvisor's container_cpu_cfs_throttled_periods_total / _periods_total), all pods
+    together and the worst pod. Empty where the backend does not read CFS statistics."""
+    first: dict[str, ResourceSample] = {}
+    last: dict[str, ResourceSample] = {}
+    for s in samples:
+        if s.cpu_periods is not None and s.cpu_throttled_periods is not None:
+            first.setdefault(s.pod, s)
+            last[s.pod] = s
+    deltas = {pod: (int(last[pod].cpu_periods or 0) - int(first[pod].cpu_periods or 0),
+                    int(last[pod].cpu_throttled_periods or 0) - int(first[pod].cpu_throttled_periods or 0),
+                    (last[pod].cpu_throttled_s or 0.0) - (first[pod].cpu_throttled_s or 0.0))
+              for pod in last}
+    periods = sum(d[0] for d in deltas.values())
+    if periods <= 0:
+        return {}
+    worst = max(deltas, key=lambda pod: deltas[pod][1] / deltas[pod][0] if deltas[pod][0] > 0 else 0.0)
+    return {"cpu_throttled_ratio": round(sum(d[1] for d in deltas.values()) / periods, 3),
+            "cpu_throttled_s": round(sum(d[2] for d in deltas.values()), 1),
+            "cpu_throttled_worst_pod": worst,
+            "cpu_throttled_worst_ratio": round(deltas[worst][1] / deltas[worst][0], 3) if deltas[worst][0] else 0.0}
 
 
 def wait_rollout(backend: Backend, replicas: int | None, timeout_s: float,

@@ -47,7 +47,9 @@ def run(ctx: ScenarioContext) -> Verdict:
         capacity, cap_source = capacity_per_replica(ctx, backend)
         meas.update({"capacity_rps_per_replica": capacity, "capacity_source": cap_source,
                      "hpa_min_replicas": min_r, "hpa_max_replicas": max_r})
+        t_spike = time.time()
         checks += spike_phase(ctx, backend, capacity, max_r, faults, meas)
+        meas.update(common.cpu_throttling(backend.resource_samples(since=t_spike)))
     return _finish(ctx, checks, faults, meas)
 
 

@@ -161,15 +161,20 @@ def full_load_phase(ctx: ScenarioContext, backend: Backend, faults: list[FaultRe
     restarts = sum(max(0, p.restarts - restarts_before.get(p.name, 0)) for p in backend.pods())
     not_ready_503 = common.count_status(result, 503)
     budget = common.error_budget(int(result.requests + result.dropped), _errors(result), prof.slo)
+    throttling = common.cpu_throttling(backend.resource_samples(since=t0))
     measurements["full_load"] = {
         "rate_rps": prof.slo.rate_rps, "duration_s": duration, "latency_ms": result.latency_ms,
         "errors": result.errors, "error_budget": budget, "replaced_pod": victim,
-        "replacement_ready": replaced_ok, "unready_by_pod": unready.last,
+        "replacement_ready": replaced_ok, "unready_by_pod": unready.last, **throttling,
     }
+    kill_note = "; ".join(e.message for e in kills["liveness"][:3])
+    if kills["liveness"] and throttling:  # a probe answered late because its pod ran out of CPU quota
+        kill_note += (f" (CPU throttled in {throttling['cpu_throttled_ratio']:.0%} of CFS periods, "
+                      f"worst {throttling['cpu_throttled_worst_pod']} {throttling['cpu_throttled_worst_ratio']:.0%})")
     checks = [
         common.load_validity_check(result),
         Check(name="liveness_kills_under_load", measured=len(kills["liveness"]), target=0,
-              ok=not kills["liveness"], note="; ".join(e.message for e in kills["liveness"][:3])),
+              ok=not kills["liveness"], note=kill_note),
         Check(name="restarts_under_load", measured=restarts, target=0, ok=restarts == 0),
         Check(name="requests_while_unready", measured=unready.total, target=0, ok=unready.total == 0,
               note="requests reached a replica that was loading or draining" if unready.total else ""),

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.observe import Condition, ContainerState, ContainerStatus, Pod, StateRunning
+from harness.backends.observe import (
+    Condition,
+    ContainerState,
+    ContainerStatus,
+    Pod,
+    ResourceSample,
+    StateRunning,
+)
 from harness.manifests.bundle import ManifestBundle
 from harness.profile import load_profile
 from harness.scenarios import common
@@ -146,3 +153,16 @@ def test_probe_model_flags_liveness_without_startup(tmp_path: Path) -> None:
     ctx.measured["cold_start_s"] = [40.0, 41.0, 42.0]  # measured slower than the 44 s budget / 1.5
     slow = model_checks(ctx, ctx.bundle)
     assert not slow["checks"][0].ok and "measured" in slow["cold_start_source"]
+
+
+def test_cpu_throttling_from_cumulative_cfs_counters() -> None:
+    def s(t: float, pod: str, periods: int, throttled: int, secs: float) -> ResourceSample:
+        return ResourceSample(time=t, pod=pod, cpu_periods=periods, cpu_throttled_periods=throttled,
+                              cpu_throttled_s=secs)
+
+    samples = [s(0, "a", 1000, 100, 1.0), s(0, "b", 50, 0, 0.0), s(10, "a", 1100, 150, 3.5),
+               s(10, "b", 150, 10, 0.5), ResourceSample(time=10, pod="c", cpu_cores=0.2)]
+    out = common.cpu_throttling(samples)
+    assert out == {"cpu_throttled_ratio": 0.3, "cpu_throttled_s": 3.0, "cpu_throttled_worst_pod": "a",
+                   "cpu_throttled_worst_ratio": 0.5}
+    assert common.cpu_throttling([ResourceSample(time=0, pod="a", cpu_cores=1.0)]) == {}  # no CFS statistics

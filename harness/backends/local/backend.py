@@ -803,6 +803,7 @@ class LocalBackend(Backend):
             cpu_s: float | None = None
             mem: int | None = None
             ooms: int | None = None
+            throttling: tuple[int, int, int] | None = None
             if cg is not None:
                 if not cg.memory.is_dir():
                     continue  # not created yet, or already removed
@@ -810,6 +811,7 @@ class LocalBackend(Backend):
                 cpu_s = ns / 1e9 if ns is not None else None
                 mem = cg.working_set()
                 ooms = cg.oom_kills()
+                throttling = cg.cpu_throttling() if c.cpu_limit else None
             elif handle is not None:
                 cpu_s, mem = _proc_tree_usage(handle.pids())
             cores = None
@@ -826,7 +828,9 @@ class LocalBackend(Backend):
                                        f"{self.limits_reason})", type_="Warning", source="gauntlet")
             out.append(ResourceSample(time=now, pod=p.name, cpu_cores=cores, cpu_request_cores=c.cpu_request,
                                       cpu_limit_cores=c.cpu_limit, memory_bytes=mem, memory_limit_bytes=c.memory_limit,
-                                      oom_kills=ooms))
+                                      oom_kills=ooms, cpu_periods=throttling[0] if throttling else None,
+                                      cpu_throttled_periods=throttling[1] if throttling else None,
+                                      cpu_throttled_s=throttling[2] / 1e9 if throttling else None))
         with self.lock:
             self._samples.extend(out)
 

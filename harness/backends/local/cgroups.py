@@ -134,6 +134,15 @@ class PodCgroup:
                     inactive = int(v)
         return max(0, usage - inactive)
 
+    def cpu_throttling(self) -> tuple[int, int, int] | None:
+        """cpu.stat: (nr_periods, nr_throttled, throttled_time ns), cumulative."""
+        path = self.paths.get("cpu")
+        try:
+            stat = dict(line.split() for line in (path / "cpu.stat").read_text().splitlines()) if path else {}
+            return int(stat["nr_periods"]), int(stat["nr_throttled"]), int(stat["throttled_time"])
+        except (OSError, KeyError, ValueError):
+            return None
+
     def cpu_usage_ns(self) -> int | None:
         path = self.paths.get("cpuacct")
         return _read_int(path / "cpuacct.usage") if path else None

@@ -42,6 +42,23 @@ def test_oom_killed_by_kernel_reported_137(tmp_path: Path, need_cgroups: None) -
         b.wait_until(lambda: any((s.oom_kills or 0) >= 1 for s in b.resource_samples()), 30, what="oom_kill sample")
 
 
+def test_cpu_limit_is_a_cfs_quota_and_throttling_is_sampled(tmp_path: Path, need_cgroups: None) -> None:
+    dep = deployment(work_ms=300)
+    dep["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] = "100m"
+    with LocalBackend(tmp_path, probe_jitter=False, sample_period_s=0.5) as b:
+        b.deploy(bundle(dep))
+        b.wait_ready(timeout_s=60)
+        for _ in range(6):  # the stand-in spins for 300 ms of wall time per request
+            assert _get(b.service_url() + "/work")[0] == 200
+        b.wait_until(lambda: any((s.cpu_throttled_periods or 0) > 0 for s in b.resource_samples()), 10,
+                     what="a throttling sample")
+        last = b.resource_samples()[-1]
+        assert last.cpu_periods and last.cpu_throttled_periods and last.cpu_throttled_s
+        assert last.cpu_throttled_periods <= last.cpu_periods and last.cpu_throttled_s > 0.5
+        busy = [s.cpu_cores for s in b.resource_samples() if s.cpu_cores and s.cpu_cores > 0.05]
+        assert busy and max(busy) < 0.2  # never much above the 100m quota
+
+
 def test_liveness_too_short_kills_restarts_and_backs_off(tmp_path: Path) -> None:
     probes = {"livenessProbe": {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 1,
                                 "failureThreshold": 2, "timeoutSeconds": 1}}
