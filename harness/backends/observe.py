@@ -165,6 +165,7 @@ class ResourceSample(_Obs):
     time: float
     pod: str
     cpu_cores: float | None = None  # usage averaged since the previous sample
+    cpu_usage_s: float | None = None  # cumulative CPU seconds (container_cpu_usage_seconds_total)
     cpu_request_cores: float | None = None
     cpu_limit_cores: float | None = None
     memory_bytes: int | None = None  # working set (cgroup usage minus inactive file) or RSS

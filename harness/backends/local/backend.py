@@ -84,7 +84,7 @@ class LocalBackend(Backend):
                  enforce_limits: bool | None = None, hpa_sync_period_s: float = 15.0,
                  hpa_options: dict[str, Any] | None = None, probe_jitter: bool = True, run_id: str | None = None,
                  backoff_scale: float = 1.0, eviction_delay_s: float = 0.0, sample_period_s: float = 1.0,
-                 namespace: str = "default") -> None:
+                 metric_resolution_s: float = 15.0, namespace: str = "default") -> None:
         super().__init__(Path(workdir))
         if runtime not in ("process", "docker"):
             raise InputError(f"unknown runtime {runtime!r}", field="runtime", fix="use 'process' or 'docker'")
@@ -120,6 +120,8 @@ class LocalBackend(Backend):
         self.backoff_scale = backoff_scale
         self.eviction_delay_s = eviction_delay_s
         self.sample_period_s = sample_period_s
+        # metrics-server's --metric-resolution: CPU is the rate between two scrapes this far apart
+        self.metric_resolution_s = metric_resolution_s
         self.run = cleanup.run_name(run_id or uuid.uuid4().hex[:8])
         self.ledger = cleanup.Ledger(self.run)
         self.events_rec = EventRecorder(namespace)
@@ -828,7 +830,8 @@ class LocalBackend(Backend):
                                        f"{self.limits_reason})", type_="Warning", source="gauntlet")
             out.append(ResourceSample(time=now, pod=p.name, cpu_cores=cores, cpu_request_cores=c.cpu_request,
                                       cpu_limit_cores=c.cpu_limit, memory_bytes=mem, memory_limit_bytes=c.memory_limit,
-                                      oom_kills=ooms, cpu_periods=throttling[0] if throttling else None,
+                                      oom_kills=ooms, cpu_usage_s=cpu_s,
+                                      cpu_periods=throttling[0] if throttling else None,
                                       cpu_throttled_periods=throttling[1] if throttling else None,
                                       cpu_throttled_s=throttling[2] / 1e9 if throttling else None))
         with self.lock:
@@ -854,20 +857,9 @@ class LocalBackend(Backend):
             pods = [p.to_observed() for p in local]
         v1 = [_v1_pod(obs, lp.template) for obs, lp in zip(pods, local, strict=True)]
         metrics = ctl.metrics
-        window = 15.0
-        pod_metrics = []
-        latest: dict[str, ResourceSample] = {}
-        for s in self.resource_samples(now - window):
-            latest[s.pod] = s
-        for p in pods:
-            sample = latest.get(p.name)
-            if sample is None or sample.cpu_cores is None:
-                continue
-            usage = {"cpu": f"{int(sample.cpu_cores * 1000)}m"}
-            if sample.memory_bytes is not None:
-                usage["memory"] = str(sample.memory_bytes)
-            pod_metrics.append({"metadata": {"name": p.name}, "timestamp": sample.time, "window": "1s",
-                                "containers": [{"name": p.containerStatuses[0].name, "usage": usage}]})
+        pod_metrics = pod_metrics_from_samples(self.resource_samples(now - 3 * self.metric_resolution_s),
+                                               {p.name: p.containerStatuses[0].name for p in pods},
+                                               self.metric_resolution_s)
         wanted = [m["pods"]["metric"]["name"] for m in metrics if m.get("type") == "Pods"]
         custom: dict[str, dict[str, dict[str, float]]] = {"pods": {}}
         if wanted:
@@ -898,6 +890,35 @@ class LocalBackend(Backend):
     def _metrics_port(self) -> int:
         assert self._template is not None
         return self._template.main.ports.get("metrics", self._target_port)
+
+
+def pod_metrics_from_samples(samples: list[ResourceSample], containers: dict[str, str],
+                             resolution_s: float) -> list[dict[str, Any]]:
+    """metrics.k8s.io PodMetrics as metrics-server serves them: CPU is the rate between the
+    latest reading and the one about `resolution_s` earlier (`window`), memory the latest working
+    set. A pod read for less than one resolution has no metrics yet, like a pod metrics-server
+    has scraped once."""
+    by_pod: dict[str, list[ResourceSample]] = {}
+    for s in samples:
+        if s.pod in containers and s.cpu_usage_s is not None:
+            by_pod.setdefault(s.pod, []).append(s)
+    out = []
+    for pod, series in by_pod.items():
+        last = series[-1]
+        earlier = [s for s in series if s.time <= last.time - resolution_s]
+        if not earlier:
+            continue
+        first = earlier[-1]
+        used = (last.cpu_usage_s or 0.0) - (first.cpu_usage_s or 0.0)
+        if used < 0:  # counter reset (a restarted container without a pod cgroup)
+            continue
+        window = last.time - first.time
+        usage = {"cpu": f"{int(used / window * 1000)}m"}
+        if last.memory_bytes is not None:
+            usage["memory"] = str(last.memory_bytes)
+        out.append({"metadata": {"name": pod}, "timestamp": last.time, "window": f"{window:.3f}s",
+                    "containers": [{"name": containers[pod], "usage": usage}]})
+    return out
 
 
 def _deletion_rank(p: LocalPod) -> tuple[bool, int, bool, float]:

@@ -154,16 +154,8 @@ class Kubelet:
                              name=f"probe-{kind}-{p.name}").start()
         delay = 0.0
         while not self.stop.is_set():
-            if delay > 0:
-                with self.lock:
-                    p.state = ContainerState(waiting=StateWaiting(
-                        reason="CrashLoopBackOff",
-                        message=f"back-off {delay:g}s restarting failed container={c.name} pod={p.name}"))
-                self.events.record("Pod", p.name, "BackOff", "Back-off restarting failed container "
-                                   f"{c.name} in pod {p.name}", type_="Warning")
-                self.on_change()
-                if self.stop.wait(delay):
-                    break
+            if delay > 0 and not self._back_off(c, delay, lambda st: setattr(p, "state", st)):
+                break
             try:
                 self._start_container(c)
             except Exception as err:  # the runtime could not start it: like a CreateContainerError
@@ -182,6 +174,19 @@ class Kubelet:
                 p.restart_count += 1
             delay = self.backoff.next_delay(info.finished_at, p.started_at)
         self._finish()
+
+    def _back_off(self, c: ContainerSpec, delay: float, set_state: Callable[[ContainerState], None]) -> bool:
+        """The CrashLoopBackOff wait before restarting `c` (waiting state, BackOff event); False
+        when the pod was deleted meanwhile."""
+        p = self.pod
+        with self.lock:
+            set_state(ContainerState(waiting=StateWaiting(
+                reason="CrashLoopBackOff",
+                message=f"back-off {delay:g}s restarting failed container={c.name} pod={p.name}")))
+        self.events.record("Pod", p.name, "BackOff", "Back-off restarting failed container "
+                           f"{c.name} in pod {p.name}", type_="Warning")
+        self.on_change()
+        return not self.stop.wait(delay)
 
     def _finish(self) -> None:
         p = self.pod
@@ -220,15 +225,8 @@ class Kubelet:
         backoff = CrashLoopBackOff(self.backoff.scale)
         delay = 0.0
         while not self.stop.is_set():
-            if delay > 0:
-                with self.lock:
-                    status.state = ContainerState(waiting=StateWaiting(
-                        reason="CrashLoopBackOff",
-                        message=f"back-off {delay:g}s restarting failed container={c.name} pod={p.name}"))
-                self.events.record("Pod", p.name, "BackOff", "Back-off restarting failed container "
-                                   f"{c.name} in pod {p.name}", type_="Warning")
-                if self.stop.wait(delay):
-                    return False
+            if delay > 0 and not self._back_off(c, delay, lambda st: setattr(status, "state", st)):
+                return False
             try:
                 handle = self.start_fn(p, c)
             except Exception as err:

@@ -126,7 +126,7 @@ def test_hpa_scales_up_under_load_and_back_down(tmp_path: Path) -> None:
                                     "type": "Utilization", "averageUtilization": 80}}}],
                     "behavior": {"scaleDown": {"stabilizationWindowSeconds": 4},
                                  "scaleUp": {"stabilizationWindowSeconds": 0}}}}
-    with LocalBackend(tmp_path, probe_jitter=False, hpa_sync_period_s=1.0) as b:
+    with LocalBackend(tmp_path, probe_jitter=False, hpa_sync_period_s=1.0, metric_resolution_s=2.0) as b:
         b.deploy(bundle(deployment(work_ms=300), hpa))
         b.wait_ready(timeout_s=60)
         stop = time.monotonic() + 40
