@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from harness import prom
 from harness.backends.base import Backend, BackendError
 from harness.backends.observe import Event, FaultRecord, Pod, ResourceSample
 from harness.manifests.bundle import ManifestBundle
@@ -362,31 +363,15 @@ def zone_placement(pods: Iterable[Pod], only_ready: bool = False) -> dict[str, l
 # the service's own metrics
 
 
-def scrape(url: str, timeout_s: float = 3.0) -> dict[str, list[tuple[dict[str, str], float]]]:
+def scrape(url: str, timeout_s: float = 3.0) -> prom.Samples:
     """Prometheus text from `url` -> {sample name: [(labels, value)]}; {} when unreachable."""
-    from prometheus_client.parser import text_string_to_metric_families
-
     try:
-        text = httpx.get(url, timeout=timeout_s).text
+        return prom.parse(httpx.get(url, timeout=timeout_s).text)
     except httpx.HTTPError:
         return {}
-    out: dict[str, list[tuple[dict[str, str], float]]] = {}
-    with contextlib.suppress(ValueError):
-        for fam in text_string_to_metric_families(text):
-            for s in fam.samples:
-                out.setdefault(s.name, []).append((dict(s.labels), float(s.value)))
-    return out
 
 
-def metric_sum(metrics: dict[str, list[tuple[dict[str, str], float]]], name: str) -> float | None:
-    """Sum of a metric over its labels (counters may carry a `_total` suffix either way)."""
-    for key in (name, name + "_total", name.removesuffix("_total")):
-        if key in metrics:
-            return sum(v for _, v in metrics[key])
-    return None
-
-
-def pod_metrics(backend: Backend, pod: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+def pod_metrics(backend: Backend, pod: str) -> prom.Samples:
     try:
         base = backend.pod_url(pod).rstrip("/")
     except (BackendError, KeyError, ValueError):

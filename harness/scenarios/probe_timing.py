@@ -18,6 +18,7 @@ import threading
 import time
 from typing import Any
 
+from harness import prom
 from harness.backends.base import Backend
 from harness.backends.observe import FaultRecord
 from harness.manifests.bundle import ManifestBundle
@@ -125,7 +126,7 @@ class UnreadyCounter:
         for p in self.backend.pods():
             if p.podIP is None and not p.containerStatuses:
                 continue
-            v = common.metric_sum(common.pod_metrics(self.backend, p.name), UNREADY_METRIC)
+            v = prom.total(common.pod_metrics(self.backend, p.name), UNREADY_METRIC)
             if v is not None:
                 self.last[p.name] = max(self.last.get(p.name, 0.0), v)
 

@@ -82,7 +82,16 @@ class KubeApi:
 
     def request(self, method: str, path: str, *, query: dict[str, Any] | None = None,
                 body: Any = None, content_type: str | None = None) -> K8sObject:
-        headers = {"Accept": "application/json"}
+        data = self._call(method, path, query=query, body=body, content_type=content_type)
+        return json.loads(data) if data else {}
+
+    def get_text(self, path: str) -> str:
+        """A non-JSON GET, e.g. a node's metrics through the API server proxy."""
+        return self._call("GET", path, accept="text/plain").decode(errors="replace")
+
+    def _call(self, method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None,
+              content_type: str | None = None, accept: str = "application/json") -> bytes:
+        headers = {"Accept": accept}
         if content_type:
             headers["Content-Type"] = content_type
         elif body is not None:
@@ -99,9 +108,7 @@ class KubeApi:
             raise _error_from(exc.status or 0, exc.reason or "", exc.body, method, path) from None
         if resp.status >= 400:
             raise _error_from(resp.status, resp.reason or "", resp.data, method, path)
-        if not resp.data:
-            return {}
-        return json.loads(resp.data)
+        return bytes(resp.data or b"")
 
     # verbs -----------------------------------------------------------------------------------
     def get(self, path: str, **query: Any) -> K8sObject:

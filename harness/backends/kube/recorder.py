@@ -8,6 +8,7 @@ import threading
 import time
 from typing import Any
 
+from harness import prom
 from harness.backends.kube import convert
 from harness.backends.kube.api import KubeApi, KubeApiError, resource_path
 from harness.backends.observe import Condition, Event, HPAStatusSample, ResourceSample
@@ -35,6 +36,7 @@ class Recorder:
         self.hpa_samples: list[HPAStatusSample] = []
         self.resource_samples: list[ResourceSample] = []
         self.metrics_available: bool | None = None  # None: not probed yet
+        self.cadvisor_available: bool | None = None  # nodes/proxy metrics/cadvisor (RBAC may refuse it)
         self.errors = 0
         self._last_metrics = 0.0
 
@@ -126,8 +128,50 @@ class Recorder:
             pods = dict(self.pods_raw)
         samples = [s for s in (_sample(m, pods.get((m.get("metadata") or {}).get("name", "")))
                                for m in items) if s is not None]
+        cfs = self._cfs_counters({str((p.get("spec") or {}).get("nodeName")) for p in pods.values()
+                                  if (p.get("spec") or {}).get("nodeName")})
+        for sample in samples:
+            if sample.pod in cfs:
+                sample.cpu_periods, sample.cpu_throttled_periods, sample.cpu_throttled_s = cfs[sample.pod]
         with self._lock:
             self.resource_samples.extend(samples)
+
+    def _cfs_counters(self, nodes: set[str]) -> dict[str, tuple[int, int, float]]:
+        """Per pod of this namespace: CFS (periods, throttled periods, throttled seconds) from
+        each node's cAdvisor through the API server proxy; {} where that is refused."""
+        out: dict[str, tuple[int, int, float]] = {}
+        if self.cadvisor_available is False:
+            return out
+        for node in sorted(nodes):
+            try:
+                text = self.api.get_text(f"/api/v1/nodes/{node}/proxy/metrics/cadvisor")
+            except KubeApiError as exc:
+                if exc.status in (401, 403, 404, 503):
+                    log.info("cAdvisor metrics through nodes/proxy not available (%s): no CPU throttling "
+                             "counters", exc.status)
+                    self.cadvisor_available = False
+                    return {}
+                raise
+            self.cadvisor_available = True
+            for pod, counters in cfs_by_pod(prom.parse(text), self.namespace).items():
+                out[pod] = counters
+        return out
+
+
+CFS_METRICS = ("container_cpu_cfs_periods_total", "container_cpu_cfs_throttled_periods_total",
+               "container_cpu_cfs_throttled_seconds_total")
+
+
+def cfs_by_pod(samples: prom.Samples, namespace: str) -> dict[str, tuple[int, int, float]]:
+    """cAdvisor's CFS counters summed over each pod's containers (not the pod-level or pause
+    cgroup rows, which have no container label or `POD`)."""
+    sums: dict[str, list[float]] = {}
+    for i, name in enumerate(CFS_METRICS):
+        for labels, value in samples.get(name, []):
+            if labels.get("namespace") != namespace or labels.get("container") in (None, "", "POD"):
+                continue
+            sums.setdefault(labels.get("pod", ""), [0.0, 0.0, 0.0])[i] += value
+    return {pod: (int(v[0]), int(v[1]), v[2]) for pod, v in sums.items() if pod}
 
 
 def _sum_quantity(containers: list[K8sObject], section: str, key: str, conv: Any) -> Any:

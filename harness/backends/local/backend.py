@@ -19,6 +19,7 @@ from typing import Any
 
 import psutil
 
+from harness import prom
 from harness.backends.base import (
     RESTARTED_AT,
     Backend,
@@ -282,7 +283,7 @@ class LocalBackend(Backend):
         return self.deployment_status()
 
     def _describe(self) -> str:
-        return "; ".join(f"{p.name}: {p.phase} ready={p.ready} restarts={p.restartCount if False else p.restart_count}"
+        return "; ".join(f"{p.name}: {p.phase} ready={p.ready} restarts={p.restart_count}"
                          for p in list(self._pods.values()))
 
     def teardown(self) -> None:
@@ -868,7 +869,7 @@ class LocalBackend(Backend):
                     continue
                 values = _scrape(f"http://{p.podIP}:{self._metrics_port()}/metrics")
                 for mname in wanted:
-                    v = _metric_value(values, mname)
+                    v = prom.total(values, mname)
                     if v is not None:
                         custom["pods"].setdefault(mname, {})[p.name] = v
         with self.lock:
@@ -974,37 +975,9 @@ def _v1_pod(p: Pod, template: PodTemplate) -> dict[str, Any]:
     }
 
 
-def _scrape(url: str) -> dict[str, float]:
-    """Prometheus text exposition -> {'name{labels}': value, 'name': sum over label sets}."""
-    out: dict[str, float] = {}
+def _scrape(url: str) -> prom.Samples:
     try:
         with urllib.request.urlopen(url, timeout=2) as r:
-            text = r.read().decode(errors="replace")
+            return prom.parse(r.read().decode(errors="replace"))
     except OSError:
-        return out
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        try:
-            key, value = line.rsplit(" ", 1) if "}" not in line else (line[: line.rindex("}") + 1], line[line.rindex("}") + 1:].split()[0])
-            v = float(value)
-        except ValueError:
-            continue
-        out[key] = v
-        base = key.split("{", 1)[0]
-        if "{" in key:
-            out[base] = out.get(base, 0.0) + v
-    return out
-
-
-def _metric_value(values: dict[str, float], name: str) -> float | None:
-    """A Pods metric: its exposition name, with ':' or '_' spellings, or a '+'-joined sum."""
-    total = 0.0
-    for part in name.split("+"):
-        for cand in (part, part.replace(":", "_"), part.replace("_", ":", 1)):
-            if cand in values:
-                total += values[cand]
-                break
-        else:
-            return None
-    return total
+        return {}

@@ -21,6 +21,7 @@ from kmock._internal import k8s as kmock_k8s
 
 K8sObject = dict[str, Any]
 _NS_PATH = re.compile(r"^/api/v1/namespaces(?:/([^/]+))?/?$")
+_CADVISOR_PATH = re.compile(r"^/api/v1/nodes/([^/]+)/proxy/metrics/cadvisor$")
 
 RESOURCES = {
     "Pod": kmock.resource("", "v1", "pods"),
@@ -84,11 +85,17 @@ class KubeApiMock(kmock.KubernetesEmulator):
         self.namespaces: dict[str, K8sObject] = {}
         self.deleted_namespaces: list[str] = []
         self.evictions: list[tuple[str, str, int]] = []
+        self.cadvisor: dict[str, str] = {}  # node -> its cAdvisor text (nodes/proxy); absent: 404
         for res in RESOURCES.values():
             if res.group != "metrics.k8s.io":
                 self.resources[res] = {}
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        c = _CADVISOR_PATH.match(raw_request.path)
+        if c:
+            if c.group(1) not in self.cadvisor:
+                return _status(404, "NotFound", f'nodes "{c.group(1)}" not found')
+            return aiohttp.web.Response(text=self.cadvisor[c.group(1)], content_type="text/plain")
         m = _NS_PATH.match(raw_request.path)
         if m:
             await raw_request.read()

@@ -254,6 +254,26 @@ def test_metrics_api_feeds_resource_samples(make_backend, server, controllers) -
     s = b.resource_samples()[-1]
     assert s.pod == pod and s.cpu_cores == 0.25 and s.memory_bytes == 512 * 2**20
     assert s.cpu_request_cores == 0.5 and s.memory_limit_bytes == 2**30
+    assert b.recorder.cadvisor_available is False and s.cpu_periods is None  # no nodes/proxy: no CFS counters
+
+    # cAdvisor through the API server's node proxy: CFS counters summed over the pod's containers
+    node = b.pods()[0].nodeName
+    ns = b.namespace
+    server.api.cadvisor[node] = "\n".join([
+        "# TYPE container_cpu_cfs_periods_total counter",
+        f'container_cpu_cfs_periods_total{{container="inference",namespace="{ns}",pod="{pod}"}} 1000',
+        f'container_cpu_cfs_periods_total{{container="proxy",namespace="{ns}",pod="{pod}"}} 500',
+        f'container_cpu_cfs_periods_total{{container="",namespace="{ns}",pod="{pod}"}} 9999',
+        f'container_cpu_cfs_periods_total{{container="inference",namespace="other",pod="{pod}"}} 7',
+        "# TYPE container_cpu_cfs_throttled_periods_total counter",
+        f'container_cpu_cfs_throttled_periods_total{{container="inference",namespace="{ns}",pod="{pod}"}} 300',
+        "# TYPE container_cpu_cfs_throttled_seconds_total counter",
+        f'container_cpu_cfs_throttled_seconds_total{{container="inference",namespace="{ns}",pod="{pod}"}} 12.5',
+        ""])
+    b.recorder.cadvisor_available = None
+    wait_for(lambda: b.resource_samples()[-1].cpu_periods is not None, what="CFS counters")
+    s = b.resource_samples()[-1]
+    assert (s.cpu_periods, s.cpu_throttled_periods, s.cpu_throttled_s) == (1500, 300, 12.5)
 
 
 def test_no_metrics_api_means_no_samples(make_backend, controllers) -> None:  # type: ignore[no-untyped-def]
