@@ -168,7 +168,7 @@ class LocalBackend(Backend):
         rollout = parse_rollout(dep, bundle.source)
         self.rollout = rollout
         c = self._template.main
-        self._check_runnable(self._template, bundle.source)
+        self._check_runnable(self._template, bundle)
         self._bundle = bundle
         self._deployment = dep
         self._hash = self._template_hash(dep)
@@ -207,13 +207,16 @@ class LocalBackend(Backend):
             self._threads.append(t)
         self._wake.set()
 
-    def _check_runnable(self, template: PodTemplate, source: str) -> None:
-        c = template.main
-        if self.runtime == "process" and not c.command and default_entrypoint(c.image) is None:
-            raise InputError("the process runtime needs the container's command (there is no image to read "
-                             "its ENTRYPOINT from)", file=source or None,
-                             field="spec.template.spec.containers[0].command",
-                             fix="set command/args, or use the docker runtime")
+    def _check_runnable(self, template: PodTemplate, bundle: ManifestBundle) -> None:
+        """Refuse at deploy what would fail every container start (CreateContainerConfigError)."""
+        source = bundle.source
+        probe_identity = PodIdentity("pod", self.namespace, "127.0.0.1", "node", template.labels)
+        for c in [*template.init_containers, template.main]:
+            if self.runtime == "process" and not c.command and default_entrypoint(c.image) is None:
+                raise InputError("the process runtime needs the container's command (there is no image to read "
+                                 "its ENTRYPOINT from)", file=source or None, field=f"{c.field_path}.command",
+                                 fix="set command/args, or use the docker runtime")
+            resolve_env(c, probe_identity, bundle.objects, source)
 
     def _template_hash(self, dep: dict[str, Any]) -> str:
         """pod-template-hash: a digest of spec.template (the same template -> the same ReplicaSet)."""
@@ -242,7 +245,7 @@ class LocalBackend(Backend):
         source = self._bundle.source
         template = parse_template(new, source)
         parse_rollout(new, source)  # refuse a bad strategy before anything changes
-        self._check_runnable(template, source)
+        self._check_runnable(template, self._bundle)
         h = self._template_hash(new)
         with self.lock:
             self._deployment = new

@@ -65,6 +65,7 @@ class ContainerSpec:
     pre_stop: dict[str, Any] | None
     raw: dict[str, Any]
     mounts: list[VolumeMount] = field(default_factory=list)
+    field_path: str = "spec.template.spec.containers[0]"  # where it stands in the manifest, for errors
 
     @property
     def first_port(self) -> int | None:
@@ -199,6 +200,7 @@ def parse_container(raw: dict[str, Any], where: str, source: str) -> ContainerSp
         memory_limit=_quantity(limits, "memory", memory_bytes, f"{where}.resources.limits", source),
         pre_stop=pre_stop,
         raw=raw,
+        field_path=where,
     )
 
 
@@ -351,16 +353,29 @@ def _resource_ref(ref: dict[str, Any], c: ContainerSpec, source: str, where: str
     return str(int(-(-float(v) // div)))  # rounded up, like the kubelet
 
 
-def resolve_env(c: ContainerSpec, pod: PodIdentity, objects: list[dict[str, Any]], source: str = "",
-                where: str = "spec.template.spec.containers[0].env") -> dict[str, str]:
-    """The container's environment, downward API and ConfigMap/Secret refs resolved, $(VAR) expanded."""
-    import base64
-
-    env: dict[str, str] = {}
+def resolve_env(c: ContainerSpec, pod: PodIdentity, objects: list[dict[str, Any]], source: str = "") -> dict[str, str]:
+    """The container's environment as the kubelet builds it: `envFrom` ConfigMaps/Secrets first
+    (with their prefix), then `env` on top (downward API, ConfigMap/Secret keys), `$(VAR)`
+    expanded against what is defined before it."""
     by_kind_name = {(o.get("kind"), (o.get("metadata") or {}).get("name")): o for o in objects}
+    env: dict[str, str] = {}
+    for i, src in enumerate(c.raw.get("envFrom") or []):
+        fw = f"{c.field_path}.envFrom[{i}]"
+        kind, ref = ("ConfigMap", src["configMapRef"]) if "configMapRef" in src else ("Secret", src.get("secretRef"))
+        if not isinstance(ref, dict):
+            raise _err(source, fw, "envFrom entry without configMapRef or secretRef", "name a ConfigMap or Secret")
+        obj = by_kind_name.get((kind, ref.get("name")))
+        if obj is None:
+            if ref.get("optional"):
+                continue
+            raise _err(source, fw, f"{kind} {ref.get('name')!r} is not in the manifests",
+                       f"include the {kind} in the bundle or mark the ref optional")
+        prefix = str(src.get("prefix") or "")
+        for key in {**(obj.get("data") or {}), **(obj.get("stringData") or {})}:
+            env[prefix + key] = _object_value(obj, key)
     for i, e in enumerate(c.env):
         name = e.get("name")
-        fw = f"{where}[{i}]"
+        fw = f"{c.field_path}.env[{i}]"
         if not name:
             raise _err(source, f"{fw}.name", "env entry without a name", "give it a name")
         if "value" in e:
@@ -380,17 +395,24 @@ def resolve_env(c: ContainerSpec, pod: PodIdentity, objects: list[dict[str, Any]
             kind = "ConfigMap" if "configMapKeyRef" in vf else "Secret"
             ref = vf.get("configMapKeyRef") or vf.get("secretKeyRef") or {}
             obj = by_kind_name.get((kind, ref.get("name")))
-            if obj is not None and ref.get("key") in (obj.get("data") or {}):
-                value = str(obj["data"][ref["key"]])
-                if kind == "Secret":
-                    value = base64.b64decode(value).decode()
-            elif obj is not None and ref.get("key") in (obj.get("stringData") or {}):
-                value = str(obj["stringData"][ref["key"]])
+            key = ref.get("key")
+            if obj is not None and key in {**(obj.get("data") or {}), **(obj.get("stringData") or {})}:
+                value = _object_value(obj, str(key))
             elif not ref.get("optional"):
-                raise _err(source, f"{fw}.valueFrom", f"{kind} {ref.get('name')!r} key {ref.get('key')!r} not in the manifests",
+                raise _err(source, f"{fw}.valueFrom", f"{kind} {ref.get('name')!r} key {key!r} not in the manifests",
                            f"include the {kind} in the bundle or mark the ref optional")
         else:
             value = ""
         if value is not None:
             env[name] = value
     return env
+
+
+def _object_value(obj: dict[str, Any], key: str) -> str:
+    """A ConfigMap's or Secret's value (Secret `data` is base64; `stringData` wins, as on write)."""
+    import base64
+
+    if key in (obj.get("stringData") or {}):
+        return str(obj["stringData"][key])
+    value = str(obj["data"][key])
+    return base64.b64decode(value).decode() if obj.get("kind") == "Secret" else value
