@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.manifests.bundle import ManifestBundle
+from harness.models._k8s import selector_matches
 from harness.quantity import memory_bytes, parse_quantity
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
@@ -153,23 +154,6 @@ def prestop_seconds(container: dict[str, Any]) -> float | None:
     cmd = " ".join(str(x) for x in ((hook.get("exec") or {}).get("command") or []))
     m = re.search(r"\bsleep\s+(\d+(?:\.\d+)?)", cmd)
     return float(m.group(1)) if m else 0.0
-
-
-def selector_matches(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
-    """metav1.LabelSelector semantics (an empty selector matches everything)."""
-    if not selector:
-        return True
-    for k, v in (selector.get("matchLabels") or {}).items():
-        if labels.get(k) != v:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-        present = key in labels
-        if (op == "In" and (not present or labels[key] not in values)) or (
-            op == "NotIn" and present and labels[key] in values) or (
-            op == "Exists" and not present) or (op == "DoesNotExist" and present):
-            return False
-    return True
 
 
 def scaled(value: Any, total: int, round_up: bool) -> int:

@@ -99,3 +99,33 @@ def pod_metadata_of(obj: dict) -> dict:
     meta = dict(obj.get("metadata") or {})
     meta.setdefault("namespace", "default")
     return meta
+
+
+def selector_matches(selector: dict | None, labels: dict) -> bool:
+    """metav1.LabelSelector semantics; a nil selector matches nothing, {} matches everything."""
+    if selector is None:
+        return False
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    return all(expr_matches(expr, labels) for expr in selector.get("matchExpressions") or [])
+
+
+def expr_matches(expr: dict, labels: dict) -> bool:
+    key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+    has = key in labels
+    if op == "In":
+        return has and labels[key] in values
+    if op == "NotIn":
+        return not has or labels[key] not in values
+    if op == "Exists":
+        return has
+    if op == "DoesNotExist":
+        return not has
+    if op in ("Gt", "Lt"):
+        try:
+            lv, rv = int(labels[key]), int(values[0])
+        except (KeyError, ValueError, IndexError):
+            return False
+        return lv > rv if op == "Gt" else lv < rv
+    raise ModelInputError(f"unknown operator {op!r}", "matchExpressions.operator")

@@ -1,8 +1,10 @@
 """Scheduler model for replicas of one workload: filters (unschedulable, taints, node affinity,
-resources, PodTopologySpread) and a deterministic score, a port of the PodTopologySpread plugin
-(pkg/scheduler/framework/plugins/podtopologyspread: common.go, filtering.go, scoring.go).
+resources, PodTopologySpread, inter-pod affinity/anti-affinity) and a deterministic score, a
+port of the PodTopologySpread plugin (pkg/scheduler/framework/plugins/podtopologyspread:
+common.go, filtering.go, scoring.go) and InterPodAffinity (interpod.py).
 
-Scoring blends PodTopologySpread (weight 2) with NodeResourcesFit LeastAllocated (weight 1);
+Scoring blends PodTopologySpread and InterPodAffinity (weight 2 each, the default profile's)
+with NodeResourcesFit LeastAllocated (weight 1);
 ties go to the node name, where the real scheduler picks at random among equal scores.
 """
 
@@ -15,7 +17,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.models._k8s import ModelInputError, dig, pod_metadata_of, pod_spec_of, to_milli
+from harness.models import interpod
+from harness.models._k8s import (
+    ModelInputError,
+    dig,
+    expr_matches,
+    pod_metadata_of,
+    pod_spec_of,
+    selector_matches,
+    to_milli,
+)
 
 ZONE_KEY = "topology.kubernetes.io/zone"
 HOSTNAME_KEY = "kubernetes.io/hostname"
@@ -71,36 +82,6 @@ class ZoneFailure:
 
 # --- label selectors and affinity ---------------------------------------------------------------
 
-def selector_matches(selector: dict | None, labels: dict) -> bool:
-    """metav1.LabelSelector semantics; a nil selector matches nothing, {} matches everything."""
-    if selector is None:
-        return False
-    for k, v in (selector.get("matchLabels") or {}).items():
-        if labels.get(k) != v:
-            return False
-    return all(_expr_matches(expr, labels) for expr in selector.get("matchExpressions") or [])
-
-
-def _expr_matches(expr: dict, labels: dict) -> bool:
-    key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-    has = key in labels
-    if op == "In":
-        return has and labels[key] in values
-    if op == "NotIn":
-        return not has or labels[key] not in values
-    if op == "Exists":
-        return has
-    if op == "DoesNotExist":
-        return not has
-    if op in ("Gt", "Lt"):
-        try:
-            lv, rv = int(labels[key]), int(values[0])
-        except (KeyError, ValueError, IndexError):
-            return False
-        return lv > rv if op == "Gt" else lv < rv
-    raise ModelInputError(f"unknown operator {op!r}", "matchExpressions.operator")
-
-
 def node_affinity_matches(spec: dict, node: dict) -> bool:
     labels = dig(node, "metadata", "labels", default={}) or {}
     for k, v in (spec.get("nodeSelector") or {}).items():
@@ -115,8 +96,8 @@ def node_affinity_matches(spec: dict, node: dict) -> bool:
             fields = term.get("matchFields") or []
             if not exprs and not fields:
                 continue
-            if all(_expr_matches(e, labels) for e in exprs) and all(
-                _expr_matches(f, {"metadata.name": dig(node, "metadata", "name")}) for f in fields
+            if all(expr_matches(e, labels) for e in exprs) and all(
+                expr_matches(f, {"metadata.name": dig(node, "metadata", "name")}) for f in fields
             ):
                 ok = True
                 break
@@ -362,10 +343,15 @@ def _schedule(spec: dict, labels: dict, ns: str, nodes: list[dict], existing: li
         soft = parse_constraints({"topologySpreadConstraints": [
             dict(d, labelSelector={"matchLabels": labels}) for d in default_constraints()]}, labels)
     state = _spread_state(hard, spec, nodes, by_node, ns) if hard else []
+    nodes_by_name = {dig(n, "metadata", "name"): n for n in nodes}
+    inter_pod = interpod.has_inter_pod_terms(spec) or any(
+        interpod.has_inter_pod_terms(p.get("spec") or {}) for p in existing)
     failures: Counter[str] = Counter()
     feasible: list[dict] = []
     for node in nodes:
         reason = _filter(spec, labels, want, node, by_node, hard, state)
+        if not reason and inter_pod:
+            reason = interpod.filter_node(spec, labels, ns, node, nodes_by_name, existing)
         if reason:
             failures[reason] += 1
         else:
@@ -374,10 +360,12 @@ def _schedule(spec: dict, labels: dict, ns: str, nodes: list[dict], existing: li
         parts = ", ".join(f"{n} {r}" for r, n in sorted(failures.items(), key=lambda x: (-x[1], x[0])))
         return None, f"0/{len(nodes)} nodes are available: {parts}."
     spread = _spread_scores(soft, spec, feasible, nodes, by_node, ns)
+    affinity = interpod.scores(spec, labels, ns, feasible, nodes_by_name, existing) if inter_pod else {}
     best: tuple[float, str] | None = None
     for node in feasible:
         name = dig(node, "metadata", "name")
-        score = 2 * spread.get(name, 0.0) + _least_allocated(want, node, by_node.get(name, []))
+        score = (2 * spread.get(name, 0.0) + 2 * affinity.get(name, 0.0)
+                 + _least_allocated(want, node, by_node.get(name, [])))
         key = (-score, name)
         if best is None or key < (best[0], best[1]):
             best = (-score, name)
@@ -476,8 +464,7 @@ def place(deployment: dict, nodes: list[dict], replicas: int, existing: list[dic
             if why not in reasons:
                 reasons.append(why)
             continue
-        pods.append({"metadata": {"name": pod_name, "labels": labels, "namespace": ns},
-                     "spec": {"nodeName": node}, "_requests": want})
+        pods.append({**interpod.existing_pod(pod_name, labels, ns, node, spec.get("affinity")), "_requests": want})
     return _summarize(assignments, reasons, by_name)
 
 
@@ -522,8 +509,7 @@ def zone_failure(deployment: dict, nodes: list[dict], replicas: int, zone: str) 
     for a in before.assignments:
         if a["node"] is None:
             continue
-        p = {"metadata": {"name": a["pod"], "labels": labels, "namespace": ns}, "spec": {"nodeName": a["node"]},
-             "_requests": want}
+        p = {**interpod.existing_pod(a["pod"], labels, ns, a["node"], spec.get("affinity")), "_requests": want}
         if _zone_of(by_name, a["node"]) == zone:
             p["metadata"]["deletionTimestamp"] = "evicted"
             lost += 1

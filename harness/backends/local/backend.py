@@ -707,8 +707,11 @@ class LocalBackend(Backend):
             pending.sort(key=lambda p: p.creation)
         for p in pending:
             with self.lock:
-                existing = [{"nodeName": q.node_name, "labels": q.labels, **_requests(q.template)}
-                            for q in self._pods.values() if q.node_name and q.deletion is None]
+                # terminating pods too, as in the scheduler's cache: they hold their node's
+                # resources and anti-affinity domain until they are gone
+                existing = [{"name": q.name, "nodeName": q.node_name, "labels": q.labels, "deleted": q.deletion,
+                             "affinity": q.template.spec.get("affinity"), **_requests(q.template)}
+                            for q in self._pods.values() if q.node_name and not q.finished]
                 node, why = scheduler.schedule({"metadata": {"labels": p.labels}, "spec": p.template.spec},
                                                self._nodes, existing, self.allocatable, self.namespace)
             if node is None:

@@ -1,6 +1,6 @@
 """Simulated nodes, and one scheduling decision made by the shared model.
 
-The filter and score (taints, nodeSelector/affinity, requests vs allocatable, topology spread
+The filter and score (taints, nodeSelector/affinity, pod (anti-)affinity, requests vs allocatable, topology spread
 with nodeTaintsPolicy/nodeAffinityPolicy/minDomains, ScheduleAnyway scoring) are those of
 `harness.models.spread.schedule_pod`, so the local backend places pods exactly as `gauntlet
 model spread` and `gauntlet check` predict.
@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.backends.observe import Node
+from harness.models.interpod import existing_pod
 from harness.models.spread import schedule_pod
 
 ZONE = "topology.kubernetes.io/zone"
@@ -33,15 +34,15 @@ def _node_dict(node: Node, allocatable: dict[str, float]) -> dict[str, Any]:
 
 def _pod_dict(p: dict[str, Any], namespace: str) -> dict[str, Any]:
     requests = {"cpu": f"{p.get('cpu', 0.0):.3f}", "memory": str(int(p.get("memory", 0)))}
-    return {
-        "metadata": {"labels": p["labels"], "namespace": namespace},
-        "spec": {"nodeName": p["nodeName"], "containers": [{"name": "c", "resources": {"requests": requests}}]},
-    }
+    pod = existing_pod(p.get("name", ""), p["labels"], namespace, p["nodeName"], p.get("affinity"), p.get("deleted"))
+    pod["spec"]["containers"] = [{"name": "c", "resources": {"requests": requests}}]
+    return pod
 
 
 def schedule(pod: dict[str, Any], nodes: list[Node], existing: list[dict[str, Any]],
              allocatable: dict[str, float], namespace: str = "default") -> tuple[Node | None, str]:
-    """Pick a node for `pod` ({metadata:{labels}, spec}); existing: [{nodeName, labels, cpu, memory}].
+    """Pick a node for `pod` ({metadata:{labels}, spec}); existing: [{nodeName, labels, cpu, memory,
+    affinity}] (their pod (anti-)affinity terms count too).
 
     Returns (node, "") or (None, the FailedScheduling message in the scheduler's words).
     """

@@ -116,6 +116,22 @@ def test_zone_outage_removes_exactly_that_zone(tmp_path: Path) -> None:
         b.wait_ready(3, timeout_s=90)
 
 
+def test_required_anti_affinity_leaves_the_extra_replica_pending(tmp_path: Path) -> None:
+    dep = deployment(replicas=4)
+    dep["spec"]["template"]["spec"]["affinity"] = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "standin"}}}]}}
+    with LocalBackend(tmp_path, probe_jitter=False) as b:  # 3 zones x 1 node
+        b.deploy(bundle(dep))
+        b.wait_ready(3, timeout_s=60)
+        pods = b.pods()
+        assert len({p.nodeName for p in pods if p.nodeName}) == 3  # one per node
+        pending = [p for p in pods if p.nodeName is None]
+        assert len(pending) == 1 and pending[0].phase == "Pending"
+        cond = pending[0].condition("PodScheduled")
+        assert cond is not None and cond.reason == "Unschedulable"
+        assert "3 node(s) didn't match pod anti-affinity rules" in cond.message
+
+
 def test_hpa_scales_up_under_load_and_back_down(tmp_path: Path) -> None:
     pytest.importorskip("harness.models.hpa", reason="HPA model not available yet")
     hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "standin"},
