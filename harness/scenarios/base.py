@@ -43,6 +43,8 @@ class ScenarioContext:
     out_dir: Path  # this scenario's evidence folder: <run-dir>/<scenario>/
     measured: dict[str, Any] = field(default_factory=dict)  # shared across scenarios of one run
     log: Callable[[str], None] = print
+    # what the backend said it did not reproduce (RuntimeDeviation events): verdict caveats
+    deviations: list[str] = field(default_factory=list)
 
     @contextlib.contextmanager
     def deploy(
@@ -58,6 +60,10 @@ class ScenarioContext:
         finally:
             with contextlib.suppress(Exception):
                 self.save_observations(backend)
+                for e in backend.events():
+                    note = f"{backend.name} backend did not reproduce: {e.message}"
+                    if e.reason == "RuntimeDeviation" and note not in self.deviations:
+                        self.deviations.append(note)
             backend.teardown()
 
     def evidence(self, name: str) -> Path:

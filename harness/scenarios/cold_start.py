@@ -98,7 +98,8 @@ def verdict(ctx: ScenarioContext, starts: list[dict[str, Any]]) -> Verdict:
         "phases_p95_s": {ph: st["p95"] for ph, st in phase_stats.items()},
         "service_phases_p50_s": {k: common.summary(v)["p50"] for k, v in service_phases.items()},
     })
-    return Verdict.from_checks(NAME, ctx.profile.name, checks, measurements=measurements, evidence=evidence)
+    return Verdict.from_checks(NAME, ctx.profile.name, checks, measurements=measurements, evidence=evidence,
+                               caveats=list(ctx.deviations))
 
 
 # --------------------------------------------------------------------------------------------

@@ -321,7 +321,8 @@ def finish(ctx: ScenarioContext, name: str, json_name: str, checks: list[Check],
     hidden = set(report_only)
     meas: dict[str, Any] = {c.name: c.measured for c in checks}
     meas.update({k: v for k, v in measurements.items() if k not in hidden})
-    extra = {"caveats": caveats} if caveats is not None else {}
+    notes = [*(caveats or []), *ctx.deviations]
+    extra = {"caveats": notes} if notes else {}
     return Verdict.from_checks(name, ctx.profile.name, checks, measurements=meas, evidence=evidence, **extra)
 
 
