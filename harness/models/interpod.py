@@ -102,12 +102,11 @@ def scores(spec: dict, labels: dict, ns: str, feasible: list[dict], nodes_by_nam
     names = [str(dig(n, "metadata", "name")) for n in feasible]
     raw = dict.fromkeys(names, 0.0)
     parts = [_parts(p) for p in existing]
-    weighted: list[tuple[float, dict, str, bool]] = []  # (weight, term, term owner's ns, term is the incoming pod's)
-    weighted += [(w, t, ns, True) for w, t in _preferred(spec, "podAffinity")]
-    weighted += [(-w, t, ns, True) for w, t in _preferred(spec, "podAntiAffinity")]
+    weighted = [(float(w), t) for w, t in _preferred(spec, "podAffinity")]
+    weighted += [(-float(w), t) for w, t in _preferred(spec, "podAntiAffinity")]
     for node, name in zip(feasible, names, strict=True):
         node_labels = _labels(node)
-        for weight, term, _, _ in weighted:
+        for weight, term in weighted:
             key = str(term.get("topologyKey", ""))
             raw[name] += weight * sum(1 for _, p_labels, p_ns, p_node in parts
                                       if _term_matches(term, p_labels, p_ns, ns)

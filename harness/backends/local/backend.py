@@ -11,7 +11,6 @@ import random
 import socket
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +26,15 @@ from harness.backends.base import (
     RolloutWatch,
     restarted_at_stamp,
 )
-from harness.backends.local import assets, cgroups, cleanup, progress, scheduler, volumes
+from harness.backends.local import (
+    assets,
+    cgroups,
+    cleanup,
+    hpa_inputs,
+    progress,
+    scheduler,
+    volumes,
+)
 from harness.backends.local import rollout as rollout_logic
 from harness.backends.local.docker_args import docker_run_args
 from harness.backends.local.events import EventRecorder
@@ -862,9 +869,9 @@ class LocalBackend(Backend):
         with self.lock:
             local = list(self._pods.values())
             pods = [p.to_observed() for p in local]
-        v1 = [_v1_pod(obs, lp.template) for obs, lp in zip(pods, local, strict=True)]
+        v1 = [hpa_inputs.v1_pod(obs, lp.template) for obs, lp in zip(pods, local, strict=True)]
         metrics = ctl.metrics
-        pod_metrics = pod_metrics_from_samples(self.resource_samples(now - 3 * self.metric_resolution_s),
+        pod_metrics = hpa_inputs.pod_metrics_from_samples(self.resource_samples(now - 3 * self.metric_resolution_s),
                                                {p.name: p.containerStatuses[0].name for p in pods},
                                                self.metric_resolution_s)
         wanted = [m["pods"]["metric"]["name"] for m in metrics if m.get("type") == "Pods"]
@@ -873,7 +880,7 @@ class LocalBackend(Backend):
             for p in pods:
                 if p.phase != "Running" or p.podIP is None or p.deletionTimestamp is not None:
                     continue
-                values = _scrape(f"http://{p.podIP}:{self._metrics_port()}/metrics")
+                values = hpa_inputs.scrape(f"http://{p.podIP}:{self._metrics_port()}/metrics")
                 for mname in wanted:
                     v = prom.total(values, mname)
                     if v is not None:
@@ -897,35 +904,6 @@ class LocalBackend(Backend):
     def _metrics_port(self) -> int:
         assert self._template is not None
         return self._template.main.ports.get("metrics", self._target_port)
-
-
-def pod_metrics_from_samples(samples: list[ResourceSample], containers: dict[str, str],
-                             resolution_s: float) -> list[dict[str, Any]]:
-    """metrics.k8s.io PodMetrics as metrics-server serves them: CPU is the rate between the
-    latest reading and the one about `resolution_s` earlier (`window`), memory the latest working
-    set. A pod read for less than one resolution has no metrics yet, like a pod metrics-server
-    has scraped once."""
-    by_pod: dict[str, list[ResourceSample]] = {}
-    for s in samples:
-        if s.pod in containers and s.cpu_usage_s is not None:
-            by_pod.setdefault(s.pod, []).append(s)
-    out = []
-    for pod, series in by_pod.items():
-        last = series[-1]
-        earlier = [s for s in series if s.time <= last.time - resolution_s]
-        if not earlier:
-            continue
-        first = earlier[-1]
-        used = (last.cpu_usage_s or 0.0) - (first.cpu_usage_s or 0.0)
-        if used < 0:  # counter reset (a restarted container without a pod cgroup)
-            continue
-        window = last.time - first.time
-        usage = {"cpu": f"{int(used / window * 1000)}m"}
-        if last.memory_bytes is not None:
-            usage["memory"] = str(last.memory_bytes)
-        out.append({"metadata": {"name": pod}, "timestamp": last.time, "window": f"{window:.3f}s",
-                    "containers": [{"name": containers[pod], "usage": usage}]})
-    return out
 
 
 def _deletion_rank(p: LocalPod) -> tuple[bool, int, bool, float]:
@@ -966,24 +944,3 @@ def _proc_tree_usage(pids: list[int]) -> tuple[float | None, int | None]:
         except psutil.Error:
             continue
     return (cpu, rss) if pids else (None, None)
-
-
-def _v1_pod(p: Pod, template: PodTemplate) -> dict[str, Any]:
-    """The v1 Pod the HPA calculator reads. Its containers are the one the kubelet runs (the main
-    container) with the template's resources, so Resource metrics pair its usage with its requests."""
-    c = template.main
-    return {
-        "metadata": {"name": p.name, "namespace": p.namespace, "labels": p.labels,
-                     "creationTimestamp": p.creationTimestamp, "deletionTimestamp": p.deletionTimestamp},
-        "spec": {"nodeName": p.nodeName, "containers": [{"name": c.name, "resources": c.raw.get("resources") or {}}]},
-        "status": {"phase": p.phase, "startTime": p.startTime, "podIP": p.podIP,
-                   "conditions": [cond.model_dump() for cond in p.conditions]},
-    }
-
-
-def _scrape(url: str) -> prom.Samples:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return prom.parse(r.read().decode(errors="replace"))
-    except OSError:
-        return {}

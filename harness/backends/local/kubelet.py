@@ -229,9 +229,12 @@ class Kubelet:
                 return False
             try:
                 handle = self.start_fn(p, c)
-            except Exception as err:
+            except Exception as err:  # the runtime could not start it: like a CreateContainerError
                 self.events.record("Pod", p.name, "Failed", f"Error: {err}", type_="Warning")
                 now = time.time()
+                with self.lock:
+                    status.lastState = ContainerState(terminated=StateTerminated(
+                        exitCode=128, reason="StartError", finishedAt=now, message=str(err)))
                 delay = backoff.next_delay(now, now)
                 continue
             started = time.time()
