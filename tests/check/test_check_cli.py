@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+
+from harness.manifests.render import render
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
@@ -122,3 +125,22 @@ def test_bad_measured_file_exits_2(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "measured.peak_memory_bytes" in proc.stderr
     proc = gauntlet("check", "--manifests", str(ROOT / "nope"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_required_zone_anti_affinity_caps_the_hpa_and_strands_a_lost_zone(tmp_path: Path) -> None:
+    docs = list(render(str(MANIFESTS / "overlays" / "local")).objects)
+    for d in docs:
+        if d.get("kind") == "Deployment":
+            spec = d["spec"]["template"]["spec"]
+            spec.pop("topologySpreadConstraints")
+            spec["affinity"] = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                {"topologyKey": "topology.kubernetes.io/zone",
+                 "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "gauntlet-inference"}}}]}}
+    path = tmp_path / "anti.yaml"
+    path.write_text(yaml.safe_dump_all(docs))
+    rc, report = check_json("--manifests", str(path))
+    assert rc == 1
+    assert errors(report) == {"zone-anti-affinity-caps-replicas", "zone-anti-affinity-strands"}, report["findings"]
+    strands = next(f for f in report["findings"] if f["rule"] == "zone-anti-affinity-strands")
+    assert strands["measured"] == "1 of 1 replicas from the lost zone stay Pending"
+    assert strands["basis"] == "harness.models.spread"

@@ -26,6 +26,32 @@ def _zone_anti_affinity(w: Workload) -> bool:
                for t in anti.get("requiredDuringSchedulingIgnoredDuringExecution") or [])
 
 
+def _zone_anti_affinity_findings(w: Workload, t: Targets) -> list[Finding]:
+    """Required per-zone anti-affinity spreads, but allows one replica per zone: the HPA cannot
+    grow past the zone count, and a lost zone's replica has nowhere to go."""
+    zones = t.profile.zones.zones
+    where = f"{POD_SPEC}.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+    fix = ("spread with topologySpreadConstraints (maxSkew: 1, topologyKey: topology.kubernetes.io/zone, "
+           "whenUnsatisfiable: DoNotSchedule, nodeTaintsPolicy: Honor) or make the anti-affinity preferred")
+    out: list[Finding] = []
+    if w.max_replicas > len(zones):
+        out.append(finding(
+            w, "zone-anti-affinity-caps-replicas", "error", where,
+            f"required zone anti-affinity allows one replica per zone: replicas beyond {len(zones)} "
+            "stay Pending (\"didn't match pod anti-affinity rules\"), so the autoscaler cannot add capacity",
+            measured=f"max {w.max_replicas} replicas, {len(zones)} zones",
+            required=f"at most {len(zones)} replicas, or no per-zone exclusivity", fix=fix))
+    loss = zone_loss(w.obj, min(w.steady_replicas, len(zones)), zones, t.profile.zones.nodes_per_zone)
+    if loss.stranded:
+        out.append(finding(
+            w, "zone-anti-affinity-strands", "error", where,
+            "after a zone loss the lost replica cannot be placed again: every surviving zone "
+            "already holds one", measured=f"{loss.stranded} of {loss.lost} replicas from the lost zone "
+            "stay Pending", required="every lost replica rescheduled in the surviving zones",
+            fix=fix, basis=loss.engine))
+    return out
+
+
 def zone_spread(w: Workload, t: Targets) -> list[Finding]:
     n = w.steady_replicas
     zones = t.profile.zones.zones
@@ -34,7 +60,7 @@ def zone_spread(w: Workload, t: Targets) -> list[Finding]:
     cons = _zone_constraints(w)
     if not cons:
         if _zone_anti_affinity(w):
-            return []
+            return _zone_anti_affinity_findings(w, t)
         return [finding(
             w, "zone-spread-missing", "error", TSC,
             f"nothing spreads the {n} replicas over zones: the scheduler may put all of them "
