@@ -157,6 +157,9 @@ class LocalBackend(Backend):
         self._templates: dict[str, PodTemplate] = {}  # pod-template-hash -> template (one per ReplicaSet)
         self._rs: dict[str, int] = {}  # pod-template-hash -> ReplicaSet spec.replicas
         self._rs_created: dict[str, float] = {}
+        # the deployment.kubernetes.io/desired-replicas and max-replicas annotations per set
+        self._rs_desired: dict[str, int] = {}
+        self._rs_max: dict[str, int] = {}
         self.rollout = RolloutSpec(0, 0, 1, 0.0, rollout_logic.ROLLING_UPDATE)
         self._cpu_prev: dict[str, tuple[float, float]] = {}
         self._last_scale_time: float | None = None
@@ -411,8 +414,8 @@ class LocalBackend(Backend):
 
     # actions ----------------------------------------------------------------------------------------
     def scale(self, replicas: int) -> None:
-        """spec.replicas; the controller applies it to the current ReplicaSet (during a rollout, to
-        the new one, within maxSurge/maxUnavailable) and records ScalingReplicaSet."""
+        """spec.replicas; the controller applies it to the current ReplicaSet (during a rollout,
+        proportionally across the active ones) and records ScalingReplicaSet."""
         if replicas < 0:
             raise InputError("replicas must be >= 0", field="replicas", fix="pass a non-negative count")
         with self.lock:
@@ -671,11 +674,25 @@ class LocalBackend(Backend):
         old_running = any(p.labels.get(TEMPLATE_HASH) != self._hash and not p.finished
                           and p.phase not in ("Succeeded", "Failed") for p in self._pods.values())
         r = self.rollout
-        strategy = rollout_logic.Strategy(r.strategy, self.spec_replicas, r.max_surge, r.max_unavailable)
-        for h, size in rollout_logic.plan(strategy, new, list(states.values()), old_running).items():
+        spec = self.spec_replicas
+        strategy = rollout_logic.Strategy(r.strategy, spec, r.max_surge, r.max_unavailable)
+        if rollout_logic.is_scaling_event(self._rs, self._rs_desired, spec):
+            saturated = new.replicas == spec and self._rs_desired.get(self._hash) == spec and new.available == spec
+            active = sum(1 for p in self._pods.values() if p.deletion is None)
+            changes = rollout_logic.scale(strategy, new, list(states.values()), self._rs_max, active, saturated)
+            for h, n in self._rs.items():
+                changes.setdefault(h, n)  # every active set is re-annotated for the new count
+        else:
+            changes = rollout_logic.plan(strategy, new, list(states.values()), old_running)
+            changes.setdefault(self._hash, new.replicas)
+        for h, size in changes.items():
             self._scale_replicaset(h, size)
 
     def _scale_replicaset(self, h: str, size: int) -> None:
+        """scaleReplicaSet: the size, and the desired-/max-replicas annotations it was sized for."""
+        r = self.rollout
+        self._rs_desired[h] = self.spec_replicas
+        self._rs_max[h] = self.spec_replicas + (r.max_surge if r.strategy == rollout_logic.ROLLING_UPDATE else 0)
         old = self._rs.get(h, 0)
         if size == old:
             return

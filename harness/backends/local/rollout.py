@@ -12,11 +12,15 @@ Semantics of pkg/controller/deployment (rolling.go, recreate.go, util/deployment
 * Recreate: every old set to 0; nothing more until no old pod is running (terminating pods
   included); then the new set to `replicas`.
 
+* A scaling event (spec.replicas changed while sets were sized for another count) is handled
+  first, by proportional scaling across the active sets (sync.go scale()), not by the strategy.
+
 Sizes are ReplicaSet `spec.replicas`; which pods go is the ReplicaSet controller's choice.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 ROLLING_UPDATE = "RollingUpdate"
@@ -122,6 +126,57 @@ def recreate_step(s: Strategy, new: ReplicaSetState, olds: list[ReplicaSetState]
     if old_pods_running or new.replicas == s.replicas:
         return {}
     return {new.name: s.replicas}
+
+
+def is_scaling_event(sizes: dict[str, int], desired: dict[str, int], spec_replicas: int) -> bool:
+    """isScalingEvent: an active ReplicaSet was sized for another spec.replicas (its
+    desired-replicas annotation differs)."""
+    return any(n > 0 and desired.get(name, spec_replicas) != spec_replicas for name, n in sizes.items())
+
+
+def _round_half_away(x: float) -> int:
+    return int(math.floor(x + 0.5)) if x >= 0 else -int(math.floor(-x + 0.5))
+
+
+def scale(s: Strategy, new: ReplicaSetState, olds: list[ReplicaSetState], max_before: dict[str, int],
+          status_replicas: int, new_saturated: bool) -> dict[str, int]:
+    """The controller's scale() for a scaling event (sync.go): one active set (or none) takes
+    spec.replicas; a saturated new set means the old ones go to 0; otherwise, for RollingUpdate,
+    the sets grow or shrink in proportion to their sizes, up to `replicas + maxSurge` in all,
+    the leftover going to the first set in order (largest first; newer first when scaling up,
+    older first when scaling down). `max_before`: each set's max-replicas annotation (the
+    Deployment's replicas + maxSurge when it was last sized)."""
+    all_sets = [new, *olds]
+    active = [r for r in all_sets if r.replicas > 0]
+    if len(active) <= 1:
+        target = active[0] if active else new
+        return {} if target.replicas == s.replicas else {target.name: s.replicas}
+    if new_saturated:
+        return {o.name: 0 for o in olds if o.replicas > 0}
+    if s.type != ROLLING_UPDATE:
+        return {}
+    allowed = s.replicas + s.max_surge if s.replicas > 0 else 0
+    to_add = allowed - sum(r.replicas for r in active)
+    if to_add == 0:
+        return {}
+    newer_first = to_add > 0
+    ordered = sorted(active, key=lambda r: (-r.replicas, -r.created if newer_first else r.created, r.name))
+    sizes: dict[str, int] = {}
+    added = 0
+    for r in ordered:
+        proportion = 0
+        if added != to_add:
+            if s.replicas == 0:
+                fraction = -r.replicas
+            else:
+                before = max_before.get(r.name) or status_replicas
+                fraction = 0 if before == 0 else _round_half_away(r.replicas * allowed / before) - r.replicas
+            proportion = min(fraction, to_add - added) if to_add > 0 else max(fraction, to_add - added)
+        sizes[r.name] = r.replicas + proportion
+        added += proportion
+    first = ordered[0].name
+    sizes[first] = max(0, sizes[first] + to_add - added)
+    return {name: n for name, n in sizes.items() if n != next(r.replicas for r in active if r.name == name)}
 
 
 def plan(s: Strategy, new: ReplicaSetState, olds: list[ReplicaSetState], old_pods_running: bool) -> dict[str, int]:

@@ -188,7 +188,7 @@ def test_service_loses_no_request_during_a_max_unavailable_zero_rollout(tmp_path
         assert set(served_by) & old_names and set(served_by) & new_names  # traffic spanned the rollout
 
 
-def test_scale_during_rollout_applies_to_the_new_replica_set(tmp_path: Path) -> None:
+def test_scale_during_rollout_is_proportional_across_replica_sets(tmp_path: Path) -> None:
     dep = rolling(2, 1, 0)
     dep["spec"]["minReadySeconds"] = 1
     with LocalBackend(tmp_path, probe_jitter=False) as b:
@@ -207,6 +207,10 @@ def test_scale_during_rollout_applies_to_the_new_replica_set(tmp_path: Path) -> 
         assert len(after) == 4 and len(hashes(after)) == 1 and hashes(after) != {old}
         assert b.deployment_status().updatedReplicas == 4
         assert max(active for active, _ in s.counts()) <= 5  # 4 + maxSurge 1
+        # the scaling event grew both sets in proportion (sync.go scale()): 2 old + 1 new at
+        # 2 -> 4 replicas (max 3 -> 5) became 3 old + 2 new, then the rollout went on
+        msgs = scaling_messages(b)
+        assert f"Scaled up replica set standin-{old} to 3" in msgs, msgs
         # minReadySeconds: a pod is Ready for a while before it counts as available
         assert any(st.readyReplicas > st.availableReplicas for st in s.status)
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from harness.backends.base import RolloutWatch
+from harness.backends.local import rollout
 from harness.backends.local.rollout import (
     RECREATE,
     ROLLING_UPDATE,
@@ -151,3 +152,35 @@ def test_recreate_simulation_never_mixes_templates() -> None:
     assert not any(mixed for _, _, mixed in seen)  # no new pod while an old one still terminates
     assert min(active for active, _, _ in seen) == 0
     assert seen[-1][:2] == (3, 3)
+
+
+def test_scaling_event_is_an_active_set_sized_for_another_count() -> None:
+    assert rollout.is_scaling_event({"new": 1, "old": 2}, {"new": 2, "old": 2}, 4)
+    assert not rollout.is_scaling_event({"new": 1, "old": 2}, {"new": 2, "old": 2}, 2)
+    assert not rollout.is_scaling_event({"new": 0, "old": 3}, {"new": 5, "old": 3}, 3)  # inactive sets do not count
+
+
+def test_proportional_scale_up_mid_rollout() -> None:
+    """2 -> 4 replicas with maxSurge 1 while 2 old + 1 new run: 3 old + 2 new (5 = 4 + surge)."""
+    s = rollout.Strategy(rollout.ROLLING_UPDATE, 4, 1, 0)
+    new, old = rollout.ReplicaSetState("new", 1, 0, 2.0), rollout.ReplicaSetState("old", 2, 2, 1.0)
+    assert rollout.scale(s, new, [old], {"new": 3, "old": 3}, 3, new_saturated=False) == {"old": 3, "new": 2}
+
+
+def test_proportional_scale_down_mid_rollout_takes_from_the_larger_older_first() -> None:
+    s = rollout.Strategy(rollout.ROLLING_UPDATE, 2, 1, 0)
+    new, old = rollout.ReplicaSetState("new", 2, 0, 2.0), rollout.ReplicaSetState("old", 3, 3, 1.0)
+    # 6 replicas (max 7) -> 2 (max 3): 5 running, 2 to remove, all from the larger (old) set:
+    # round(3 * 3 / 7) = 1 of it stays; the new set keeps its 2
+    assert rollout.scale(s, new, [old], {"new": 7, "old": 7}, 5, new_saturated=False) == {"old": 1}
+
+
+def test_scale_with_one_active_set_or_a_saturated_new_one() -> None:
+    s = rollout.Strategy(rollout.ROLLING_UPDATE, 5, 1, 0)
+    only = rollout.ReplicaSetState("new", 3, 3, 2.0)
+    assert rollout.scale(s, only, [rollout.ReplicaSetState("old", 0, 0, 1.0)], {}, 3, False) == {"new": 5}
+    sat = rollout.ReplicaSetState("new", 5, 5, 2.0)
+    assert rollout.scale(s, sat, [rollout.ReplicaSetState("old", 1, 1, 1.0)], {}, 6, True) == {"old": 0}
+    recreate = rollout.Strategy(rollout.RECREATE, 5, 0, 0)
+    two = [rollout.ReplicaSetState("old", 1, 1, 1.0)]
+    assert rollout.scale(recreate, rollout.ReplicaSetState("new", 1, 0, 2.0), two, {}, 2, False) == {}
