@@ -135,7 +135,7 @@ def is_scaling_event(sizes: dict[str, int], desired: dict[str, int], spec_replic
 
 
 def _round_half_away(x: float) -> int:
-    return int(math.floor(x + 0.5)) if x >= 0 else -int(math.floor(-x + 0.5))
+    return math.floor(x + 0.5) if x >= 0 else -math.floor(-x + 0.5)
 
 
 def scale(s: Strategy, new: ReplicaSetState, olds: list[ReplicaSetState], max_before: dict[str, int],
