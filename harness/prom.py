@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 
+import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]  # sample name -> [(labels, value)]
@@ -18,6 +19,14 @@ def parse(text: str) -> Samples:
             for s in fam.samples:
                 out.setdefault(s.name, []).append((dict(s.labels), float(s.value)))
     return out
+
+
+def scrape(url: str, timeout_s: float = 3.0) -> Samples:
+    """GET `url` and parse it; {} when it cannot be reached."""
+    try:
+        return parse(httpx.get(url, timeout=timeout_s).text)
+    except httpx.HTTPError:
+        return {}
 
 
 def total(samples: Samples, name: str) -> float | None:

@@ -15,7 +15,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 
 from harness import prom
@@ -364,20 +363,12 @@ def zone_placement(pods: Iterable[Pod], only_ready: bool = False) -> dict[str, l
 # the service's own metrics
 
 
-def scrape(url: str, timeout_s: float = 3.0) -> prom.Samples:
-    """Prometheus text from `url` -> {sample name: [(labels, value)]}; {} when unreachable."""
-    try:
-        return prom.parse(httpx.get(url, timeout=timeout_s).text)
-    except httpx.HTTPError:
-        return {}
-
-
 def pod_metrics(backend: Backend, pod: str) -> prom.Samples:
     try:
         base = backend.pod_url(pod).rstrip("/")
     except (BackendError, KeyError, ValueError):
         return {}
-    return scrape(base + "/metrics")
+    return prom.scrape(base + "/metrics")
 
 
 def now() -> float:

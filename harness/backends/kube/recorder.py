@@ -128,8 +128,9 @@ class Recorder:
             pods = dict(self.pods_raw)
         samples = [s for s in (_sample(m, pods.get((m.get("metadata") or {}).get("name", "")))
                                for m in items) if s is not None]
-        cfs = self._cfs_counters({str((p.get("spec") or {}).get("nodeName")) for p in pods.values()
-                                  if (p.get("spec") or {}).get("nodeName")})
+        live = {(m.get("metadata") or {}).get("name") for m in items}
+        cfs = self._cfs_counters({str((p.get("spec") or {}).get("nodeName")) for name, p in pods.items()
+                                  if name in live and (p.get("spec") or {}).get("nodeName")})
         for sample in samples:
             if sample.pod in cfs:
                 sample.cpu_periods, sample.cpu_throttled_periods, sample.cpu_throttled_s = cfs[sample.pod]
@@ -153,8 +154,9 @@ class Recorder:
                     return {}
                 raise
             self.cadvisor_available = True
-            for pod, counters in cfs_by_pod(prom.parse(text), self.namespace).items():
-                out[pod] = counters
+            # a node's cAdvisor text runs to megabytes: parse only the three CFS series
+            rows = "\n".join(line for line in text.splitlines() if line.startswith(CFS_METRICS))
+            out.update(cfs_by_pod(prom.parse(rows), self.namespace))
         return out
 
 

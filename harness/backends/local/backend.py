@@ -581,10 +581,7 @@ class LocalBackend(Backend):
         watch = RolloutWatch()
         deadline = time.monotonic() + timeout_s
         while True:
-            done, missing = self._rollout_progress(new_hash, watch)
-            stalled = self.deployment_status().condition("Progressing")
-            failed = (stalled is not None and stalled.reason == progress.TIMED_OUT  # this rollout's, not a past one's
-                      and f'"{self._rs_name(new_hash)}"' in stalled.message)
+            done, failed, missing = self._rollout_progress(new_hash, watch, started)
             if done or failed or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
@@ -604,8 +601,10 @@ class LocalBackend(Backend):
                            ended_at=time.time(), affected=old_pods, landed=done,
                            detail=f"{head}{detail}; {watch.summary()}")
 
-    def _rollout_progress(self, new_hash: str, watch: RolloutWatch) -> tuple[bool, str]:
-        """(rollout complete?, what is missing), sampling surge/unavailability into `watch`."""
+    def _rollout_progress(self, new_hash: str, watch: RolloutWatch, since: float) -> tuple[bool, bool, str]:
+        """(rollout complete?, past its progress deadline?, what is missing), sampling
+        surge/unavailability into `watch`. Only a deadline crossed after `since` counts: a
+        ProgressDeadlineExceeded left by an earlier rollout is not this one's."""
         with self.lock:
             st = self.deployment_status()
             old_left = sum(1 for p in self._pods.values()
@@ -613,8 +612,10 @@ class LocalBackend(Backend):
         spec = st.specReplicas
         watch.observe(spec, st.replicas, st.availableReplicas)
         done = st.updatedReplicas == st.replicas == spec and st.availableReplicas >= spec and old_left == 0
-        return done, (f"{st.updatedReplicas}/{spec} updated, {st.availableReplicas} available, "
-                      f"{old_left} old pod(s) not yet terminated")
+        prog = st.condition("Progressing")
+        failed = prog is not None and prog.reason == progress.TIMED_OUT and prog.lastTransitionTime >= since
+        return done, failed, (f"{st.updatedReplicas}/{spec} updated, {st.availableReplicas} available, "
+                              f"{old_left} old pod(s) not yet terminated")
 
     def _check_zone(self, zone: str) -> None:
         if zone not in self.zones:
@@ -897,7 +898,7 @@ class LocalBackend(Backend):
             for p in pods:
                 if p.phase != "Running" or p.podIP is None or p.deletionTimestamp is not None:
                     continue
-                values = hpa_inputs.scrape(f"http://{p.podIP}:{self._metrics_port()}/metrics")
+                values = prom.scrape(f"http://{p.podIP}:{self._metrics_port()}/metrics", timeout_s=2)
                 for mname in wanted:
                     v = prom.total(values, mname)
                     if v is not None:

@@ -4,10 +4,8 @@ over its resolution), and Pods metrics scraped from each replica's /metrics."""
 
 from __future__ import annotations
 
-import urllib.request
 from typing import Any
 
-from harness import prom
 from harness.backends.local.spec import PodTemplate
 from harness.backends.observe import Pod, ResourceSample
 
@@ -54,11 +52,3 @@ def v1_pod(p: Pod, template: PodTemplate) -> dict[str, Any]:
         "status": {"phase": p.phase, "startTime": p.startTime, "podIP": p.podIP,
                    "conditions": [cond.model_dump() for cond in p.conditions]},
     }
-
-
-def scrape(url: str) -> prom.Samples:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return prom.parse(r.read().decode(errors="replace"))
-    except OSError:
-        return {}

@@ -244,12 +244,9 @@ class Kubelet:
                 p.handle, self._running = handle, c
                 p.container_id += 1
                 status.state = ContainerState(running=StateRunning(startedAt=started))
-            self.events.record("Pod", p.name, "Created", f"Created container: {c.name}")
-            self.events.record("Pod", p.name, "Started", f"Started container {c.name}")
+            self._started_events(c)
             info = self._wait_exit()
-            reason = "OOMKilled" if info.oom_killed else ("Completed" if info.exit_code == 0 else "Error")
-            term = StateTerminated(exitCode=info.exit_code, reason=reason, startedAt=started,
-                                   finishedAt=info.finished_at, signal=info.signal)
+            term = self._terminated(c, info, started)
             with self.lock:
                 p.handle, self._running = None, p.template.main
                 status.state = ContainerState(terminated=term)
@@ -282,8 +279,7 @@ class Kubelet:
             p.ready = False
             # new container ID: results back to their initial values
             self.results = {"startup": None, "liveness": True, "readiness": False}
-        self.events.record("Pod", p.name, "Created", f"Created container: {c.name}")
-        self.events.record("Pod", p.name, "Started", f"Started container {c.name}")
+        self._started_events(c)
         self._update_ready()
         if p.started and "readiness" in self.triggers:
             self.triggers["readiness"].set()
@@ -296,17 +292,25 @@ class Kubelet:
             if info is not None:
                 return info
 
-    def _record_exit(self, info: ExitInfo) -> None:
-        p = self.pod
-        c = p.template.main
+    def _terminated(self, c: ContainerSpec, info: ExitInfo, started_at: float | None) -> StateTerminated:
+        """A container's end as the kubelet reports it (OOMKilled / Completed / Error), with the
+        OOMKilling event when its cgroup counted a kill."""
         reason = "OOMKilled" if info.oom_killed else ("Completed" if info.exit_code == 0 else "Error")
         if info.oom_kills > 0:
-            self.events.record("Pod", p.name, "OOMKilling",
+            self.events.record("Pod", self.pod.name, "OOMKilling",
                                f"Memory cgroup out of memory: Killed process in container {c.name} "
                                f"(oom_kill +{info.oom_kills}, limit {c.memory_limit} bytes)", type_="Warning")
-        term = StateTerminated(exitCode=info.exit_code, reason=reason, startedAt=p.started_at,
+        return StateTerminated(exitCode=info.exit_code, reason=reason, startedAt=started_at,
                                finishedAt=info.finished_at, signal=info.signal,
                                message=f"cgroup oom_kill +{info.oom_kills}" if info.oom_kills else "")
+
+    def _started_events(self, c: ContainerSpec) -> None:
+        self.events.record("Pod", self.pod.name, "Created", f"Created container: {c.name}")
+        self.events.record("Pod", self.pod.name, "Started", f"Started container {c.name}")
+
+    def _record_exit(self, info: ExitInfo) -> None:
+        p = self.pod
+        term = self._terminated(p.template.main, info, p.started_at)
         with self.lock:
             p.last_state = ContainerState(terminated=term)
             p.state = ContainerState(terminated=term) if self.stop.is_set() else ContainerState(
