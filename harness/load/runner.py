@@ -5,6 +5,12 @@ The parent never imports gevent or locust: each worker is `python -m locust -f l
 ready/go/stop/done signals, progress). Every run is bounded: the schedule is capped at the
 spec's request bound, workers get a wall-clock deadline, and stragglers are terminated then
 killed. Interrupts stop workers gracefully (records kept), then kill what is left.
+
+A run's end is its own event, never `Thread.join`/`is_alive`: on Python 3.11 a KeyboardInterrupt
+raised while the main thread is in `join()` marks the still-running thread as stopped
+(threading.py's bpo-45274 clean-up), so a later wait would return at once with no result.
+`request_stop_all` (safe inside a signal handler) and `stop_all` reach every running load, also
+one whose handle the caller lost to the interrupt.
 """
 
 from __future__ import annotations
@@ -38,6 +44,9 @@ START_MARGIN_S = 0.3
 
 _live: set[subprocess.Popen[bytes]] = set()
 _live_lock = threading.Lock()
+# running loads by id: written by start() and the load thread, read by a signal handler, so
+# no lock (one dict operation or `list(d.values())` is atomic under the GIL)
+_running: dict[int, LoadHandle] = {}
 
 
 def _kill_all_live() -> None:
@@ -50,6 +59,31 @@ def _kill_all_live() -> None:
 
 
 atexit.register(_kill_all_live)
+
+
+def request_stop_all() -> int:
+    """Ask every running load to stop gracefully (it still writes load.json); returns how many.
+
+    Never blocks and takes no lock: meant for a signal handler, before the interrupt unwinds
+    the scenario (whose clean-up then finds its load already stopping)."""
+    handles = list(_running.values())
+    for h in handles:
+        h.request_stop()
+    return len(handles)
+
+
+def stop_all(timeout_s: float | None = None) -> None:
+    """Stop every running load and wait for it (bounded), then kill any worker still alive.
+
+    `timeout_s` bounds each load's wait (default: its own request timeout + 20 s)."""
+    try:
+        for h in list(_running.values()):
+            h.request_stop()
+        for h in list(_running.values()):
+            with contextlib.suppress(Exception):  # its result or failure is the load's business
+                h.wait(timeout_s if timeout_s is not None else h.spec.timeout_s + 20.0)
+    finally:
+        _kill_all_live()
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -71,26 +105,38 @@ class LoadHandle:
         self._result: LoadResult | None = None
         self._error: BaseException | None = None
         self._stop_requested = threading.Event()
+        self._started = False
+        self._launched = threading.Event()  # the load thread has launched the workers (or failed)
+        self._launch_error: BaseException | None = None
+        self._done = threading.Event()  # set by the load thread as its very last step
         self._thread = threading.Thread(target=self._main, name="gauntlet-load", daemon=True)
 
     # public ----------------------------------------------------------------------------------
     @property
     def running(self) -> bool:
-        return self._thread.is_alive()
+        return self._started and not self._done.is_set()
 
     def wait(self, timeout: float | None = None) -> LoadResult:
-        self._thread.join(timeout)
-        if self._thread.is_alive():
+        """The result once the run has ended. An interrupt here (KeyboardInterrupt) leaves the
+        handle intact: wait again, or stop(), to still get the result."""
+        if not self._started:
+            raise RuntimeError("load run not started")
+        if not self._done.wait(timeout):
             raise TimeoutError(f"load run still going after {timeout} s")
         if self._error is not None:
             raise self._error
-        assert self._result is not None
+        if self._result is None:  # cannot happen: the thread sets one of the two
+            raise RuntimeError("load run ended without a result")
         return self._result
+
+    def request_stop(self) -> None:
+        """Ask the workers to stop gracefully; returns at once (signal-handler safe)."""
+        self._stop_requested.set()
+        self._touch_stop()
 
     def stop(self, timeout: float | None = None) -> LoadResult:
         """Stop now; the result covers what ran so far (load.json is still written)."""
-        self._stop_requested.set()
-        self._touch_stop()
+        self.request_stop()
         return self.wait(timeout if timeout is not None else self.spec.timeout_s + 30.0)
 
     def progress(self) -> dict[str, float]:
@@ -117,8 +163,22 @@ class LoadHandle:
         self.wdir.mkdir(parents=True, exist_ok=True)
         for stale in self.wdir.iterdir():
             stale.unlink()
-        self._launch()
-        self._thread.start()
+        # The load thread launches the workers: a KeyboardInterrupt (raised only in the main
+        # thread) can then never leave a worker started but unknown (e.g. inside Popen).
+        _running[id(self)] = self
+        self._started = True
+        try:
+            self._thread.start()
+            self._launched.wait()
+        except BaseException:  # e.g. Ctrl-C: the caller never gets the handle; stop_all() still
+            self.request_stop()  # finds it, and the thread stops what it launched
+            if self._thread.ident is None:  # no thread at all: nothing was launched
+                _running.pop(id(self), None)
+                self._done.set()
+            raise
+        if self._launch_error is not None:
+            self._done.wait(30.0)
+            raise self._launch_error
         return self
 
     def _touch_stop(self) -> None:
@@ -214,11 +274,22 @@ class LoadHandle:
 
     def _main(self) -> None:
         try:
+            try:
+                self._launch()
+            except BaseException as err:
+                self._launch_error = err
+                raise
+            finally:
+                self._launched.set()
             self._result = self._run()
         except BaseException as err:
             self._error = err
         finally:
-            self._terminate()
+            try:
+                self._terminate()
+            finally:
+                _running.pop(id(self), None)
+                self._done.set()
 
     def _run(self) -> LoadResult:
         spec = self.spec
@@ -226,7 +297,11 @@ class LoadHandle:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not all((self.wdir / f"ready-{k}.json").exists() for k in range(w)):
             dead = [p for p in self.procs if p.poll() is not None]
-            if dead or time.monotonic() > deadline or self._stop_requested.is_set():
+            if self._stop_requested.is_set():
+                self._touch_stop()
+                self._terminate()
+                raise SetupError("load stopped before its workers were ready (nothing was sent)")
+            if dead or time.monotonic() > deadline:
                 self._touch_stop()
                 self._terminate()
                 raise SetupError(
@@ -347,10 +422,12 @@ def run_load(spec: LoadSpec, out_dir: Path, *, progress: bool = False) -> LoadRe
             show_progress(handle)
         return handle.wait()
     except KeyboardInterrupt:
-        handle._touch_stop()
-        handle._stop_requested.set()
+        # stop gracefully (load.json still written), then re-raise the interrupt itself: an
+        # error of the stopped run (not ready yet, timed out) must never replace it
+        handle.request_stop()
         try:
-            handle.wait(spec.timeout_s + 20.0)
+            with contextlib.suppress(Exception):
+                handle.wait(spec.timeout_s + 20.0)
         finally:
             handle._terminate()
         raise

@@ -58,13 +58,15 @@ class ScenarioContext:
                 backend.wait_ready(timeout_s=timeout_s)
             yield backend
         finally:
-            with contextlib.suppress(Exception):
-                self.save_observations(backend)
-                for e in backend.events():
-                    note = f"{backend.name} backend did not reproduce: {e.message}"
-                    if e.reason == "RuntimeDeviation" and note not in self.deviations:
-                        self.deviations.append(note)
-            backend.teardown()
+            try:
+                with contextlib.suppress(Exception):
+                    self.save_observations(backend)
+                    for e in backend.events():
+                        note = f"{backend.name} backend did not reproduce: {e.message}"
+                        if e.reason == "RuntimeDeviation" and note not in self.deviations:
+                            self.deviations.append(note)
+            finally:  # an interrupt while saving the observations still tears down
+                backend.teardown()
 
     def evidence(self, name: str) -> Path:
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -114,6 +116,14 @@ def run_scenario(name: str, ctx: ScenarioContext) -> Verdict:
     except KeyboardInterrupt:
         raise
     except Exception as err:  # a harness or backend failure is an error, never a pass
+        # an interrupt that a clean-up step turned into another exception is still an interrupt
+        seen: set[int] = set()
+        link: BaseException | None = err
+        while link is not None and id(link) not in seen:
+            if isinstance(link, KeyboardInterrupt):
+                raise KeyboardInterrupt(*link.args) from err
+            seen.add(id(link))
+            link = link.__cause__ or link.__context__
         tb = ctx.evidence("error.txt")
         tb.write_text(traceback.format_exc())
         verdict = Verdict(
