@@ -130,7 +130,7 @@ def test_first_scale_up_prefers_events() -> None:
 
 
 def _ctx(tmp_path: Path, manifests: str) -> ScenarioContext:
-    render = pytest.importorskip("harness.manifests.render")
+    from harness.manifests import render
     bundle = render.render(REPO / manifests)
     if not isinstance(bundle, ManifestBundle):  # render may return (bundle, info)
         bundle = bundle[0]

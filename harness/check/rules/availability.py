@@ -1,5 +1,5 @@
-"""Availability rules: zone spread that survives a zone loss, N-1 zones carry the load, PDBs
-that let drains proceed."""
+"""Availability rules: more than one replica, zone spread that survives a zone loss, N-1 zones
+carry the load, PDBs that let drains proceed."""
 
 from __future__ import annotations
 
@@ -179,4 +179,150 @@ def disruption_budget(w: Workload, t: Targets) -> list[Finding]:
     return out
 
 
-RULES = [zone_spread, zone_capacity, disruption_budget]
+UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
+DEFAULT_TOLERATION_S = 300  # DefaultTolerationSeconds admission plugin (not-ready / unreachable)
+
+
+def _replica_floor(w: Workload) -> tuple[int, str, str | None] | None:
+    """(replicas at the floor, field, resource) for the single-replica rule; None when the
+    workload runs more than one replica or is deliberately scaled to zero."""
+    spec = w.obj.get("spec") or {}
+    if spec.get("replicas") == 0:
+        return None  # scaled to zero (an HPA does not act on a zero-replica target either)
+    if w.hpa is not None:
+        floor = (w.hpa.get("spec") or {}).get("minReplicas")
+        n = 1 if floor is None else int(floor)
+        if n > 1:
+            return None
+        return n, "spec.minReplicas", f"HorizontalPodAutoscaler/{w.hpa['metadata']['name']}"
+    if w.spec_replicas > 1:
+        return None
+    return w.spec_replicas, "spec.replicas", None
+
+
+def _unreachable_toleration_s(w: Workload) -> int | None:
+    """How long the pod stays bound to a dead node (None: forever)."""
+    for tol in w.pod_spec.get("tolerations") or []:
+        key = tol.get("key")
+        if (key == UNREACHABLE_TAINT or (not key and tol.get("operator") == "Exists")) and \
+                tol.get("effect") in (None, "", "NoExecute"):
+            s = tol.get("tolerationSeconds")
+            return None if s is None else max(int(s), 0)
+    return DEFAULT_TOLERATION_S
+
+
+def _rollout_cover(w: Workload) -> tuple[bool, str]:
+    """Does a rollout keep one pod serving at one replica? (covered, why)."""
+    if w.kind == "StatefulSet":
+        return False, ("a StatefulSet rolling update deletes the pod before it creates the "
+                       "new one: every rollout is an outage")
+    strategy = (w.obj.get("spec") or {}).get("strategy") or {}
+    if strategy.get("type", "RollingUpdate") == "Recreate":
+        return False, ("strategy Recreate stops the pod before it starts the new one: every "
+                       "rollout is an outage")
+    ru = strategy.get("rollingUpdate") or {}
+    surge = scaled(ru.get("maxSurge", "25%"), 1, round_up=True)
+    unavailable = scaled(ru.get("maxUnavailable", "25%"), 1, round_up=False)
+    if surge == 0 or unavailable > 0:
+        return False, (f"maxSurge {surge}, maxUnavailable {max(unavailable, 1)} at 1 replica: "
+                       "the pod is stopped before its replacement is Ready, so every rollout "
+                       "is an outage")
+    if not any(w.containers[i].get("readinessProbe") for i in w.serving_indexes()):
+        return False, (f"maxSurge {surge}, maxUnavailable 0 would keep the old pod serving, but "
+                       "without a readiness probe the new pod counts as Ready while it still "
+                       "loads and the old one is stopped: rollouts are outages too")
+    gpu = " (the surge pod needs a second free GPU, see gpu-rollout-deadlock)" \
+        if w.uses_gpu() else ""
+    return True, (f"maxSurge {surge}, maxUnavailable 0 keeps the old pod serving until the "
+                  f"new one is Ready{gpu}: rollouts of a template change (image, env, "
+                  "`kubectl rollout restart`) are covered; drains, evictions, node and zone "
+                  "failures and container restarts (OOM kill, liveness kill) are not")
+
+
+def _pdb_effect(w: Workload) -> tuple[str, str]:
+    """What the PDB(s) do for one replica: (message, measured)."""
+    if not w.pdbs:
+        return ("No PodDisruptionBudget: a drain evicts the only pod at once. A PDB cannot fix "
+                "one replica: minAvailable 1 (or maxUnavailable 0) blocks every voluntary "
+                "eviction forever, maxUnavailable 1 permits the outage, and neither helps "
+                "against a node crash, zone loss or OOM kill", "no PodDisruptionBudget")
+    parts, measured = [], []
+    for pdb in w.pdbs:
+        res = f"PodDisruptionBudget/{pdb['metadata']['name']}"
+        spec = pdb.get("spec") or {}
+        if "maxUnavailable" in spec:
+            allowed = scaled(spec["maxUnavailable"], 1, round_up=True)
+            have = f"maxUnavailable {spec['maxUnavailable']}"
+        elif "minAvailable" in spec:
+            allowed = 1 - scaled(spec["minAvailable"], 1, round_up=True)
+            have = f"minAvailable {spec['minAvailable']}"
+        else:
+            continue
+        measured.append(f"{res} {have} -> disruptionsAllowed {max(allowed, 0)}")
+        if allowed <= 0:
+            parts.append(
+                f"{res} ({have}) allows 0 disruptions at 1 replica: it blocks voluntary "
+                "evictions forever, so every drain hangs (each eviction gets 429, `kubectl "
+                "drain` retries until its --timeout, forever by default; cluster-autoscaler "
+                "cannot scale the node down; node upgrades stall), and it does nothing "
+                "against involuntary disruption (node crash, zone loss, OOM kill)")
+        else:
+            parts.append(
+                f"{res} ({have}) allows the one eviction: it permits the outage on every "
+                "drain, and no PDB helps against involuntary disruption (node crash, zone "
+                "loss, OOM kill)")
+    return "; ".join(parts), "; ".join(measured)
+
+
+def single_replica(w: Workload, t: Targets) -> list[Finding]:
+    """One replica cannot meet any availability target: every disruption is an outage."""
+    floor = _replica_floor(w)
+    if floor is None:
+        return []
+    n, field, resource = floor
+    slo = t.profile.slo
+    budget = slo.error_budget_minutes_per_30d()
+    cold = t.cold_start_p95_s
+    tol = _unreachable_toleration_s(w)
+    if tol is None:
+        node_cost = ("a node failure is an outage until the node returns: the pod tolerates "
+                     f"{UNREACHABLE_TAINT} forever and is never rescheduled")
+    elif cold is None:
+        node_cost = (f"a node failure costs the {tol} s unreachable toleration plus a cold "
+                     "start (unknown)")
+    else:
+        mins = (tol + cold.value) / 60
+        node_cost = (f"a single node failure costs at least {mins:.1f} min ({tol} s unreachable "
+                     f"toleration + {cold.value:g} s cold start p95), "
+                     f"{100 * mins / budget:.0f} % of the budget")
+    covered, rollout = _rollout_cover(w)
+    pdb_msg, pdb_measured = _pdb_effect(w)
+    events = "every node drain, node failure and zone loss" + ("" if covered else
+                                                               ", and every rollout,")
+    floor_txt = (f"HPA minReplicas {n}" if resource else f"spec.replicas {n}") + \
+        (f" (spec.replicas {w.spec_replicas} is only the initial count)"
+         if resource and w.spec_replicas > 1 else "")
+    spread = ("at least 2 replicas spread over zones" if len(t.profile.zones.zones) > 1
+              else "at least 2 replicas on different nodes")
+    return [finding(
+        w, "single-replica", "error", field,
+        f"one replica: {events} is an outage of the whole service, lasting at least a cold "
+        f"start. The availability target {100 * slo.availability:g} % leaves an error budget "
+        f"of {budget:.1f} min per 30 days and {node_cost}; nothing bounds how many such "
+        f"disruptions a month brings, so one replica cannot meet the target. Rollouts: "
+        f"{rollout}. {pdb_msg}",
+        resource=resource,
+        measured=f"{floor_txt}; {pdb_measured}",
+        required=f">= 2 replicas for availability {slo.availability:g} "
+                 f"({budget:.1f} min of error budget per 30 days)",
+        fix=(f"run {spread} (topologySpreadConstraints on topology.kubernetes.io/zone, "
+             "DoNotSchedule, nodeTaintsPolicy: Honor)"
+             + (", and set the HPA's minReplicas to match" if resource else "")
+             + "; then a PodDisruptionBudget with maxUnavailable: 1 (or minAvailable: 1, "
+             "which at 2+ replicas allows evictions) and unhealthyPodEvictionPolicy: "
+             "AlwaysAllow lets drains proceed one pod at a time"),
+        basis=f"profile {t.profile.name}: slo.availability"
+              + (f"; {cold.basis}" if cold is not None and tol is not None else ""))]
+
+
+RULES = [single_replica, zone_spread, zone_capacity, disruption_budget]

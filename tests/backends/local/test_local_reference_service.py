@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
+import harness.cli.serve  # noqa: F401  (`gauntlet serve` is the replica's command)
+import reference_service.server  # noqa: F401
 from harness.backends.local import LocalBackend
 from harness.manifests.bundle import ManifestBundle
 
@@ -19,23 +19,14 @@ ROOT = Path(__file__).resolve().parents[3]
 pytestmark = [pytest.mark.timeout(300), pytest.mark.extended]
 
 
-def test_reference_service_serves_through_the_service(tmp_path: Path) -> None:
-    pytest.importorskip("reference_service.server", reason="reference service not importable yet")
-    pytest.importorskip("harness.cli.serve", reason="gauntlet serve not importable yet")
+def test_reference_service_serves_through_the_service(tmp_path: Path, tiny_model: Path) -> None:
     dep_file = ROOT / "manifests/base/deployment.yaml"
-    if not dep_file.exists():
-        pytest.skip("manifests/base/deployment.yaml not written yet")
-    model = tmp_path / "model"
-    out = subprocess.run([sys.executable, "-c", "from harness.cli import main; main()", "build-model",
-                          "--preset", "tiny", "--out", str(model)], capture_output=True, text=True, timeout=240)
-    if out.returncode != 0:
-        pytest.skip(f"gauntlet build-model failed: {out.stderr[-300:]}")
     dep = yaml.safe_load(dep_file.read_text())
     dep["spec"]["replicas"] = 1
     c = dep["spec"]["template"]["spec"]["containers"][0]
     for e in c["env"]:
         if e["name"] == "GAUNTLET_MODEL_DIR":
-            e["value"] = str(model)
+            e["value"] = str(tiny_model)
     c["resources"] = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "2Gi"}}
     with LocalBackend(tmp_path / "backend", probe_jitter=False) as b:
         b.deploy(ManifestBundle([dep], source=str(dep_file)))
