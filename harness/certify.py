@@ -50,7 +50,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MANIFESTS = "manifests/overlays/local"
 BACKENDS = ("local", "kind", "kube")
 RUNTIMES = ("process", "docker")
-EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+#: exit codes (docs/certify.md): 3 = nothing failed but something could not be observed;
+#: 4 = every scenario was skipped, nothing was measured; 130 = interrupted (SIGINT/SIGTERM)
+EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_INCONCLUSIVE, EXIT_NOTHING_MEASURED, EXIT_INTERRUPTED = (
+    0, 1, 2, 3, 4, 130)
 
 
 @dataclass
@@ -248,6 +251,10 @@ def exit_code(report: Report, fail_on_skip: bool = False) -> int:
         return EXIT_INPUT
     if report.summary.failed or report.summary.errors:
         return EXIT_FAIL
+    if report.summary.inconclusive:
+        return EXIT_INCONCLUSIVE
+    if report.result == "nothing-measured":
+        return EXIT_NOTHING_MEASURED
     if fail_on_skip and report.summary.skipped:
         return EXIT_FAIL
     return EXIT_PASS
@@ -255,24 +262,31 @@ def exit_code(report: Report, fail_on_skip: bool = False) -> int:
 
 # signals -----------------------------------------------------------------------------------
 @contextlib.contextmanager
-def interrupts_as_keyboard_interrupt(console: Console) -> Iterator[None]:
-    """SIGTERM behaves like Ctrl-C; a second signal during clean-up is ignored, a third forces."""
+def interrupts_as_keyboard_interrupt(console: Console) -> Iterator[list[str]]:
+    """SIGTERM behaves like Ctrl-C; a second signal during clean-up is ignored, a third forces.
+
+    Yields the names of the signals received so far. Every signal first asks the running load
+    runs to stop (gracefully, records kept), so the clean-up the interrupt unwinds through finds
+    them ending instead of waiting out their schedule."""
+    received: list[str] = []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield received
         return
-    count = 0
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        nonlocal count
-        count += 1
-        if count == 2:
+        received.append(signal.Signals(signum).name)
+        runner = sys.modules.get("harness.load.runner")  # loaded iff a load may be running
+        if runner is not None:
+            with contextlib.suppress(Exception):
+                runner.request_stop_all()  # no lock, no wait: safe here
+        if len(received) == 2:
             console.print("[yellow]stopping: tearing down backends, writing the partial report[/]")
             return
-        raise KeyboardInterrupt(signal.Signals(signum).name)
+        raise KeyboardInterrupt(received[-1])
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield received
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
@@ -341,21 +355,12 @@ class Certification:
 
     def run(self) -> Report:
         prep = self.prep
-        prep.bundle.write(prep.run_dir / "manifests.yaml")  # the exact objects certified
-        self._save()
         title = f"gauntlet certify: {prep.profile.name} on {prep.backend.name} → {prep.run_dir}"
         progress = Progress(prep.scenarios, title)
         live = Live(progress, console=self.console, refresh_per_second=4, transient=False,
                     redirect_stdout=False, redirect_stderr=False)
-        remaining = list(prep.scenarios)
-        try:
-            with interrupts_as_keyboard_interrupt(self.console), live:
-                while remaining:
-                    name = remaining[0]
-                    self._run_one(name, progress)
-                    remaining.pop(0)
-                progress.last_log = ""  # the final table stands alone
-        except KeyboardInterrupt:
+
+        def mark_interrupted() -> None:
             done = {r.name for r in self.report.scenarios}
             remaining = [n for n in prep.scenarios if n not in done]
             self.report.interrupted = True
@@ -363,9 +368,28 @@ class Certification:
             self.report.not_run = remaining
             for n in remaining:
                 progress.mark(n, "not run", "interrupted")
-        finally:
-            self._save()
+
+        # the handler stays installed over the clean-up too (partial report, rendering): a
+        # second signal there is ignored instead of killing the process (SIGTERM's default)
+        with interrupts_as_keyboard_interrupt(self.console) as received:
+            try:
+                prep.bundle.write(prep.run_dir / "manifests.yaml")  # the exact objects certified
+                self._save()
+                with live:
+                    for name in prep.scenarios:
+                        self._run_one(name, progress)
+                    progress.last_log = ""  # the final table stands alone
+            except KeyboardInterrupt:
+                mark_interrupted()
+            try:
+                self._save()
+            except KeyboardInterrupt:  # the first signal came only now: still an interrupted run
+                mark_interrupted()
+                self._save()
             self._write_outputs()
+            if received and not self.report.interrupted:  # a signal cut the rendering short
+                mark_interrupted()
+                self._save()
         return self.report
 
     def _run_one(self, name: str, progress: Progress) -> None:
@@ -378,7 +402,21 @@ class Certification:
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
         progress.start(name)
         started = time.time()
-        verdict = scenarios_base.run_scenario(name, ctx)
+        try:
+            verdict = scenarios_base.run_scenario(name, ctx)
+        except KeyboardInterrupt:
+            # the signal handler asked its loads to stop; wait (bounded) for them so their
+            # partial output (load.json, records.npy) lands and no locust worker outlives the run
+            runner = sys.modules.get("harness.load.runner")
+            try:
+                if runner is not None:
+                    runner.stop_all()
+            finally:
+                with contextlib.suppress(Exception):
+                    kept = sorted(p.name for p in ctx.out_dir.iterdir())
+                    ctx.log(f"interrupted; partial evidence kept in {ctx.relative(ctx.out_dir)}/: "
+                            + (", ".join(kept) or "nothing"))
+            raise
         result = ScenarioResult.from_verdict(verdict, started, time.time())
         self.report.scenarios.append(result)
         progress.finish(name, result)

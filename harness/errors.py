@@ -42,12 +42,13 @@ class SetupError(Exception):
 
 def from_validation_error(err: ValidationError, file: str | Path | None) -> InputError:
     """Turn a pydantic error into an InputError naming the first bad field (all are listed)."""
+    errors = err.errors()
     parts = []
-    for e in err.errors():
+    for e in errors:
         loc = ".".join(str(x) for x in e["loc"]) or "<root>"
-        parts.append(f"{loc}: {e['msg']}")
-    first = err.errors()[0]
-    field = ".".join(str(x) for x in first["loc"]) or None
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        parts.append(msg if len(errors) == 1 else f"{loc}: {msg}")  # one error: `field` names it
+    field = ".".join(str(x) for x in errors[0]["loc"]) or None
     return InputError(
         "; ".join(parts), file=file, field=field, fix="correct the field(s) named above"
     )

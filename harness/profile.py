@@ -95,15 +95,33 @@ class ProbeTargets(_Strict):
 
 
 class SpikeTargets(_Strict):
+    """The autoscaling spike. Its rate is at least `factor` x baseline and, when the replicas
+    running before it could carry that, is raised from the capacity measured in the run until
+    it needs more replicas than it starts with (a spike that needs none tests nothing)."""
+
     factor: float = Field(5.0, gt=1)
     baseline_s: float = Field(30.0, gt=0)
-    spike_s: float = Field(60.0, gt=0)
+    spike_s: float = Field(600.0, gt=0)
     after_s: float = Field(60.0, ge=0)
+    request: RequestShape | None = Field(
+        None, description="request of the spike and its capacity measurement (default: load.request)"
+    )
     capacity_rps_per_replica: float | None = Field(
-        None, gt=0, description="declared per-replica capacity (measured one wins)"
+        None, gt=0, description="fallback only, named as declared in the verdict: the run measures it"
     )
     scale_out_s: float = Field(360.0, gt=0, description="first new replica Ready within this")
-    max_breach_s: float = Field(60.0, ge=0, description="SLA-breach seconds allowed during the spike")
+    max_breach_s: float = Field(120.0, ge=0, description="SLA-breach seconds allowed during the spike")
+
+    @model_validator(mode="after")
+    def _allowances_can_fail(self) -> SpikeTargets:
+        # an allowance as long as the window it applies to can never be exceeded
+        for name in ("max_breach_s", "scale_out_s"):
+            if getattr(self, name) >= self.spike_s:
+                raise ValueError(
+                    f"{name} ({getattr(self, name):g}) must be smaller than spike_s "
+                    f"({self.spike_s:g}): a spike breached or unscaled from start to end would "
+                    f"still pass; lower {name} or lengthen spike_s")
+        return self
 
 
 class ZoneTargets(_Strict):

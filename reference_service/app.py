@@ -120,7 +120,8 @@ class ServiceState:
         loaded = load_model(s, self.phases)
         engine = Engine(loaded.model, loaded.tokenizer, loaded.device,
                         max_batch_size=s.max_batch_size, max_wait_ms=s.max_wait_ms,
-                        max_queue=s.max_queue, observer=self.metrics)
+                        max_queue=s.max_queue, max_queue_wait_s=s.max_queue_wait_s,
+                        observer=self.metrics)
         t0 = time.perf_counter()
         warm_ids = [loaded.tokenizer.bos_token_id, *loaded.tokenizer.encode("warm up", add_special_tokens=False)]
         for size in sorted({1, min(2, s.max_batch_size)}):
@@ -228,7 +229,7 @@ def create_app(settings: ServiceSettings, *, state: ServiceState | None = None,
             st.budget.reserve(need)
         except Rejection as rej:
             return reject(rej)
-        from reference_service.engine import EngineStopped, GenRequest, QueueFull
+        from reference_service.engine import EngineStopped, GenRequest, QueueFull, QueueTimeout
 
         st.inflight += 1
         st.metrics.memory_reserved.set(st.budget.reserved)
@@ -246,6 +247,8 @@ def create_app(settings: ServiceSettings, *, state: ServiceState | None = None,
                 res = await asyncio.wrap_future(fut)
             except EngineStopped as err:
                 return reject(Rejection(503, "draining", str(err), retry_after_s=1))
+            except QueueTimeout as err:
+                return reject(Rejection(429, "queue_timeout", str(err), retry_after_s=1))
         finally:
             st.budget.release(need)
             st.metrics.memory_reserved.set(st.budget.reserved)

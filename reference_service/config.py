@@ -106,6 +106,10 @@ class ServiceSettings(_Base):
     max_batch_size: int = Field(16, ge=1, le=1024)
     max_wait_ms: float = Field(5.0, ge=0, le=10_000)
     max_queue: int = Field(64, ge=1, le=100_000, description="Waiting requests beyond the running batch.")
+    max_queue_wait_s: float = Field(
+        5.0, gt=0, le=3600,
+        description="A request still waiting this long when a batch forms is shed with 429 "
+        "(queue_timeout): it could not start in time for its client.")
     max_prompt_tokens: int = Field(512, ge=1)
     max_tokens_limit: int = Field(256, ge=1)
     memory_budget_bytes: int = Field(default_factory=default_memory_budget, ge=1)

@@ -1,6 +1,8 @@
 """One inference thread with dynamic batching behind a bounded queue.
 
-Requests wait in a FIFO of at most `max_queue` entries. The thread takes the first waiting
+Requests wait in a FIFO of at most `max_queue` entries; one that has waited `max_queue_wait_s`
+when a batch forms is shed (QueueTimeout), since it could no longer finish in time for its
+client, and waiting longer only delays those behind it. The thread takes the first waiting
 request, waits up to `max_wait_ms` for more (never beyond `max_batch_size`), then runs the
 batch: one left-padded prefill (attention mask + explicit position ids, so every row sees
 exactly the positions it would see alone) and a KV-cached decode loop. Greedy outputs are
@@ -28,6 +30,10 @@ class QueueFull(Exception):
 
 class EngineStopped(Exception):
     """The engine is draining or stopped: the caller should answer 503."""
+
+
+class QueueTimeout(Exception):
+    """The request waited `max_queue_wait_s` without starting: the caller should answer 429."""
 
 
 SAMPLING_EPS = 1e-5  # temperatures below this sample greedily (as vLLM does)
@@ -73,6 +79,7 @@ class Engine:
         max_batch_size: int,
         max_wait_ms: float,
         max_queue: int,
+        max_queue_wait_s: float = 5.0,
         observer: EngineObserver | None = None,
     ) -> None:
         import torch
@@ -84,6 +91,7 @@ class Engine:
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_ms / 1000.0
         self.max_queue = max_queue
+        self.max_queue_wait_s = max_queue_wait_s
         self.observer = observer
         self.pad_id = int(tokenizer.pad_token_id)
         self.eos_id = int(tokenizer.eos_token_id)
@@ -167,8 +175,11 @@ class Engine:
             with self._cond:
                 if self._stop:
                     return
+                expired = self._take_expired()
                 if not self._waiting:
-                    self._cond.wait(timeout=0.2)
+                    if not expired:
+                        self._cond.wait(timeout=0.2)
+                    self._shed(expired)
                     continue
                 deadline = self._waiting[0].enqueued + self.max_wait_s
                 while (
@@ -180,6 +191,7 @@ class Engine:
                 n = min(self.max_batch_size, len(self._waiting))
                 batch = [self._waiting.popleft() for _ in range(n)]
                 self._running = len(batch)
+            self._shed(expired)
             self._report_queue()
             try:
                 results = self.generate_batch(batch)
@@ -197,6 +209,25 @@ class Engine:
                 self._running = 0
                 self.batches_run += 1
                 self._report_queue()
+
+    def _take_expired(self) -> list[GenRequest]:
+        """Pop the waiting requests older than max_queue_wait_s (caller holds the lock)."""
+        limit = time.monotonic() - self.max_queue_wait_s
+        if not self._waiting or self._waiting[0].enqueued > limit:
+            return []
+        keep = [r for r in self._waiting if r.enqueued > limit]
+        expired = [r for r in self._waiting if r.enqueued <= limit]
+        self._waiting = collections.deque(keep)
+        return expired
+
+    def _shed(self, expired: list[GenRequest]) -> None:
+        for req in expired:
+            if not req.future.done():
+                req.future.set_exception(QueueTimeout(
+                    f"waited {time.monotonic() - req.enqueued:.1f}s without starting "
+                    f"(max_queue_wait_s {self.max_queue_wait_s:g})"))
+        if expired:
+            self._report_queue()
 
     def _report_queue(self) -> None:
         if self.observer is not None:

@@ -3,8 +3,8 @@
 The same inputs as `gauntlet certify`, the same report: verdicts recorded with `record_verdict`
 are written to `<out>/report.json`, `junit.xml` and `report.html` at the end of the session
 (report.json also after every verdict, so an interrupted session leaves a partial report).
-A scenario test passes iff its verdict passes; skip -> pytest.skip(reason); fail/error ->
-pytest.fail(reason).
+A scenario test passes iff its verdict passes; skip -> pytest.skip(reason); fail, inconclusive
+and error -> pytest.fail(reason).
 """
 
 from __future__ import annotations

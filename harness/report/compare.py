@@ -32,7 +32,7 @@ _FAMILIES: list[tuple[re.Pattern[str], Direction]] = [
      "lower-is-better"),
 ]
 
-VERDICT_RANK = {"pass": 0, "skip": 1, "fail": 2, "error": 2}
+VERDICT_RANK = {"pass": 0, "skip": 1, "inconclusive": 1, "fail": 2, "error": 2}
 
 
 class VerdictChange(BaseModel):

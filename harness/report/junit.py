@@ -13,7 +13,7 @@ from harness.report.schema import Report, ScenarioResult
 def _checks_text(result: ScenarioResult) -> str:
     lines = [f"{result.verdict}: {result.reason}"]
     for c in result.checks:
-        mark = "ok " if c.ok else "FAIL"
+        mark = {"met": "ok ", "failed": "FAIL", "inconclusive": "????"}[c.outcome]
         note = f"  ({c.note})" if c.note else ""
         lines.append(f"  [{mark}] {c.name}: measured {c.measured}{c.unit} vs target {c.target}{c.unit}{note}")
     for cav in result.caveats:
@@ -29,7 +29,8 @@ def junit_tree(report: Report) -> ET.ElementTree:
         "testsuite",
         name="gauntlet-certify",
         tests=str(report.summary.total),
-        failures=str(report.summary.failed),
+        # an inconclusive scenario is not green: a failure of type Inconclusive
+        failures=str(report.summary.failed + report.summary.inconclusive),
         errors=str(report.summary.errors),
         skipped=str(report.summary.skipped + report.summary.not_run),
         time=f"{(report.finished_at or report.started_at) - report.started_at:.2f}",
@@ -54,6 +55,8 @@ def junit_tree(report: Report) -> ET.ElementTree:
         text = _checks_text(result)
         if result.verdict == "fail":
             ET.SubElement(case, "failure", message=result.reason, type="SLOViolation").text = text
+        elif result.verdict == "inconclusive":
+            ET.SubElement(case, "failure", message=result.reason, type="Inconclusive").text = text
         elif result.verdict == "error":
             ET.SubElement(case, "error", message=result.reason, type="HarnessError").text = text
         elif result.verdict == "skip":

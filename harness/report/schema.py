@@ -17,7 +17,9 @@ from harness.verdict import Check, Status, Verdict
 
 SCHEMA_VERSION: Literal[1] = 1
 
-RunResult = Literal["pass", "fail", "error", "interrupted"]
+#: `inconclusive`: nothing failed but some scenario could not observe what it checks;
+#: `nothing-measured`: every scenario was skipped, so the run certifies nothing.
+RunResult = Literal["pass", "fail", "error", "inconclusive", "nothing-measured", "interrupted"]
 
 
 class _Model(BaseModel):
@@ -95,6 +97,7 @@ class Summary(_Model):
     passed: int = 0
     failed: int = 0
     errors: int = 0
+    inconclusive: int = 0
     skipped: int = 0
     not_run: int = 0
 
@@ -130,6 +133,8 @@ class Report(_Model):
                 s.failed += 1
             elif r.verdict == "error":
                 s.errors += 1
+            elif r.verdict == "inconclusive":
+                s.inconclusive += 1
             else:
                 s.skipped += 1
         self.summary = s
@@ -139,6 +144,10 @@ class Report(_Model):
             self.result = "error"
         elif s.failed:
             self.result = "fail"
+        elif s.inconclusive:
+            self.result = "inconclusive"
+        elif self.scenarios and not s.passed:
+            self.result = "nothing-measured"
         else:
             self.result = "pass"
         return self

@@ -11,6 +11,7 @@ from harness.report.compare import Comparison
 from harness.report.schema import Report
 
 STYLE = {"pass": "green", "fail": "red", "error": "magenta", "skip": "yellow",
+         "inconclusive": "orange3", "nothing-measured": "yellow",
          "interrupted": "dark_orange", "not run": "dim", "running": "cyan", "pending": "dim"}
 
 
@@ -36,7 +37,7 @@ def print_report(report: Report, console: Console) -> None:
     s = report.summary
     console.print(
         f"Result: {verdict_text(report.result)} — {s.passed} passed, {s.failed} failed, "
-        f"{s.errors} errors, {s.skipped} skipped" + (f", {s.not_run} not run" if s.not_run else "")
+        f"{s.errors} errors, {s.inconclusive} inconclusive, {s.skipped} skipped" + (f", {s.not_run} not run" if s.not_run else "")
     )
     if not report.environment.cgroup.limits_enforced:
         console.print(f"[yellow]caveat:[/] {report.environment.cgroup.note}")

@@ -60,6 +60,14 @@ def main_container(bundle: ManifestBundle) -> dict[str, Any]:
     return containers[0]
 
 
+def container_env(bundle: ManifestBundle, name: str) -> str | None:
+    """A literal `env` value of the main container (None when unset or taken from a source)."""
+    for e in main_container(bundle).get("env") or []:
+        if e.get("name") == name and "value" in e:
+            return str(e["value"])
+    return None
+
+
 def memory_limit(bundle: ManifestBundle) -> int | None:
     lim = main_container(bundle).get("resources", {}).get("limits", {}).get("memory")
     return memory_bytes(lim) if lim is not None else None
@@ -162,14 +170,14 @@ def error_budget(requests: int, errors: int, slo: SLO) -> dict[str, Any]:
     }
 
 
-def load_validity_check(result: Any, what: str = "load generator") -> Check:
+def load_validity_check(result: Any, what: str = "load generator", name: str = "load_valid") -> Check:
     """A run whose generator could not hold its schedule is invalid: the scenario fails, never passes."""
     valid = bool(result_get(result, "valid", False))
     reasons = result_get(result, "invalid_reasons", None) or result_get(result, "invalid_reason", None) or ""
     if isinstance(reasons, list):
         reasons = "; ".join(map(str, reasons))
     return Check(
-        name="load_valid",
+        name=name,
         measured=valid,
         target=True,
         ok=valid,

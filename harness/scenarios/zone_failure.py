@@ -28,10 +28,9 @@ from harness.verdict import Check, Verdict
 
 NAME = "zone-failure"
 DRAIN_TIMEOUT_S = 30.0  # longer than a healthy drain needs; a blocking budget stays blocked
-#: in-flight requests during the drain last about this long (s); the drain must let them finish
-DRAIN_REQUEST_S = 5.0
-BATCH = 16  # the reference service's default max batch
-MAX_INFLIGHT = 64
+#: each in-flight request works for preStop + this share of the service's drain timeout
+DRAIN_WORK_SHARE = 0.6
+CALIBRATION_TOKENS = 32
 
 
 def run(ctx: ScenarioContext) -> Verdict:
@@ -186,67 +185,134 @@ def _breach_note(windows: list[dict[str, Any]], t_fault: float) -> str:
 
 def drain_phase(ctx: ScenarioContext, backend: Backend, faults: list[FaultRecord],
                 meas: dict[str, Any]) -> list[Check]:
+    checks: list[Check] = []
     fail_zone = meas.get("fail_zone")
     if fail_zone:
         faults.append(backend.restore_zone(fail_zone))
-        common.wait_rollout(backend, common.spec_replicas(ctx.bundle), start_timeout_s(ctx))
+        ready, msg = common.wait_rollout(backend, common.spec_replicas(ctx.bundle), start_timeout_s(ctx))
+        checks.append(Check(name="ready_after_zone_restored", measured=ready, target=True, ok=ready,
+                            note=f"{fail_zone} back: {msg}" + ("" if ready else
+                                                             f"; {common.rollout_failure_summary(backend)}")))
+        if not ready:
+            return checks
     placement = common.zone_placement(backend.pods(), only_ready=True)
     candidates = [(len(p), zz) for zz, p in placement.items() if zz not in (fail_zone, "<unscheduled>")]
     if not candidates:
-        return [Check(name="drain_fault_landed", measured=False, target=True, ok=False,
-                      note=f"no other zone with a Ready replica to drain (placement {placement})")]
+        return [*checks, Check(name="drain_fault_landed", measured=False, target=True, ok=False,
+                               note=f"no other zone with a Ready replica to drain (placement {placement})")]
     zone = max(candidates)[1]
     targets = placement[zone]
-    plan = {pod: _inflight_plan(backend, pod) for pod in targets}
-    n = sum(k for k, _ in plan.values())
+    timing = drain_timing(ctx)
+    plan = {pod: _inflight_plan(backend, pod, timing) for pod in targets}
+    n = sum(len(bodies) for bodies in plan.values())
     with cf.ThreadPoolExecutor(max_workers=max(1, n)) as pool:
         inflight = [pool.submit(_long_request, backend, pod, body)
-                    for pod, (k, body) in plan.items() for _ in range(k)]
+                    for pod, bodies in plan.items() for body in bodies]
         time.sleep(0.5)  # let them be accepted before the eviction
         fault = backend.drain_zone(zone, timeout_s=DRAIN_TIMEOUT_S)
         faults.append(fault)
         outcomes = [f.result() for f in inflight]
-    accepted = [o for o in outcomes if o["accepted"]]
-    lost = [o for o in accepted if not o["ok"]]
-    meas["drain"] = {"zone": zone, "pods": targets, "record": fault.model_dump(), "requests": outcomes}
+    accepted = [o for o in outcomes if o["outcome"] not in REFUSED]
+    lost = [o for o in accepted if o["outcome"] != "served"]
+    # the drain was exercised only if accepted work was still running when SIGTERM came
+    sigterm_at = fault.started_at + timing["pre_stop_s"]
+    running_at_sigterm = [o for o in accepted if o["ended_at"] > sigterm_at]
+    by_outcome: dict[str, int] = {}
+    for o in outcomes:
+        by_outcome[o["outcome"]] = by_outcome.get(o["outcome"], 0) + 1
+    meas["drain"] = {"zone": zone, "pods": targets, "record": fault.model_dump(), "timing": timing,
+                     "outcomes": by_outcome, "requests": outcomes}
     return [
+        *checks,
         Check(name="drain_completed", measured=fault.landed, target=True, ok=fault.landed,
               note=(fault.detail or "the disruption budget blocked the drain") if not fault.landed
               else f"evicted {fault.affected}"),
+        Check(name="drain_exercised", measured=len(running_at_sigterm), target="> 0 in flight at SIGTERM",
+              ok=bool(running_at_sigterm), inconclusive=fault.landed and not running_at_sigterm,
+              note=f"{len(running_at_sigterm)} of {len(accepted)} accepted requests were still running "
+                   f"{timing['pre_stop_s']:g}s (preStop) after the eviction; planned "
+                   f"{timing['work_s']:g}s of work each" + ("" if fault.landed else
+                                                           "; the drain never evicted a pod")),
         Check(name="drain_lost_requests", measured=len(lost), target=0, ok=not lost,
-              note=f"{len(lost)}/{len(accepted)} accepted in-flight requests were cut off during the "
-                   f"drain ({lost[0]['error']})" if lost else f"{len(accepted)} in-flight requests finished"),
+              note=(f"{len(lost)}/{len(accepted)} accepted in-flight requests lost during the drain "
+                    f"({', '.join(f'{k}: {v}' for k, v in sorted(by_outcome.items()))}; first: "
+                    f"{lost[0]['error']})") if lost else
+                   f"{len(accepted)} accepted in-flight requests finished; " +
+                   ", ".join(f"{k}: {v}" for k, v in sorted(by_outcome.items()))),
     ]
 
 
-def _inflight_plan(backend: Backend, pod: str) -> tuple[int, dict[str, Any]]:
-    """How many long requests keep `pod` busy for about DRAIN_REQUEST_S (from one timed request).
+#: outcomes of a request that the server never accepted: not lost by the drain
+REFUSED = ("refused_status", "refused_connection", "timed_out_before_acceptance")
 
-    The work must outlast preStop + a short grace period (so a grace shorter than the drain cuts
-    it off) yet finish well inside a correct drain timeout.
-    """
-    body = {"prompt": "Drain me gently. " * 24, "max_tokens": 200, "temperature": 0.0}
+
+def drain_timing(ctx: ScenarioContext) -> dict[str, float]:
+    """How long each in-flight request should work: past the SIGTERM (after preStop) and well
+    past a grace period shorter than the drain, yet inside what a correct drain allows
+    (preStop + the service's drain timeout), so a cut is the manifest's fault by construction."""
+    from reference_service.config import ServiceSettings
+
+    pod_spec = ctx.bundle.deployment.get("spec", {}).get("template", {}).get("spec", {})
+    grace = float(pod_spec.get("terminationGracePeriodSeconds", 30))
+    sleep = ((common.main_container(ctx.bundle).get("lifecycle") or {}).get("preStop") or {}).get("sleep") or {}
+    pre_stop = float(sleep.get("seconds", 0))
+    raw = common.container_env(ctx.bundle, "GAUNTLET_DRAIN_TIMEOUT_S")
+    drain = float(raw) if raw is not None else float(ServiceSettings.model_fields["drain_timeout_s"].default)
+    return {"grace_s": grace, "pre_stop_s": pre_stop, "drain_timeout_s": drain,
+            "work_s": round(pre_stop + DRAIN_WORK_SHARE * drain, 2)}
+
+
+def _inflight_plan(backend: Backend, pod: str, timing: dict[str, float]) -> list[dict[str, Any]]:
+    """One batch of requests for `pod` whose generation lasts about timing['work_s'] (from a
+    timed calibration batch of the same size), so that they all run at once, none queued."""
+    from reference_service.config import ServiceSettings
+
+    limits = ServiceSettings.model_fields
+    batch = int(limits["max_batch_size"].default)
+    prompt = "Drain me gently. " * 24
+    probe = {"prompt": prompt, "max_tokens": CALIBRATION_TOKENS, "temperature": 0.0}
     url = backend.pod_url(pod).rstrip("/") + "/v1/completions"
     t0 = time.time()
+    with cf.ThreadPoolExecutor(max_workers=batch) as pool:
+        generated = list(pool.map(lambda _: _completion_tokens(url, probe), range(batch)))
+    per_token = max(1e-4, (time.time() - t0) / CALIBRATION_TOKENS)
+    tokens = int(min(limits["max_tokens_limit"].default, max(1, math.ceil(timing["work_s"] / per_token))))
+    timing.update(per_token_s=round(per_token, 5), max_tokens=tokens,
+                  calibration_tokens=min(generated, default=0))
+    return [{"prompt": prompt, "max_tokens": tokens, "temperature": 0.0}] * batch
+
+
+def _completion_tokens(url: str, body: dict[str, Any]) -> int:
     try:
-        httpx.post(url, json=body, timeout=DRAIN_TIMEOUT_S).raise_for_status()
-    except httpx.HTTPError:
-        return 1, body
-    one = max(0.05, time.time() - t0)
-    return int(min(MAX_INFLIGHT, max(BATCH, BATCH * math.ceil(DRAIN_REQUEST_S / one)))), body
+        r = httpx.post(url, json=body, timeout=DRAIN_TIMEOUT_S)
+        return int(r.json()["usage"]["completion_tokens"]) if r.status_code == 200 else 0
+    except (httpx.HTTPError, ValueError, KeyError):
+        return 0
 
 
 def _long_request(backend: Backend, pod: str, body: dict[str, Any]) -> dict[str, Any]:
-    """One long request straight to `pod`; accepted = not refused with 429/503."""
+    """One long request straight to `pod`, classified: served; refused before acceptance (a
+    429/503, a refused connection, or a connect timeout: not lost); accepted then lost (cut:
+    the connection dropped with no answer; timed out waiting for the answer; or an error status)."""
     url = backend.pod_url(pod).rstrip("/") + "/v1/completions"
-    out: dict[str, Any] = {"pod": pod, "accepted": False, "ok": False, "error": "", "status": None}
+    out: dict[str, Any] = {"pod": pod, "outcome": "", "error": "", "status": None}
     t0 = time.time()
     try:
         r = httpx.post(url, json=body, timeout=DRAIN_TIMEOUT_S)
-        out.update(status=r.status_code, accepted=r.status_code not in (429, 503), ok=r.status_code == 200)
-        if not out["ok"]:
-            out["error"] = f"HTTP {r.status_code}"
-    except httpx.HTTPError as err:
-        out.update(accepted=True, error=f"{type(err).__name__}: {err}")
-    out["seconds"] = round(time.time() - t0, 2)
+        out["status"] = r.status_code
+        if r.status_code == 200:
+            out["outcome"] = "served"
+        elif r.status_code in (429, 503):
+            out.update(outcome="refused_status", error=f"HTTP {r.status_code}")
+        else:
+            out.update(outcome="accepted_then_failed", error=f"HTTP {r.status_code}")
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as err:
+        kind = "refused_connection" if isinstance(err, httpx.ConnectError) else "timed_out_before_acceptance"
+        out.update(outcome=kind, error=f"{type(err).__name__}: {err}")
+    except httpx.TimeoutException as err:  # read/write timeout: sent, no answer in time
+        out.update(outcome="accepted_then_timed_out", error=f"{type(err).__name__} after {DRAIN_TIMEOUT_S:g}s")
+    except httpx.HTTPError as err:  # RemoteProtocolError, ReadError: the connection was cut
+        out.update(outcome="accepted_then_cut", error=f"{type(err).__name__}: {err}")
+    out["ended_at"] = time.time()
+    out["seconds"] = round(out["ended_at"] - t0, 2)
     return out

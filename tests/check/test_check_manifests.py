@@ -78,7 +78,7 @@ def test_plain_yaml_file_and_folder(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("old", "new", "field", "what"), [
     ("livenessProbe:", "livenesProbe:", "containers[0].livenesProbe", "unknown field"),
     ("periodSeconds: 3", "periodSeconds: three", "livenessProbe.periodSeconds", "integer"),
-    ("maxReplicas: 5", "maxReplicas: nine", "spec.maxReplicas", "integer"),
+    ("maxReplicas: 4", "maxReplicas: nine", "spec.maxReplicas", "integer"),
 ])
 def test_schema_errors_name_file_resource_field(tmp_path: Path, old: str, new: str, field: str,
                                                 what: str) -> None:

@@ -86,17 +86,17 @@ def test_two_replicas_have_no_single_replica_finding(local_objects: Objs) -> Non
     objs = one_replica(local_objects)
     of(objs, "Deployment")["spec"]["replicas"] = 2
     assert single(objs) == []
-    assert single(local_objects) == []  # HPA minReplicas 3
+    assert single(local_objects) == []  # HPA minReplicas 2
 
 
 def test_hpa_floor_of_one_is_reported_on_the_hpa(local_objects: Objs) -> None:
     objs = copy.deepcopy(local_objects)
-    assert of(objs, "Deployment")["spec"]["replicas"] == 3
+    assert of(objs, "Deployment")["spec"]["replicas"] == 2
     of(objs, "HorizontalPodAutoscaler")["spec"]["minReplicas"] = 1
     [f] = single(objs)
     assert (f.resource, f.field) == ("HorizontalPodAutoscaler/gauntlet-inference",
                                      "spec.minReplicas")
-    assert "HPA minReplicas 1" in f.measured and "spec.replicas 3" in f.measured
+    assert "HPA minReplicas 1" in f.measured and "spec.replicas 2" in f.measured
     assert "minReplicas" in f.fix
     # No minReplicas at all: the API default is 1.
     of(objs, "HorizontalPodAutoscaler")["spec"].pop("minReplicas")

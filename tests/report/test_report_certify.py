@@ -12,7 +12,13 @@ import fakes_report
 import pytest
 from fakes_report import quiet
 
-from harness.certify import CertifyOptions, certify, exit_code
+from harness.certify import (
+    EXIT_INCONCLUSIVE,
+    EXIT_NOTHING_MEASURED,
+    CertifyOptions,
+    certify,
+    exit_code,
+)
 from harness.cli import main
 from harness.errors import InputError
 from harness.report import load_report
@@ -81,7 +87,7 @@ def test_fail_error_and_skip_verdicts(tmp_path, manifests_file, fake_env):
     report = load_report(run_dir)
     assert report.result == "error"
     assert report.summary.model_dump() == {"total": 4, "passed": 1, "failed": 1, "errors": 1,
-                                           "skipped": 1, "not_run": 0}
+                                           "inconclusive": 0, "skipped": 1, "not_run": 0}
     zone = report.scenario("zone-failure")
     assert zone is not None and zone.verdict == "fail"
     assert "latency_p90_ms: measured 450.0 ms vs target 300.0 ms" in zone.reason
@@ -101,12 +107,45 @@ def test_fail_error_and_skip_verdicts(tmp_path, manifests_file, fake_env):
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors"), suite.get("skipped")) == ("4", "1", "1", "1")
 
 
-def test_skip_alone_passes_unless_fail_on_skip(tmp_path, manifests_file, fake_env):
-    fake_env({"oom-headroom": "skip"})
-    code, _ = run(tmp_path, manifests_file)
-    assert code == 0
+def test_a_skip_beside_a_pass_passes_unless_fail_on_skip(tmp_path, manifests_file, fake_env):
+    fake_env({"cold-start": "cold_start_pass", "oom-headroom": "skip"})
+    code, run_dir = run(tmp_path, manifests_file)
+    assert (code, load_report(run_dir).result) == (0, "pass")
     code, _ = run(tmp_path / "again", manifests_file, fail_on_skip=True)
     assert code == 1
+
+
+def test_a_run_that_skipped_everything_measured_nothing(tmp_path, manifests_file, fake_env):
+    """Every scenario skipped: not green. Its own result and exit code 4."""
+    fake_env({"oom-headroom": "skip"})
+    code, run_dir = run(tmp_path, manifests_file)
+    report = load_report(run_dir)
+    assert (code, report.result, report.summary.skipped) == (EXIT_NOTHING_MEASURED, "nothing-measured", 1)
+
+
+def test_an_inconclusive_check_makes_the_scenario_and_run_inconclusive(tmp_path, manifests_file, fake_env):
+    """A check that could not observe what it claims is never a pass: the scenario is
+    inconclusive (not pass), the run exits 3, JUnit shows a failure of type Inconclusive."""
+    fake_env({"cold-start": "cold_start_pass", "oom-headroom": "unobserved"})
+    code, run_dir = run(tmp_path, manifests_file)
+    report = load_report(run_dir)
+    oom = report.scenario("oom-headroom")
+    assert oom is not None and oom.verdict == "inconclusive"
+    assert oom.reason.startswith("could not observe: oom_kills")
+    assert (code, report.result, report.summary.inconclusive) == (EXIT_INCONCLUSIVE, "inconclusive", 1)
+    failure = junit_cases(run_dir)["oom-headroom"].find("failure")
+    assert failure is not None and failure.get("type") == "Inconclusive"
+    assert "[????] oom_kills" in (failure.text or "")
+
+
+def test_a_failed_check_beats_an_inconclusive_one() -> None:
+    from harness.verdict import Check, Verdict
+
+    checks = [Check(name="a", measured=1, target=0, ok=False),
+              Check(name="b", measured=None, target=0, ok=True, inconclusive=True)]
+    v = Verdict.from_checks("x", "local", checks)
+    assert v.status == "fail" and v.reason.endswith("inconclusive: b")
+    assert [c.ok for c in v.checks] == [False, False]  # an inconclusive check is never ok
 
 
 def test_setup_error_in_a_scenario_exits_2(tmp_path, manifests_file, fake_env):

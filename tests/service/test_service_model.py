@@ -104,3 +104,30 @@ def test_memory_estimate_grows_with_length() -> None:
     long = estimate_request_bytes(shape, 500, 200)
     kv_long = 2 * 4 * 4 * 64 * 700 * 4
     assert long > short and long > kv_long
+
+
+def test_engine_sheds_what_waited_too_long_to_start(tiny_model_dir: Path) -> None:
+    """A request that could not start within max_queue_wait_s is shed (429 queue_timeout), not
+    served after its client gave up; one that can start in time is served."""
+    import concurrent.futures
+
+    from reference_service.engine import Engine, GenRequest, QueueTimeout
+    from reference_service.loader import load_model
+
+    loaded = load_model(ServiceSettings(model_dir=tiny_model_dir, torch_threads=1), {})
+    tok = loaded.tokenizer
+    engine = Engine(loaded.model, tok, loaded.device, max_batch_size=1, max_wait_ms=0, max_queue=8,
+                    max_queue_wait_s=0.3)
+    ids = [tok.bos_token_id, *tok.encode("hello", add_special_tokens=False)]
+    engine.hang(1.0)  # the inference thread is busy: nothing starts for a second
+    engine.start()
+    try:
+        stale = engine.submit(GenRequest(prompt_ids=ids, max_tokens=2))
+        with pytest.raises(QueueTimeout, match="without starting"):
+            stale.result(timeout=10)
+        fresh = engine.submit(GenRequest(prompt_ids=ids, max_tokens=2))
+        assert fresh.result(timeout=10).completion_tokens >= 1
+    except concurrent.futures.TimeoutError:
+        pytest.fail("the engine neither served nor shed the request")
+    finally:
+        engine.stop()

@@ -97,6 +97,46 @@ def zone_spread(w: Workload, t: Targets) -> list[Finding]:
     return out
 
 
+ZONE_KEY = "topology.kubernetes.io/zone"
+
+
+def _pinned_zones(w: Workload) -> tuple[str, set[str]] | None:
+    """The zones a nodeSelector or required node affinity restricts the pods to (field, zones)."""
+    spec = w.pod_spec
+    zone = (spec.get("nodeSelector") or {}).get(ZONE_KEY)
+    if zone is not None:
+        return "spec.template.spec.nodeSelector", {str(zone)}
+    required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution") or {}
+    allowed: set[str] = set()
+    for term in required.get("nodeSelectorTerms") or []:  # terms are ORed
+        zones = [set(e.get("values") or []) for e in term.get("matchExpressions") or []
+                 if e.get("key") == ZONE_KEY and e.get("operator") == "In"]
+        if not zones:
+            return None  # a term without a zone restriction allows every zone
+        allowed |= set.intersection(*zones)
+    if not allowed:
+        return None
+    return "spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution", allowed
+
+
+def zone_pinned(w: Workload, t: Targets) -> list[Finding]:
+    """Replicas confined to one zone by node selection: no spread constraint can help."""
+    pinned = _pinned_zones(w)
+    if pinned is None or len(pinned[1]) != 1 or len(t.profile.zones.zones) < 2:
+        return []
+    where, zones = pinned
+    zone = next(iter(zones))
+    return [finding(
+        w, "zone-pinned", "error", where,
+        f"the pods may only run in zone {zone}: every replica is there, so losing that zone "
+        "takes the whole service down, and the replacements have no zone to go to (a zone "
+        "spread constraint counts only the eligible zone and is satisfied)",
+        measured=f"{ZONE_KEY}={zone}", required=f"nodes of at least 2 of {len(t.profile.zones.zones)} zones",
+        fix=f"select a node pool present in every zone (drop {ZONE_KEY} from the selector, or "
+            "allow several zones with operator In), then spread with topologySpreadConstraints")]
+
+
 def zone_capacity(w: Workload, t: Targets) -> list[Finding]:
     """Right after losing the fullest zone, do the survivors carry the baseline?"""
     zones = t.profile.zones.zones
@@ -325,4 +365,4 @@ def single_replica(w: Workload, t: Targets) -> list[Finding]:
               + (f"; {cold.basis}" if cold is not None and tol is not None else ""))]
 
 
-RULES = [single_replica, zone_spread, zone_capacity, disruption_budget]
+RULES = [single_replica, zone_spread, zone_pinned, zone_capacity, disruption_budget]
