@@ -62,37 +62,40 @@ def _wrap(path: str, fn: Any) -> Any:
 @_fmt_opt
 def hpa(input_path: str, fmt: str) -> None:
     """One HPA reconcile (desiredReplicas, currentMetrics, conditions); optional simulation."""
-    from harness.models.hpa import HPAController, simulate
+    from harness.models.hpa import HPAController, controller_options, simulate
 
     data = _load(input_path)
     hpa_obj = _require(data, "hpa", input_path, dict, "paste an autoscaling/v2 HorizontalPodAutoscaler under 'hpa'")
-    ctl_cfg = data.get("controller") or {}
-    kw = {
-        "tolerance": float(ctl_cfg.get("tolerance", 0.1)),
-        "cpu_initialization_period_s": float(ctl_cfg.get("cpuInitializationPeriod", 300)),
-        "initial_readiness_delay_s": float(ctl_cfg.get("initialReadinessDelay", 30)),
-        "downscale_stabilization_s": float(ctl_cfg.get("downscaleStabilization", 300)),
-    }
 
     def run() -> tuple[dict, str]:
+        kw: dict[str, Any] = controller_options(data.get("controller"))
+        sync_period_s = kw.pop("sync_period_s")
         result: dict[str, Any] = {}
         lines: list[str] = []
         if "pods" in data or "podMetrics" in data or "customMetrics" in data:
             ctl = HPAController(hpa_obj, **kw)
             ctl.load_history(data.get("history"))
             pods = data.get("pods") or []
+            if not isinstance(pods, list):
+                raise ModelInputError("expected a list of v1 Pods", "pods")
             now = to_epoch(data["now"], "now") if "now" in data else _latest(data)
-            spec_replicas = data.get("specReplicas", len(pods))
-            d = ctl.reconcile(now, spec_replicas=spec_replicas, status_replicas=data.get("statusReplicas"),
+            spec_replicas, source = _spec_replicas(data, hpa_obj, pods)
+            status_replicas = _count(data.get("statusReplicas"), "statusReplicas")
+            d = ctl.reconcile(now, spec_replicas=spec_replicas, status_replicas=status_replicas,
                               pods=pods, pod_metrics=data.get("podMetrics") or [],
                               custom_metrics=data.get("customMetrics"))
             result["decision"] = d.to_dict()
-            lines.append(f"currentReplicas {d.currentReplicas} -> desiredReplicas {d.desiredReplicas}"
+            result["specReplicasFrom"] = source
+            lines.append(f"currentReplicas {d.currentReplicas} (specReplicas from {source})"
+                         f" -> desiredReplicas {d.desiredReplicas}"
                          f" ({'rescale' if d.rescale else 'no change'}): {d.reason or '-'}")
             for c in d.conditions:
-                lines.append(f"  {c['type']}={c['status']} {c['reason']}: {c['message']}")
+                lines.append(f"  {c['type']}={c['status']} {c['reason']}"
+                             f" (since {c['lastTransitionTime']}): {c['message']}")
             for m in d.currentMetrics:
                 lines.append(f"  current: {json.dumps(m)}")
+            if d.lastScaleTime:
+                lines.append(f"  lastScaleTime: {d.lastScaleTime}")
         sim = data.get("simulate")
         if sim is not None:
             if not isinstance(sim, dict):
@@ -114,7 +117,7 @@ def hpa(input_path: str, fmt: str) -> None:
             r = simulate(hpa_obj, traffic=steps, capacity_per_replica=float(sim["capacityPerReplica"]),
                          cold_start_s=float(sim["coldStartSeconds"]), duration_s=float(sim["durationSeconds"]),
                          initial_replicas=sim.get("initialReplicas"),
-                         sync_period_s=float(sim.get("syncPeriodSeconds", 15)),
+                         sync_period_s=float(sim.get("syncPeriodSeconds", sync_period_s)),
                          pod_requests=sim.get("podRequests"), metric_at_capacity=sim.get("metricAtCapacity"),
                          cold_pod_phase=sim.get("coldPodPhase", "Running"), **kw)
             result["simulation"] = r.to_dict()
@@ -132,10 +135,41 @@ def hpa(input_path: str, fmt: str) -> None:
 
 
 def _latest(data: dict) -> float:
-    times = [to_epoch(m["timestamp"], "podMetrics[].timestamp") for m in data.get("podMetrics") or [] if m.get("timestamp")]
+    """Default `now`: the newest metric timestamp (podMetrics, custom metric value lists)."""
+    from harness.models.metrics_api import parse_custom_metrics
+
+    times = [to_epoch(m["timestamp"], f"podMetrics[{i}].timestamp")
+             for i, m in enumerate(data.get("podMetrics") or [])
+             if isinstance(m, dict) and m.get("timestamp")]
+    times += parse_custom_metrics(data.get("customMetrics"), 0.0).timestamps()
     if not times:
-        raise ModelInputError("is required when podMetrics carry no timestamp", "now")
+        raise ModelInputError("is required when no metric carries a timestamp", "now",
+                              "an RFC 3339 time such as 2024-05-01T12:00:00Z")
     return max(times)
+
+
+def _count(value: Any, field: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ModelInputError(f"must be an integer >= 0, got {value!r}", field)
+    return value
+
+
+def _spec_replicas(data: dict, hpa_obj: dict, pods: list) -> tuple[int, str]:
+    """The scale target's spec.replicas (what the controller reads): `specReplicas`, else the HPA's
+    status.currentReplicas (spec.replicas at its last sync), else the number of pods."""
+    if data.get("specReplicas") is not None:
+        n = _count(data["specReplicas"], "specReplicas")
+        assert n is not None
+        return n, "specReplicas"
+    status = hpa_obj.get("status")
+    current = status.get("currentReplicas") if isinstance(status, dict) else None
+    if current is not None:
+        n = _count(current, "hpa.status.currentReplicas")
+        assert n is not None
+        return n, "hpa.status.currentReplicas"
+    return len(pods), "the number of pods"
 
 
 @model.command()

@@ -1,8 +1,10 @@
-"""Small helpers shared by the models: timestamps, quantities, field access with field paths."""
+"""Small helpers shared by the models: timestamps, durations, quantities, field access."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import math
+import re
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -39,6 +41,68 @@ def to_epoch(value: Any, field: str = "timestamp") -> float:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_rfc3339(epoch: float) -> str:
+    """Float epoch seconds -> RFC 3339 as metav1.Time is written ("2026-12-01T09:13:47Z").
+
+    metav1.Time marshals with second precision, so the fraction is truncated (toward the past)."""
+    dt = _EPOCH + timedelta(seconds=math.floor(epoch))
+    return (f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}"
+            f"T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}Z")
+
+
+# Go time.ParseDuration units, as kube-controller-manager flags and metav1.Duration take them.
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3,
+                   "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_PART = re.compile(r"([0-9]*(?:\.[0-9]*)?)([a-zA-Z\u00b5\u03bc]*)")
+_DURATION_FIX = "a Go duration such as 15s, 5m0s, 1h2m3.5s or 300ms, or a number of seconds"
+
+
+def parse_duration(value: Any, field: str) -> float:
+    """A Go duration string ("5m0s", "15s", "1h2m3.5s", "300ms") or a number of seconds -> seconds.
+
+    Follows time.ParseDuration: a sequence of decimal numbers each with a unit (ns, us/\u00b5s, ms,
+    s, m, h), "0" alone needs no unit. Negative durations are rejected (no controller setting
+    takes one). Raises ModelInputError naming `field`."""
+    if isinstance(value, bool) or value is None:
+        raise ModelInputError(f"not a duration: {value!r}", field, _DURATION_FIX)
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value) or value < 0:
+            raise ModelInputError(f"must be a duration >= 0, got {value!r}", field, _DURATION_FIX)
+        return float(value)
+    if not isinstance(value, str):
+        raise ModelInputError(f"not a duration: {value!r}", field, _DURATION_FIX)
+    text = value.strip()
+    body = text[1:] if text[:1] in "+-" else text
+    if text.startswith("-") and body not in ("0", ""):
+        raise ModelInputError(f"must be a duration >= 0, got {value!r}", field, _DURATION_FIX)
+    if body == "0":
+        return 0.0
+    if not body:
+        raise ModelInputError("empty duration", field, _DURATION_FIX)
+    total, pos = 0.0, 0
+    while pos < len(body):
+        m = _DURATION_PART.match(body, pos)
+        number, unit = (m.group(1), m.group(2)) if m else ("", "")
+        if not any(ch.isdigit() for ch in number):
+            raise ModelInputError(f"not a Go duration: {value!r}", field, _DURATION_FIX)
+        if not unit:
+            assert m is not None
+            if m.end() < len(body):
+                raise ModelInputError(f"not a Go duration: {value!r}", field, _DURATION_FIX)
+            raise ModelInputError(f"missing unit in duration {value!r}", field,
+                                  f"write {number}s for seconds ({_DURATION_FIX})")
+        if unit not in _DURATION_UNITS:
+            raise ModelInputError(f"unknown unit {unit!r} in duration {value!r}", field,
+                                  "units are ns, us, ms, s, m, h (e.g. 24h, not 1d)")
+        assert m is not None
+        total += float(number) * _DURATION_UNITS[unit]
+        pos = m.end()
+    return total
 
 
 def to_milli(value: Any, field: str) -> int:

@@ -13,7 +13,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.models._k8s import ModelInputError, dig, format_milli, to_epoch, to_milli
+from harness.models._k8s import (
+    ModelInputError,
+    dig,
+    format_milli,
+    parse_duration,
+    to_epoch,
+    to_milli,
+    to_rfc3339,
+)
 from harness.models.hpa_calc import (
     MetricError,
     PodMetric,
@@ -21,6 +29,7 @@ from harness.models.hpa_calc import (
     Tolerances,
     parse_go_duration,
 )
+from harness.models.metrics_api import CustomMetrics, parse_custom_metrics
 
 SCALE_UP_LIMIT_FACTOR = 2.0
 SCALE_UP_LIMIT_MINIMUM = 4.0
@@ -50,6 +59,7 @@ class HPADecision:
     currentReplicas: int = 0
     error: str | None = None
     proposals: list[dict] = field(default_factory=list)
+    lastScaleTime: str | None = None  # RFC 3339, as status.lastScaleTime
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +70,7 @@ class HPADecision:
             "error": self.error,
             "currentMetrics": self.currentMetrics,
             "conditions": self.conditions,
+            "lastScaleTime": self.lastScaleTime,
             "proposals": self.proposals,
         }
 
@@ -101,7 +112,8 @@ def _scaling_rules(raw: dict | None, default: dict, field_name: str) -> dict:
     return rules
 
 
-def _changes_in_period(period: float, events: list[_Event], now: float) -> int:
+def get_replicas_change_per_period(period: float, events: list[_Event], now: float) -> int:
+    """getReplicasChangePerPeriod: the replica change of the events newer than now - period."""
     cutoff = now - period
     return sum(e.change for e in events if e.timestamp > cutoff)
 
@@ -113,9 +125,9 @@ def scale_up_limit_with_rules(current: int, up: list[_Event], down: list[_Event]
         return current
     result: int | None = None
     for p in rules["policies"]:
-        start = current - _changes_in_period(p["periodSeconds"], up, now) + _changes_in_period(
-            p["periodSeconds"], down, now
-        )
+        period = p["periodSeconds"]
+        start = (current - get_replicas_change_per_period(period, up, now)
+                 + get_replicas_change_per_period(period, down, now))
         if p["type"] == "Pods":
             proposed = start + p["value"]
         else:
@@ -134,9 +146,9 @@ def scale_down_limit_with_rules(current: int, up: list[_Event], down: list[_Even
         return current
     result: int | None = None
     for p in rules["policies"]:
-        start = current - _changes_in_period(p["periodSeconds"], up, now) + _changes_in_period(
-            p["periodSeconds"], down, now
-        )
+        period = p["periodSeconds"]
+        start = (current - get_replicas_change_per_period(period, up, now)
+                 + get_replicas_change_per_period(period, down, now))
         if p["type"] == "Pods":
             proposed = start - p["value"]
         else:
@@ -148,9 +160,14 @@ def scale_down_limit_with_rules(current: int, up: list[_Event], down: list[_Even
     return result if result is not None else 2**31 - 1
 
 
-def convert_desired_replicas_with_rules(current: int, desired: int, min_r: int, max_r: int) -> tuple[int, str, str]:
-    """Legacy (no behavior) clamp: scale-up limit max(2*current, 4)."""
-    scale_up_limit = int(max(SCALE_UP_LIMIT_FACTOR * current, SCALE_UP_LIMIT_MINIMUM))
+def convert_desired_replicas_with_rules(
+    current: int, desired: int, min_r: int, max_r: int, *,
+    scale_up_limit_factor: float = SCALE_UP_LIMIT_FACTOR,
+) -> tuple[int, str, str]:
+    """Legacy (no behavior) clamp: scale-up limit max(factor*current, 4).
+
+    The factor is 2; upstream's unit tests set it to 8."""
+    scale_up_limit = int(max(scale_up_limit_factor * current, SCALE_UP_LIMIT_MINIMUM))
     if max_r > scale_up_limit:
         maximum, cond, msg = scale_up_limit, "ScaleUpLimit", "the desired replica count is increasing faster than the maximum scale rate"
     else:
@@ -237,6 +254,27 @@ class HPAController:
         self.scale_down_events: list[_Event] = []
         self._conditions: dict[str, dict] = {}
         self._now = 0.0
+        self.last_scale_time: float | None = None
+        self._load_status(hpa.get("status"))
+
+    def _load_status(self, status: Any) -> None:
+        """A pasted HPA's status: its conditions keep their lastTransitionTime while unchanged
+        (setConditionInList), and lastScaleTime carries over until the next rescale."""
+        if not isinstance(status, dict):
+            return
+        if status.get("lastScaleTime") is not None:
+            self.last_scale_time = to_epoch(status["lastScaleTime"], "hpa.status.lastScaleTime")
+        for i, c in enumerate(status.get("conditions") or []):
+            f = f"hpa.status.conditions[{i}]"
+            if not isinstance(c, dict) or not c.get("type"):
+                raise ModelInputError("a condition needs a type", f + ".type")
+            ltt = c.get("lastTransitionTime")
+            since = None if ltt is None else to_epoch(ltt, f"{f}.lastTransitionTime")
+            self._conditions[str(c["type"])] = {
+                "type": str(c["type"]), "status": str(c.get("status", "Unknown")),
+                "reason": c.get("reason", ""), "message": c.get("message", ""),
+                "lastTransitionTime": since,
+            }
 
     # --- history ----------------------------------------------------------------------------
     def load_history(self, history: dict | None) -> None:
@@ -277,8 +315,14 @@ class HPAController:
                                    "lastTransitionTime": ltt}
 
     def _condition_list(self) -> list[dict]:
-        order = ["AbleToScale", "ScalingActive", "ScalingLimited"]
-        return [dict(self._conditions[t]) for t in order if t in self._conditions]
+        """status.conditions in the API's shape: list order as set, lastTransitionTime RFC 3339."""
+        out = []
+        for c in self._conditions.values():
+            c = dict(c)
+            ltt = c["lastTransitionTime"]
+            c["lastTransitionTime"] = to_rfc3339(ltt) if ltt is not None else None
+            out.append(c)
+        return out
 
     # --- reconcile ------------------------------------------------------------------------------
     def reconcile(
@@ -307,21 +351,23 @@ class HPAController:
         proposals: list[dict] = []
         error: str | None = None
         reason = ""
+        custom = parse_custom_metrics(custom_metrics, now)
         if current == 0 and self.min_replicas != 0:
             self._set("ScalingActive", False, "ScalingDisabled", "scaling is disabled since the replica count of the target is zero")
-            return HPADecision(0, [], self._condition_list(), "scaling is disabled", False, current)
+            return HPADecision(0, [], self._condition_list(), "scaling is disabled", False, current,
+                               lastScaleTime=self._last_scale_rfc3339())
         if current > self.max_replicas:
             reason, desired = "Current number of replicas above Spec.MaxReplicas", self.max_replicas
         elif current < self.min_replicas:
             reason, desired = "Current number of replicas below Spec.MinReplicas", self.min_replicas
         else:
             metric_desired, metric_name, statuses, proposals, error = self._compute_replicas_for_metrics(
-                now, current, status_replicas, pods, pod_metrics, custom_metrics or {}
+                now, current, status_replicas, pods, pod_metrics, custom
             )
             if metric_desired == -1:
                 return HPADecision(current, statuses, self._condition_list(),
                                    f"failed to compute desired number of replicas based on listed metrics: {error}",
-                                   False, current, error, proposals)
+                                   False, current, error, proposals, self._last_scale_rfc3339())
             desired = metric_desired
             if desired > current:
                 reason = f"{metric_name} above target"
@@ -335,11 +381,16 @@ class HPAController:
         if rescale:
             self._store_scale_event(current, desired, now)
             self._set("AbleToScale", True, "SucceededRescale", f"the HPA controller was able to update the target scale to {desired}")
-        return HPADecision(desired, statuses, self._condition_list(), reason, rescale, current, error, proposals)
+            self.last_scale_time = now
+        return HPADecision(desired, statuses, self._condition_list(), reason, rescale, current,
+                           error, proposals, self._last_scale_rfc3339())
+
+    def _last_scale_rfc3339(self) -> str | None:
+        return to_rfc3339(self.last_scale_time) if self.last_scale_time is not None else None
 
     def _compute_replicas_for_metrics(
         self, now: float, spec_replicas: int, status_replicas: int, pods: list[dict],
-        pod_metrics: list[dict], custom: dict,
+        pod_metrics: list[dict], custom: CustomMetrics,
     ) -> tuple[int, str, list[dict], list[dict], str | None]:
         replicas = 0
         metric_name = ""
@@ -376,7 +427,7 @@ class HPAController:
 
     def _compute_metric(
         self, i: int, spec: dict, now: float, spec_replicas: int, status_replicas: int,
-        pods: list[dict], pod_metrics: list[dict], custom: dict,
+        pods: list[dict], pod_metrics: list[dict], custom: CustomMetrics,
     ) -> tuple[int, str, dict]:
         key, source = _metric_target(spec, i)
         target = source["target"]
@@ -390,20 +441,24 @@ class HPAController:
             if key == "containerResource" and not container:
                 raise ModelInputError("container is required", f"hpa.spec.metrics[{i}].containerResource.container")
             metrics = resource_pod_metrics(pod_metrics, res, container)
-            label = f"{res} container resource" if container else f"{res} resource"
-            if target["type"] == "Utilization":
+            # computeStatusForResourceMetricGeneric: a set averageValue wins, whatever the type says
+            avg = target.get("averageValue")
+            current: dict[str, Any]
+            if avg is not None:
+                r, usage = self.calc.get_raw_resource_replicas(
+                    spec_replicas, to_milli(avg, f + ".averageValue"), res, tol, pods, metrics, now)
+                current = {"averageValue": format_milli(usage)}
+                label = f"{res} resource"
+            else:
                 util_target = target.get("averageUtilization")
                 if not isinstance(util_target, int) or util_target <= 0:
-                    raise ModelInputError("averageUtilization must be a positive integer", f + ".averageUtilization")
+                    raise ModelInputError(
+                        "averageUtilization must be a positive integer", f + ".averageUtilization",
+                        "set averageUtilization (percent of request) or averageValue")
                 r, util, raw = self.calc.get_resource_replicas(spec_replicas, util_target, res, tol, pods, metrics, now, container)
                 current = {"averageUtilization": util, "averageValue": format_milli(raw)}
-                label += " utilization (percentage of request)"
-            else:
-                avg = target.get("averageValue")
-                if avg is None:
-                    raise ModelInputError("averageValue is required for AverageValue", f + ".averageValue")
-                r, usage = self.calc.get_raw_resource_replicas(spec_replicas, to_milli(avg, f + ".averageValue"), res, tol, pods, metrics, now)
-                current = {"averageValue": format_milli(usage)}
+                kind = "container resource" if container else "resource"
+                label = f"{res} {kind} utilization (percentage of request)"
             status_key = "containerResource" if container else "resource"
             body: dict[str, Any] = {"name": res, "current": current}
             if container:
@@ -416,43 +471,77 @@ class HPAController:
             avg = target.get("averageValue")
             if avg is None:
                 raise ModelInputError("Pods metrics need target.averageValue", f + ".averageValue")
-            per_pod = dig(custom, "pods", mname)
-            if per_pod is None:
+            metrics = custom.pods.get(mname) or {}
+            if not metrics:
                 raise MetricError(f"unable to get metric {mname}: no metrics returned from custom metrics API")
-            metrics = {
-                str(p): PodMetric(to_milli(v, f"customMetrics.pods.{mname}.{p}"), now, 0.0) for p, v in per_pod.items()
-            }
             r, usage = self.calc.get_metric_replicas(spec_replicas, to_milli(avg, f + ".averageValue"), mname, tol, pods, metrics, now)
             return r, f"pods metric {mname}", {"type": "Pods", "pods": {"metric": {"name": mname}, "current": {"averageValue": format_milli(usage)}}}
         if key == "object":
-            value = dig(custom, "object", mname)
-            if value is None:
+            if target.get("value") is None and target.get("averageValue") is None:
+                raise ModelInputError("must set either a target value or averageValue",
+                                      f"{f}.value")
+            usage_or_none = custom.object_value(mname, source.get("describedObject"))
+            if usage_or_none is None:
                 raise MetricError(f"unable to get metric {mname}: no metrics returned from custom metrics API")
-            usage = to_milli(value, f"customMetrics.object.{mname}")
+            usage = usage_or_none
             kind = dig(source, "describedObject", "kind", default="Object")
             obj_status = {"describedObject": source.get("describedObject") or {}, "metric": {"name": mname}}
-            if target["type"] == "Value":
+            # computeStatusForObjectMetric: the target type picks the field; a mismatch is an error
+            if target["type"] == "Value" and target.get("value") is not None:
                 r, u = self.calc.get_object_metric_replicas(spec_replicas, _target_milli(target, "value", f), usage, tol, pods)
                 obj_status["current"] = {"value": format_milli(u)}
-            else:
+            elif target["type"] == "AverageValue" and target.get("averageValue") is not None:
                 r, u = self.calc.get_object_per_pod_metric_replicas(status_replicas, _target_milli(target, "averageValue", f), usage, tol)
                 obj_status["current"] = {"averageValue": format_milli(u)}
+            else:
+                raise MetricError("invalid object metric source: "
+                                  "neither a value target nor an average value target was set")
             return r, f"{kind} metric {mname}", {"type": "Object", "object": obj_status}
         # external
-        raw_values = dig(custom, "external", mname)
-        if raw_values is None:
+        if target.get("value") is None and target.get("averageValue") is None:
+            raise ModelInputError("must set either a target value or averageValue", f + ".value")
+        values = custom.external.get(mname)
+        if not values:
             raise MetricError(f"unable to get external metric {mname}: no metrics returned from external metrics API")
-        if not isinstance(raw_values, list):
-            raw_values = [raw_values]
-        values = [to_milli(v, f"customMetrics.external.{mname}[{j}]") for j, v in enumerate(raw_values)]
         ext_status: dict[str, Any] = {"metric": {"name": mname}}
-        if target["type"] == "Value":
-            r, u = self.calc.get_external_metric_replicas(spec_replicas, _target_milli(target, "value", f), values, tol, pods)
-            ext_status["current"] = {"value": format_milli(u)}
-        else:
+        # computeStatusForExternalMetric: a set averageValue wins whatever target.type says
+        if target.get("averageValue") is not None:
             r, u = self.calc.get_external_per_pod_metric_replicas(status_replicas, _target_milli(target, "averageValue", f), values, tol)
             ext_status["current"] = {"averageValue": format_milli(u)}
+        else:
+            r, u = self.calc.get_external_metric_replicas(
+                spec_replicas, _target_milli(target, "value", f), values, tol, pods)
+            ext_status["current"] = {"value": format_milli(u)}
         return r, f"external metric {mname}", {"type": "External", "external": ext_status}
+
+    # --- horizontal.go's normalization steps, one at a time (what its unit tests call) ---------
+    def stabilize_recommendation(self, desired: int, now: float) -> int:
+        """stabilizeRecommendation: the max over the downscale window (no spec.behavior)."""
+        self._now = to_epoch(now, "now")
+        return self._stabilize(desired)
+
+    def stabilize_recommendation_with_behaviors(
+        self, current: int, desired: int, now: float
+    ) -> tuple[int, str, str]:
+        """stabilizeRecommendationWithBehaviors -> (replicas, AbleToScale reason, message)."""
+        up, down = self._require_behavior()
+        return self._stabilize_with_behaviors(current, desired, to_epoch(now, "now"), up, down)
+
+    def convert_desired_replicas_with_behavior_rate(
+        self, current: int, desired: int, now: float
+    ) -> tuple[int, str, str]:
+        """convertDesiredReplicasWithBehaviorRate -> (replicas, ScalingLimited reason, message)."""
+        up, down = self._require_behavior()
+        return self._convert_with_behavior_rate(current, desired, to_epoch(now, "now"), up, down)
+
+    def store_scale_event(self, prev: int, new: int, now: float) -> None:
+        """storeScaleEvent (a no-op without spec.behavior)."""
+        self._store_scale_event(prev, new, to_epoch(now, "now"))
+
+    def _require_behavior(self) -> tuple[dict, dict]:
+        if self.behavior is None:
+            raise ModelInputError("needs spec.behavior ({} for the defaults)", "hpa.spec.behavior")
+        return self.behavior["scaleUp"], self.behavior["scaleDown"]
 
     # --- normalization --------------------------------------------------------------------------
     def _normalize(self, current: int, desired: int) -> int:
@@ -592,16 +681,105 @@ def resource_pod_metrics(pod_metrics: list[dict], resource: str, container: str 
     return out
 
 
+# kube-controller-manager's HPA settings: model keyword -> (input key, flag, config field, default)
+CONTROLLER_SETTINGS: dict[str, tuple[str, str, str, float]] = {
+    "tolerance": ("tolerance", "horizontal-pod-autoscaler-tolerance",
+                  "HorizontalPodAutoscalerTolerance", 0.1),
+    "sync_period_s": ("syncPeriod", "horizontal-pod-autoscaler-sync-period",
+                      "HorizontalPodAutoscalerSyncPeriod", 15.0),
+    "downscale_stabilization_s": ("downscaleStabilization",
+                                  "horizontal-pod-autoscaler-downscale-stabilization",
+                                  "HorizontalPodAutoscalerDownscaleStabilizationWindow", 300.0),
+    "cpu_initialization_period_s": ("cpuInitializationPeriod",
+                                    "horizontal-pod-autoscaler-cpu-initialization-period",
+                                    "HorizontalPodAutoscalerCPUInitializationPeriod", 300.0),
+    "initial_readiness_delay_s": ("initialReadinessDelay",
+                                  "horizontal-pod-autoscaler-initial-readiness-delay",
+                                  "HorizontalPodAutoscalerInitialReadinessDelay", 30.0),
+}
+_IGNORED_SETTINGS = {"concurrent-horizontal-pod-autoscaler-syncs",
+                     "ConcurrentHorizontalPodAutoscalerSyncs",
+                     "concurrentHorizontalPodAutoscalerSyncs"}
+
+
+def controller_options(cfg: Any, field_name: str = "controller") -> dict[str, float]:
+    """The controller's HPA settings as copied from a cluster -> keyword arguments (seconds).
+
+    `cfg` is a mapping keyed by the model's names (`syncPeriod`, `downscaleStabilization`, ...),
+    the kube-controller-manager flag names (`horizontal-pod-autoscaler-sync-period`, leading
+    dashes optional) or the KubeControllerManagerConfiguration fields (an `HPAController` block
+    or its `HorizontalPodAutoscaler*` keys); or the flags themselves (`["--horizontal-pod-
+    autoscaler-sync-period=15s", ...]`, other flags ignored). Durations are Go durations
+    (`5m0s`) or seconds; the tolerance a number. Unset settings take the production defaults."""
+    by_name = {}
+    for kw, names in CONTROLLER_SETTINGS.items():
+        for n in names[:3]:
+            by_name[n] = kw
+    out = {kw: names[3] for kw, names in CONTROLLER_SETTINGS.items()}
+    if cfg is None:
+        return out
+    items: list[tuple[str, Any, str]] = []
+    if isinstance(cfg, str):
+        cfg = cfg.split()
+    if isinstance(cfg, list):
+        for i, flag in enumerate(cfg):
+            f = f"{field_name}[{i}]"
+            if not isinstance(flag, str):
+                raise ModelInputError(
+                    "expected a flag string such as --horizontal-pod-autoscaler-sync-period=15s", f)
+            name, eq, value = flag.lstrip("-").partition("=")
+            if name not in by_name:
+                continue  # the rest of a kube-controller-manager command line
+            if not eq:
+                raise ModelInputError(f"flag --{name} has no value", f, f"write --{name}=VALUE")
+            items.append((name, value, f))
+    elif isinstance(cfg, dict):
+        if isinstance(cfg.get("HPAController"), dict):  # a whole KubeControllerManagerConfiguration
+            cfg = cfg["HPAController"]
+            field_name += ".HPAController"
+        for key, value in cfg.items():
+            name = str(key).lstrip("-")
+            f = f"{field_name}.{key}"
+            if name in _IGNORED_SETTINGS:
+                continue
+            if name not in by_name:
+                known = ", ".join(names[0] for names in CONTROLLER_SETTINGS.values())
+                raise ModelInputError(f"unknown controller setting {key!r}", f,
+                                      f"one of {known} (or the kube-controller-manager flag names)")
+            items.append((name, value, f))
+    else:
+        raise ModelInputError("expected a mapping of settings or a list of flags", field_name)
+    for name, value, f in items:
+        kw = by_name[name]
+        if kw == "tolerance":
+            try:
+                tol = float(value) if not isinstance(value, bool) else -1.0
+            except (TypeError, ValueError):
+                tol = -1.0
+            if not tol >= 0 or tol == float("inf"):
+                raise ModelInputError(f"tolerance must be a number >= 0, got {value!r}", f,
+                                      "e.g. 0.1 for 10 %")
+            out[kw] = tol
+        else:
+            out[kw] = parse_duration(value, f)
+    if out["sync_period_s"] <= 0:
+        raise ModelInputError("the sync period must be > 0", field_name, "e.g. 15s")
+    return out
+
+
 # Re-exported for callers of the public API.
 from harness.models.hpa_sim import SimResult, simulate  # noqa: E402
 
 __all__ = [
+    "CONTROLLER_SETTINGS",
     "HPAController",
     "HPADecision",
     "MetricError",
     "SimResult",
     "Tolerances",
+    "controller_options",
     "convert_desired_replicas_with_rules",
+    "get_replicas_change_per_period",
     "resource_pod_metrics",
     "simulate",
 ]

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from harness.models._k8s import dig, to_epoch, to_milli
+from harness.models._k8s import dig, parse_duration, to_epoch, to_milli
 
 MAX_INT32 = 2**31 - 1
 
@@ -38,19 +38,8 @@ class PodMetric:
 
 
 def parse_go_duration(value: Any, field: str = "window") -> float:
-    """'15s', '1m0s', '1m30.5s', '500ms' or a number of seconds -> seconds."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    import re
-
-    from harness.models._k8s import ModelInputError
-
-    text = str(value).strip()
-    parts = re.findall(r"([0-9.]+)(h|ms|us|ns|m|s)", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ModelInputError(f"not a duration: {value!r}", field, "e.g. 15s or 1m0s")
-    scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
-    return sum(float(n) * scale[u] for n, u in parts)
+    """'15s', '1m0s', '1m30.5s', '500ms' or a number of seconds -> seconds (_k8s.parse_duration)."""
+    return parse_duration(value, field)
 
 
 def _pod_name(pod: dict) -> str:

@@ -252,3 +252,103 @@ def analyze(
         ready_at_s=ready, restart_sequence=restarts, hang_detect_s=hang, grace_period_s=grace,
         probes=probes, notes=notes,
     )
+
+
+# --- the probe worker, one doProbe call at a time (pkg/kubelet/prober/worker.go) ----------------
+
+SUCCESS, FAILURE, UNKNOWN = "Success", "Failure", "Unknown"
+# results.Manager value a worker sets when it first sees a container (worker.initialValue)
+INITIAL_RESULT = {"liveness": SUCCESS, "readiness": FAILURE, "startup": UNKNOWN}
+
+
+@dataclass
+class ContainerState:
+    """What a probe worker reads from the pod status at one tick."""
+
+    container_id: str | None = "containerd://c1"  # None: no status for the container yet
+    running: bool = True
+    terminated: bool = False
+    running_for_s: float = 0.0  # time since state.running.startedAt
+    started: bool = True  # containerStatuses[].started: startup probe passed (or there is none)
+    pod_phase: str = "Running"
+    deleting: bool = False  # metadata.deletionTimestamp set
+
+
+class ProbeWorker:
+    """One probe worker: results, the consecutive-result run, and the on-hold state.
+
+    `do_probe(state, outcome)` is one doProbe call, `outcome` being what the probe itself would
+    return now (Success / Failure; None for a prober error, which is thrown away). It returns
+    whether the worker keeps going; `result` is what the results manager holds (None: unset)."""
+
+    def __init__(self, probe: Probe, restart_policy: str = "Always") -> None:
+        self.probe = probe
+        self.kind = probe.kind
+        self.restart_policy = restart_policy
+        self.container_id: str | None = None
+        self.result: str | None = None
+        self.on_hold = False
+        self.last_result: str | None = None
+        self.result_run = 0
+
+    def do_probe(self, state: ContainerState | None, outcome: str | None) -> bool:
+        if state is None:  # no pod status yet
+            return True
+        if state.pod_phase in ("Failed", "Succeeded"):
+            return False
+        if not state.container_id:  # container not created yet, or deleted
+            return True
+        if state.container_id != self.container_id:  # a new container (or a restart)
+            self.container_id = state.container_id
+            self.result = INITIAL_RESULT[self.kind]
+            self.on_hold = False
+        if self.on_hold:  # after a liveness failure or a startup result: wait for a new container
+            return True
+        if not state.running:
+            self.result = FAILURE
+            return not state.terminated or self.restart_policy != "Never"
+        if state.deleting and self.kind in ("liveness", "startup"):
+            self.result = SUCCESS  # a quiet shutdown
+            return False
+        if int(state.running_for_s) < self.probe.initial_delay:  # int32(seconds) < initialDelay
+            return True
+        if state.started:
+            if self.kind == "startup":
+                return True
+        elif self.kind != "startup":
+            return True  # only the startup probe runs until the container has started
+        if outcome is None:
+            return True
+        if self.last_result == outcome:
+            self.result_run += 1
+        else:
+            self.last_result = outcome
+            self.result_run = 1
+        if (outcome == FAILURE and self.result_run < self.probe.failure_threshold) or (
+            outcome == SUCCESS and self.result_run < self.probe.success_threshold
+        ):
+            return True  # below the threshold: the result stays as it was
+        self.result = outcome
+        if (self.kind == "liveness" and outcome == FAILURE) or self.kind == "startup":
+            self.on_hold = True
+            self.result_run = 0
+        return True
+
+
+def worker_kill_time(gate: Probe, load_s: float, phase_s: float) -> float | None:
+    """Drive a ProbeWorker for the startup-gating probe over a container that answers only after
+    `load_s`: ticks at `phase_s + k*period` after the container start (0 <= phase_s < period),
+    each probe failing at once while loading. Returns the time of the failure that kills the
+    container, or None when it starts (startup probe) or turns healthy (liveness) first."""
+    worker = ProbeWorker(gate)
+    k = 0
+    while True:
+        t = phase_s + k * gate.period
+        k += 1
+        healthy = t >= load_s
+        worker.do_probe(ContainerState(running_for_s=t, started=gate.kind != "startup"),
+                        SUCCESS if healthy else FAILURE)
+        if worker.result == FAILURE:
+            return t
+        if healthy and t >= gate.initial_delay:
+            return None

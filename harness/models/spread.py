@@ -197,7 +197,17 @@ def parse_constraints(spec: dict, pod_labels: dict, field_name: str = "spec.topo
     return out
 
 
+def _selector_empty(selector: dict | None) -> bool:
+    """labels.Selector.Empty(): `{}` is labels.Everything(); a nil selector is Nothing()."""
+    if selector is None:
+        return False
+    return not selector.get("matchLabels") and not selector.get("matchExpressions")
+
+
 def _count_matching(existing_by_node: dict[str, list[dict]], node_name: str, c: Constraint, namespace: str) -> int:
+    """countPodsMatchSelector: an empty selector counts no pod (the incoming one still matches)."""
+    if _selector_empty(c.selector):
+        return 0
     n = 0
     for p in existing_by_node.get(node_name, ()):
         meta = p.get("metadata") or {}
@@ -300,6 +310,23 @@ def _spread_scores(constraints: list[Constraint], spec: dict, feasible: list[dic
         else:
             out[name] = MAX_NODE_SCORE * (hi + lo - raw[name]) / hi
     return out
+
+
+def spread_filter(pod: dict, nodes: list[dict], existing_pods: list[dict]) -> dict[str, str | None]:
+    """The PodTopologySpread plugin alone (PreFilter + Filter), as its unit tests run it: no other
+    filter (node affinity, taints, resources) excludes a node here. -> {node: None if it fits,
+    else the reason: R_SPREAD (Unschedulable) or R_SPREAD_LABEL (UnschedulableAndUnresolvable)}.
+
+    `pod`: a v1 Pod, Deployment or PodSpec; `existing_pods`: v1 Pods with spec.nodeName."""
+    spec, labels, ns = _pod_parts(pod)
+    by_node: dict[str, list[dict]] = {}
+    for p in existing_pods:
+        by_node.setdefault(dig(p, "spec", "nodeName", default=""), []).append(p)
+    hard = [c for c in parse_constraints(spec, labels) if c.when_unsatisfiable == "DoNotSchedule"]
+    if not hard:
+        return {dig(n, "metadata", "name"): None for n in nodes}
+    state = _spread_state(hard, spec, nodes, by_node, ns)
+    return {dig(n, "metadata", "name"): _spread_filter(hard, state, labels, n) for n in nodes}
 
 
 def default_constraints() -> list[dict]:

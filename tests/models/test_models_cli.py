@@ -31,6 +31,24 @@ def test_documented_examples_run(cmd):
         assert out["stranded"] == 2 and out["after"]["pending"] == 2
 
 
+def test_cluster_copied_hpa_example_runs():
+    """model-hpa-custom.yaml: a MetricValueList, the HPA's own status, controller flags."""
+    res = CliRunner().invoke(model, ["hpa", "--input", str(EXAMPLES / "model-hpa-custom.yaml"),
+                                     "--format", "json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["specReplicasFrom"] == "hpa.status.currentReplicas"
+    d = out["decision"]
+    # (4.5 + 3.5 + 5) / 3 = 4333m vs 2 -> ceil(2.1665 * 3) = 7; scaleUp Pods 4 / 15 s allows 3 + 4
+    assert (d["currentReplicas"], d["desiredReplicas"]) == (3, 7)
+    assert d["currentMetrics"][0]["pods"]["current"] == {"averageValue": "4333m"}
+    # True stays True: the pasted transition time is kept; the rescale stamps lastScaleTime
+    able = next(c for c in d["conditions"] if c["type"] == "AbleToScale")
+    assert (able["reason"], able["lastTransitionTime"]) == ("SucceededRescale",
+                                                            "2026-12-01T08:40:02Z")
+    assert d["lastScaleTime"] == "2026-12-01T09:13:40Z"
+
+
 def test_input_error_names_file_and_field(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("hpa:\n  spec: {maxReplicas: 3, metrics: [{type: Bogus}]}\npods: []\n")

@@ -52,10 +52,11 @@ def res_metrics(levels, names=None):
 
 
 def run_resource(current, requests, levels, target, readiness=None, phases=None, start=None, deleted=None,
-                 names=None, pods_count=None):
+                 names=None, pods_count=None, tol=TOL):
     n = max(current, len(phases) if phases else 0) if pods_count is None else pods_count
     pods = make_pods(n, requests, readiness, phases, start, deleted)
-    return CALC.get_resource_replicas(current, target, "cpu", TOL, pods, res_metrics(levels, names), NOW)
+    metrics = res_metrics(levels, names)
+    return CALC.get_resource_replicas(current, target, "cpu", tol, pods, metrics, NOW)
 
 
 ONE = "1.0"
@@ -151,10 +152,10 @@ def test_computed_tolerance_alg_implementation():
 
 # --- Pods (custom) metrics: calcPlainMetricReplicas -------------------------------------------------
 
-def run_pods_metric(current, levels, target, readiness=None, start=None):
+def run_pods_metric(current, levels, target, readiness=None, start=None, tol=TOL):
     pods = make_pods(current, readiness=readiness, start=start)
     metrics = {f"test-pod-{i}": PodMetric(lv, ZERO, 60) for i, lv in enumerate(levels)}
-    return CALC.get_metric_replicas(current, target, "qps", TOL, pods, metrics, NOW)
+    return CALC.get_metric_replicas(current, target, "qps", tol, pods, metrics, NOW)
 
 
 @pytest.mark.parametrize(("current", "levels", "target", "kw", "expected"), [
@@ -220,3 +221,37 @@ def test_utilization_truncates_and_ratio_on_edge_holds():
     # 1110m -> 111 -> ratio 1.11 -> ceil(1.11) = 2
     metrics = {"test-pod-0": PodMetric(1110, ZERO, 60)}
     assert CALC.get_resource_replicas(1, 100, "cpu", TOL, pods, metrics, NOW)[0] == 2
+
+
+# --- configurable tolerance (KEP-4951); Tolerances(scale_down, scale_up) as upstream orders it ---
+
+UNEVEN = ["0.9", "1.0", "1.1"]
+
+
+@pytest.mark.parametrize(("tol", "levels", "expected"), [
+    # TestReplicaCalcConfigurableTolerance: (replicas, utilization, raw average)
+    pytest.param(Tolerances(0.0, 0.0), [909, 1010, 1111], (4, 101, 2 * 1010),
+                 id="Outside of a 0% tolerance"),
+    pytest.param(Tolerances(0.1, 2.0), [1890, 1910, 1900], (3, 190, 2 * 1900),
+                 id="Within a 200% scale-up tolerance"),
+    pytest.param(Tolerances(2.0, 0.08), [1100, 1080, 1090], (4, 109, 2 * 1090),
+                 id="Outside 8% scale-up tolerance (and superfuous scale-down tolerance)"),
+    pytest.param(Tolerances(0.36, 0.1), [660, 640, 650], (3, 65, 2 * 650),
+                 id="Within a 36% scale-down tolerance"),
+    pytest.param(Tolerances(0.34, 0.1), [660, 640, 650], (2, 65, 2 * 650),
+                 id="Outside a 34% scale-down tolerance"),
+])
+def test_upstream_configurable_tolerance_resource(tol, levels, expected):
+    assert run_resource(3, UNEVEN, levels, 100, tol=tol) == expected
+
+
+def test_upstream_configurable_tolerance_custom_object_external():
+    up1 = Tolerances(0.1, 0.01)  # defaultTestingTolerance down, 1 % up
+    pods3 = make_pods(3)
+    # TestReplicaCalcConfigurableToleranceCM, ...CMObject, ...PerPodCMObject, ...CMExternal,
+    # ...PerPodCMExternal
+    assert run_pods_metric(3, [20000, 21000, 21000], 20000, tol=up1) == (4, 20666)
+    assert CALC.get_object_metric_replicas(3, 20000, 20666, up1, pods3) == (4, 20666)
+    assert CALC.get_object_per_pod_metric_replicas(4, 5000, 20208, up1) == (5, 5052)
+    assert CALC.get_external_metric_replicas(3, 8800, [8900], up1, pods3) == (4, 8900)
+    assert CALC.get_external_per_pod_metric_replicas(3, 2800, [8600], up1) == (4, 2867)
