@@ -29,6 +29,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from harness import interrupts
 from harness.backends.base import Backend
 from harness.errors import InputError, SetupError
 from harness.manifests.bundle import ManifestBundle
@@ -281,6 +282,9 @@ def interrupts_as_keyboard_interrupt(console: Console) -> Iterator[list[str]]:
                 runner.request_stop_all()  # no lock, no wait: safe here
         if len(received) == 2:
             console.print("[yellow]stopping: tearing down backends, writing the partial report[/]")
+            return
+        if interrupts.deferring() and len(received) < 3:  # mid-teardown: raised when it ends
+            interrupts.defer(received[-1])
             return
         raise KeyboardInterrupt(received[-1])
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import interrupts
 from harness.backends.base import Backend
 from harness.manifests.bundle import ManifestBundle
 from harness.profile import Profile
@@ -66,7 +67,8 @@ class ScenarioContext:
                         if e.reason == "RuntimeDeviation" and note not in self.deviations:
                             self.deviations.append(note)
             finally:  # an interrupt while saving the observations still tears down
-                backend.teardown()
+                with interrupts.shielded():  # and one during teardown waits for its end
+                    backend.teardown()
 
     def evidence(self, name: str) -> Path:
         self.out_dir.mkdir(parents=True, exist_ok=True)

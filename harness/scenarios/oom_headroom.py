@@ -145,6 +145,7 @@ def _drive(ctx: ScenarioContext, backend: Backend, limit: int | None, allowed: i
         ok = peak_mem is not None and allowed is not None and peak_mem <= allowed
         checks.append(Check(
             name="peak_memory_mib", measured=mib(peak_mem), target=f"<= {mib(allowed)}", unit="MiB", ok=ok,
+            inconclusive=peak_mem is None,
             note=(f"limit {format_bytes(limit)}, headroom {prof.memory.headroom:.0%}; peak is "
                   f"{(peak_mem or 0) / limit:.0%} of the limit") if peak_mem is not None
             else "no memory samples from the backend during the peak",

@@ -178,7 +178,10 @@ def full_load_phase(ctx: ScenarioContext, backend: Backend, faults: list[FaultRe
               ok=not kills["liveness"], note=kill_note),
         Check(name="restarts_under_load", measured=restarts, target=0, ok=restarts == 0),
         Check(name="requests_while_unready", measured=unready.total, target=0, ok=unready.total == 0,
-              note="requests reached a replica that was loading or draining" if unready.total else ""),
+              inconclusive=not unready.last,  # no pod exposed the counter: zero is no evidence
+              note="requests reached a replica that was loading or draining" if unready.total else
+              "" if unready.last else f"no pod exposed {UNREADY_METRIC}_total: requests that reached "
+                                      "an unready replica could not be counted"),
         Check(name="not_ready_503", measured=not_ready_503, target=0, ok=not_ready_503 == 0,
               note="clients were answered 503 (replica not ready / draining)" if not_ready_503 else ""),
     ]

@@ -378,23 +378,25 @@ def test_sigint_while_saving_observations_still_tears_down(tmp_path, manifests_f
     assert (run_dir / "probe-timing" / "before.json").is_file()  # partial evidence is kept
 
 
-def test_sigterm_during_teardown(tmp_path, manifests_file, env):
-    """The first signal lands in the backend's teardown: still an interrupted run."""
+def test_sigterm_during_teardown_waits_for_the_teardown(tmp_path, manifests_file, env):
+    """The first signal lands in the backend's teardown: the teardown runs to its end (nothing
+    is left behind), then the run is interrupted."""
     env("deploy_only")
     sig = Signaller()
     entered = threading.Event()
+    steps: list[str] = []
 
     def teardown() -> None:
         entered.set()
-        try:
-            _sleep_until_interrupted()
-        finally:  # the interrupt cut teardown short; count it as done for the bookkeeping
-            fakes_report.FakeBackend.torn_down.append(Path("interrupted"))
+        for step in ("processes", "cgroups", "state"):  # the signal arrives during these
+            time.sleep(0.3)
+            steps.append(step)
 
     HOOKS["teardown"] = teardown
     sig.when(entered.is_set, signal.SIGTERM)
     code, run_dir, _ = _certify(tmp_path, manifests_file)
     _assert_interrupted(code, run_dir, sig)
+    assert steps == ["processes", "cgroups", "state"], "the interrupt cut the teardown short"
     assert (run_dir / "probe-timing" / "before.json").is_file()
 
 
