@@ -46,7 +46,7 @@ def test_probes_during_load_then_graceful_drain(tiny_model_dir: Path, tmp_path: 
 
         def one(i: int) -> httpx.Response:
             return httpx.post(srv.url + "/v1/completions",
-                              json={"prompt": f"drain {i}", "max_tokens": 24, "temperature": 0},
+                              json={"prompt": f"drain {i}", "max_tokens": 160, "temperature": 0},
                               timeout=240)
 
         with concurrent.futures.ThreadPoolExecutor(burst) as pool:
@@ -57,6 +57,8 @@ def test_probes_during_load_then_graceful_drain(tiny_model_dir: Path, tmp_path: 
                 if accepted >= burst - 4:  # the first batch may already have finished
                     break
                 time.sleep(0.05)
+            else:
+                pytest.fail(f"the burst was never seen in flight: {[f.done() for f in futures]}")
             srv.proc.send_signal(signal.SIGTERM)
             time.sleep(0.2)
             assert httpx.get(srv.url + "/ready", timeout=10).status_code == 503
