@@ -72,8 +72,11 @@ def run(ctx: ScenarioContext) -> Verdict:
 
 def _finish(ctx: ScenarioContext, checks: list[Check], faults: list[FaultRecord],
             meas: dict[str, Any]) -> Verdict:
+    source = str(meas.get("capacity_source", ""))
+    caveats = [f"the spike was sized from a capacity not measured in this run: {source}"
+               ] if source.startswith(("declared", "unknown")) else []
     return common.finish(ctx, NAME, "hpa_scenario.json", checks, faults, meas,
-                         loads=("load.json", "capacity.json"),
+                         loads=("load.json", "capacity.json"), caveats=caveats,
                          report_only=("replica_timeline", "model", "capacity_sweep"))
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import math
 import time
+from collections import Counter
 from typing import Any
 
 import httpx
@@ -220,16 +221,14 @@ def drain_phase(ctx: ScenarioContext, backend: Backend, faults: list[FaultRecord
     # the drain was exercised only if accepted work was still running when SIGTERM came
     sigterm_at = fault.started_at + timing["pre_stop_s"]
     running_at_sigterm = [o for o in accepted if o["ended_at"] > sigterm_at]
-    by_outcome: dict[str, int] = {}
-    for o in outcomes:
-        by_outcome[o["outcome"]] = by_outcome.get(o["outcome"], 0) + 1
+    by_outcome = dict(Counter(o["outcome"] for o in outcomes))
     meas["drain"] = {"zone": zone, "pods": targets, "record": fault.model_dump(), "timing": timing,
                      "outcomes": by_outcome, "requests": outcomes}
     checks.append(Check(
         name="drain_completed", measured=fault.landed, target=True, ok=fault.landed,
         note=(fault.detail or "the disruption budget blocked the drain") if not fault.landed
         else f"evicted {fault.affected}"))
-    if fault.landed:  # nothing was evicted: there was no drain to exercise
+    if fault.landed:  # a drain that evicted nothing had nothing to exercise
         checks.append(Check(
             name="drain_exercised", measured=len(running_at_sigterm), target="> 0 in flight at SIGTERM",
             ok=bool(running_at_sigterm), inconclusive=not running_at_sigterm,
