@@ -31,10 +31,14 @@ NAME = "zone-failure"
 DRAIN_TIMEOUT_S = 30.0  # longer than a healthy drain needs; a blocking budget stays blocked
 #: each in-flight request works for preStop + this share of the service's drain timeout
 DRAIN_WORK_SHARE = 0.6
-CALIBRATION_TOKENS = (16, 64)  # two timed batches: fixed cost vs per-token cost
-#: concurrent long requests per drained pod: fewer than the reference service's batch (16) and
-#: than its memory budget admits at the longest max_tokens, so all of them run at once
-IN_FLIGHT_PER_POD = 8
+#: two timed rounds: fixed vs per-token cost, the long one deep enough to include the cost of
+#: attending over a long sequence
+CALIBRATION_TOKENS = (64, 448)
+#: long requests per drained pod: two rows generate slower per token than one, so the work
+#: reaches past the SIGKILL of a short grace period within the positions the model has. Split
+#: into two batches by their arrival, the second waits past the service's queue-wait bound and
+#: is refused (429), not lost
+IN_FLIGHT_PER_POD = 2
 
 
 def run(ctx: ScenarioContext) -> Verdict:
@@ -212,7 +216,7 @@ def drain_phase(ctx: ScenarioContext, backend: Backend, faults: list[FaultRecord
     with cf.ThreadPoolExecutor(max_workers=max(1, n)) as pool:
         inflight = [pool.submit(_long_request, backend, pod, body)
                     for pod, bodies in plan.items() for body in bodies]
-        time.sleep(0.5)  # let them be accepted before the eviction
+        time.sleep(0.3)  # let them be accepted before the eviction
         fault = backend.drain_zone(zone, timeout_s=DRAIN_TIMEOUT_S)
         faults.append(fault)
         outcomes = [f.result() for f in inflight]
@@ -258,20 +262,22 @@ def drain_timing(ctx: ScenarioContext) -> dict[str, float]:
     grace = float(pod_spec.get("terminationGracePeriodSeconds", 30))
     sleep = ((common.main_container(ctx.bundle).get("lifecycle") or {}).get("preStop") or {}).get("sleep") or {}
     pre_stop = float(sleep.get("seconds", 0))
-    raw = common.container_env(ctx.bundle, "GAUNTLET_DRAIN_TIMEOUT_S")
-    drain = float(raw) if raw is not None else float(ServiceSettings.model_fields["drain_timeout_s"].default)
+    def setting(env: str, field: str) -> float:
+        raw = common.container_env(ctx.bundle, env)
+        return float(raw) if raw is not None else float(ServiceSettings.model_fields[field].default)
+
+    drain = setting("GAUNTLET_DRAIN_TIMEOUT_S", "drain_timeout_s")
     return {"grace_s": grace, "pre_stop_s": pre_stop, "drain_timeout_s": drain,
-            "work_s": round(pre_stop + DRAIN_WORK_SHARE * drain, 2)}
+            "work_s": round(pre_stop + DRAIN_WORK_SHARE * drain, 2),
+            "max_tokens_limit": setting("GAUNTLET_MAX_TOKENS_LIMIT", "max_tokens_limit")}
 
 
 def _inflight_plan(backend: Backend, pod: str, timing: dict[str, float]) -> list[dict[str, Any]]:
     """IN_FLIGHT_PER_POD requests for `pod` whose generation lasts about timing['work_s'].
 
-    Calibrated on the pod with two timed batches of the same size (CALIBRATION_TOKENS short and
-    long), so the fixed cost (HTTP, prefill) and the per-token cost are told apart."""
-    from reference_service.config import ServiceSettings
-
-    prompt = "Drain me gently. " * 24
+    Calibrated on the pod with two timed rounds of as many requests (CALIBRATION_TOKENS short
+    and long), so the fixed cost (HTTP, prefill) and the per-token cost are told apart."""
+    prompt = "Drain me gently. " * 2  # short: the positions go to the generation
     url = backend.pod_url(pod).rstrip("/") + "/v1/completions"
 
     def timed_batch(tokens: int) -> tuple[float, int]:
@@ -286,8 +292,7 @@ def _inflight_plan(backend: Backend, pod: str, timing: dict[str, float]) -> list
     t_long, produced = timed_batch(long_)
     per_token = max(1e-4, (t_long - t_short) / (long_ - short))
     fixed = max(0.0, t_short - short * per_token)
-    limit = int(ServiceSettings.model_fields["max_tokens_limit"].default)
-    tokens = int(min(limit, max(1, math.ceil((timing["work_s"] - fixed) / per_token))))
+    tokens = int(min(timing["max_tokens_limit"], max(1, math.ceil((timing["work_s"] - fixed) / per_token))))
     timing.update(per_token_s=round(per_token, 5), fixed_s=round(fixed, 3), max_tokens=tokens,
                   calibration_tokens=produced, expected_work_s=round(fixed + tokens * per_token, 2))
     return [{"prompt": prompt, "max_tokens": tokens, "temperature": 0.0}] * IN_FLIGHT_PER_POD
