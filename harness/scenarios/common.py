@@ -68,6 +68,17 @@ def container_env(bundle: ManifestBundle, name: str) -> str | None:
     return None
 
 
+def service_setting(bundle: ManifestBundle, field: str) -> tuple[float, bool]:
+    """A reference-service setting as the manifest runs it: its GAUNTLET_<FIELD> env value, else
+    the service's default. (value, whether the manifest sets it)."""
+    from reference_service.config import ENV_PREFIX, ServiceSettings
+
+    raw = container_env(bundle, f"{ENV_PREFIX}{field.upper()}")
+    if raw is not None:
+        return float(raw), True
+    return float(ServiceSettings.model_fields[field].default), False
+
+
 def memory_limit(bundle: ManifestBundle) -> int | None:
     lim = main_container(bundle).get("resources", {}).get("limits", {}).get("memory")
     return memory_bytes(lim) if lim is not None else None

@@ -34,15 +34,12 @@ OVERLOAD_MIN_MULTIPLE = 3
 def admission_capacity(ctx: ScenarioContext) -> tuple[int, str]:
     """Requests the service can hold before it must refuse: max batch + max queue (the
     reference service's GAUNTLET_ settings in the container env, else its defaults)."""
-    from reference_service.config import ServiceSettings
-
     held = 0
     parts = []
-    for field, env in (("max_batch_size", "GAUNTLET_MAX_BATCH_SIZE"), ("max_queue", "GAUNTLET_MAX_QUEUE")):
-        raw = common.container_env(ctx.bundle, env)
-        value = int(raw) if raw is not None else int(ServiceSettings.model_fields[field].default)
-        held += value
-        parts.append(f"{env}={value}" + ("" if raw is not None else " (default)"))
+    for field in ("max_batch_size", "max_queue"):
+        value, set_here = common.service_setting(ctx.bundle, field)
+        held += int(value)
+        parts.append(f"GAUNTLET_{field.upper()}={int(value)}" + ("" if set_here else " (default)"))
     return held, " + ".join(parts)
 
 

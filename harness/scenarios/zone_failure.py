@@ -39,6 +39,8 @@ CALIBRATION_TOKENS = (64, 448)
 #: into two batches by their arrival, the second waits past the service's queue-wait bound and
 #: is refused (429), not lost
 IN_FLIGHT_PER_POD = 2
+#: outcomes of a request that the server never accepted: not lost by the drain
+REFUSED = ("refused_status", "refused_connection", "timed_out_before_acceptance")
 
 
 def run(ctx: ScenarioContext) -> Verdict:
@@ -248,28 +250,18 @@ def drain_phase(ctx: ScenarioContext, backend: Backend, faults: list[FaultRecord
     return checks
 
 
-#: outcomes of a request that the server never accepted: not lost by the drain
-REFUSED = ("refused_status", "refused_connection", "timed_out_before_acceptance")
-
-
 def drain_timing(ctx: ScenarioContext) -> dict[str, float]:
     """How long each in-flight request should work: past the SIGTERM (after preStop) and well
     past a grace period shorter than the drain, yet inside what a correct drain allows
     (preStop + the service's drain timeout), so a cut is the manifest's fault by construction."""
-    from reference_service.config import ServiceSettings
-
     pod_spec = ctx.bundle.deployment.get("spec", {}).get("template", {}).get("spec", {})
     grace = float(pod_spec.get("terminationGracePeriodSeconds", 30))
     sleep = ((common.main_container(ctx.bundle).get("lifecycle") or {}).get("preStop") or {}).get("sleep") or {}
     pre_stop = float(sleep.get("seconds", 0))
-    def setting(env: str, field: str) -> float:
-        raw = common.container_env(ctx.bundle, env)
-        return float(raw) if raw is not None else float(ServiceSettings.model_fields[field].default)
-
-    drain = setting("GAUNTLET_DRAIN_TIMEOUT_S", "drain_timeout_s")
+    drain, _ = common.service_setting(ctx.bundle, "drain_timeout_s")
     return {"grace_s": grace, "pre_stop_s": pre_stop, "drain_timeout_s": drain,
             "work_s": round(pre_stop + DRAIN_WORK_SHARE * drain, 2),
-            "max_tokens_limit": setting("GAUNTLET_MAX_TOKENS_LIMIT", "max_tokens_limit")}
+            "max_tokens_limit": common.service_setting(ctx.bundle, "max_tokens_limit")[0]}
 
 
 def _inflight_plan(backend: Backend, pod: str, timing: dict[str, float]) -> list[dict[str, Any]]:
