@@ -6,6 +6,9 @@ project venv without nox's own virtualenvs: `nox --no-venv -s tests` (after `./r
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import nox
 
 nox.options.reuse_existing_virtualenvs = True
@@ -52,9 +55,7 @@ def certify_kind(session: nox.Session) -> None:
 def gameday(session: nox.Session) -> None:
     """The zone-outage chaos experiment on the local backend."""
     _install(session)
-    session.run(
-        "gauntlet", "gameday", "scenarios/experiments/zone-outage.json", *session.posargs
-    )
+    session.run("gauntlet", "gameday", "scenarios/experiments/zone-outage.json", *session.posargs)
 
 
 @nox.session
@@ -76,3 +77,47 @@ def gpu(session: nox.Session) -> None:
     """One short GPU check (tiny model on CUDA, 200 requests); skipped with a reason without CUDA."""
     _install(session)
     session.run("python", "scripts/gpu_check.py", *session.posargs)
+
+
+_WHEEL_PROBE = """if True:
+    import json, sysconfig
+    from pathlib import Path
+    from harness import resources as r
+    from harness.manifests.render import render
+    site = Path(sysconfig.get_paths()["purelib"]).resolve()
+    paths = {"profile": r.profile_file("seed"), "manifests": r.default_manifests(),
+             "kind": r.kind_cluster_config(), "experiment": r.experiment_file("zone-outage")}
+    for p in paths.values():
+        assert p.is_relative_to(site), f"{p} is not the wheel's own file (under {site})"
+    assert r.source_checkout() is None, r.source_checkout()
+    Path("local.yaml").write_text(render(r.default_manifests()).to_yaml())
+    print(json.dumps({k: str(v) for k, v in paths.items()}))
+"""
+
+
+@nox.session(reuse_venv=False)
+def wheel(session: nox.Session) -> None:
+    """Build the wheel, install it with its dependencies into a fresh venv and run the CLI from
+    an empty directory, far from the checkout. `nox -s wheel -- certify` also runs
+    `gauntlet certify --only cold-start` (deploys on the local backend: minutes)."""
+    tmp = Path(session.create_tmp()).resolve()
+    dist = tmp / "dist"
+    for old in dist.glob("*.whl"):
+        old.unlink()
+    session.run("python", "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), ".")
+    (built,) = dist.glob("gauntlet-*.whl")
+    session.install(str(built))
+    empty = tmp / "empty"
+    empty.mkdir(exist_ok=True)
+    with session.chdir(empty):
+        session.run("gauntlet", "--version")
+        out = session.run("python", "-c", _WHEEL_PROBE, silent=True)
+        paths = json.loads(str(out).strip().splitlines()[-1])
+        session.log(f"packaged data: {paths}")
+        # seed is the GPU production profile: exit 1 (findings) is an answer, 2 is bad input
+        session.run("gauntlet", "check", "--profile", "seed", "--manifests", "local.yaml",
+                    success_codes=[0, 1])  # fmt: skip
+        session.run("gauntlet", "check", "--profile", "local", "--manifests", paths["manifests"])
+        session.run("gauntlet", "gameday", paths["experiment"], "--dry-run")
+        if "certify" in session.posargs:
+            session.run("gauntlet", "certify", "--only", "cold-start", "--out", str(tmp / "run"))

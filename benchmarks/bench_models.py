@@ -13,8 +13,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.models.hpa import HPAController, simulate
-from harness.models.probes import analyze
-from harness.models.spread import place, zone_failure
+from harness.models.prober import analyze
+from harness.models.scheduler import place, zone_failure
 
 HPA = {"spec": {"minReplicas": 2, "maxReplicas": 100, "metrics": [
     {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 65}}}]}}

@@ -4,7 +4,7 @@
 backend's teardown it would leave processes, cgroups or namespaces behind (the backend marks
 itself closed as teardown begins, so nothing retries). Inside `shielded()` the signal handler
 defers the interrupt instead; it is raised when the shielded block ends. A third signal still
-forces its way through (see harness.certify.interrupts_as_keyboard_interrupt).
+forces its way through (see harness.run.engine.SignalGuard).
 """
 
 from __future__ import annotations

@@ -13,9 +13,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from harness import resources
 from harness.errors import InputError, from_validation_error
-
-PROFILES_DIR = Path(__file__).resolve().parent.parent / "scenarios" / "profiles"
 
 
 class _Strict(BaseModel):
@@ -153,14 +152,15 @@ class Profile(_Strict):
 
 
 def available_profiles() -> list[str]:
-    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+    """Names of the bundled profiles (`harness.resources.profiles_dir()`)."""
+    return resources.profile_names()
 
 
 def load_profile(name_or_path: str | Path) -> Profile:
-    """Load a profile by name (scenarios/profiles/NAME.yaml) or by file path."""
+    """Load a bundled profile by name (`seed`, `local`) or a profile file by path."""
     path = Path(name_or_path)
     if not path.suffix and not path.exists():
-        path = PROFILES_DIR / f"{name_or_path}.yaml"
+        path = resources.profiles_dir() / f"{name_or_path}.yaml"
         if not path.exists():
             raise InputError(
                 f"no profile named {name_or_path!r}",

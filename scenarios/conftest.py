@@ -1,71 +1,89 @@
-"""pytest options and fixtures for the scenario suites (`pytest scenarios/ --backend local ...`).
+"""The scenario suites on the run engine: `pytest scenarios/ --gauntlet-backend local ...`.
 
-The same inputs as `gauntlet certify`, the same report: verdicts recorded with `record_verdict`
-are written to `<out>/report.json`, `junit.xml` and `report.html` at the end of the session
-(report.json also after every verdict, so an interrupted session leaves a partial report).
-A scenario test passes iff its verdict passes; skip -> pytest.skip(reason); fail, inconclusive
-and error -> pytest.fail(reason).
+The same inputs as `gauntlet certify` (options prefixed `--gauntlet-`) and the same engine
+(`harness.run`), so the same run directory: report.json rewritten after every scenario,
+junit.xml, report.html and certify.log at the end of the session, an interrupted session marked
+so. Every `scenarios/test_<scenario>.py` holds two tests:
+
+- `test_scenario` runs the scenario and passes on a pass verdict, is skipped on a skip (with the
+  reason) and fails otherwise (fail, inconclusive, error);
+- `test_check[<check>]`, one per check the scenario declares (`CHECKS` in its module), so a CI
+  page names the check that failed: it passes when the check met its target, fails when it
+  missed it, and is skipped when it was inconclusive or not evaluated (the scenario stopped
+  before it, was skipped, or ended in error), with the reason.
+
+A scenario runs once per session, by whichever of its tests comes first.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+import importlib
 from pathlib import Path
 
 import pytest
 
-from harness.certify import (
-    BACKENDS,
-    RUNTIMES,
-    CertifyOptions,
-    Prepared,
-    new_report,
-    prepare,
-    resolve_scenarios,
-)
+from harness.backends import BACKENDS, RUNTIMES
 from harness.errors import InputError, SetupError
-from harness.report import write_outputs
-from harness.report.schema import Report, ScenarioResult
+from harness.report.schema import ScenarioResult
+from harness.run import evidence
+from harness.run.engine import Run, SignalGuard
+from harness.run.options import CertifyOptions, prepare, resolve_scenarios
 from harness.scenarios import base as scenarios_base
-from harness.scenarios.base import ScenarioContext, run_scenario
-from harness.verdict import Verdict
 
-_SESSION = pytest.StashKey["_CertifySession"]()
+_RUN = pytest.StashKey[Run]()
 _SELECTED = pytest.StashKey[list[str]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    g = parser.getgroup("gauntlet", "Gauntlet certification scenarios")
-    g.addoption("--backend", choices=BACKENDS, default="local", help="where the deployment runs")
-    g.addoption("--context", default=None, help="kubeconfig context (kube backend)")
-    g.addoption("--allow-context", action="append", default=[], help="allow this context (repeatable)")
-    g.addoption("--profile", default="local", help="SLO profile name or YAML file")
-    g.addoption("--manifests", default=None, help="kustomize dir or YAML file (default: manifests/overlays/local)")
-    g.addoption("--out", default=None, help="run directory (default: reports/<run-id>/)")
-    g.addoption("--only", action="append", default=[], help="run only these scenarios (repeatable)")
-    g.addoption("--runtime", choices=RUNTIMES, default="process", help="local backend runtime")
+    g = parser.getgroup("gauntlet", "Gauntlet certification scenarios (the options of `gauntlet certify`)")
+    g.addoption("--gauntlet-backend", choices=list(BACKENDS), default="local", help="where the deployment runs")
+    g.addoption("--gauntlet-context", default=None, help="kubeconfig context (kube backend)")
+    g.addoption("--gauntlet-allow-context", action="append", default=[], help="allow this context (repeatable)")
+    g.addoption("--gauntlet-profile", default="local", help="SLO profile name or YAML file")
+    g.addoption("--gauntlet-manifests", default=None,
+                help="kustomize dir or YAML file (default: the packaged overlays/local)")
+    g.addoption("--gauntlet-out", default=None, help="run directory (default: reports/<run-id>/)")
+    g.addoption("--gauntlet-only", action="append", default=[],
+                help="run only these scenarios (repeatable or comma-separated)")
+    g.addoption("--gauntlet-runtime", choices=list(RUNTIMES), default="process", help="local backend runtime")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "scenario(name): the certification scenario this test runs")
 
 
-def scenario_of(item: pytest.Item) -> str | None:
+def scenario_of(item: pytest.Item | pytest.Module) -> str | None:
     """The scenario a test runs: its `scenario` marker, else its file (test_cold_start.py)."""
     marker = item.get_closest_marker("scenario")
     if marker and marker.args:
         return str(marker.args[0])
-    stem = Path(str(item.fspath)).stem
-    name = stem.removeprefix("test_").replace("_", "-")
+    name = Path(str(item.path)).stem.removeprefix("test_").replace("_", "-")
     return name if name in scenarios_base.SCENARIOS else None
 
 
+def declared_checks(scenario: str) -> tuple[str, ...]:
+    """The check names the scenario's module declares (`CHECKS`)."""
+    module = importlib.import_module(scenarios_base.SCENARIOS[scenario].split(":")[0])
+    checks: tuple[str, ...] = module.CHECKS
+    return checks
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "gauntlet_check" in metafunc.fixturenames:
+        scenario = scenario_of(metafunc.definition)
+        if scenario is None:
+            raise pytest.UsageError(f"{metafunc.definition.nodeid}: no scenario (name the file "
+                                    "test_<scenario>.py or mark it @pytest.mark.scenario(name))")
+        checks = declared_checks(scenario)
+        metafunc.parametrize("gauntlet_check", checks, ids=list(checks))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    only = config.getoption("--only")
-    wanted = set(resolve_scenarios(only)) if only else None
+    only = config.getoption("--gauntlet-only")
+    try:
+        wanted = set(resolve_scenarios(only)) if only else None
+    except InputError as err:
+        pytest.exit(f"error: {err}", returncode=2)
     order = {name: i for i, name in enumerate(scenarios_base.SCENARIOS)}
     keep, drop = [], []
     for item in items:
@@ -78,27 +96,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     config.stash[_SELECTED] = list(dict.fromkeys(n for it in keep if (n := scenario_of(it))))
 
 
-@dataclass
-class _CertifySession:
-    prep: Prepared
-    report: Report
-    measured: dict = field(default_factory=dict)
-    started: dict[str, float] = field(default_factory=dict)
-
-    def save(self) -> None:
-        self.report.finished_at = time.time()
-        self.report.finalize().write(self.prep.run_dir / "report.json")
-
-
 @pytest.fixture(scope="session")
-def certify_session(request: pytest.FixtureRequest) -> _CertifySession:
+def gauntlet_run(request: pytest.FixtureRequest) -> Run:
+    """The session's run: its inputs checked once, its report written at the session's end."""
     config = request.config
+    out = config.getoption("--gauntlet-out")
     opts = CertifyOptions(
-        backend=config.getoption("--backend"), context=config.getoption("--context"),
-        allow_contexts=config.getoption("--allow-context"), profile=config.getoption("--profile"),
-        manifests=config.getoption("--manifests"), only=config.getoption("--only"),
-        out=Path(config.getoption("--out")) if config.getoption("--out") else None,
-        runtime=config.getoption("--runtime"),
+        backend=config.getoption("--gauntlet-backend"), context=config.getoption("--gauntlet-context"),
+        allow_contexts=config.getoption("--gauntlet-allow-context"),
+        profile=config.getoption("--gauntlet-profile"), manifests=config.getoption("--gauntlet-manifests"),
+        only=config.getoption("--gauntlet-only"), out=Path(out) if out else None,
+        runtime=config.getoption("--gauntlet-runtime"),
     )
     try:
         prep = prepare(opts)
@@ -107,83 +115,65 @@ def certify_session(request: pytest.FixtureRequest) -> _CertifySession:
     except InputError as err:
         pytest.exit(f"error: {err}", returncode=2)
     prep.scenarios = config.stash.get(_SELECTED, prep.scenarios) or prep.scenarios
-    session = _CertifySession(prep, new_report(prep, ["pytest", *config.invocation_params.args]))
-    session.save()
-    config.stash[_SESSION] = session
-    return session
-
-
-@pytest.fixture
-def scenario_ctx(certify_session: _CertifySession) -> Callable[[str], ScenarioContext]:
-    """scenario_ctx("cold-start") -> a ScenarioContext whose evidence goes to <out>/cold-start/."""
-
-    def make(name: str) -> ScenarioContext:
-        if name not in scenarios_base.SCENARIOS:
-            raise InputError(f"unknown scenario {name!r}", fix=f"use one of {', '.join(scenarios_base.SCENARIOS)}")
-        prep = certify_session.prep
-        out_dir = prep.run_dir / name
-        out_dir.mkdir(parents=True, exist_ok=True)
-        log_path = prep.run_dir / "certify.log"
-
-        def log(message: str) -> None:
-            line = f"{datetime.now(UTC).strftime('%H:%M:%S')} [{name}] {message}"
-            with log_path.open("a") as f:
-                f.write(line + "\n")
-            print(line)  # captured by pytest, shown on failure
-
-        certify_session.started.setdefault(name, time.time())
-        return ScenarioContext(
-            profile=prep.profile, bundle=prep.bundle.copy(), backend_factory=prep.backend_factory,
-            backend_name=prep.backend.name, out_dir=out_dir, measured=certify_session.measured, log=log,
-        )
-
-    return make
-
-
-@pytest.fixture
-def record_verdict(certify_session: _CertifySession) -> Callable[[Verdict], None]:
-    """Store a verdict in the report, then pass / pytest.skip / pytest.fail on it."""
-
-    def record(verdict: Verdict) -> None:
-        started = certify_session.started.get(verdict.name)
-        result = ScenarioResult.from_verdict(verdict, started, time.time())
-        scenarios = certify_session.report.scenarios
-        scenarios[:] = [s for s in scenarios if s.name != result.name] + [result]
-        certify_session.save()
-        if verdict.status == "skip":
-            pytest.skip(verdict.reason)
-        if verdict.status != "pass":
-            pytest.fail(f"{verdict.name} {verdict.status}: {verdict.reason}", pytrace=False)
-
-    return record
-
-
-@pytest.fixture
-def certify_scenario(
-    scenario_ctx: Callable[[str], ScenarioContext], record_verdict: Callable[[Verdict], None]
-) -> Callable[[str], Verdict]:
-    """The whole test in one call: certify_scenario("hpa") runs it (errors become verdicts) and records."""
-
-    def run(name: str) -> Verdict:
-        verdict = run_scenario(name, scenario_ctx(name))
-        record_verdict(verdict)
-        return verdict
-
+    run = Run(prep, command=["pytest", *config.invocation_params.args], echo=print)  # captured
+    run.start()
+    config.stash[_RUN] = run
     return run
 
 
+class ScenarioTest:
+    """One scenario of the session's run, as the tests of its file see it."""
+
+    def __init__(self, run: Run, name: str) -> None:
+        self.run = run
+        self.name = name
+
+    def result(self) -> ScenarioResult:
+        """Its result, running it through the engine the first time (SIGTERM = Ctrl-C meanwhile)."""
+        done = self.run.report.scenario(self.name)
+        if done is not None:
+            return done
+        with SignalGuard(print):
+            return self.run.run_scenario(self.name)
+
+    def verdict(self) -> None:
+        r = self.result()
+        if r.verdict == "skip":
+            pytest.skip(r.reason)
+        if r.verdict != "pass":
+            failing = [f"  {c.name} ({c.outcome}): measured {c.measured}{c.unit} vs target {c.target}{c.unit}"
+                       + (f"; {c.note}" if c.note else "") for c in r.checks if not c.ok]
+            pytest.fail("\n".join([f"{self.name} {r.verdict}: {r.reason}", *failing]), pytrace=False)
+
+    def check(self, check: str) -> None:
+        r = self.result()
+        c = next((c for c in r.checks if c.name == check), None)
+        if c is None:  # the scenario stopped before it, or this run's path does not have it
+            why = {"skip": "the scenario was skipped", "error": "the scenario ended in error"}.get(
+                r.verdict, f"not among the checks of this {r.verdict} verdict")
+            pytest.skip(f"not evaluated: {why} ({r.reason})")
+        line = f"measured {c.measured}{c.unit} vs target {c.target}{c.unit}" + (f"; {c.note}" if c.note else "")
+        if c.inconclusive:
+            pytest.skip(f"inconclusive: {c.note or line}")
+        if not c.ok:
+            pytest.fail(f"{self.name} {check}: {line}", pytrace=False)
+
+
+@pytest.fixture
+def gauntlet_scenario(gauntlet_run: Run, request: pytest.FixtureRequest) -> ScenarioTest:
+    """The scenario of the requesting test's file (or its `scenario` marker)."""
+    name = scenario_of(request.node)
+    if name is None:
+        raise InputError(f"{request.node.nodeid}: no scenario", fix="name the file test_<scenario>.py "
+                         f"(one of {', '.join(scenarios_base.SCENARIOS)}) or mark it @pytest.mark.scenario(name)")
+    return ScenarioTest(gauntlet_run, name)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    cs = session.config.stash.get(_SESSION, None)
-    if cs is None:
+    run = session.config.stash.get(_RUN, None)
+    if run is None:
         return
-    done = {s.name for s in cs.report.scenarios}
-    if exitstatus == pytest.ExitCode.INTERRUPTED:
-        cs.report.interrupted = True
-        cs.report.not_run = [n for n in cs.prep.scenarios if n not in done]
-        cs.report.interrupted_during = cs.report.not_run[0] if cs.report.not_run else None
-    cs.report.requested = [n for n in cs.prep.scenarios if n in done or cs.report.interrupted]
-    cs.save()
-    write_outputs(cs.report, cs.prep.run_dir)
+    run.close(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
     if tr is not None:
-        tr.write_line(f"gauntlet report: {cs.prep.run_dir / 'report.html'}")
+        tr.write_line(f"gauntlet report: {run.run_dir / evidence.HTML}")

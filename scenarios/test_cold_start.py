@@ -1,10 +1,13 @@
-"""The cold-start scenario as a pytest suite (logic in harness/scenarios/cold_start.py)."""
+"""The cold-start scenario as a pytest suite: its verdict, then one result per check it declares.
 
-from harness.scenarios import run_scenario
+Logic in harness/scenarios/cold_start.py; how a verdict and a check become pytest outcomes:
+scenarios/conftest.py.
+"""
 
 
-def test_cold_start(scenario_ctx, record_verdict):
-    ctx = scenario_ctx("cold-start")
-    verdict = run_scenario("cold-start", ctx)
-    record_verdict(verdict)
-    assert verdict.status in ("pass", "skip"), f"{verdict.status}: {verdict.reason}"
+def test_scenario(gauntlet_scenario):
+    gauntlet_scenario.verdict()
+
+
+def test_check(gauntlet_scenario, gauntlet_check):
+    gauntlet_scenario.check(gauntlet_check)

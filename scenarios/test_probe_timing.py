@@ -1,10 +1,13 @@
-"""The probe-timing scenario as a pytest suite (logic in harness/scenarios/probe_timing.py)."""
+"""The probe-timing scenario as a pytest suite: its verdict, then one result per check it declares.
 
-from harness.scenarios import run_scenario
+Logic in harness/scenarios/probe_timing.py; how a verdict and a check become pytest outcomes:
+scenarios/conftest.py.
+"""
 
 
-def test_probe_timing(scenario_ctx, record_verdict):
-    ctx = scenario_ctx("probe-timing")
-    verdict = run_scenario("probe-timing", ctx)
-    record_verdict(verdict)
-    assert verdict.status in ("pass", "skip"), f"{verdict.status}: {verdict.reason}"
+def test_scenario(gauntlet_scenario):
+    gauntlet_scenario.verdict()
+
+
+def test_check(gauntlet_scenario, gauntlet_check):
+    gauntlet_scenario.check(gauntlet_check)

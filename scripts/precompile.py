@@ -21,7 +21,7 @@ GROUPS = (
     "pydantic_settings, pytest\n"
     "from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast\n"
     "import reference_service.server, reference_service.loader, reference_service.engine\n"
-    "import harness.cli, harness.certify, harness.chaos.control",
+    "import harness.cli, harness.run.engine, harness.chaos.control",
 )
 
 

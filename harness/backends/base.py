@@ -11,6 +11,7 @@ from pathlib import Path
 from types import TracebackType
 
 from harness.backends.observe import (
+    Deployment,
     DeploymentStatus,
     Event,
     FaultRecord,
@@ -53,9 +54,15 @@ class RolloutWatch:
 
 
 class Backend(abc.ABC):
+    """What every backend does. Abilities only some have are the small interfaces below
+    (`RolloutRestarter`, `ClusterProvisioner`): a caller checks
+    `isinstance(backend, RolloutRestarter)` (or `issubclass` on the class)."""
+
     name: str = "abstract"
     #: True when memory limits are enforced by the kernel (an over-limit replica is OOM-killed).
     limits_enforced: bool = False
+    #: Why limits are (or are not) enforced, for the report ("" where nothing needs saying).
+    limits_reason: str = ""
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
@@ -81,7 +88,9 @@ class Backend(abc.ABC):
 
     # observation ---------------------------------------------------------------------------
     @abc.abstractmethod
-    def pods(self) -> list[Pod]: ...
+    def pods(self, include_deleted: bool = False) -> list[Pod]:
+        """The Deployment's pods now; with `include_deleted`, also those seen deleted since deploy
+        (their last observed state, `deletionTimestamp` set), for the evidence files."""
 
     @abc.abstractmethod
     def nodes(self) -> list[Node]: ...
@@ -90,7 +99,11 @@ class Backend(abc.ABC):
     def events(self, since: float | None = None) -> list[Event]: ...
 
     @abc.abstractmethod
-    def deployment_status(self) -> DeploymentStatus: ...
+    def deployment(self) -> Deployment:
+        """The Deployment under test: metadata, spec.replicas and status."""
+
+    def deployment_status(self) -> DeploymentStatus:
+        return self.deployment().status
 
     @abc.abstractmethod
     def hpa_history(self) -> list[HPAStatusSample]: ...
@@ -125,21 +138,6 @@ class Backend(abc.ABC):
     def hang_pod(self, pod: str) -> FaultRecord:
         """Make a replica stop responding (process frozen) without exiting."""
 
-    def rollout_restart(self, timeout_s: float = 300.0) -> FaultRecord:
-        """`kubectl rollout restart` of the Deployment, then wait for the rollout.
-
-        Sets the pod template annotation `kubectl.kubernetes.io/restartedAt` to now (RFC3339),
-        which makes a new pod-template-hash: the Deployment controller replaces every pod
-        following spec.strategy (RollingUpdate maxSurge/maxUnavailable, or Recreate). Waits
-        until the rollout is complete -- spec.replicas pods of the new template, all available,
-        no old replica left -- or `timeout_s`. Returns a FaultRecord of kind "rollout-restart":
-        `landed` is True only when the rollout completed in time; `affected` names the replaced
-        pods where the backend knows them; `detail` gives the duration and the surge/unavailability
-        actually observed (or what was still missing). Never raises on a slow rollout.
-        Backends that cannot change the pod template raise BackendError.
-        """
-        raise BackendError(f"the {self.name} backend does not support rollout_restart")
-
     # helpers -------------------------------------------------------------------------------
     def wait_until(
         self, predicate: Callable[[], bool], timeout_s: float, poll_s: float = 0.2, what: str = ""
@@ -160,3 +158,40 @@ class Backend(abc.ABC):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.teardown()
+
+
+# optional abilities ----------------------------------------------------------------------------
+# Each is its own small interface, like e2e-framework's E2EClusterProviderWithLifeCycle beside
+# E2EClusterProvider. They are ABC mixins, not runtime-checkable Protocols: a backend claims an
+# ability by naming it among its bases (mypy then checks the signature where the class is
+# defined), and `isinstance` answers exactly that claim -- a structural check would say yes to
+# anything with a method of that name, a MagicMock included.
+
+
+class RolloutRestarter(abc.ABC):
+    """A backend that can change the Deployment's pod template (`kubectl rollout restart`)."""
+
+    @abc.abstractmethod
+    def rollout_restart(self, timeout_s: float = 300.0) -> FaultRecord:
+        """`kubectl rollout restart` of the Deployment, then wait for the rollout.
+
+        Sets the pod template annotation `kubectl.kubernetes.io/restartedAt` to now (RFC3339),
+        which makes a new pod-template-hash: the Deployment controller replaces every pod
+        following spec.strategy (RollingUpdate maxSurge/maxUnavailable, or Recreate). Waits
+        until the rollout is complete -- spec.replicas pods of the new template, all available,
+        no old replica left -- or `timeout_s`. Returns a FaultRecord of kind
+        `FaultKind.ROLLOUT_RESTART`: `landed` is True only when the rollout completed in time;
+        `affected` names the replaced pods where the backend knows them; `detail` gives the
+        duration and the surge/unavailability actually observed (or what was still missing).
+        Never raises on a slow rollout.
+        """
+
+
+class ClusterProvisioner(abc.ABC):
+    """A backend that creates its own cluster when it is built (kind): minutes, not a cheap
+    check. Its prerequisites can be checked without building it."""
+
+    @classmethod
+    @abc.abstractmethod
+    def check_prerequisites(cls) -> None:
+        """SetupError in seconds, naming everything missing to create the cluster and how to get it."""

@@ -1,4 +1,5 @@
-"""KindBackend: a throwaway multi-zone kind cluster (manifests/kind/), then the kube backend.
+"""KindBackend: a throwaway multi-zone kind cluster (the packaged `manifests/kind/cluster.yaml`),
+then the kube backend.
 
 Creates the cluster through pytest-kubernetes' KindManager with a pinned node image
 (Kubernetes version), builds and loads the reference image, installs metrics-server with
@@ -18,19 +19,33 @@ from typing import Any
 
 import yaml
 
-from harness.backends.base import BackendError
+from harness.backends.base import BackendError, ClusterProvisioner
 from harness.backends.kube import KubeBackend
 from harness.backends.kube.api import KubeApi, api_client_for, resource_path
 from harness.backends.kube.portforward import find_kubectl
 from harness.backends.kube.safety import check_chaos
-from harness.backends.observe import FaultRecord
-from harness.errors import SetupError
+from harness.backends.observe import FaultKind, FaultRecord
+from harness.errors import InputError, SetupError
+from harness.profile import Profile
+from harness.resources import kind_cluster_config, source_checkout
 
 log = logging.getLogger("harness.backends.kind")
-ROOT = Path(__file__).resolve().parents[2]
-KIND_CONFIG = ROOT / "manifests" / "kind" / "cluster.yaml"
 DEFAULT_K8S_VERSION = "1.33.1"
 DEFAULT_IMAGE = "gauntlet-inference:dev"
+
+
+def options(profile: Profile, *, context: str | None, allow_contexts: list[str], runtime: str) -> dict[str, Any]:
+    """KindBackend(workdir, **options) for a run (see `harness.backends.backend_options`).
+
+    The cluster is kept between the run's scenarios (each one's backend reuses it instead of
+    recreating it); chaos follows the profile. kind makes its own context, so `context` is
+    refused and `allow_contexts` ignored; `runtime` is ignored (pods run in the node's containerd).
+    """
+    del allow_contexts, runtime
+    if context:
+        raise InputError("the kind backend makes its own context (kind-gauntlet)", field="--context",
+                         fix="drop --context, or use --backend kube --context NAME")
+    return {"chaos_allowed": profile.kube.chaos_allowed, "keep_cluster": True}
 
 
 def check_prerequisites() -> str:
@@ -61,8 +76,12 @@ def check_prerequisites() -> str:
     return kubectl
 
 
-class KindBackend(KubeBackend):
+class KindBackend(KubeBackend, ClusterProvisioner):
     name = "kind"
+
+    @classmethod
+    def check_prerequisites(cls) -> None:
+        check_prerequisites()
 
     def __init__(
         self,
@@ -86,7 +105,8 @@ class KindBackend(KubeBackend):
         workdir.mkdir(parents=True, exist_ok=True)
         self.keep_cluster = keep_cluster
         self.cluster_name = cluster_name
-        config = yaml.safe_load(KIND_CONFIG.read_text())
+        cluster_config = kind_cluster_config()
+        config = yaml.safe_load(cluster_config.read_text())
         config["name"] = cluster_name
         for node in config["nodes"]:
             node["image"] = f"kindest/node:v{kubernetes_version}"
@@ -94,7 +114,7 @@ class KindBackend(KubeBackend):
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         kubeconfig = workdir / "kubeconfig"
         log.info("creating kind cluster %s (Kubernetes %s, zones a/b/c) from %s", cluster_name,
-                 kubernetes_version, KIND_CONFIG)
+                 kubernetes_version, cluster_config)
         manager_cls = select_provider_manager("kind")
         self.manager = manager_cls(cluster_name, str(config_path), kubeconfig)
         self.manager.create(ClusterOptions(api_version=kubernetes_version, provider_config=config_path,
@@ -102,7 +122,7 @@ class KindBackend(KubeBackend):
         context = f"kind-{cluster_name}"
         try:
             if build_image:
-                self._build_image(image, dockerfile or ROOT / "reference_service" / "Dockerfile")
+                self._build_image(image, dockerfile)
             log.info("loading image %s into kind cluster %s", image, cluster_name)
             self.manager.load_image(image)
             self._kubectl_path = kubectl
@@ -118,12 +138,18 @@ class KindBackend(KubeBackend):
 
     # setup steps -----------------------------------------------------------------------------
     @staticmethod
-    def _build_image(image: str, dockerfile: Path) -> None:
+    def _build_image(image: str, dockerfile: Path | None) -> None:
+        """docker build of the reference image, with the source checkout as its build context."""
+        root = source_checkout()
+        if root is None:
+            raise SetupError(f"building {image} needs gauntlet's source checkout (reference_service/Dockerfile); "
+                             f"pass build_image=False with an image already in the local docker engine")
+        dockerfile = dockerfile or root / "reference_service" / "Dockerfile"
         if not dockerfile.exists():
             raise SetupError(f"{dockerfile} not found: cannot build {image} (pass build_image=False "
                              f"with an image already in the local docker engine)")
-        log.info("docker build -t %s -f %s %s", image, dockerfile, ROOT)
-        res = subprocess.run(["docker", "build", "-t", image, "-f", str(dockerfile), str(ROOT)],
+        log.info("docker build -t %s -f %s %s", image, dockerfile, root)
+        res = subprocess.run(["docker", "build", "-t", image, "-f", str(dockerfile), str(root)],
                              capture_output=True, text=True, timeout=3600)
         if res.returncode != 0:
             raise BackendError(f"docker build of {image} failed: {res.stderr.strip()[-800:]}")
@@ -167,13 +193,13 @@ class KindBackend(KubeBackend):
         statuses = (obj.get("status") or {}).get("containerStatuses") or []
         cid = (statuses[0].get("containerID") or "").split("://")[-1] if statuses else ""
         if not node or not cid:
-            return FaultRecord(kind="hang", target=pod, started_at=started, ended_at=time.time(), landed=False,
+            return FaultRecord(kind=FaultKind.HANG, target=pod, started_at=started, ended_at=time.time(), landed=False,
                                detail="pod has no running container to freeze")
         log.warning("hanging pod %s/%s: SIGSTOP of container %s from node %s", self.namespace, pod, cid[:12], node)
         script = f"kill -STOP $(crictl inspect --output go-template --template '{{{{.info.pid}}}}' {cid})"
         res = subprocess.run(["docker", "exec", node, "sh", "-c", script], capture_output=True, text=True, timeout=60)
         landed = res.returncode == 0 and self._unresponsive(pod)
-        return FaultRecord(kind="hang", target=pod, started_at=started, ended_at=time.time(),
+        return FaultRecord(kind=FaultKind.HANG, target=pod, started_at=started, ended_at=time.time(),
                            affected=[pod] if landed else [], landed=landed,
                            detail="container main process stopped from the node" if landed
                            else f"freeze did not land: {res.stderr.strip()[:200] or 'pod still answers'}")

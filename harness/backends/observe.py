@@ -7,6 +7,7 @@ scenario needs; `history` fields are Gauntlet additions (Kubernetes keeps only t
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,6 +16,19 @@ ConditionType = Literal["PodScheduled", "Initialized", "ContainersReady", "Ready
 
 
 class _Obs(BaseModel):
+    """Typed observations: a field no model declares is an error, not a silent extra."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class _ObsAllowingExtras(_Obs):
+    """Models a caller outside harness/backends still passes untyped extras to.
+
+    TODO(backend seam): forbid once they are gone -- HPAStatusSample: the local backend's HPA
+    controller (`reason=`, `error=`; Kubernetes reports those in the AbleToScale/ScalingActive
+    conditions, which the sample already carries).
+    """
+
     model_config = ConfigDict(extra="allow")
 
 
@@ -123,18 +137,23 @@ class Taint(_Obs):
 
 
 class Node(_Obs):
+    """v1 Node: metadata.name/labels, spec.unschedulable/taints, status.allocatable/capacity
+    (quantity strings), and `ready` (the Ready condition is True)."""
+
     name: str
     labels: dict[str, str] = Field(default_factory=dict)
     unschedulable: bool = False
     taints: list[Taint] = Field(default_factory=list)
     ready: bool = True
+    allocatable: dict[str, str] = Field(default_factory=dict)
+    capacity: dict[str, str] = Field(default_factory=dict)
 
     @property
     def zone(self) -> str | None:
         return self.labels.get("topology.kubernetes.io/zone")
 
 
-class HPAStatusSample(_Obs):
+class HPAStatusSample(_ObsAllowingExtras):
     """autoscaling/v2 HorizontalPodAutoscalerStatus at one moment (plus the sample time)."""
 
     time: float
@@ -147,18 +166,38 @@ class HPAStatusSample(_Obs):
 
 
 class DeploymentStatus(_Obs):
+    """apps/v1 DeploymentStatus (the spec's replica count is `Deployment.spec.replicas`)."""
+
     replicas: int = 0
     readyReplicas: int = 0
     availableReplicas: int = 0
     updatedReplicas: int = 0
     unavailableReplicas: int = 0
-    specReplicas: int = 0
     observedGeneration: int | None = None
-    generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)  # Available, Progressing
 
     def condition(self, type_: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == type_), None)
+
+
+class ObjectMeta(_Obs):
+    """The parts of metadata a scenario reads (generation: bumped by every spec change)."""
+
+    name: str
+    namespace: str = "default"
+    generation: int | None = None
+
+
+class DeploymentSpec(_Obs):
+    replicas: int = 1  # the API server's default when a manifest leaves it out
+
+
+class Deployment(_Obs):
+    """The parts of an apps/v1 Deployment a scenario reads: spec.replicas and the status."""
+
+    metadata: ObjectMeta
+    spec: DeploymentSpec = Field(default_factory=DeploymentSpec)
+    status: DeploymentStatus = Field(default_factory=DeploymentStatus)
 
 
 class ResourceSample(_Obs):
@@ -178,13 +217,29 @@ class ResourceSample(_Obs):
     cpu_throttled_s: float | None = None
 
 
+class FaultKind(StrEnum):
+    """Every fault a backend can inject; faults, game days and reports share these names."""
+
+    ZONE_OUTAGE = "zone-outage"
+    RESTORE = "restore"
+    DRAIN = "drain"
+    KILL_POD = "kill-pod"
+    HANG = "hang"
+    MEMORY_PRESSURE = "memory-pressure"
+    ROLLOUT_RESTART = "rollout-restart"
+    TRAFFIC_SPIKE = "spike"
+
+
 class FaultRecord(_Obs):
     """Proof that a fault landed: what was touched, when, and whether it took effect."""
 
-    kind: str  # zone-outage | kill-pod | hang | drain | memory-pressure | restore | rollout-restart
+    kind: FaultKind
     target: str
     started_at: float
     ended_at: float | None = None
     affected: list[str] = Field(default_factory=list)  # pods / nodes actually hit
     landed: bool
     detail: str = ""
+    # drain only: pods whose Eviction a PodDisruptionBudget refused, and the 429s answered
+    evictions_blocked: list[str] = Field(default_factory=list)
+    eviction_429s: int = 0

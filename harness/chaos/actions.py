@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 from chaoslib.exceptions import ActivityFailed
 
-from harness.backends.base import BackendError
-from harness.backends.observe import FaultRecord
+from harness.backends.base import BackendError, RolloutRestarter
+from harness.backends.observe import FaultKind, FaultRecord
 from harness.chaos.session import GameDay, active, current
 from harness.load import LoadSpec, start_load
 
@@ -92,11 +92,16 @@ def rollout_restart(timeout_s: float = 300.0) -> dict[str, Any]:
     """`kubectl rollout restart`: every pod replaced following spec.strategy (maxSurge /
     maxUnavailable); fails the activity when the rollout does not complete within `timeout_s`."""
     gd = current()
-    return gd.record(_backend_call(gd.backend.rollout_restart, timeout_s=float(timeout_s)))
+    backend = gd.backend
+    if not isinstance(backend, RolloutRestarter):
+        raise ActivityFailed(f"the {backend.name} backend does not support rollout_restart")
+    return gd.record(_backend_call(backend.rollout_restart, timeout_s=float(timeout_s)))
 
 
 def memory_pressure(mb: int = 256, pod: str | None = None) -> dict[str, Any]:
-    """Make one replica hold `mb` MiB more (the deployment needs gauntlet_debug_endpoints: true)."""
+    """Make one replica hold `mb` MiB more (the deployment needs gauntlet_debug_endpoints: true).
+
+    The activity's output is the fault record plus `mb`."""
     gd = current()
     name = pod or _ready_pod(gd, oldest=False, what="put under memory pressure")
     started = time.time()
@@ -106,14 +111,14 @@ def memory_pressure(mb: int = 256, pod: str | None = None) -> dict[str, Any]:
             landed, detail = False, ("HTTP 404: the debug endpoints are off; set gauntlet_debug_endpoints "
                                      "(env GAUNTLET_DEBUG_ENDPOINTS=true) in the experiment's configuration")
         else:
-            landed, detail = r.status_code == 200, f"HTTP {r.status_code}: {r.text[:200]}"
+            landed, detail = r.status_code == 200, f"{int(mb)} MiB: HTTP {r.status_code}: {r.text[:200]}"
     except httpx.HTTPError as err:  # an OOM kill mid-request also lands here
-        landed, detail = True, f"connection lost during allocation ({err}); see the OOM evidence"
+        landed, detail = True, f"{int(mb)} MiB: connection lost during allocation ({err}); see the OOM evidence"
     if landed:
         gd.pressed_pods.append(name)
-    fault = FaultRecord(kind="memory-pressure", target=name, started_at=started, ended_at=time.time(),
-                        affected=[name] if landed else [], landed=landed, detail=detail, mb=int(mb))
-    return gd.record(fault)
+    fault = FaultRecord(kind=FaultKind.MEMORY_PRESSURE, target=name, started_at=started, ended_at=time.time(),
+                        affected=[name] if landed else [], landed=landed, detail=detail)
+    return {**gd.record(fault), "mb": int(mb)}
 
 
 def release_memory() -> dict[str, Any]:
@@ -134,12 +139,15 @@ def release_memory() -> dict[str, Any]:
 
 
 def spike(factor: float | None = None, duration_s: float = 30.0) -> dict[str, Any]:
-    """Open-loop traffic at `factor` x baseline for `duration_s` (blocking); fails if not delivered."""
+    """Open-loop traffic at `factor` x baseline for `duration_s` (blocking); fails if not delivered.
+
+    The activity's output is the fault record plus the load's `requests`, `ok` and `errors`
+    (the whole result is in the game day's measurements)."""
     gd = current()
     f = float(factor or gd.profile.spike.factor)
     rate = gd.profile.load.baseline_rps * f
     spec = LoadSpec.from_profile(gd.profile, gd.backend.service_url(), rate_rps=rate, duration_s=float(duration_s))
-    n = sum(1 for x in gd.faults if x.kind == "spike")
+    n = sum(1 for x in gd.faults if x.kind == FaultKind.TRAFFIC_SPIKE)
     out = gd.out_dir / f"spike-{n}"
     started = time.time()
     result = start_load(spec, out).wait()
@@ -147,13 +155,12 @@ def spike(factor: float | None = None, duration_s: float = 30.0) -> dict[str, An
     gd.load_results.append({"label": f"spike-{n}", **result.model_dump(exclude={"timeline"})})
     delivered = result.valid and result.requests > 0
     fault = FaultRecord(
-        kind="spike", target=f"{f:g}x baseline ({rate:g} req/s)", started_at=started, ended_at=time.time(),
+        kind=FaultKind.TRAFFIC_SPIKE, target=f"{f:g}x baseline ({rate:g} req/s)", started_at=started, ended_at=time.time(),
         affected=[f"{result.requests} requests at {result.achieved_rate:.1f} req/s"], landed=delivered,
         detail=("generator did not keep the schedule: " + "; ".join(result.invalid_reasons)) if not delivered
         else f"ok {result.ok}, errors {dict(Counter(result.errors))}, p90 {result.latency_ms.get('p90')} ms",
-        requests=result.requests, ok=result.ok, errors=result.errors,
     )
-    return gd.record(fault)
+    return {**gd.record(fault), "requests": result.requests, "ok": result.ok, "errors": dict(result.errors)}
 
 
 def wait_for_ready_replicas(timeout_s: float = 120.0, replicas: int | None = None) -> dict[str, Any]:
@@ -167,7 +174,7 @@ def wait_for_ready_replicas(timeout_s: float = 120.0, replicas: int | None = Non
         raise ActivityFailed(f"not recovered within {timeout_s:g} s: {err}"
                              + (f"; Pending pods: {pending}" if pending else "")) from None
     return {"recovered_after_s": round(time.time() - t0, 2), "ready": status.readyReplicas,
-            "spec_replicas": status.specReplicas}
+            "spec_replicas": gd.backend.deployment().spec.replicas}
 
 
 def _backend_call(fn: Any, *args: Any, **kwargs: Any) -> FaultRecord:

@@ -12,14 +12,13 @@ the experiment stops (status "interrupted"), rollbacks still run and are no-ops.
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 from typing import Any
 
 from chaoslib.exceptions import InterruptExecution
 
 from harness.chaos import session
+from harness.run import evidence
 
 logger = logging.getLogger("chaostoolkit")
 
@@ -28,14 +27,10 @@ def before_experiment_control(
     context: dict[str, Any], configuration: dict[str, Any] | None = None, **_: Any
 ) -> None:
     try:
-        gd = session.open_gameday(configuration)
+        session.open_gameday(configuration)  # logs the deployment (certify.log and chaostoolkit's log)
     except Exception as err:
         logger.error("gauntlet: deployment failed: %s", err)
         raise InterruptExecution(f"gauntlet: deployment failed: {err}") from err
-    logger.info(
-        "gauntlet: deployed %s on the %s backend; service at %s; evidence in %s",
-        gd.settings["gauntlet_manifests"], gd.backend.name, gd.backend.service_url(), gd.out_dir,
-    )
 
 
 def after_experiment_control(
@@ -48,7 +43,5 @@ def after_experiment_control(
     # plain `chaos run`: leave the journal and the Gauntlet report next to the evidence
     from harness.chaos.journal import write_report
 
-    gd.run_dir.mkdir(parents=True, exist_ok=True)
-    (gd.run_dir / "journal.json").write_text(json.dumps(state, indent=2, default=str))
-    verdict = write_report(state, context, conf, Path(gd.run_dir))
-    logger.info("gauntlet: torn down; %s: %s; report in %s", verdict.status.upper(), verdict.reason, gd.run_dir)
+    evidence.write_json(gd.run_dir / evidence.JOURNAL, state)
+    write_report(state, context, conf, gd.run_dir)  # logs the verdict

@@ -10,10 +10,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.run import evidence
 from harness.verdict import Check, Verdict
 
-EVIDENCE = ["journal.json", "gameday/faults.json", "gameday/load-background.json", "gameday/events.json",
-            "gameday/pods.json", "gameday/nodes.json", "gameday/measurements.json"]
+#: the files a game day's verdict points at (relative to the run dir), where they exist
+EVIDENCE = [evidence.JOURNAL] + [
+    f"{evidence.GAMEDAY_DIR}/{name}" for name in (
+        evidence.FAULTS, evidence.gameday_load(evidence.BACKGROUND_RUN), evidence.EVENTS, evidence.PODS,
+        evidence.NODES, evidence.GAMEDAY_MEASUREMENTS)]
 
 
 def _name(run: dict[str, Any]) -> str:
@@ -83,7 +87,7 @@ def verdict_from_journal(
         for p in (_steady(journal, when) or {}).get("probes", []):
             probes[f"{when}.{_name(p)}"] = p.get("output")
     verdict = Verdict.from_checks(
-        "gameday", profile, checks,  # the name is also the evidence folder the report reads
+        evidence.GAMEDAY_DIR, profile, checks,  # the name is also the evidence folder the report reads
         measurements={
             **{c.name: c.measured for c in checks},
             "experiment": experiment.get("title"),
@@ -106,37 +110,32 @@ def verdict_from_journal(
 def write_report(
     journal: dict[str, Any], experiment: dict[str, Any], conf: dict[str, Any], run_dir: Path
 ) -> Verdict:
-    """report.json, junit.xml and report.html in `run_dir` (evidence under `run_dir/gameday/`)."""
+    """report.json, junit.xml and report.html in `run_dir` (evidence under `run_dir/gameday/`):
+    the report certify writes, with the game day as its one scenario."""
     from harness.chaos import session
-    from harness.profile import load_profile
-    from harness.report import Report, ScenarioResult, write_outputs
-    from harness.report.environment import collect_environment
-    from harness.report.schema import BackendInfo, ManifestsInfo, ProfileInfo
+    from harness.report import ScenarioResult, write_outputs
+    from harness.run.engine import new_report
 
     gd = session.last_closed if session.last_closed is not None and session.last_closed.run_dir == run_dir else None
-    profile = gd.profile if gd is not None else load_profile(conf["gauntlet_profile"])
+    inputs = gd.inputs if gd is not None else session.resolve(conf)
     faults = [f.model_dump() for f in gd.faults] if gd is not None else []
-    verdict = verdict_from_journal(journal, experiment, profile.name,
+    verdict = verdict_from_journal(journal, experiment, inputs.profile.name,
                                    deploy_error=None if gd is not None else (session.deploy_error or
                                                                              "the control did not deploy"),
                                    faults=faults)
-    verdict.backend = conf["gauntlet_backend"]
+    verdict.backend = inputs.backend.name
     if gd is not None and not gd.backend.limits_enforced:
         verdict.caveats.append("memory limits monitored, not enforced (no root/cgroup memory controller)")
     verdict.evidence = [e for e in verdict.evidence if (run_dir / e).exists()]
     now = time.time()
     started = gd.started_at if gd is not None else now - float(journal.get("duration") or 0.0)
-    report = Report(
-        run_id=run_dir.name, started_at=started, finished_at=now, result="pass",
-        interrupted=journal.get("status") == "interrupted" and gd is not None,
-        interrupted_during="gameday" if journal.get("status") == "interrupted" and gd is not None else None,
-        requested=[verdict.name],
-        profile=ProfileInfo(name=profile.name, source=profile.source, content=profile.model_dump(mode="json")),
-        backend=BackendInfo(name=conf["gauntlet_backend"], options={"runtime": conf.get("gauntlet_runtime")}),
-        manifests=ManifestsInfo(source=str(conf["gauntlet_manifests"])),
-        environment=collect_environment(gd.backend.limits_enforced if gd is not None else None),
-        scenarios=[ScenarioResult.from_verdict(verdict, started_at=started, finished_at=now)],
-        command=["gauntlet", "gameday", str(experiment.get("title"))],
-    ).finalize()
-    write_outputs(report, run_dir)
+    report = new_report(inputs, run_dir.name, [verdict.name], ["gauntlet", "gameday", str(experiment.get("title"))],
+                        gd.backend.limits_enforced if gd is not None else None)
+    interrupted = journal.get("status") == "interrupted" and gd is not None
+    report.started_at, report.finished_at = started, now
+    report.interrupted, report.interrupted_during = interrupted, verdict.name if interrupted else None
+    report.scenarios = [ScenarioResult.from_verdict(verdict, started_at=started, finished_at=now)]
+    write_outputs(report.finalize(), run_dir)
+    if gd is not None:
+        gd.log(f"{verdict.status.upper()}: {verdict.reason}; report in {run_dir}")
     return verdict

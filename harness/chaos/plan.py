@@ -6,6 +6,8 @@ from typing import Any
 
 from chaoslib import substitute
 
+from harness import resources
+
 TOUCHES = {
     "zone_outage": "every pod and node of zone {zone} (default: the zone holding most Ready pods)",
     "restore_zone": "nodes of zone {zone} (default: every zone this game day lost)",
@@ -35,9 +37,10 @@ def describe(
     experiment: dict[str, Any], settings: dict[str, Any], configuration: dict[str, Any] | None = None
 ) -> list[dict[str, str]]:
     """One row per activity: phase, name, what it touches (arguments resolved from `configuration`)."""
+    manifests = settings.get("gauntlet_manifests") or f"the packaged overlays/{resources.DEFAULT_OVERLAY}"
     rows = [{
         "phase": "control", "activity": "deploy",
-        "touches": f"{settings.get('gauntlet_backend')} backend: deploys {settings.get('gauntlet_manifests')} "
+        "touches": f"{settings.get('gauntlet_backend')} backend: deploys {manifests} "
                    f"(profile {settings.get('gauntlet_profile')}); evidence in {settings.get('gauntlet_out') or 'reports/'}",
     }]
     baseline: dict[str, Any] = {}

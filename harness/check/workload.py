@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.errors import InputError
 from harness.manifests.bundle import ManifestBundle
 from harness.models._k8s import selector_matches
+from harness.models.intstr import scaled_value
 from harness.quantity import memory_bytes, parse_quantity
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 POD_SPEC = "spec.template.spec"
+ROLLING_UPDATE = "spec.strategy.rollingUpdate"
 DEFAULT_GRACE_S = 30
 PROBE_DEFAULTS = {"initialDelaySeconds": 0, "periodSeconds": 10, "timeoutSeconds": 1,
                   "successThreshold": 1, "failureThreshold": 3}
@@ -156,12 +158,15 @@ def prestop_seconds(container: dict[str, Any]) -> float | None:
     return float(m.group(1)) if m else 0.0
 
 
-def scaled(value: Any, total: int, round_up: bool) -> int:
-    """intstr.GetScaledValueFromIntOrPercent."""
-    if isinstance(value, str) and value.endswith("%"):
-        v = float(value[:-1]) * total / 100
-        return math.ceil(v) if round_up else math.floor(v)
-    return int(value)
+def scaled(w: Workload, value: Any, total: int, round_up: bool, field: str,
+           resource: str | None = None) -> int:
+    """An int-or-percent field of the workload (or of `resource`, e.g. its PDB) scaled against
+    `total` (intstr.GetScaledValueFromIntOrPercent); a bad value is an InputError naming it."""
+    try:
+        return scaled_value(value, total, round_up)
+    except ValueError as err:
+        raise InputError(f"{resource or w.resource}: {err}", file=w.file or None, field=field,
+                         fix="an integer, or a percentage such as 25%") from None
 
 
 def workloads(bundle: ManifestBundle) -> list[Workload]:

@@ -32,23 +32,9 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module_name, attr = target.split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            if err.name == module_name:
-                return _unavailable(cmd_name)
-            raise
-        cmd = getattr(module, attr)
+        cmd = getattr(importlib.import_module(module_name), attr)
         assert isinstance(cmd, click.Command)
         return cmd
-
-
-def _unavailable(name: str) -> click.Command:
-    @click.command(name=name, help="(not available in this build)")
-    def cmd() -> None:
-        raise click.ClickException(f"'gauntlet {name}' is not available in this build")
-
-    return cmd
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -8,23 +8,25 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from harness.certify import BACKENDS, DEFAULT_MANIFESTS, RUNTIMES, CertifyOptions, exit_code
-from harness.certify import certify as run_certify
+from harness.backends import BACKENDS, RUNTIMES
+from harness.run.engine import certify as run_certify
+from harness.run.engine import exit_code
+from harness.run.options import CertifyOptions
 
 
 @click.command("certify")
-@click.option("--backend", type=click.Choice(BACKENDS), default="local", show_default=True,
+@click.option("--backend", type=click.Choice(list(BACKENDS)), default="local", show_default=True,
               help="where the deployment runs")
 @click.option("--context", default=None, help="kubeconfig context (kube backend)")
 @click.option("--allow-context", "allow_contexts", multiple=True,
               help="allow this context besides the profile's kube.allowed_contexts (repeatable)")
 @click.option("--profile", default="local", show_default=True, help="SLO profile name or YAML file")
-@click.option("--manifests", default=None, help=f"kustomize dir or YAML file  [default: {DEFAULT_MANIFESTS}]")
+@click.option("--manifests", default=None, help="kustomize dir or YAML file  [default: the packaged overlays/local]")
 @click.option("--only", multiple=True, metavar="SCENARIO",
               help="run only these scenarios (repeatable or comma-separated)")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="run directory  [default: reports/<run-id>/]")
-@click.option("--runtime", type=click.Choice(RUNTIMES), default="process", show_default=True,
+@click.option("--runtime", type=click.Choice(list(RUNTIMES)), default="process", show_default=True,
               help="local backend: replicas as host processes or docker containers")
 @click.option("--fail-on-skip", is_flag=True, help="exit 1 when a scenario is skipped")
 @click.option("--no-html", is_flag=True, help="write report.json and junit.xml only")
@@ -49,7 +51,9 @@ def certify(
     )
     report, run_dir = run_certify(opts, console=console)
     from harness.report.summary import print_report
+    from harness.run import evidence
 
     print_report(report, console)
-    console.print(f"report: {run_dir / 'report.html'}  (json: {run_dir / 'report.json'}, junit: {run_dir / 'junit.xml'})")
+    console.print(f"report: {run_dir / evidence.HTML}  (json: {run_dir / evidence.REPORT}, "
+                  f"junit: {run_dir / evidence.JUNIT})")
     sys.exit(exit_code(report, fail_on_skip))

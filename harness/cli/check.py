@@ -12,7 +12,7 @@ import click
               type=click.Path(path_type=str),
               help="kustomize directory, folder of YAML files, or YAML file (repeatable)")
 @click.option("--profile", default="local", show_default=True,
-              help="SLO profile name (scenarios/profiles) or YAML file")
+              help="bundled SLO profile (local, seed) or a YAML file")
 @click.option("--measured", type=click.Path(path_type=str), default=None,
               help="certification report.json (or JSON with `measured: {...}`) whose values "
                    "replace the profile's declared ones")
@@ -20,7 +20,7 @@ import click
               show_default=True)
 def check(manifests: tuple[str, ...], profile: str, measured: str | None, fmt: str) -> None:
     """Check manifests against a profile. Exit 0: no errors; 1: error findings; 2: bad input."""
-    from harness.check.engine import has_errors, run_checks
+    from harness.check.evaluate import has_errors, run_checks
     from harness.check.output import dumps, print_text, to_json
     from harness.check.targets import load_measured, targets_for
     from harness.manifests.render import render

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +11,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from harness.backends import BACKENDS, RUNTIMES
 from harness.errors import InputError
 
 CONTROL: dict[str, Any] = {"name": "gauntlet", "provider": {"type": "python", "module": "harness.chaos.control"}}
@@ -34,12 +33,12 @@ def _parse_vars(values: tuple[str, ...]) -> dict[str, Any]:
 
 @click.command()
 @click.argument("experiment", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--backend", type=click.Choice(["local", "kind", "kube"]), default=None,
+@click.option("--backend", type=click.Choice(list(BACKENDS)), default=None,
               help="where to deploy (default: the experiment's gauntlet_backend, else local)")
 @click.option("--profile", default=None, help="SLO profile name or YAML file (default: local)")
-@click.option("--manifests", default=None, help="kustomize dir or YAML file (default: manifests/overlays/local)")
+@click.option("--manifests", default=None, help="kustomize dir or YAML file (default: the packaged overlays/local)")
 @click.option("--context", default=None, help="kube context (kube backend)")
-@click.option("--runtime", type=click.Choice(["process", "docker"]), default=None, help="local backend runtime")
+@click.option("--runtime", type=click.Choice(list(RUNTIMES)), default=None, help="local backend runtime")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="run directory (default: reports/gameday-<experiment>-<time>)")
 @click.option("--var", "variables", multiple=True, metavar="KEY=VALUE",
@@ -49,30 +48,35 @@ def gameday(
     experiment: Path, backend: str | None, profile: str | None, manifests: str | None,
     context: str | None, runtime: str | None, out: Path | None, variables: tuple[str, ...], dry_run: bool,
 ) -> None:
-    """Run EXPERIMENT (chaostoolkit JSON/YAML). Rollbacks always run; exit 1 if it deviated or failed."""
+    """Run EXPERIMENT (a chaostoolkit JSON/YAML file, or the name of a bundled one: zone-outage,
+    replica-kill, ...). Rollbacks always run; exit 1 if it deviated or failed, 2 on bad input,
+    130 when interrupted."""
     from chaoslib.configuration import load_configuration
     from chaoslib.exceptions import ChaosException
     from chaoslib.experiment import ensure_experiment_is_valid, run_experiment
     from chaoslib.loader import load_experiment
 
+    from harness import resources
+    from harness.chaos import session
     from harness.chaos.plan import describe
-    from harness.chaos.session import close_gameday, settings_from
+    from harness.run import evidence
+    from harness.run.engine import SignalGuard
+    from harness.run.options import new_run_id, resolve_manifests_path
 
     console = Console(stderr=False)
+    bundled = experiment.stem if experiment.suffix == ".json" else experiment.name
+    if not experiment.exists() and bundled in resources.experiment_names():
+        experiment = resources.experiment_file(bundled)
     if not experiment.exists():
-        raise InputError("file not found", file=experiment, fix="give the path of a chaostoolkit experiment")
+        raise InputError("file not found", file=experiment, fix="give the path of a chaostoolkit experiment, or "
+                         f"the name of a bundled one ({', '.join(resources.experiment_names())})")
     try:
         exp = load_experiment(str(experiment))
         ensure_experiment_is_valid(exp)
     except ChaosException as err:
         raise InputError(f"invalid experiment: {err}", file=experiment,
                          fix="check it with `chaos validate` (see docs/gameday.md)") from None
-    if manifests is not None and not Path(manifests).exists():
-        raise InputError("manifests not found", file=manifests, field="--manifests",
-                         fix="pass a kustomize directory or YAML file")
-
-    run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    out_dir = out or Path("reports") / f"gameday-{experiment.stem}-{run_id}"
+    out_dir = out or Path("reports") / f"gameday-{experiment.stem}-{new_run_id()}"
     overrides: dict[str, Any] = {
         "gauntlet_backend": backend, "gauntlet_profile": profile, "gauntlet_manifests": manifests,
         "gauntlet_context": context, "gauntlet_runtime": runtime, "gauntlet_out": str(out_dir),
@@ -91,7 +95,8 @@ def gameday(
     except ChaosException as err:
         raise InputError(f"configuration: {err}", file=experiment, field="configuration",
                          fix="set the environment variable or pass --var KEY=VALUE") from None
-    resolved = settings_from(resolved_conf)
+    resolved = session.settings_from(resolved_conf)
+    resolve_manifests_path(resolved["gauntlet_manifests"] or None)  # the real run renders them
     table = Table(title=f"{exp.get('title')} — what it touches")
     for col in ("phase", "activity", "touches"):
         table.add_column(col)
@@ -101,28 +106,26 @@ def gameday(
     if dry_run:
         console.print("[bold]dry run[/]: nothing deployed, nothing touched")
         return
+    session.resolve(resolved)  # bad inputs stop here (exit 2), before any activity
 
     _log_to(console)
     settings: dict[str, Any] = {"runtime": {"rollbacks": {"strategy": "always"}}}
+    # SIGTERM like Ctrl-C: KeyboardInterrupt, and chaostoolkit runs the rollbacks; a second
+    # signal does not cut them short
+    with SignalGuard(lambda m: console.print(f"[yellow]{m}[/]")) as guard:
+        try:
+            journal = run_experiment(exp, settings=settings)
+        finally:
+            guard.closing = True
+            session.close_gameday()  # no-op when the control already tore down
+        evidence.write_json(out_dir / evidence.JOURNAL, journal)
 
-    def _term(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")  # chaostoolkit then runs the rollbacks
+        from harness.chaos.journal import write_report
 
-    previous = signal.signal(signal.SIGTERM, _term)
-    try:
-        journal = run_experiment(exp, settings=settings)
-    finally:
-        close_gameday()  # no-op when the control already tore down
-        signal.signal(signal.SIGTERM, previous)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "journal.json").write_text(json.dumps(journal, indent=2, default=str))
-
-    from harness.chaos.journal import write_report
-
-    verdict = write_report(journal, exp, resolved, out_dir)
+        verdict = write_report(journal, exp, resolved, out_dir)
     colour = {"pass": "green", "fail": "red"}.get(verdict.status, "yellow")
     console.print(f"[bold {colour}]{verdict.status.upper()}[/]: {verdict.reason}")
-    console.print(f"journal: {out_dir / 'journal.json'}  report: {out_dir / 'report.html'}")
+    console.print(f"journal: {out_dir / evidence.JOURNAL}  report: {out_dir / evidence.HTML}")
     raise SystemExit(0 if verdict.status == "pass" else 130 if journal.get("status") == "interrupted" else 1)
 
 

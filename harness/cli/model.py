@@ -136,7 +136,7 @@ def hpa(input_path: str, fmt: str) -> None:
 
 def _latest(data: dict) -> float:
     """Default `now`: the newest metric timestamp (podMetrics, custom metric value lists)."""
-    from harness.models.metrics_api import parse_custom_metrics
+    from harness.models.hpa.metrics_client import parse_custom_metrics
 
     times = [to_epoch(m["timestamp"], f"podMetrics[{i}].timestamp")
              for i, m in enumerate(data.get("podMetrics") or [])
@@ -177,7 +177,7 @@ def _spec_replicas(data: dict, hpa_obj: dict, pods: list) -> tuple[int, str]:
 @_fmt_opt
 def probes(input_path: str, fmt: str) -> None:
     """Kill window, Ready time and restart/back-off sequence for a container's probes."""
-    from harness.models.probes import analyze
+    from harness.models.prober import analyze
 
     data = _load(input_path)
     pod = _require(data, "pod", input_path, dict, "paste a v1 Pod or apps/v1 Deployment under 'pod'")
@@ -204,7 +204,7 @@ def probes(input_path: str, fmt: str) -> None:
 @_fmt_opt
 def spread(input_path: str, fmt: str) -> None:
     """Placement of N replicas over zones and nodes; with failZone, what a zone loss does."""
-    from harness.models.spread import place, zone_failure
+    from harness.models.scheduler import place, zone_failure
 
     data = _load(input_path)
     dep = _require(data, "deployment", input_path, dict, "paste an apps/v1 Deployment under 'deployment'")

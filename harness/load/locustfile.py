@@ -76,22 +76,18 @@ def _now() -> float:
 
 
 def _classify(resp: Any) -> int:
+    """A FastHttpSession response: its status, or (status 0) the kind of its `error`."""
     code = getattr(resp, "status_code", 0) or 0
     if code:
         return int(code)
     err = getattr(resp, "error", None)
-    if isinstance(err, (TimeoutError, gevent.Timeout)) or "timeout" in type(err).__name__.lower():
-        return R.TIMEOUT
-    if isinstance(err, (ConnectionError, OSError)):
-        return R.CONNECTION
-    if "timed out" in str(err):
-        return R.TIMEOUT
-    if not _State.logged_other:
+    kind = _classify_exc(err) if isinstance(err, BaseException) else R.OTHER_ERROR
+    if kind == R.OTHER_ERROR and not _State.logged_other:
         _State.logged_other = True
         print(
             f"unclassified request error: {type(err).__mro__} {err!r}", file=sys.stderr, flush=True
         )
-    return R.OTHER_ERROR
+    return kind
 
 
 def _count(code: int) -> None:

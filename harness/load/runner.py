@@ -38,7 +38,6 @@ from harness.load.schedule import arrival_times, rate_function, split
 from harness.load.spec import LoadSpec
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 90.0  # locust import on a busy 2-core machine can take a while
 START_MARGIN_S = 0.3
 
@@ -98,7 +97,8 @@ class LoadHandle:
 
     def __init__(self, spec: LoadSpec, out_dir: Path) -> None:
         self.spec = spec
-        self.out_dir = Path(out_dir)
+        # absolute: the workers run in `wdir` and read the paths in their config from there
+        self.out_dir = Path(out_dir).resolve()
         self.wdir = self.out_dir / "workers"
         self.procs: list[subprocess.Popen[bytes]] = []
         self.started_at: float | None = None
@@ -230,10 +230,7 @@ class LoadHandle:
         slices: list[np.ndarray] = []
         if spec.mode == "open":
             slices = split(arrival_times(spec), spec.workers)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
-        )
+        env = dict(os.environ)  # the worker imports the installed harness, as this process does
         env.pop("GAUNTLET_LOAD_CONFIG", None)
         for k in range(spec.workers):
             n_sched = len(slices[k]) if slices else 0
@@ -417,7 +414,7 @@ def run_load(spec: LoadSpec, out_dir: Path, *, progress: bool = False) -> LoadRe
     handle = start_load(spec, out_dir)
     try:
         if progress:
-            from harness.load.progress import show_progress
+            from harness.load.progress_bar import show_progress  # rich: not in the workers
 
             show_progress(handle)
         return handle.wait()

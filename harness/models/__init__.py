@@ -1,1 +1,3 @@
-"""Exact Kubernetes models (pure functions, no I/O): HPA, kubelet probes, topology spread."""
+"""Exact Kubernetes models (pure, no I/O), laid out like upstream: `hpa` (pkg/controller/
+podautoscaler), `scheduler` (pkg/scheduler), `prober` (pkg/kubelet/prober), `intstr`
+(apimachinery util/intstr). See docs/models.md for the file-by-file map."""

@@ -193,3 +193,10 @@ def expr_matches(expr: dict, labels: dict) -> bool:
             return False
         return lv > rv if op == "Gt" else lv < rv
     raise ModelInputError(f"unknown operator {op!r}", "matchExpressions.operator")
+
+
+def pod_parts(pod: dict) -> tuple[dict, dict, str]:
+    """(spec, labels, namespace) of a pod created from `pod` (a Pod, a workload or a PodSpec)."""
+    spec = pod_spec_of(pod)
+    meta = pod_metadata_of(pod)
+    return spec, dict(meta.get("labels") or {}), str(meta.get("namespace") or "default")

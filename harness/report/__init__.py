@@ -12,8 +12,9 @@ __all__ = ["SCHEMA_VERSION", "Report", "ScenarioResult", "load_report", "write_o
 def write_outputs(report: Report, run_dir: Path, html: bool = True) -> dict[str, Path]:
     """report.json first (the record), then junit.xml, then report.html (the slowest, plots)."""
     from harness.report.junit import write_junit
+    from harness.run import evidence as names
 
-    out = {"json": report.write(run_dir / "report.json"), "junit": write_junit(report, run_dir / "junit.xml")}
+    out = {"json": report.write(run_dir / names.REPORT), "junit": write_junit(report, run_dir / names.JUNIT)}
     if html:
         from harness.report.html import write_html
 

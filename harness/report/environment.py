@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 
 from harness.report.schema import CgroupInfo, EnvironmentInfo
+from harness.resources import source_checkout
 
 CGROUP_V1_MEMORY = Path("/sys/fs/cgroup/memory")
 CGROUP_V2_ROOT = Path("/sys/fs/cgroup")
@@ -25,8 +26,7 @@ def _version(package: str) -> str | None:
         return None
 
 
-def _git(*args: str) -> str | None:
-    repo = Path(__file__).resolve().parents[2]
+def _run_git(repo: Path, *args: str) -> str | None:
     try:
         out = subprocess.run(
             ["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=5, check=True
@@ -36,9 +36,21 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip()
 
 
+def _git(*args: str) -> str | None:
+    """git in gauntlet's own source checkout; None for an installed wheel, and for a checkout
+    that is not the top of a git repository (an unpacked sdist inside some other repo)."""
+    repo = source_checkout()
+    if repo is None:
+        return None
+    top = _run_git(repo, "rev-parse", "--show-toplevel")
+    if top is None or Path(top).resolve() != repo:
+        return None
+    return _run_git(repo, *args)
+
+
 def cgroup_info(limits_enforced: bool | None = None) -> CgroupInfo:
     """Is a memory controller usable by us? `limits_enforced` from the backend wins when known."""
-    root = hasattr(os, "geteuid") and os.geteuid() == 0
+    root = os.geteuid() == 0
     controller: str | None = None
     if (CGROUP_V1_MEMORY / "memory.limit_in_bytes").exists():
         controller = str(CGROUP_V1_MEMORY)

@@ -11,9 +11,10 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from harness.report.evidence import read_evidence
+from harness.report.evidence_reader import read_evidence
 from harness.report.plots import Plot, scenario_plots
 from harness.report.schema import Report, ScenarioResult
+from harness.run import evidence as names
 
 
 @dataclass
@@ -62,7 +63,7 @@ def build_views(report: Report, run_dir: Path) -> list[ScenarioView]:
     for result in report.scenarios:
         ev = read_evidence(run_dir / result.name)
         plots = scenario_plots(
-            result.name, ev, run_dir / "plots",
+            result.name, ev, run_dir / names.PLOTS_DIR,
             slo_ms=_profile_get(content, "slo", "latency_ms") or {},
             headroom=_profile_get(content, "memory", "headroom"),
             cold_start_target_s=_profile_get(content, "cold_start", "p95_s"),
@@ -85,6 +86,6 @@ def render_html(report: Report, run_dir: Path) -> str:
 
 
 def write_html(report: Report, run_dir: Path) -> Path:
-    path = run_dir / "report.html"
+    path = run_dir / names.HTML
     path.write_text(render_html(report, run_dir))
     return path

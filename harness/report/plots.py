@@ -15,7 +15,7 @@ from typing import Any
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from harness.report.evidence import Evidence, _num
+from harness.report.evidence_reader import Evidence, _num
 
 MIB = 1024 * 1024
 PROBE_EVENTS = {  # reason -> (marker, colour)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import InputError, from_validation_error
+from harness.run import evidence as names
 from harness.verdict import Check, Status, Verdict
 
 SCHEMA_VERSION: Literal[1] = 1
@@ -164,7 +165,7 @@ def load_report(path: str | Path) -> Report:
     """Read a report.json (or a run dir holding one); errors name the file and the field."""
     p = Path(path)
     if p.is_dir():
-        p = p / "report.json"
+        p = p / names.REPORT
     try:
         data = json.loads(p.read_text())
     except FileNotFoundError:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ from harness import interrupts
 from harness.backends.base import Backend
 from harness.manifests.bundle import ManifestBundle
 from harness.profile import Profile
+from harness.run import evidence
 from harness.verdict import Verdict
 
 # name -> "module:function"; order is the certification order (cold-start feeds probe-timing).
@@ -52,7 +52,7 @@ class ScenarioContext:
         self, bundle: ManifestBundle | None = None, *, wait: bool = True, timeout_s: float = 300.0
     ) -> Iterator[Backend]:
         """Deploy (a variant of) the manifests on a fresh backend; always tears down."""
-        backend = self.backend_factory(self.out_dir / "backend")
+        backend = self.backend_factory(self.out_dir / evidence.BACKEND_DIR)
         try:
             backend.deploy(bundle or self.bundle)
             if wait:
@@ -71,13 +71,12 @@ class ScenarioContext:
                     backend.teardown()
 
     def evidence(self, name: str) -> Path:
+        """A file (or folder) of this scenario's evidence; names are `harness.run.evidence`'s."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         return self.out_dir / name
 
     def write_json(self, name: str, data: Any) -> str:
-        path = self.evidence(name)
-        path.write_text(json.dumps(data, indent=2, default=_json_default))
-        return self.relative(path)
+        return self.relative(evidence.write_json(self.evidence(name), data))
 
     def relative(self, path: Path) -> str:
         """Evidence paths in the report are relative to the run dir."""
@@ -87,25 +86,9 @@ class ScenarioContext:
             return str(path)
 
     def save_observations(self, backend: Backend) -> None:
-        """Pods, events, HPA history and resource samples: the raw evidence of every deployment.
-
-        A scenario that deploys several times (cold start) appends to the same files."""
-        for name, items in (
-            ("pods.json", backend.pods()), ("events.json", backend.events()),
-            ("hpa.json", backend.hpa_history()), ("resources.json", backend.resource_samples()),
-            ("nodes.json", backend.nodes()),
-        ):
-            path = self.evidence(name)
-            previous = json.loads(path.read_text()) if path.exists() else []
-            self.write_json(name, previous + [i.model_dump() for i in items])
-
-
-def _json_default(o: Any) -> Any:
-    if hasattr(o, "model_dump"):
-        return o.model_dump()
-    if isinstance(o, Path):
-        return str(o)
-    return str(o)
+        """Pods, events, HPA history, resource samples and nodes: the raw evidence of every
+        deployment. A scenario that deploys several times (cold start) appends to the same files."""
+        evidence.save_observations(backend, self.out_dir, append=True)
 
 
 def run_scenario(name: str, ctx: ScenarioContext) -> Verdict:
@@ -126,7 +109,7 @@ def run_scenario(name: str, ctx: ScenarioContext) -> Verdict:
                 raise KeyboardInterrupt(*link.args) from err
             seen.add(id(link))
             link = link.__cause__ or link.__context__
-        tb = ctx.evidence("error.txt")
+        tb = ctx.evidence(evidence.ERROR)
         tb.write_text(traceback.format_exc())
         verdict = Verdict(
             name=name, status="error", reason=f"{type(err).__name__}: {err}",

@@ -15,11 +15,16 @@ from typing import Any
 
 from harness.backends.base import Backend, BackendError
 from harness.backends.observe import Pod
+from harness.run import evidence
 from harness.scenarios import common
 from harness.scenarios.base import ScenarioContext
 from harness.verdict import Check, Verdict
 
 NAME = "cold-start"
+#: every check this scenario can report, in the order it reports them (a pytest result each)
+CHECKS = (
+    "starts_ready", "probe_kills_during_start", "p95_s", "max_s",
+)
 POLL_S = 0.1
 PHASES = ("scheduling", "init_containers", "container_start", "startup_probe", "readiness", "total")
 
@@ -63,9 +68,9 @@ def verdict(ctx: ScenarioContext, starts: list[dict[str, Any]]) -> Verdict:
             service_phases.setdefault(ph, []).append(v)
     stats = common.summary(samples)
     kills = sum(s["probe_kills"] for s in starts)
-    evidence = [
+    files = [
         ctx.write_json(
-            "cold_start.json",
+            evidence.COLD_START,
             {
                 "samples_s": samples,
                 "summary": stats,
@@ -98,7 +103,7 @@ def verdict(ctx: ScenarioContext, starts: list[dict[str, Any]]) -> Verdict:
         "phases_p95_s": {ph: st["p95"] for ph, st in phase_stats.items()},
         "service_phases_p50_s": {k: common.summary(v)["p50"] for k, v in service_phases.items()},
     })
-    return Verdict.from_checks(NAME, ctx.profile.name, checks, measurements=measurements, evidence=evidence,
+    return Verdict.from_checks(NAME, ctx.profile.name, checks, measurements=measurements, evidence=files,
                                caveats=list(ctx.deviations))
 
 

@@ -13,7 +13,7 @@ import statistics
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,8 +23,12 @@ from harness.backends.observe import Event, FaultRecord, Pod, ResourceSample
 from harness.manifests.bundle import ManifestBundle
 from harness.profile import SLO
 from harness.quantity import memory_bytes
+from harness.run import evidence
 from harness.scenarios.base import ScenarioContext
 from harness.verdict import Check, Verdict
+
+if TYPE_CHECKING:
+    from harness.load.result import LoadResult
 
 # --------------------------------------------------------------------------------------------
 # statistics
@@ -110,7 +114,7 @@ def load_spec(ctx: ScenarioContext, backend: Backend, **overrides: Any) -> Any:
     return LoadSpec.from_profile(ctx.profile, url, **overrides)
 
 
-def run_load(ctx: ScenarioContext, spec: Any, name: str = "load") -> Any:
+def run_load(ctx: ScenarioContext, spec: Any, name: str = evidence.LOAD_RUN) -> Any:
     """Run load to completion; its output dir is `<scenario>/<name>/`, load.json copied up."""
     from harness.load import run_load as _run
 
@@ -121,7 +125,7 @@ def run_load(ctx: ScenarioContext, spec: Any, name: str = "load") -> Any:
 
 
 @contextlib.contextmanager
-def background_load(ctx: ScenarioContext, spec: Any, name: str = "load") -> Any:
+def background_load(ctx: ScenarioContext, spec: Any, name: str = evidence.LOAD_RUN) -> Any:
     """Start load, yield a handle; on exit wait for it (bounded) and copy load.json up."""
     from harness.load import start_load
 
@@ -131,36 +135,25 @@ def background_load(ctx: ScenarioContext, spec: Any, name: str = "load") -> Any:
         yield handle
     finally:
         with contextlib.suppress(Exception):
-            if hasattr(handle, "wait"):
-                handle.wait(timeout=spec.duration_s + spec.timeout_s + 120)
+            handle.wait(timeout=spec.duration_s + spec.timeout_s + 120)
         keep_load_json(ctx, out, name)
 
 
 def keep_load_json(ctx: ScenarioContext, out: Path, name: str) -> str | None:
-    src = out / "load.json"
+    """Copy the run's load.json up into the scenario's folder (`evidence.load_copy`)."""
+    src = out / evidence.LOAD
     if not src.exists():
         return None
-    dst = ctx.evidence(f"{name}.json" if name != "load" else "load.json")
+    dst = ctx.evidence(evidence.load_copy(name))
     if src != dst:
         shutil.copyfile(src, dst)
     return ctx.relative(dst)
 
 
-def result_get(result: Any, key: str, default: Any = None) -> Any:
-    """Field of a LoadResult (pydantic model, dataclass or dict)."""
-    if isinstance(result, dict):
-        return result.get(key, default)
-    return getattr(result, key, default)
-
-
-def errors_by_status(result: Any) -> dict[str, int]:
-    errs = result_get(result, "errors", {}) or {}
-    return {str(k): int(v) for k, v in dict(errs).items()}
-
-
-def count_status(result: Any, *codes: int | str) -> int:
+def count_status(result: LoadResult, *codes: int | str) -> int:
+    """Requests answered with one of these HTTP statuses."""
     wanted = {str(c) for c in codes}
-    return sum(n for k, n in errors_by_status(result).items() if k in wanted)
+    return sum(int(n) for k, n in result.errors.items() if str(k) in wanted)
 
 
 def error_budget(requests: int, errors: int, slo: SLO) -> dict[str, Any]:
@@ -181,12 +174,10 @@ def error_budget(requests: int, errors: int, slo: SLO) -> dict[str, Any]:
     }
 
 
-def load_validity_check(result: Any, what: str = "load generator", name: str = "load_valid") -> Check:
+def load_validity_check(result: LoadResult, what: str = "load generator", name: str = "load_valid") -> Check:
     """A run whose generator could not hold its schedule is invalid: the scenario fails, never passes."""
-    valid = bool(result_get(result, "valid", False))
-    reasons = result_get(result, "invalid_reasons", None) or result_get(result, "invalid_reason", None) or ""
-    if isinstance(reasons, list):
-        reasons = "; ".join(map(str, reasons))
+    valid = result.valid
+    reasons = "; ".join(result.invalid_reasons)
     return Check(
         name=name,
         measured=valid,
@@ -201,7 +192,7 @@ def load_validity_check(result: Any, what: str = "load generator", name: str = "
 
 
 def save_faults(ctx: ScenarioContext, faults: Iterable[FaultRecord]) -> str:
-    return ctx.write_json("faults.json", [f.model_dump() for f in faults])
+    return ctx.write_json(evidence.FAULTS, [f.model_dump() for f in faults])
 
 
 def fault_landed_check(name: str, record: FaultRecord) -> Check:
@@ -295,7 +286,7 @@ def wait_rollout(backend: Backend, replicas: int | None, timeout_s: float,
     reason (OOM kill, crash), `restart_loop_kills` times: that is a restart loop
     (CrashLoopBackOff), and waiting longer only repeats it.
     """
-    want = replicas if replicas is not None else backend.deployment_status().specReplicas
+    want = replicas if replicas is not None else backend.deployment().spec.replicas
     t0 = time.time()
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -326,22 +317,23 @@ def rollout_ready_check(backend: Backend, replicas: int, timeout_s: float) -> Ch
                  note=f"{msg}: {rollout_failure_summary(backend)}")
 
 
-def finish(ctx: ScenarioContext, name: str, json_name: str, checks: list[Check], faults: Iterable[FaultRecord],
-           measurements: dict[str, Any], *, loads: Iterable[str] = ("load.json",),
+def finish(ctx: ScenarioContext, name: str, checks: list[Check], faults: Iterable[FaultRecord],
+           measurements: dict[str, Any], *, loads: Iterable[str] = (evidence.LOAD_RUN,),
            report_only: Iterable[str] = (), caveats: list[str] | None = None) -> Verdict:
-    """A scenario's end: faults.json and `json_name` (checks + measurements) as evidence, with
-    the load runs that exist; the verdict carries every check's measurement and the
-    measurements, less the bulky `report_only` ones (kept in the JSON)."""
-    evidence = [save_faults(ctx, faults),
-                ctx.write_json(json_name,
-                               {"measurements": measurements, "checks": [c.model_dump() for c in checks]})]
-    evidence += [ctx.relative(ctx.evidence(f)) for f in loads if ctx.evidence(f).exists()]
+    """A scenario's end: faults.json and checks.json (checks + measurements) as evidence, with
+    the copies of the load runs `loads` that exist; the verdict carries every check's
+    measurement and the measurements, less the bulky `report_only` ones (kept in checks.json)."""
+    files = [save_faults(ctx, faults),
+             ctx.write_json(evidence.CHECKS,
+                            {"measurements": measurements, "checks": [c.model_dump() for c in checks]})]
+    copies = [ctx.evidence(evidence.load_copy(run)) for run in loads]
+    files += [ctx.relative(p) for p in copies if p.exists()]
     hidden = set(report_only)
     meas: dict[str, Any] = {c.name: c.measured for c in checks}
     meas.update({k: v for k, v in measurements.items() if k not in hidden})
     notes = [*(caveats or []), *ctx.deviations]
     extra = {"caveats": notes} if notes else {}
-    return Verdict.from_checks(name, ctx.profile.name, checks, measurements=meas, evidence=evidence, **extra)
+    return Verdict.from_checks(name, ctx.profile.name, checks, measurements=meas, evidence=files, **extra)
 
 
 def rollout_failure_summary(backend: Backend) -> str:

@@ -12,7 +12,7 @@ else the HPA status history) and to the first new replica Ready (vs `spike.scale
 SLA-breach seconds from the spike on (vs `spike.max_breach_s`) with the unserved demand and the
 replicas reached as supporting evidence, and flapping on the way down. A spike the generator
 did not deliver fails; one the initial replicas served within the SLA without any scale-up is
-inconclusive. The HPA model's prediction (harness.models.hpa_sim) is kept beside the measurement.
+inconclusive. The HPA model's prediction (harness.models.hpa.simulate) is kept beside the measurement.
 """
 
 from __future__ import annotations
@@ -24,16 +24,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.backends.base import Backend, BackendError
-from harness.backends.observe import FaultRecord
+from harness.backends.observe import FaultKind, FaultRecord
 from harness.errors import InputError
 from harness.load.spec import Shape
 from harness.profile import RequestShape
+from harness.run import evidence
 from harness.scenarios import common
 from harness.scenarios.base import ScenarioContext
 from harness.scenarios.cold_start import start_timeout_s
 from harness.verdict import Check, Verdict
 
 NAME = "hpa"
+#: every check this scenario can report, in the order it reports them (a pytest result each)
+CHECKS = (
+    "hpa_present", "rollout_ready", "load_valid", "spike_delivered", "spike_needed_scaling",
+    "first_scale_decision_s", "first_new_replica_ready_s", "breach_seconds", "flaps_on_way_down",
+)
 SPIKE_DELIVERED_MIN = 0.95  # achieved / requested rate during the spike
 #: a spike sized from capacity asks for this share of one replica more than the initial ones carry
 SPIKE_EXTRA_REPLICAS = 0.3
@@ -75,8 +81,8 @@ def _finish(ctx: ScenarioContext, checks: list[Check], faults: list[FaultRecord]
     source = str(meas.get("capacity_source", ""))
     caveats = [f"the spike was sized from a capacity not measured in this run: {source}"
                ] if source.startswith(("declared", "unknown")) else []
-    return common.finish(ctx, NAME, "hpa_scenario.json", checks, faults, meas,
-                         loads=("load.json", "capacity.json"), caveats=caveats,
+    return common.finish(ctx, NAME, checks, faults, meas,
+                         loads=(evidence.LOAD_RUN, evidence.CAPACITY_RUN), caveats=caveats,
                          report_only=("replica_timeline", "model", "capacity_sweep"))
 
 
@@ -128,7 +134,7 @@ def measure_capacity(ctx: ScenarioContext, backend: Backend) -> Capacity:
     common_kw = {"shape": None, "target": url, "allow_targets": [url], "body": body, "arrival": "constant"}
     burst = common.run_load(ctx, common.load_spec(
         ctx, backend, mode="closed", users=CAPACITY_USERS, duration_s=CAPACITY_BURST_S, **common_kw),
-        "capacity_burst")
+        evidence.CAPACITY_BURST_RUN)
     saturated = burst.ok / max(burst.duration_s, 1e-6)
     if saturated <= 0:
         raise ValueError(f"pod {pod} served nothing to {CAPACITY_USERS} users: errors {burst.errors}")
@@ -136,7 +142,7 @@ def measure_capacity(ctx: ScenarioContext, backend: Backend) -> Capacity:
     shape = Shape(kind="step", factor=1 / CAPACITY_FROM, steps=CAPACITY_STEPS, step_s=CAPACITY_STEP_S)
     res = common.run_load(ctx, common.load_spec(
         ctx, backend, mode="open", rate_rps=start, duration_s=CAPACITY_STEPS * CAPACITY_STEP_S,
-        **{**common_kw, "shape": shape}), "capacity")
+        **{**common_kw, "shape": shape}), evidence.CAPACITY_RUN)
     ts, rates = shape.breakpoints(start, CAPACITY_STEPS * CAPACITY_STEP_S)
     sweep: list[dict[str, Any]] = []
     best: float | None = None
@@ -185,9 +191,9 @@ class ReplicaWatcher:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                st = self.backend.deployment_status()
-                self.samples.append({"time": time.time(), "spec": st.specReplicas, "ready": st.readyReplicas,
-                                     "replicas": st.replicas})
+                d = self.backend.deployment()
+                self.samples.append({"time": time.time(), "spec": d.spec.replicas,
+                                     "ready": d.status.readyReplicas, "replicas": d.status.replicas})
             except Exception:
                 pass
             self._stop.wait(self.period_s)
@@ -205,7 +211,7 @@ def spike_phase(ctx: ScenarioContext, backend: Backend, capacity: float | None, 
                 faults: list[FaultRecord], meas: dict[str, Any]) -> list[Check]:
     sp = ctx.profile.spike
     base_rate = ctx.profile.load.baseline_rps
-    initial = backend.deployment_status().specReplicas or common.spec_replicas(ctx.bundle)
+    initial = backend.deployment().spec.replicas or common.spec_replicas(ctx.bundle)
     spike_rate, sizing = size_spike(base_rate, sp.factor, capacity, initial)
     shape = Shape(kind="spike", factor=spike_rate / base_rate, baseline_s=sp.baseline_s,
                   spike_s=sp.spike_s, after_s=sp.after_s)
@@ -213,14 +219,14 @@ def spike_phase(ctx: ScenarioContext, backend: Backend, capacity: float | None, 
     needed = max(1, math.ceil(spike_rate / capacity)) if capacity else None
     t_before = time.time()
     with ReplicaWatcher(backend) as watch:
-        result = common.run_load(ctx, spec, "load")
+        result = common.run_load(ctx, spec)
         time.sleep(1.0)
     spike_t0 = result.started_at + sp.baseline_s
     spike_t1 = spike_t0 + sp.spike_s
     spike_win = result.window(spike_t0, spike_t1)
     delivered = spike_win.rate_rps / spike_rate if spike_rate else 0.0
     faults.append(FaultRecord(
-        kind="spike", target=spec.target, started_at=spike_t0, ended_at=spike_t1,
+        kind=FaultKind.TRAFFIC_SPIKE, target=spec.target, started_at=spike_t0, ended_at=spike_t1,
         affected=[f"{base_rate:g} -> {spike_rate:.1f} req/s"],
         landed=bool(result.valid and delivered >= SPIKE_DELIVERED_MIN),
         detail=f"delivered {spike_win.rate_rps:.1f} req/s of {spike_rate:.1f} requested ({delivered:.0%})",
@@ -251,7 +257,7 @@ def spike_phase(ctx: ScenarioContext, backend: Backend, capacity: float | None, 
         "spike_latency_ms": spike_win.latency_ms, "spike_errors": spike_win.errors,
         "replica_timeline": watch.samples, "model": predicted(ctx, capacity, initial, spike_rate),
     })
-    ctx.write_json("replicas.json", watch.samples)
+    ctx.write_json(evidence.REPLICAS, watch.samples)
     scaled = reached > initial
     held = breach["seconds"] <= sp.max_breach_s
     # nothing asked the autoscaler for capacity: its speed cannot be judged, and a pass would be empty
@@ -335,7 +341,7 @@ def breach_seconds(ctx: ScenarioContext, result: Any, since: float) -> dict[str,
 def predicted(ctx: ScenarioContext, capacity: float | None, initial: int,
               spike_rate: float) -> dict[str, Any] | None:
     """The HPA model's replica timeline for the same spike (evidence beside the measurement)."""
-    from harness.models import hpa_sim
+    from harness.models.hpa import simulate as hpa_simulate
 
     if capacity is None:
         return None
@@ -345,7 +351,7 @@ def predicted(ctx: ScenarioContext, capacity: float | None, initial: int,
         ctx.profile.cold_start.declared_p95_s or ctx.profile.cold_start.p95_s)
     traffic = [(0.0, base), (sp.baseline_s, spike_rate), (sp.baseline_s + sp.spike_s, base)]
     try:
-        res = hpa_sim.simulate(ctx.bundle.hpa or {}, traffic=traffic, capacity_per_replica=capacity,
+        res = hpa_simulate(ctx.bundle.hpa or {}, traffic=traffic, capacity_per_replica=capacity,
                                cold_start_s=float(cold), duration_s=sp.baseline_s + sp.spike_s + sp.after_s,
                                initial_replicas=initial)
     except Exception as err:

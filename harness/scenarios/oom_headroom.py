@@ -20,12 +20,19 @@ from typing import Any
 
 from harness.backends.base import Backend
 from harness.quantity import format_bytes
+from harness.run import evidence
 from harness.scenarios import common
 from harness.scenarios.base import ScenarioContext
 from harness.scenarios.cold_start import start_timeout_s
 from harness.verdict import Check, Verdict
 
 NAME = "oom-headroom"
+#: every check this scenario can report, in the order it reports them (a pytest result each)
+CHECKS = (
+    "rollout_ready", "peak_load_valid", "peak_load_delivered", "overload_valid",
+    "overload_volume", "memory_limit_set", "peak_memory_mib", "oom_kills", "overload_shed",
+    "overload_unshed_failures",
+)
 REJECTIONS_METRIC = "gauntlet:admission_rejections"
 MIB = 1024 * 1024
 OVERLOAD_MIN_MULTIPLE = 3
@@ -59,8 +66,8 @@ def run(ctx: ScenarioContext) -> Verdict:
             checks += [failed, oom_check(backend, oom)]
         else:
             checks += _drive(ctx, backend, limit, allowed, measurements, t_start)
-    return common.finish(ctx, NAME, "oom_headroom.json", checks, [], measurements,
-                         loads=("load.json", "overload.json"))
+    return common.finish(ctx, NAME, checks, [], measurements,
+                         loads=(evidence.LOAD_RUN, evidence.OVERLOAD_RUN))
 
 
 def oom_check(backend: Backend, oom: list[str]) -> Check:
@@ -86,7 +93,7 @@ def _drive(ctx: ScenarioContext, backend: Backend, limit: int | None, allowed: i
             "target": url, "allow_targets": [url]}
 
     t0 = time.time()
-    peak_res = common.run_load(ctx, common.load_spec(ctx, backend, users=peak.concurrency, **base), "load")
+    peak_res = common.run_load(ctx, common.load_spec(ctx, backend, users=peak.concurrency, **base))
     t1 = time.time()
     time.sleep(1.0)  # one more resource sample after the peak
     peak_mem, peak_pod = common.peak_memory(backend.resource_samples(since=t0), t0, time.time())
@@ -98,7 +105,7 @@ def _drive(ctx: ScenarioContext, backend: Backend, limit: int | None, allowed: i
     over_rate = round(peak_rate * peak.overload_factor, 2)
     t2 = time.time()
     over_spec = common.load_spec(ctx, backend, **{**base, "mode": "open", "rate_rps": over_rate})
-    over_res = common.run_load(ctx, over_spec, "overload")
+    over_res = common.run_load(ctx, over_spec, evidence.OVERLOAD_RUN)
     held, held_how = admission_capacity(ctx)
     over_sent = over_res.requests + over_res.dropped
     min_sent = OVERLOAD_MIN_MULTIPLE * held

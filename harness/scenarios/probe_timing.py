@@ -22,13 +22,21 @@ from harness import prom
 from harness.backends.base import Backend
 from harness.backends.observe import FaultRecord
 from harness.manifests.bundle import ManifestBundle
-from harness.models import probes
+from harness.models import prober as probes
+from harness.run import evidence
 from harness.scenarios import common
 from harness.scenarios.base import ScenarioContext
 from harness.scenarios.cold_start import start_timeout_s
 from harness.verdict import Check, Verdict
 
 NAME = "probe-timing"
+#: every check this scenario can report, in the order it reports them (a pytest result each)
+CHECKS = (
+    "startup_budget_s", "kills_during_start", "rollout_ready", "load_valid",
+    "liveness_kills_under_load", "restarts_under_load", "requests_while_unready",
+    "not_ready_503", "replacement_fault_landed", "hang_fault_landed", "hang_detected_s",
+    "hung_replica_unready_before_kill",
+)
 UNREADY_METRIC = "gauntlet:requests_while_unready"
 #: the hung replica must leave the endpoints at least this long before the liveness kill
 UNREADY_LEAD_S = 1.0
@@ -64,8 +72,8 @@ def run(ctx: ScenarioContext) -> Verdict:
 
 def _finish(ctx: ScenarioContext, checks: list[Check], faults: list[FaultRecord],
             measurements: dict[str, Any]) -> Verdict:
-    return common.finish(ctx, NAME, "probe_timing.json", checks, faults, measurements,
-                         loads=("load.json", "hang_load.json"))
+    return common.finish(ctx, NAME, checks, faults, measurements,
+                         loads=(evidence.LOAD_RUN, evidence.HANG_LOAD_RUN))
 
 
 # --------------------------------------------------------------------------------------------
@@ -151,7 +159,7 @@ def full_load_phase(ctx: ScenarioContext, backend: Backend, faults: list[FaultRe
     spec = common.load_spec(ctx, backend, rate_rps=prof.slo.rate_rps, duration_s=duration, shape=None)
     t0 = time.time()
     restarts_before = {p.name: p.restarts for p in backend.pods()}
-    with UnreadyCounter(backend) as unready, common.background_load(ctx, spec, "load") as handle:
+    with UnreadyCounter(backend) as unready, common.background_load(ctx, spec) as handle:
         time.sleep(duration / 3)
         victim = _a_ready_pod(backend)
         if victim is not None:
@@ -218,7 +226,7 @@ def hang_phase(ctx: ScenarioContext, backend: Backend, faults: list[FaultRecord]
     observe_s = target * 1.5 + 10
     spec = common.load_spec(ctx, backend, rate_rps=prof.load.baseline_rps, duration_s=observe_s, shape=None)
     t_unready = t_kill = t_back = None
-    with common.background_load(ctx, spec, "hang_load") as handle:
+    with common.background_load(ctx, spec, evidence.HANG_LOAD_RUN) as handle:
         time.sleep(min(3.0, observe_s / 5))
         fault = backend.hang_pod(victim)
         faults.append(fault)

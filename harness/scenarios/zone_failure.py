@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from harness.backends.base import Backend
-from harness.backends.observe import FaultRecord
+from harness.backends.observe import FaultKind, FaultRecord
 from harness.scenarios import common
 from harness.scenarios.base import ScenarioContext
 from harness.scenarios.cold_start import start_timeout_s
@@ -28,6 +28,13 @@ from harness.sla import evaluate
 from harness.verdict import Check, Verdict
 
 NAME = "zone-failure"
+#: every check this scenario can report, in the order it reports them (a pytest result each)
+CHECKS = (
+    "rollout_ready", "load_valid", "zone_outage_landed", "zones_with_replicas_before",
+    "sla_recovered_s", "replicas_ready_again_s", "pending_after", "error_budget_burned",
+    "ready_after_zone_restored", "drain_fault_landed", "drain_completed", "drain_exercised",
+    "drain_lost_requests",
+)
 DRAIN_TIMEOUT_S = 30.0  # longer than a healthy drain needs; a blocking budget stays blocked
 #: each in-flight request works for preStop + this share of the service's drain timeout
 DRAIN_WORK_SHARE = 0.6
@@ -55,8 +62,7 @@ def run(ctx: ScenarioContext) -> Verdict:
         else:
             checks += outage_phase(ctx, backend, faults, meas)
             checks += drain_phase(ctx, backend, faults, meas)
-    return common.finish(ctx, NAME, "zone_failure.json", checks, faults, meas,
-                         loads=("load.json", "drain_load.json"))
+    return common.finish(ctx, NAME, checks, faults, meas)
 
 
 def choose_zone(placement: dict[str, list[str]], configured: str | None) -> str | None:
@@ -83,10 +89,10 @@ def outage_phase(ctx: ScenarioContext, backend: Backend, faults: list[FaultRecor
     replicas = common.spec_replicas(ctx.bundle)
     t_restored: float | None = None
     max_pending = 0
-    with common.background_load(ctx, spec, "load") as handle:
+    with common.background_load(ctx, spec) as handle:
         time.sleep(z.fault_at_s)
         fault = backend.zone_outage(zone) if zone else FaultRecord(
-            kind="zone-outage", target="<none>", started_at=time.time(), landed=False,
+            kind=FaultKind.ZONE_OUTAGE, target="<none>", started_at=time.time(), landed=False,
             detail="no zone has a replica")
         faults.append(fault)
         t_fault = fault.started_at
@@ -232,8 +238,7 @@ def drain_phase(ctx: ScenarioContext, backend: Backend, faults: list[FaultRecord
                      "outcomes": by_outcome, "requests": outcomes}
     checks.append(Check(
         name="drain_completed", measured=fault.landed, target=True, ok=fault.landed,
-        note=(fault.detail or "the disruption budget blocked the drain") if not fault.landed
-        else f"evicted {fault.affected}"))
+        note=(fault.detail or _blocked(fault)) if not fault.landed else f"evicted {fault.affected}"))
     if fault.landed:  # a drain that evicted nothing had nothing to exercise
         checks.append(Check(
             name="drain_exercised", measured=len(running_at_sigterm), target="> 0 in flight at SIGTERM",
@@ -248,6 +253,13 @@ def drain_phase(ctx: ScenarioContext, backend: Backend, faults: list[FaultRecord
               f"({summary}; first: {lost[0]['error']})") if lost else
              f"{len(accepted)} accepted in-flight requests finished ({summary})"))
     return checks
+
+
+def _blocked(fault: FaultRecord) -> str:
+    if fault.evictions_blocked:
+        return (f"the disruption budget refused the eviction of {', '.join(fault.evictions_blocked)} "
+                f"({fault.eviction_429s} x HTTP 429)")
+    return "the disruption budget blocked the drain"
 
 
 def drain_timing(ctx: ScenarioContext) -> dict[str, float]:

@@ -16,7 +16,7 @@ from chaoslib.loader import load_experiment
 from harness.chaos import actions, session
 from harness.chaos.journal import deviations, verdict_from_journal
 from harness.chaos.plan import describe
-from harness.chaos.probes import slo_met
+from harness.chaos.steady_state import slo_met
 from harness.profile import load_profile
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,7 +63,7 @@ def test_plan_lists_what_each_activity_touches() -> None:
     rows = describe(exp, session.settings_from({}), {"gauntlet_slo_window_s": 5.0, "gauntlet_settle_s": 3.0,
                                                      "gauntlet_recovery_timeout_s": 40.0})
     text = {r["activity"]: r["touches"] for r in rows}
-    assert "deploys manifests/overlays/local" in text["deploy"]
+    assert "deploys the packaged overlays/local" in text["deploy"]
     assert "every pod and node of zone" in text["lose-a-zone"]
     assert "40.0 s" in text["wait-for-recovery"]
     baseline = load_profile("local").load.baseline_rps

@@ -146,4 +146,4 @@ def test_required_zone_anti_affinity_caps_the_hpa_and_strands_a_lost_zone(tmp_pa
     assert errors(report) == {"zone-anti-affinity-caps-replicas", "zone-anti-affinity-strands"}, report["findings"]
     strands = next(f for f in report["findings"] if f["rule"] == "zone-anti-affinity-strands")
     assert strands["measured"] == "1 of 1 replicas from the lost zone stay Pending"
-    assert strands["basis"] == "harness.models.spread"
+    assert strands["basis"] == "harness.models.scheduler.placement"

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from harness.check.engine import run_checks
+from harness.check.evaluate import run_checks
 from harness.check.findings import Finding, Severity
 from harness.check.targets import targets_for
 from harness.manifests.bundle import ManifestBundle

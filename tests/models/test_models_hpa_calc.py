@@ -12,7 +12,8 @@ import math
 
 import pytest
 
-from harness.models.hpa_calc import MetricError, PodMetric, ReplicaCalculator, Tolerances
+from harness.models.hpa.metrics_client import PodMetric
+from harness.models.hpa.replica_calculator import MetricError, ReplicaCalculator, Tolerances
 
 NOW = 1_700_000_000.0
 ZERO = -62135596800.0  # Go's zero time.Time

@@ -13,7 +13,7 @@ from harness.cli.model import model
 from harness.errors import InputError
 from harness.models._k8s import ModelInputError, parse_duration, to_rfc3339
 from harness.models.hpa import HPAController, controller_options, resource_pod_metrics
-from harness.models.metrics_api import parse_custom_metrics
+from harness.models.hpa.metrics_client import parse_custom_metrics
 
 NOW = 1_796_116_427.0  # 2026-12-01T09:13:47Z
 

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.models.interpod import R_EXISTING_ANTI_AFFINITY, R_POD_AFFINITY, R_POD_ANTI_AFFINITY
-from harness.models.spread import place, schedule_pod, zone_failure
+from harness.models.scheduler import (
+    R_EXISTING_ANTI_AFFINITY,
+    R_POD_AFFINITY,
+    R_POD_ANTI_AFFINITY,
+    place,
+    schedule_pod,
+    zone_failure,
+)
 
 ZK = "topology.kubernetes.io/zone"
 HK = "kubernetes.io/hostname"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.models.probes import (
+from harness.models.prober import (
     FAILURE,
     SUCCESS,
     UNKNOWN,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.models._k8s import ModelInputError
-from harness.models.probes import analyze, crashloop_backoff
+from harness.models.prober import analyze, crashloop_backoff
 
 
 def deployment(container):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.models._k8s import ModelInputError
-from harness.models.spread import place, schedule_pod, zone_failure
+from harness.models.scheduler import place, schedule_pod, zone_failure
 
 ZK = "topology.kubernetes.io/zone"
 

@@ -13,7 +13,7 @@ import itertools
 
 import pytest
 
-from harness.models.spread import R_SPREAD, R_SPREAD_LABEL, spread_filter
+from harness.models.scheduler.topology_spread import R_SPREAD, R_SPREAD_LABEL, spread_filter
 
 S, U, UU = None, R_SPREAD, R_SPREAD_LABEL
 FOO = {"matchExpressions": [{"key": "foo", "operator": "Exists"}]}  # MakeLabelSelector().Exists

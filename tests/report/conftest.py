@@ -6,8 +6,8 @@ from pathlib import Path
 import fakes_report
 import pytest
 
-import harness.certify as certify_mod
 from harness.manifests.bundle import ManifestBundle
+from harness.run import options
 from harness.scenarios import base as scenarios_base
 
 
@@ -23,9 +23,9 @@ def fake_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, str]], None
     """Swap the scenario registry for fast fakes and the backend for FakeBackend."""
     fakes_report.FakeBackend.created.clear()
     fakes_report.FakeBackend.torn_down.clear()
-    monkeypatch.setattr(certify_mod, "make_backend_factory", lambda name, options: fakes_report.fake_factory)
+    monkeypatch.setattr(options, "make_backend_factory", lambda name, opts: fakes_report.fake_factory)
     monkeypatch.setattr(
-        certify_mod, "load_manifests",
+        options, "load_manifests",
         lambda path: ManifestBundle.from_yaml(Path(path).read_text(), source=str(path)),
     )
 

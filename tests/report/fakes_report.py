@@ -1,8 +1,8 @@
 """Synthetic scenarios and a fake backend for the report tests: nothing is deployed.
 
 The fake backend returns Kubernetes-shaped observations, so `ctx.deploy()` writes the same
-evidence files a real backend would (pods/events/hpa/resources/nodes.json) through the real
-ScenarioContext code, and the scenarios add load.json, faults.json and cold_start.json.
+evidence files a real backend would (pods/events/hpa_history/resources/nodes.json) through the
+real ScenarioContext code, and the scenarios add load.json, faults.json and cold_start.json.
 """
 
 from __future__ import annotations
@@ -17,17 +17,21 @@ from harness.backends.base import Backend
 from harness.backends.observe import (
     Condition,
     ContainerStatus,
+    Deployment,
+    DeploymentSpec,
     DeploymentStatus,
     Event,
     FaultRecord,
     HPAStatusSample,
     Node,
+    ObjectMeta,
     ObjectReference,
     Pod,
     ResourceSample,
 )
 from harness.errors import SetupError
 from harness.manifests.bundle import ManifestBundle
+from harness.run import evidence
 from harness.scenarios.base import ScenarioContext
 from harness.verdict import Check, Verdict
 
@@ -70,7 +74,7 @@ class FakeBackend(Backend):
         self.bundle = bundle
 
     def wait_ready(self, replicas: int | None = None, timeout_s: float = 300.0) -> DeploymentStatus:
-        return DeploymentStatus(replicas=2, readyReplicas=2, specReplicas=2)
+        return self.deployment().status
 
     def teardown(self) -> None:
         FakeBackend.torn_down.append(self.workdir)
@@ -81,7 +85,7 @@ class FakeBackend(Backend):
     def pod_url(self, pod: str) -> str:
         return "http://127.0.0.1:9"
 
-    def pods(self) -> list[Pod]:
+    def pods(self, include_deleted: bool = False) -> list[Pod]:
         out = []
         for i, zone in enumerate(("zone-a", "zone-b")):
             created = T0 + i
@@ -114,8 +118,9 @@ class FakeBackend(Backend):
                   firstTimestamp=T0 + 20, lastTimestamp=T0 + 20, source="kubelet"),
         ]
 
-    def deployment_status(self) -> DeploymentStatus:
-        return DeploymentStatus(replicas=2, readyReplicas=2, specReplicas=2)
+    def deployment(self) -> Deployment:
+        return Deployment(metadata=ObjectMeta(name="svc"), spec=DeploymentSpec(replicas=2),
+                          status=DeploymentStatus(replicas=2, readyReplicas=2))
 
     def hpa_history(self) -> list[HPAStatusSample]:
         out = []
@@ -178,7 +183,7 @@ def _zone(ctx: ScenarioContext, p90_ms: float, availability: float) -> Verdict:
     with ctx.deploy() as backend:
         fault = backend.zone_outage("zone-a")
         drain = backend.drain_zone("zone-b")
-    ev = [ctx.write_json("load.json", load_json(p90_ms)), ctx.write_json("faults.json", [fault, drain])]
+    ev = [ctx.write_json(evidence.LOAD, load_json(p90_ms)), ctx.write_json(evidence.FAULTS, [fault, drain])]
     checks = [
         Check(name="latency_p90_ms", measured=p90_ms, target=300.0, ok=p90_ms < 300, unit=" ms"),
         Check(name="availability", measured=availability, target=0.99, ok=availability >= 0.99),
@@ -201,7 +206,7 @@ def cold_start_pass(ctx: ScenarioContext) -> Verdict:
         pass
     starts = [{"pod": f"svc-{i}", "phases": {"imports": 1.5 + i, "weights": 2.0, "warmup": 0.5},
                "total_s": 4.0 + i} for i in range(3)]
-    ev = ctx.write_json("cold_start.json", {"starts": starts})
+    ev = ctx.write_json(evidence.COLD_START, {"starts": starts})
     ctx.measured["cold_start_p95_s"] = 6.0
     ctx.log("3 cold starts measured")
     checks = [Check(name="cold_start_p95_s", measured=6.0, target=20.0, ok=True, unit=" s")]

@@ -26,10 +26,11 @@ import psutil
 import pytest
 from fakes_report import quiet
 
-import harness.certify as certify_mod
-from harness.certify import EXIT_INTERRUPTED, CertifyOptions, certify, exit_code
 from harness.load import LoadSpec
 from harness.report import load_report
+from harness.run import engine, options
+from harness.run.engine import EXIT_INTERRUPTED, certify, exit_code
+from harness.run.options import CertifyOptions
 from harness.scenarios import base as scenarios_base
 from harness.scenarios import common
 from harness.scenarios.base import ScenarioContext
@@ -58,9 +59,9 @@ class LoopbackBackend(fakes_report.FakeBackend):
         self._hook("teardown")
         super().teardown()
 
-    def pods(self) -> list[Any]:
+    def pods(self, include_deleted: bool = False) -> list[Any]:
         self._hook("pods")
-        return super().pods()
+        return super().pods(include_deleted)
 
     def service_url(self) -> str:
         return str(STATE["url"])
@@ -150,7 +151,7 @@ def env(monkeypatch: pytest.MonkeyPatch, fake_env: Callable[[dict[str, str]], No
     HOOKS.clear()
     STATE.clear()
     STATE["url"] = loopback_url
-    monkeypatch.setattr(certify_mod, "make_backend_factory", lambda name, options: LoopbackBackend)
+    monkeypatch.setattr(options, "make_backend_factory", lambda name, opts: LoopbackBackend)
 
     def use(case: str) -> None:
         monkeypatch.setattr(scenarios_base, "SCENARIOS", {
@@ -353,14 +354,14 @@ def test_second_signal_during_cleanup_is_ignored(tmp_path, manifests_file, env, 
 
     HOOKS["wait_ready"] = wait_ready
     HOOKS["teardown"] = teardown
-    original_save = certify_mod.Certification._save
+    original_save = engine.Run.save
 
-    def save(self: certify_mod.Certification) -> None:
+    def save(self: engine.Run) -> None:
         if where == "save" and self.report.interrupted and len(sig.sent) == 1:
             sig.now(signal.SIGINT)  # the second signal, while the partial report is written
         original_save(self)
 
-    monkeypatch.setattr(certify_mod.Certification, "_save", save)
+    monkeypatch.setattr(engine.Run, "save", save)
     sig.when(waiting.is_set, signal.SIGINT)
     code, run_dir, _ = _certify(tmp_path, manifests_file)
     assert finished == ["teardown"], "teardown did not complete"

@@ -12,16 +12,11 @@ import fakes_report
 import pytest
 from fakes_report import quiet
 
-from harness.certify import (
-    EXIT_INCONCLUSIVE,
-    EXIT_NOTHING_MEASURED,
-    CertifyOptions,
-    certify,
-    exit_code,
-)
 from harness.cli import main
 from harness.errors import InputError
 from harness.report import load_report
+from harness.run.engine import EXIT_INCONCLUSIVE, EXIT_NOTHING_MEASURED, certify, exit_code
+from harness.run.options import CertifyOptions
 
 GOOD = {"cold-start": "cold_start_pass", "zone-failure": "zone_pass"}
 
@@ -34,9 +29,20 @@ def run(tmp_path: Path, manifests: Path, html: bool = False, **kw: object) -> tu
     return exit_code(report, opts.fail_on_skip), run_dir
 
 
-def junit_cases(run_dir: Path) -> dict[str, ET.Element]:
+def junit_suites(run_dir: Path) -> dict[str, ET.Element]:
     root = ET.parse(run_dir / "junit.xml").getroot()
-    return {c.get("name"): c for c in root.iter("testcase")}
+    assert root.tag == "testsuites"
+    return {s.get("name"): s for s in root.iter("testsuite")}
+
+
+def junit_cases(run_dir: Path) -> dict[str, ET.Element]:
+    """Each scenario's own testcase (the first of its testsuite, named like it)."""
+    return {name: s.findall("testcase")[0] for name, s in junit_suites(run_dir).items()}
+
+
+def junit_checks(run_dir: Path, scenario: str) -> dict[str, ET.Element]:
+    """The scenario's per-check testcases."""
+    return {c.get("name"): c for c in junit_suites(run_dir)[scenario].findall("testcase")[1:]}
 
 
 def test_all_pass_writes_valid_report_junit_and_html(tmp_path, manifests_file, fake_env):
@@ -59,7 +65,7 @@ def test_all_pass_writes_valid_report_junit_and_html(tmp_path, manifests_file, f
     for rel in zone.evidence:
         assert (run_dir / rel).is_file(), rel
     # the ScenarioContext wrote the deploy observations; the fake backend was torn down
-    for name in ("pods.json", "events.json", "hpa.json", "resources.json", "nodes.json"):
+    for name in ("pods.json", "events.json", "hpa_history.json", "resources.json", "nodes.json"):
         assert (run_dir / "zone-failure" / name).is_file()
     assert fakes_report.FakeBackend.created
     assert len(fakes_report.FakeBackend.torn_down) == len(fakes_report.FakeBackend.created)
@@ -70,6 +76,11 @@ def test_all_pass_writes_valid_report_junit_and_html(tmp_path, manifests_file, f
     cases = junit_cases(run_dir)
     assert set(cases) == {"cold-start", "zone-failure"}
     assert all(len(c) == 1 and c[0].tag == "system-out" for c in cases.values())
+    checks = junit_checks(run_dir, "zone-failure")  # each check is its own (passing) testcase
+    assert set(checks) == {"latency_p90_ms", "availability", "recovery_s"}
+    assert all(len(c) == 1 and c[0].tag == "system-out" for c in checks.values())
+    assert checks["latency_p90_ms"].get("classname") == "gauntlet.local.local.zone-failure"
+    assert "measured 120.0 ms vs target 300.0 ms" in (checks["latency_p90_ms"][0].text or "")
 
     html = (run_dir / "report.html").read_text()
     assert "PASS" in html and "zone-failure" in html
@@ -103,8 +114,15 @@ def test_fail_error_and_skip_verdicts(tmp_path, manifests_file, fake_env):
     skipped = cases["oom-headroom"].find("skipped")
     assert skipped is not None and skipped.get("message") == "no cgroup memory controller"
     assert cases["cold-start"].find("failure") is None
-    suite = ET.parse(run_dir / "junit.xml").getroot()
-    assert (suite.get("tests"), suite.get("failures"), suite.get("errors"), suite.get("skipped")) == ("4", "1", "1", "1")
+    checks = junit_checks(run_dir, "zone-failure")  # the CI page names the checks that failed
+    assert checks["latency_p90_ms"].find("failure") is not None
+    assert checks["availability"].find("failure") is not None
+    assert checks["recovery_s"].find("failure") is None
+    zone = junit_suites(run_dir)["zone-failure"]
+    assert (zone.get("tests"), zone.get("failures")) == ("4", "3")
+    root = ET.parse(run_dir / "junit.xml").getroot()
+    # 4 scenario testcases + 4 checks (cold-start 1, zone-failure 3): 3 failures = the scenario + 2 checks
+    assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == ("8", "3", "1", "1")
 
 
 def test_a_skip_beside_a_pass_passes_unless_fail_on_skip(tmp_path, manifests_file, fake_env):
@@ -136,6 +154,10 @@ def test_an_inconclusive_check_makes_the_scenario_and_run_inconclusive(tmp_path,
     failure = junit_cases(run_dir)["oom-headroom"].find("failure")
     assert failure is not None and failure.get("type") == "Inconclusive"
     assert "[????] oom_kills" in (failure.text or "")
+    checks = junit_checks(run_dir, "oom-headroom")
+    skipped = checks["oom_kills"].find("skipped")
+    assert skipped is not None and skipped.get("message") == "inconclusive: limits monitored, not enforced"
+    assert checks["peak_memory_mib"].find("skipped") is None
 
 
 def test_a_failed_check_beats_an_inconclusive_one() -> None:

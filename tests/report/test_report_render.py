@@ -8,11 +8,12 @@ import fakes_report
 import pytest
 from fakes_report import quiet
 
-from harness.certify import CertifyOptions, certify
 from harness.cli import main
 from harness.report import load_report
-from harness.report.evidence import parse_load, read_evidence
+from harness.report.evidence_reader import parse_load, read_evidence
 from harness.report.schema import ScenarioResult
+from harness.run.engine import certify
+from harness.run.options import CertifyOptions
 from harness.verdict import Verdict
 
 
@@ -21,12 +22,12 @@ def test_report_command_rerenders_html_and_survives_bad_evidence(tmp_path, manif
     _, run_dir = certify(CertifyOptions(manifests=str(manifests_file), out=tmp_path / "run", html=False),
                          console=quiet())
     assert not (run_dir / "report.html").exists()
-    (run_dir / "zone-failure" / "hpa.json").write_text("{not json")
+    (run_dir / "zone-failure" / "hpa_history.json").write_text("{not json")
     main(["report", str(run_dir)])  # returns normally: exit 0
     out = capsys.readouterr().out
     assert "zone-failure" in out and "pass" in out
     html = (run_dir / "report.html").read_text()
-    assert "hpa.json: unreadable" in html  # said why the replicas plot is missing
+    assert "hpa_history.json: unreadable" in html  # said why the replicas plot is missing
     plots = {p.name for p in (run_dir / "plots").glob("*.png")}
     assert "zone-failure-load.png" in plots and "zone-failure-replicas.png" not in plots
     assert "zone-outage: zone-a" in html or "zone-failure-load.png" in html
@@ -53,10 +54,12 @@ def test_evidence_reader_collects_all_files(tmp_path):
     (d / "load.json").write_text('{"started_at": 1, "timeline": [{"t": 0, "requests": 1}]}')
     (d / "load-drain.json").write_text('{"no": "timeline"}')
     (d / "faults.json").write_text('[{"kind": "zone-outage", "target": "zone-a", "started_at": 2, "landed": false}]')
-    (d / "hpa.json").write_text('{"items": [{"time": 1, "currentReplicas": 1, "desiredReplicas": 2}]}')
+    (d / "hpa.json").write_text('{"items": [{"time": 1, "currentReplicas": 1, "desiredReplicas": 2}]}')  # an older run's name
     ev = read_evidence(d)
     assert len(ev.loads) == 1 and ev.faults[0]["landed"] is False and ev.hpa[0]["desiredReplicas"] == 2
     assert ev.problems == ["load-drain.json: no per-second `timeline`"]
+    (d / "hpa_history.json").write_text('[{"time": 1, "currentReplicas": 1, "desiredReplicas": 3}]')
+    assert read_evidence(d).hpa[0]["desiredReplicas"] == 3  # today's name wins
 
 
 def test_unserialisable_measurements_are_kept_as_text():

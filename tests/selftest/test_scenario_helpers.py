@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import re
 from pathlib import Path
 
 import pytest
+from selftest_matrix import MATRIX
 
 from harness.backends.observe import (
     Condition,
@@ -16,7 +20,7 @@ from harness.backends.observe import (
 )
 from harness.manifests.bundle import ManifestBundle
 from harness.profile import load_profile
-from harness.scenarios import common
+from harness.scenarios import SCENARIOS, common
 from harness.scenarios.base import ScenarioContext
 from harness.scenarios.cold_start import start_record
 from harness.scenarios.hpa import first_scale_up, flapping
@@ -166,3 +170,20 @@ def test_cpu_throttling_from_cumulative_cfs_counters() -> None:
     assert out == {"cpu_throttled_ratio": 0.3, "cpu_throttled_s": 3.0, "cpu_throttled_worst_pod": "a",
                    "cpu_throttled_worst_ratio": 0.5}
     assert common.cpu_throttling([ResourceSample(time=0, pod="a", cpu_cores=1.0)]) == {}  # no CFS statistics
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_declared_checks_are_every_check_the_scenario_can_report(scenario: str) -> None:
+    """`CHECKS` names one pytest result per check (scenarios/test_*.py): it must list every check
+    the module can report, and only those; the self-test matrix names only declared ones."""
+    module = importlib.import_module(SCENARIOS[scenario].split(":")[0])
+    source = inspect.getsource(module)
+    found = set(re.findall(r'(?:name=|_check\(|speed\()"([a-z0-9_]+)"', source))
+    if "common.rollout_ready_check(" in source:
+        found.add("rollout_ready")
+    if re.search(r"common\.load_validity_check\(\w+\)", source):
+        found.add("load_valid")
+    assert sorted(module.CHECKS) == sorted(found)
+    assert len(set(module.CHECKS)) == len(module.CHECKS)
+    for case in (c for c in MATRIX if c.scenario == scenario):
+        assert {case.fails_on, *case.explained} <= set(module.CHECKS), case.variant

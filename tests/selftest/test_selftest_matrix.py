@@ -13,8 +13,9 @@ import pytest
 from selftest_matrix import MATRIX, Case
 
 from harness.backends import get_backend
-from harness.certify import CertifyOptions, certify
 from harness.report.schema import ScenarioResult
+from harness.run.engine import certify
+from harness.run.options import CertifyOptions
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900), pytest.mark.usefixtures("tiny_model")]
@@ -29,7 +30,7 @@ def _certify(tmp_path: Path, manifests: Path, only: list[str]) -> tuple[dict[str
 def _limits_enforced(tmp_path: Path) -> tuple[bool, str]:
     backend = get_backend("local", tmp_path / "probe-backend")
     try:
-        return bool(backend.limits_enforced), str(getattr(backend, "limits_reason", ""))
+        return bool(backend.limits_enforced), backend.limits_reason
     finally:
         backend.teardown()
 

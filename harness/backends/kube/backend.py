@@ -21,6 +21,7 @@ from harness.backends.base import (
     RESTARTED_AT,
     Backend,
     BackendError,
+    RolloutRestarter,
     RolloutWatch,
     restarted_at_stamp,
 )
@@ -36,11 +37,13 @@ from harness.backends.kube.api import (
 )
 from harness.backends.kube.portforward import PortForward, find_kubectl
 from harness.backends.kube.recorder import Recorder
-from harness.backends.kube.rollout import RolloutState, rollout_state
+from harness.backends.kube.rollout_status import RolloutState, rollout_state
 from harness.backends.kube.safety import CLEANUP, check_chaos, check_context
 from harness.backends.observe import (
+    Deployment,
     DeploymentStatus,
     Event,
+    FaultKind,
     FaultRecord,
     HPAStatusSample,
     Node,
@@ -64,9 +67,10 @@ def _dns_label(text: str) -> str:
     return out[:63].rstrip("-") or "gauntlet"
 
 
-class KubeBackend(Backend):
+class KubeBackend(Backend, RolloutRestarter):
     name = "kube"
-    limits_enforced = True  # the kubelet + kernel enforce limits on a real node
+    limits_enforced = True
+    limits_reason = "the kubelet and the node's kernel enforce container limits"
 
     def __init__(
         self,
@@ -172,6 +176,7 @@ class KubeBackend(Backend):
                                f"{exc.status} {exc.reason}: {exc.message}") from None
 
     def wait_ready(self, replicas: int | None = None, timeout_s: float | None = None) -> DeploymentStatus:
+        """Wait as `kubectl rollout status` does; `timeout_s` None: the backend's rollout_timeout_s."""
         name = self._dep_name()
         limit = self.rollout_timeout_s if timeout_s is None else timeout_s
         deadline = time.monotonic() + limit
@@ -267,10 +272,17 @@ class KubeBackend(Backend):
                                 for n in nodes}
         return self._node_zones
 
-    def pods(self) -> list[Pod]:
+    def pods(self, include_deleted: bool = False) -> list[Pod]:
+        """The namespace's pods; with `include_deleted`, also every pod the recorder saw since
+        deploy that the API server no longer lists, in the last state it saw (their
+        `deletionTimestamp` is set only where a poll caught them terminating: a pod deleted with
+        no grace period can vanish between two polls, `poll_s` apart)."""
         items = self.api.list(resource_path("v1", "Pod", self.namespace))
         if self.recorder is not None:
             self.recorder.record_pods(items)
+            if include_deleted:
+                live = {(o.get("metadata") or {}).get("name") for o in items}
+                items = items + [o for name, o in self.recorder.seen_pods().items() if name not in live]
         node_zones = self._zones()
         if any((p.get("spec") or {}).get("nodeName") not in node_zones for p in items
                if (p.get("spec") or {}).get("nodeName")):
@@ -279,7 +291,7 @@ class KubeBackend(Backend):
         for obj in items:
             p = convert.pod(obj, node_zones)
             if self.recorder is not None:
-                p.conditionHistory = list(self.recorder.condition_history.get(p.name, []))
+                p.conditionHistory = self.recorder.history_of(p.name)
             out.append(p)
         return out
 
@@ -295,9 +307,9 @@ class KubeBackend(Backend):
         evs.sort(key=lambda e: e.lastTimestamp)
         return [e for e in evs if since is None or e.lastTimestamp >= since]
 
-    def deployment_status(self) -> DeploymentStatus:
-        return convert.deployment_status(
-            self.api.get(resource_path("apps/v1", "Deployment", self.namespace, self._dep_name())))
+    def deployment(self) -> Deployment:
+        return convert.deployment(self.api.get(resource_path("apps/v1", "Deployment", self.namespace,
+                                                             self._dep_name())))
 
     def hpa_history(self) -> list[HPAStatusSample]:
         return list(self.recorder.hpa_samples) if self.recorder is not None else []
@@ -320,10 +332,10 @@ class KubeBackend(Backend):
         try:
             self.api.delete(resource_path("v1", "Pod", self.namespace, pod), **query)
         except KubeApiError as exc:
-            return FaultRecord(kind="kill-pod", target=pod, started_at=started, ended_at=time.time(),
+            return FaultRecord(kind=FaultKind.KILL_POD, target=pod, started_at=started, ended_at=time.time(),
                                landed=False, detail=f"delete refused: {exc}")
         landed = self._gone_or_terminating(pod)
-        return FaultRecord(kind="kill-pod", target=pod, started_at=started, ended_at=time.time(),
+        return FaultRecord(kind=FaultKind.KILL_POD, target=pod, started_at=started, ended_at=time.time(),
                            affected=[pod], landed=landed,
                            detail="pod deleted" if landed else "pod still present and not terminating")
 
@@ -356,8 +368,7 @@ class KubeBackend(Backend):
         check_chaos("zone_outage", self.context, self.chaos_allowed)
         if self.zone_outage_mode == "drain":
             rec = self.drain_zone(zone, timeout_s=self.outage_wait_s)
-            rec.kind = "zone-outage"
-            return rec
+            return rec.model_copy(update={"kind": FaultKind.ZONE_OUTAGE})
         started = time.time()
         nodes = self._zone_nodes(zone)
         names = [n["metadata"]["name"] for n in nodes]
@@ -378,7 +389,7 @@ class KubeBackend(Backend):
                   f"{len(gone)}/{len(uids)} of our pods in the zone evicted")
         if not landed:
             detail += f" within {self.outage_wait_s:.0f}s (pods tolerating the taint stay)"
-        return FaultRecord(kind="zone-outage", target=zone, started_at=started, ended_at=time.time(),
+        return FaultRecord(kind=FaultKind.ZONE_OUTAGE, target=zone, started_at=started, ended_at=time.time(),
                            affected=names + gone, landed=landed, detail=detail)
 
     def restore_zone(self, zone: str) -> FaultRecord:
@@ -386,7 +397,7 @@ class KubeBackend(Backend):
         nodes = {n["metadata"]["name"] for n in zones.zone_nodes(self.api, zone)}
         log.info("restoring zone %s: untaint/uncordon %s", zone, ", ".join(sorted(nodes)) or "no nodes")
         touched = self.node_changes.restore(self.api, only=nodes)
-        return FaultRecord(kind="restore", target=zone, started_at=started, ended_at=time.time(),
+        return FaultRecord(kind=FaultKind.RESTORE, target=zone, started_at=started, ended_at=time.time(),
                            affected=touched, landed=True,
                            detail=f"restored {len(touched)} node(s)" if touched else "nothing to restore")
 
@@ -405,13 +416,10 @@ class KubeBackend(Backend):
             parts.append(f"{len(out.blocked)} blocked by a PodDisruptionBudget (429 x{out.attempts_429}): {msg}")
         if out.failed:
             parts.append("failed: " + "; ".join(f"{k}: {v}" for k, v in out.failed.items()))
-        rec = FaultRecord(kind="drain", target=zone, started_at=started, ended_at=time.time(),
-                          affected=names + out.evicted, landed=not out.blocked and not out.failed,
-                          detail="; ".join(parts))
-        rec.blocked = dict(out.blocked)  # type: ignore[attr-defined]
-        rec.evicted = list(out.evicted)  # type: ignore[attr-defined]
-        rec.status_429 = out.attempts_429  # type: ignore[attr-defined]
-        return rec
+        return FaultRecord(kind=FaultKind.DRAIN, target=zone, started_at=started, ended_at=time.time(),
+                           affected=names + out.evicted, landed=not out.blocked and not out.failed,
+                           detail="; ".join(parts), evictions_blocked=sorted(out.blocked),
+                           eviction_429s=out.attempts_429)
 
     def hang_pod(self, pod: str) -> FaultRecord:
         """SIGSTOP every process of the pod's first container except PID 1 (`kill -STOP -1`).
@@ -437,7 +445,7 @@ class KubeBackend(Backend):
                   "its PID namespace (run it under an init such as tini, or use the kind backend)")
         if res.returncode != 0:
             detail = f"kubectl exec failed ({res.returncode}): {res.stderr.strip()[:200]}; " + detail
-        return FaultRecord(kind="hang", target=pod, started_at=started, ended_at=time.time(),
+        return FaultRecord(kind=FaultKind.HANG, target=pod, started_at=started, ended_at=time.time(),
                            affected=[pod] if landed else [], landed=landed, detail=detail)
 
     def rollout_restart(self, timeout_s: float = 300.0) -> FaultRecord:
@@ -456,7 +464,7 @@ class KubeBackend(Backend):
         try:
             self.api.merge_patch(path, patch)
         except KubeApiError as exc:
-            return FaultRecord(kind="rollout-restart", target=name, started_at=started, ended_at=time.time(),
+            return FaultRecord(kind=FaultKind.ROLLOUT_RESTART, target=name, started_at=started, ended_at=time.time(),
                                landed=False, detail=f"patch refused: {exc}")
         watch = RolloutWatch()
         state = self._watch_rollout(path, watch, time.monotonic() + timeout_s)
@@ -468,7 +476,7 @@ class KubeBackend(Backend):
         else:
             detail = f"not complete after {timeout_s:.0f}s: {state.message}"
         replaced = sorted(before - self._pod_names())
-        return FaultRecord(kind="rollout-restart", target=name, started_at=started, ended_at=time.time(),
+        return FaultRecord(kind=FaultKind.ROLLOUT_RESTART, target=name, started_at=started, ended_at=time.time(),
                            affected=replaced, landed=state.done,
                            detail=f"restartedAt {stamp}: {detail}; {watch.summary()}")
 

@@ -9,10 +9,13 @@ from harness.backends.observe import (
     Condition,
     ContainerState,
     ContainerStatus,
+    Deployment,
+    DeploymentSpec,
     DeploymentStatus,
     Event,
     HPAStatusSample,
     Node,
+    ObjectMeta,
     ObjectReference,
     Pod,
     StateRunning,
@@ -109,8 +112,12 @@ def node(obj: K8sObject) -> Node:
     ]
     return Node(name=meta.get("name", ""), labels=dict(meta.get("labels") or {}),
                 unschedulable=bool(spec.get("unschedulable")), taints=taints, ready=ready,
-                allocatable=dict(status.get("allocatable") or {}),
-                capacity=dict(status.get("capacity") or {}))
+                allocatable=_quantities(status.get("allocatable")), capacity=_quantities(status.get("capacity")))
+
+
+def _quantities(resources: K8sObject | None) -> dict[str, str]:
+    """A ResourceList (`cpu: "4"`, `memory: 8Gi`) as quantity strings, whatever JSON type came."""
+    return {str(k): str(v) for k, v in (resources or {}).items()}
 
 
 def event(obj: K8sObject) -> Event:
@@ -128,21 +135,42 @@ def event(obj: K8sObject) -> Event:
                                        namespace=inv.get("namespace") or meta.get("namespace") or "default"),
         firstTimestamp=first, lastTimestamp=last, count=int(obj.get("count") or 1),
         source=source.get("component") or obj.get("reportingComponent") or obj.get("reportingController") or "",
-        uid=meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}",
     )
 
 
+def event_key(obj: K8sObject) -> str:
+    """What identifies one Event object across polls: metadata.uid, else namespace/name."""
+    meta = _meta(obj)
+    return str(meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}")
+
+
+def spec_replicas(obj: K8sObject) -> int:
+    """spec.replicas of a Deployment (1 when unset, as the API server defaults it)."""
+    replicas = (obj.get("spec") or {}).get("replicas")
+    return 1 if replicas is None else int(replicas)
+
+
 def deployment_status(obj: K8sObject) -> DeploymentStatus:
-    st, spec = obj.get("status") or {}, obj.get("spec") or {}
+    st = obj.get("status") or {}
     return DeploymentStatus(
         replicas=int(st.get("replicas") or 0), readyReplicas=int(st.get("readyReplicas") or 0),
         availableReplicas=int(st.get("availableReplicas") or 0),
         updatedReplicas=int(st.get("updatedReplicas") or 0),
         unavailableReplicas=int(st.get("unavailableReplicas") or 0),
-        specReplicas=int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1),
         observedGeneration=st.get("observedGeneration"),
-        generation=_meta(obj).get("generation"),
         conditions=[condition(c, 0.0) for c in st.get("conditions") or []],
+    )
+
+
+def deployment(obj: K8sObject) -> Deployment:
+    """apps/v1 Deployment -> metadata (name, namespace, generation), spec.replicas, status."""
+    meta = _meta(obj)
+    generation = meta.get("generation")
+    return Deployment(
+        metadata=ObjectMeta(name=meta.get("name", ""), namespace=meta.get("namespace") or "default",
+                            generation=None if generation is None else int(generation)),
+        spec=DeploymentSpec(replicas=spec_replicas(obj)),
+        status=deployment_status(obj),
     )
 
 

@@ -87,6 +87,16 @@ class Recorder:
                     if last is None or last.status != cond.status or last.lastTransitionTime != cond.lastTransitionTime:
                         hist.append(cond)
 
+    def seen_pods(self) -> dict[str, K8sObject]:
+        """Every pod seen since the recorder started, by name, in the last state seen."""
+        with self._lock:
+            return dict(self.pods_raw)
+
+    def history_of(self, pod: str) -> list[Condition]:
+        """Every condition transition seen for `pod` (Kubernetes keeps only the latest)."""
+        with self._lock:
+            return list(self.condition_history.get(pod, []))
+
     def _poll_pods(self) -> None:
         self.record_pods(self.api.list(resource_path("v1", "Pod", self.namespace)))
 
@@ -94,8 +104,7 @@ class Recorder:
         items = self.api.list(resource_path("v1", "Event", self.namespace))
         with self._lock:
             for obj in items:
-                ev = convert.event(obj)
-                self.events[str(ev.uid)] = ev  # type: ignore[attr-defined]
+                self.events[convert.event_key(obj)] = convert.event(obj)
 
     def _poll_hpa(self) -> None:
         if not self.hpa:

@@ -20,9 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness.backends.local import cgroups
-
-STATE_DIR = Path(os.environ.get("GAUNTLET_LOCAL_STATE", "/tmp/gauntlet-local"))
+from harness.backends.local.kubelet import cgroups, volumes
+from harness.backends.local.paths import STATE_DIR
 
 
 def start_ticks(pid: int) -> int | None:
@@ -123,8 +122,6 @@ def cleanup_stale() -> list[str]:
             kill_pid_checked(int(pid_s), ticks)
         docker_rm(list(data.get("containers") or []))
         cgroups.remove_run(name)
-        from harness.backends.local import volumes  # volumes imports STATE_DIR from here
-
         volumes.remove_run(name)
         with contextlib.suppress(FileNotFoundError):
             ledger.unlink()

@@ -12,7 +12,14 @@ Rule = Callable[[Workload, Targets], list[Finding]]
 
 
 def all_rules() -> list[Rule]:
-    from harness.check.rules import availability, lifecycle, probes, resources, rollout, scaling
+    from harness.check.rules import (
+        availability,
+        health_probes,
+        lifecycle,
+        memory,
+        rollout_safety,
+        scaling,
+    )
 
-    return [*probes.RULES, *resources.RULES, *lifecycle.RULES, *scaling.RULES,
-            *availability.RULES, *rollout.RULES]
+    return [*health_probes.RULES, *memory.RULES, *lifecycle.RULES, *scaling.RULES,
+            *availability.RULES, *rollout_safety.RULES]

@@ -9,7 +9,7 @@ from harness.check.findings import Finding
 from harness.check.rules._base import finding
 from harness.check.targets import Targets
 from harness.check.whatif import zone_loss
-from harness.check.workload import POD_SPEC, Workload, scaled
+from harness.check.workload import POD_SPEC, ROLLING_UPDATE, Workload, scaled
 
 ZONE_KEY = "topology.kubernetes.io/zone"
 TSC = f"{POD_SPEC}.topologySpreadConstraints"
@@ -195,10 +195,10 @@ def disruption_budget(w: Workload, t: Targets) -> list[Finding]:
         res = f"PodDisruptionBudget/{pdb['metadata']['name']}"
         spec = pdb.get("spec") or {}
         if "maxUnavailable" in spec:
-            allowed = scaled(spec["maxUnavailable"], n, round_up=True)
+            allowed = scaled(w, spec["maxUnavailable"], n, True, "spec.maxUnavailable", res)
             field, have = "spec.maxUnavailable", f"maxUnavailable {spec['maxUnavailable']}"
         elif "minAvailable" in spec:
-            allowed = n - scaled(spec["minAvailable"], n, round_up=True)
+            allowed = n - scaled(w, spec["minAvailable"], n, True, "spec.minAvailable", res)
             field, have = "spec.minAvailable", f"minAvailable {spec['minAvailable']}"
         else:
             continue
@@ -261,8 +261,8 @@ def _rollout_cover(w: Workload) -> tuple[bool, str]:
         return False, ("strategy Recreate stops the pod before it starts the new one: every "
                        "rollout is an outage")
     ru = strategy.get("rollingUpdate") or {}
-    surge = scaled(ru.get("maxSurge", "25%"), 1, round_up=True)
-    unavailable = scaled(ru.get("maxUnavailable", "25%"), 1, round_up=False)
+    surge = scaled(w, ru.get("maxSurge", "25%"), 1, True, f"{ROLLING_UPDATE}.maxSurge")
+    unavailable = scaled(w, ru.get("maxUnavailable", "25%"), 1, False, f"{ROLLING_UPDATE}.maxUnavailable")
     if surge == 0 or unavailable > 0:
         return False, (f"maxSurge {surge}, maxUnavailable {max(unavailable, 1)} at 1 replica: "
                        "the pod is stopped before its replacement is Ready, so every rollout "
@@ -291,10 +291,10 @@ def _pdb_effect(w: Workload) -> tuple[str, str]:
         res = f"PodDisruptionBudget/{pdb['metadata']['name']}"
         spec = pdb.get("spec") or {}
         if "maxUnavailable" in spec:
-            allowed = scaled(spec["maxUnavailable"], 1, round_up=True)
+            allowed = scaled(w, spec["maxUnavailable"], 1, True, "spec.maxUnavailable", res)
             have = f"maxUnavailable {spec['maxUnavailable']}"
         elif "minAvailable" in spec:
-            allowed = 1 - scaled(spec["minAvailable"], 1, round_up=True)
+            allowed = 1 - scaled(w, spec["minAvailable"], 1, True, "spec.minAvailable", res)
             have = f"minAvailable {spec['minAvailable']}"
         else:
             continue

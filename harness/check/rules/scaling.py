@@ -9,6 +9,8 @@ from harness.check.findings import Finding
 from harness.check.rules._base import finding
 from harness.check.targets import Targets
 from harness.check.workload import Workload
+from harness.models.hpa import simulate
+from harness.quantity import parse_quantity
 
 HPA_FIELD = "spec"
 
@@ -112,10 +114,6 @@ def hpa_scale_out(w: Workload, t: Targets) -> list[Finding]:
     """Simulate the spike with the HPA model: first new replica Ready within scale_out_s?"""
     if w.hpa is None or t.capacity_rps_per_replica is None or t.cold_start_p95_s is None:
         return []
-    try:
-        from harness.models.hpa_sim import simulate
-    except ImportError:
-        return []
     spike, base = t.profile.spike, t.profile.load.baseline_rps
     cap, cold = t.capacity_rps_per_replica.value, t.cold_start_p95_s.value
     at_capacity = {}
@@ -124,8 +122,6 @@ def hpa_scale_out(w: Workload, t: Targets) -> list[Finding]:
             target = ((m.get("pods") or {}).get("target") or {}).get("averageValue")
             name = ((m.get("pods") or {}).get("metric") or {}).get("name")
             if name and target is not None:
-                from harness.quantity import parse_quantity
-
                 at_capacity[name] = float(parse_quantity(target))
     requests = ((w.containers[w.serving_indexes()[0]].get("resources") or {})
                 .get("requests") or {}) if w.containers else {}
@@ -149,7 +145,7 @@ def hpa_scale_out(w: Workload, t: Targets) -> list[Finding]:
                       f"{cold:g} s = {ready:g} s") if ready is not None else "no scale-up",
             required=f"<= {spike.scale_out_s:g} s (profile spike.scale_out_s)",
             fix="lower the HPA target, shorten scaleUp stabilization, or cut the cold start",
-            basis=f"harness.models.hpa_sim; {t.cold_start_p95_s.basis}")]
+            basis=f"{simulate.__module__}; {t.cold_start_p95_s.basis}")]
     return []
 
 

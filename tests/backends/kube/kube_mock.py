@@ -86,6 +86,7 @@ class KubeApiMock(kmock.KubernetesEmulator):
         self.deleted_namespaces: list[str] = []
         self.evictions: list[tuple[str, str, int]] = []
         self.cadvisor: dict[str, str] = {}  # node -> its cAdvisor text (nodes/proxy); absent: 404
+        self._uids = 0
         for res in RESOURCES.values():
             if res.group != "metrics.k8s.io":
                 self.resources[res] = {}
@@ -131,11 +132,25 @@ class KubeApiMock(kmock.KubernetesEmulator):
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         if request.subresource == "eviction" and request.resource is not None:
             return await self._evict(request)
+        if request.action == kmock.action.CREATE and request.resource is not None and request.subresource is None:
+            self._system_fields(request.resource, request.data)
         response = await super()._handle(request)
         if (request.action == kmock.action.UPDATE and request.resource == RESOURCES["Deployment"]
                 and request.subresource in (None, "scale") and "spec" in (request.data or {})):
             await self._bump_generation(request.namespace, request.name or "")
         return response
+
+    def _system_fields(self, resource: Any, body: K8sObject) -> None:
+        """What the API server sets on create whatever the client sent: metadata.uid and
+        creationTimestamp, metadata.generation 1 for a Deployment (its strategy's
+        PrepareForCreate), and no status (a Deployment's starts empty)."""
+        meta = body.setdefault("metadata", {})
+        self._uids += 1
+        meta["uid"] = f"uid-{meta.get('name')}-{self._uids}"
+        meta["creationTimestamp"] = now_rfc3339()
+        if resource == RESOURCES["Deployment"]:
+            meta["generation"] = 1
+            body.pop("status", None)
 
     async def _bump_generation(self, namespace: str | None, name: str) -> None:
         """A spec change makes a new metadata.generation, as the API server does."""

@@ -10,13 +10,14 @@ import pytest
 from kube_controllers import ZONE
 from kube_objects import CTX, bundle
 
-from harness.backends.base import BackendError
+from harness.backends.base import BackendError, RolloutRestarter
 from harness.backends.kube import (
     RUN_ID_LABEL,
     ChaosNotAllowedError,
     ContextNotAllowedError,
     KubeBackend,
 )
+from harness.backends.observe import FaultKind
 from harness.errors import InputError
 
 
@@ -65,7 +66,10 @@ def test_deploy_rollout_observe_teardown(make_backend, server, controllers, capl
     assert kinds == ["Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service"]
 
     status = b.wait_ready(timeout_s=20)
-    assert status.readyReplicas == 3 and status.availableReplicas == 3 and status.specReplicas == 3
+    assert status.readyReplicas == 3 and status.availableReplicas == 3
+    dep = b.deployment()
+    assert (dep.metadata.name, dep.metadata.namespace, dep.spec.replicas) == ("gauntlet-inference", ns, 3)
+    assert dep.metadata.generation == 1 and dep.status.observedGeneration == 1
 
     pods = b.pods()
     assert len(pods) == 3 and all(p.ready for p in pods)
@@ -189,13 +193,15 @@ def test_drain_reports_pdb_429_and_restores_on_teardown(make_backend, server, co
     rec = b.drain_zone("zone-b", timeout_s=0.5)
     assert not rec.landed and rec.kind == "drain"
     assert "429" in rec.detail and msg in rec.detail
-    assert rec.status_429 >= 2  # retried like kubectl drain
+    in_b = [p.name for p in b.pods() if p.zone == "zone-b"]
+    assert rec.evictions_blocked == in_b and rec.eviction_429s >= 2  # retried like kubectl drain
     assert all(code == 429 for _, _, code in server.api.evictions)
     assert next(n for n in b.nodes() if n.name == "node-zone-b-0").unschedulable
 
     server.api.eviction_policy = None  # budget allows now
     rec = b.drain_zone("zone-c", timeout_s=5)
-    assert rec.landed and rec.evicted and "evicted 1/1" in rec.detail
+    assert rec.landed and "evicted 1/1" in rec.detail
+    assert rec.evictions_blocked == [] and rec.eviction_429s == 0
 
     ns = b.namespace
     b.teardown()  # restores every node it cordoned and deletes the namespace
@@ -232,6 +238,45 @@ def test_delete_pod_records_fault(make_backend, server, controllers) -> None:  #
     rec = b.delete_pod(victim, grace_period_s=0)
     assert rec.landed and rec.affected == [victim] and rec.kind == "kill-pod"
     assert any(r.method == "DELETE" and r.params.get("gracePeriodSeconds") == "0" for r in server.api)
+
+
+def test_pods_include_deleted_gives_the_last_state_seen(make_backend, server, controllers) -> None:  # type: ignore[no-untyped-def]
+    controllers.start()
+    b = make_backend()
+    b.deploy(bundle(replicas=2))
+    b.wait_ready(timeout_s=20)
+    victim = b.pods()[0]
+    assert b.delete_pod(victim.name, grace_period_s=0).landed
+    wait_for(lambda: len([p for p in b.pods() if p.ready]) == 2, what="the replacement pod")
+    live = {p.name for p in b.pods()}
+    assert victim.name not in live and len(live) == 2
+    everything = {p.name: p for p in b.pods(include_deleted=True)}
+    assert set(everything) == live | {victim.name}
+    gone = everything[victim.name]
+    assert gone.ready and gone.zone == victim.zone  # as last seen, before it vanished
+    assert any(c.type == "Ready" and c.status == "False" for c in gone.conditionHistory)
+
+
+def test_drain_mode_zone_outage_is_a_zone_outage_record(make_backend, server, controllers) -> None:  # type: ignore[no-untyped-def]
+    controllers.start()
+    b = make_backend(zone_outage_mode="drain")
+    b.deploy(bundle(replicas=3))
+    b.wait_ready(timeout_s=20)
+    rec = b.zone_outage("zone-a")
+    assert rec.kind is FaultKind.ZONE_OUTAGE and rec.landed
+    assert rec.evictions_blocked == [] and rec.eviction_429s == 0
+    assert rec.model_dump(mode="json")["kind"] == "zone-outage"
+
+
+def test_nodes_carry_allocatable_as_quantities(make_backend, server) -> None:  # type: ignore[no-untyped-def]
+    b = make_backend()
+    node = next(n for n in b.nodes() if n.name == "node-zone-a-0")
+    assert node.allocatable == {"cpu": "4", "memory": "8Gi"} and node.capacity == {}
+    assert node.zone == "zone-a" and node.ready
+
+
+def test_kube_backend_can_rollout_restart() -> None:
+    assert issubclass(KubeBackend, RolloutRestarter)
 
 
 def test_metrics_api_feeds_resource_samples(make_backend, server, controllers) -> None:  # type: ignore[no-untyped-def]

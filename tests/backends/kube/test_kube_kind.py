@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.backends.kind import KIND_CONFIG, KindBackend, check_prerequisites
+from harness.backends.kind import KindBackend, check_prerequisites
 from harness.errors import SetupError
+from harness.resources import kind_cluster_config
 
 
 def _docker_ok() -> bool:
@@ -28,7 +29,7 @@ NO_KIND_REASON = "needs a reachable Docker daemon and the kind binary (absent on
 
 
 def test_kind_config_has_three_zones_of_workers() -> None:
-    cfg = yaml.safe_load(KIND_CONFIG.read_text())
+    cfg = yaml.safe_load(kind_cluster_config().read_text())
     roles = [n["role"] for n in cfg["nodes"]]
     assert roles.count("control-plane") == 1
     zones = [n.get("labels", {}).get("topology.kubernetes.io/zone") for n in cfg["nodes"] if n["role"] == "worker"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.backends.local import cgroups
+from harness.backends.local.kubelet import cgroups
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from standin_specs import deployment
 
-from harness.backends.local import volumes
-from harness.backends.local.docker_args import docker_run_args
-from harness.backends.local.spec import parse_template
+from harness.backends.local.kubelet import volumes
+from harness.backends.local.kubelet.docker_args import docker_run_args
+from harness.backends.local.podspec.pod_template import parse_template
 from harness.errors import InputError
 
 

@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 from standin_specs import bundle, deployment
 
-from harness.backends.local import LocalBackend, cgroups, cleanup
+from harness.backends.local import LocalBackend, cleanup
+from harness.backends.local.kubelet import cgroups
+from harness.backends.local.paths import STATE_DIR
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -98,7 +100,7 @@ def test_zone_outage_removes_exactly_that_zone(tmp_path: Path) -> None:
         before = {p.name: p.zone for p in b.pods()}
         assert sorted(before.values()) == ["zone-a", "zone-b", "zone-c"]
         victim = next(n for n, z in before.items() if z == "zone-b")
-        pid_handles = b._pods[victim].handle
+        pid_handles = b.state.pods[victim].handle
         fault = b.zone_outage("zone-b")
         assert fault.landed and victim in fault.affected
         assert [n for n in fault.affected if n in before] == [victim]
@@ -133,7 +135,6 @@ def test_required_anti_affinity_leaves_the_extra_replica_pending(tmp_path: Path)
 
 
 def test_hpa_scales_up_under_load_and_back_down(tmp_path: Path) -> None:
-    import harness.models.hpa  # noqa: F401  (the backend imports it in its HPA thread)
     hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "standin"},
            "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "standin"}, "minReplicas": 1, "maxReplicas": 3,
                     "metrics": [{"type": "Pods", "pods": {"metric": {"name": "gauntlet:num_requests_running"},
@@ -154,15 +155,15 @@ def test_hpa_scales_up_under_load_and_back_down(tmp_path: Path) -> None:
                 except Exception: time.sleep(0.05)
             """)]) for _ in range(6)]
         try:
-            b.wait_until(lambda: b.deployment_status().specReplicas >= 2 or time.monotonic() > stop, 45,
+            b.wait_until(lambda: b.deployment().spec.replicas >= 2 or time.monotonic() > stop, 45,
                          what="scale up")
-            assert b.deployment_status().specReplicas >= 2
+            assert b.deployment().spec.replicas >= 2
         finally:
             for p in procs:
                 p.kill()
                 p.wait()
         up_at = time.time()
-        b.wait_until(lambda: b.deployment_status().specReplicas == 1, 60, what="scale down")
+        b.wait_until(lambda: b.deployment().spec.replicas == 1, 60, what="scale down")
         rescale = sorted((e for e in b.events() if e.reason == "SuccessfulRescale"), key=lambda e: e.lastTimestamp)
         assert len(rescale) >= 2 and "New size: 1" in rescale[-1].message
         # not before the 4 s stabilization window (the last high recommendation may predate
@@ -208,7 +209,7 @@ def test_interrupted_run_leaves_nothing(tmp_path: Path, seed: int) -> None:
     leftovers = [p for p in _descendant_like(run)]
     assert leftovers == [], f"processes left after {sig.name}: {leftovers}"
     assert run not in cgroups.run_dirs()
-    assert not (cleanup.STATE_DIR / f"{run}.json").exists()
+    assert not (STATE_DIR / f"{run}.json").exists()
 
 
 def _descendant_like(run: str) -> list[int]:
@@ -236,7 +237,7 @@ def test_cleanup_stale_removes_dead_owner_leftovers(tmp_path: Path, need_cgroups
     time.sleep(2)
     proc.kill()  # SIGKILL: no handler runs
     proc.wait(30)
-    assert run in cgroups.run_dirs() or not (cleanup.STATE_DIR / f"{run}.json").exists()
+    assert run in cgroups.run_dirs() or not (STATE_DIR / f"{run}.json").exists()
     removed = cleanup.cleanup_stale()
     assert run in removed or run not in cgroups.run_dirs()
     assert run not in cgroups.run_dirs()

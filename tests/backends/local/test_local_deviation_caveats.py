@@ -22,6 +22,6 @@ def test_a_sidecar_not_run_locally_is_a_verdict_caveat(tmp_path: Path) -> None:
                           backend_name="local", out_dir=tmp_path / "scenario")
     with ctx.deploy(timeout_s=60) as backend:
         assert backend.deployment_status().readyReplicas == 1
-    verdict = common.finish(ctx, "probe-timing", "x.json", [Check(name="c", measured=1, target=1, ok=True)], [], {})
+    verdict = common.finish(ctx, "probe-timing", [Check(name="c", measured=1, target=1, ok=True)], [], {})
     assert verdict.status == "pass"
     assert any("did not reproduce" in c and "log-shipper" in c for c in verdict.caveats), verdict.caveats

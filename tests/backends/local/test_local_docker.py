@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from standin_specs import bundle, deployment
 
-from harness.backends.local import LocalBackend, volumes
-from harness.backends.local.runtime import docker_available
+from harness.backends.local import LocalBackend
+from harness.backends.local.kubelet import volumes
+from harness.backends.local.kubelet.runtime import docker_available
 
 IMAGE = "gauntlet-inference:dev"
 HERE = Path(__file__).resolve().parent

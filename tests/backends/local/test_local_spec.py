@@ -9,7 +9,8 @@ import pytest
 from standin_specs import bundle, deployment
 
 from harness.backends.local import LocalBackend
-from harness.backends.local.spec import PodIdentity, parse_template, resolve_env
+from harness.backends.local.podspec.env_resolution import PodIdentity, resolve_env
+from harness.backends.local.podspec.pod_template import parse_template
 from harness.errors import InputError
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.backends.local.hpa_inputs import pod_metrics_from_samples
+from harness.backends.local.controllers.hpa_inputs import pod_metrics_from_samples
 from harness.backends.observe import ResourceSample
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from harness.backends.local import progress
-from harness.backends.local.progress import Counts
+from harness.backends.local.controllers import deployment_conditions as progress
+from harness.backends.local.controllers.deployment_conditions import Counts
 
 
 def test_available_follows_max_unavailable() -> None:

@@ -1,4 +1,4 @@
-"""The Deployment controller's rollout arithmetic (harness.backends.local.rollout), pure."""
+"""The Deployment controller's rollout arithmetic (controllers/deployment_rollout.py), pure."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import pytest
 
 from harness.backends.base import RolloutWatch
-from harness.backends.local import rollout
-from harness.backends.local.rollout import (
+from harness.backends.local.controllers import deployment_rollout as rollout
+from harness.backends.local.controllers.deployment_rollout import (
     RECREATE,
     ROLLING_UPDATE,
     ReplicaSetState,

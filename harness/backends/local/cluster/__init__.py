@@ -1,0 +1,1 @@
+"""The cluster state (the API server role) that controllers and kubelets share."""

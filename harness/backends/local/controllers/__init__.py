@@ -1,0 +1,1 @@
+"""One controller per file over the shared ClusterState (kube-controller-manager's role)."""

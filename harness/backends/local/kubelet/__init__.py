@@ -1,0 +1,1 @@
+"""The kubelet: pod workers, the prober, CrashLoopBackOff, container runtimes, cgroups, volumes."""

@@ -1,0 +1,1 @@
+"""The Deployment manifest read as the local backend runs it: pod template, env, strategy, entrypoint."""

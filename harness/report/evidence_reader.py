@@ -1,0 +1,144 @@
+"""Readers for the evidence files a scenario leaves in its folder (`<run-dir>/<scenario>/`).
+
+The file names are `harness.run.evidence`'s; names and shapes are the contract with the
+scenarios (see docs/certify.md). Readers are tolerant: a missing or malformed file means "no
+plot", never a failed report, and the reason is kept so the report can say why a plot is absent.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.run import evidence as names
+
+#: Evidence attribute -> the file it is read from
+RECORD_FILES = {"faults": names.FAULTS, "pods": names.PODS, "events": names.EVENTS,
+                "hpa": names.HPA_HISTORY, "resources": names.RESOURCES, "nodes": names.NODES}
+
+
+@dataclass
+class LoadSeries:
+    """A load run's per-second timeline on absolute (epoch) time."""
+
+    label: str
+    time: list[float] = field(default_factory=list)
+    requests: list[float] = field(default_factory=list)
+    errors: list[float] = field(default_factory=list)
+    latency: dict[str, list[float | None]] = field(default_factory=dict)  # p50/p90/p99 -> ms
+
+
+@dataclass
+class Evidence:
+    """Everything plottable found in one scenario folder."""
+
+    dir: Path
+    loads: list[LoadSeries] = field(default_factory=list)
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    pods: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    hpa: list[dict[str, Any]] = field(default_factory=list)  # HPA status history
+    resources: list[dict[str, Any]] = field(default_factory=list)
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+    cold_start: dict[str, Any] | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def files(self) -> list[str]:
+        return sorted(p.name for p in self.dir.glob("*") if p.is_file()) if self.dir.is_dir() else []
+
+
+def _read_json(path: Path, problems: list[str]) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as err:
+        problems.append(f"{path.name}: unreadable ({err})")
+        return None
+
+
+def _records(data: Any, path: Path, problems: list[str], key: str = "items") -> list[dict[str, Any]]:
+    """A list of objects, or {"items": [...]} (as `kubectl get -o json` gives)."""
+    if data is None:
+        return []
+    if isinstance(data, dict):
+        data = data.get(key, data.get("records"))
+    if not isinstance(data, list):
+        problems.append(f"{path.name}: expected a list of objects")
+        return []
+    return [d for d in data if isinstance(d, dict)]
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or v is None:
+        return None
+    if isinstance(v, int | float):
+        return None if math.isnan(v) else float(v)
+    return None
+
+
+def _count(v: Any) -> float:
+    """An error count, or a {status: count} mapping summed."""
+    if isinstance(v, dict):
+        return float(sum(_num(x) or 0 for x in v.values()))
+    return _num(v) or 0.0
+
+
+_TIME_KEYS = ("t", "second", "elapsed_s", "t_s", "offset_s")
+_EPOCH_KEYS = ("time", "timestamp", "start")
+
+
+def parse_load(data: Any, label: str) -> LoadSeries | None:
+    """load.json (the load engine's output) -> a series; None when it has no timeline."""
+    if not isinstance(data, dict):
+        return None
+    timeline = data.get("timeline")
+    if not isinstance(timeline, list) or not timeline:
+        return None
+    started = _num(data.get("started_at")) or 0.0
+    series = LoadSeries(label=label)
+    for row in timeline:
+        if not isinstance(row, dict):
+            continue
+        t = next((_num(row[k]) for k in _TIME_KEYS if k in row), None)
+        if t is not None:
+            t += started
+        else:
+            t = next((_num(row[k]) for k in _EPOCH_KEYS if k in row), None)
+        if t is None:
+            continue
+        series.time.append(t)
+        series.requests.append(_count(row.get("requests", row.get("count", 0))))
+        series.errors.append(_count(row.get("errors", 0)))
+        lat = row.get("latency_ms")
+        for p in ("p50", "p90", "p99"):
+            value = lat.get(p) if isinstance(lat, dict) else row.get(f"{p}_ms", row.get(p))
+            series.latency.setdefault(p, []).append(_num(value))
+    return series if series.time else None
+
+
+def read_evidence(scenario_dir: Path) -> Evidence:
+    ev = Evidence(dir=scenario_dir)
+    if not scenario_dir.is_dir():
+        return ev
+    for path in sorted(scenario_dir.glob(names.PLOTTED_LOADS)):
+        data = _read_json(path, ev.problems)
+        series = parse_load(data, path.stem)
+        if series is None and data is not None:
+            ev.problems.append(f"{path.name}: no per-second `timeline`")
+        if series is not None:
+            ev.loads.append(series)
+    for attr, file in RECORD_FILES.items():
+        path = scenario_dir / file
+        if not path.exists() and file in names.LEGACY:  # a run dir of an older Gauntlet
+            path = scenario_dir / names.LEGACY[file]
+        setattr(ev, attr, _records(_read_json(path, ev.problems), path, ev.problems))
+    cold = _read_json(scenario_dir / names.COLD_START, ev.problems)
+    if isinstance(cold, list):
+        cold = {"starts": cold}
+    ev.cold_start = cold if isinstance(cold, dict) else None
+    return ev
