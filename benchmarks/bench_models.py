@@ -16,8 +16,21 @@ from harness.models.hpa import HPAController, simulate
 from harness.models.prober import analyze
 from harness.models.scheduler import place, zone_failure
 
-HPA = {"spec": {"minReplicas": 2, "maxReplicas": 100, "metrics": [
-    {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 65}}}]}}
+HPA = {
+    "spec": {
+        "minReplicas": 2,
+        "maxReplicas": 100,
+        "metrics": [
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 65},
+                },
+            }
+        ],
+    }
+}
 
 
 def best_of(fn, n=3):
@@ -30,28 +43,74 @@ def best_of(fn, n=3):
 
 
 def one_reconcile():
-    pods = [{"metadata": {"name": f"p{i}"}, "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}]},
-             "status": {"phase": "Running", "startTime": 0.0, "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": 1.0}]}}
-            for i in range(100)]
-    pm = [{"metadata": {"name": f"p{i}"}, "timestamp": 999.0, "window": 15.0, "containers": [{"name": "c", "usage": {"cpu": "700m"}}]}
-          for i in range(100)]
+    pods = [
+        {
+            "metadata": {"name": f"p{i}"},
+            "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}]},
+            "status": {
+                "phase": "Running",
+                "startTime": 0.0,
+                "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": 1.0}],
+            },
+        }
+        for i in range(100)
+    ]
+    pm = [
+        {
+            "metadata": {"name": f"p{i}"},
+            "timestamp": 999.0,
+            "window": 15.0,
+            "containers": [{"name": "c", "usage": {"cpu": "700m"}}],
+        }
+        for i in range(100)
+    ]
     HPAController(HPA).reconcile(1000.0, spec_replicas=100, pods=pods, pod_metrics=pm)
 
 
 def main() -> None:
     base = best_of(one_reconcile, 5)
-    sim = best_of(lambda: simulate(HPA, traffic=[(0, 50), (600, 480), (2400, 50)], capacity_per_replica=5,
-                                   cold_start_s=90, duration_s=3600))
-    nodes = [{"metadata": {"name": f"n{i}", "labels": {"topology.kubernetes.io/zone": f"z{i % 3}"}},
-              "status": {"allocatable": {"cpu": "64", "memory": "256Gi"}}} for i in range(30)]
-    dep = {"spec": {"template": {"metadata": {"labels": {"app": "x"}}, "spec": {
-        "containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}],
-        "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
-                                       "labelSelector": {"matchLabels": {"app": "x"}}}]}}}}
+    sim = best_of(
+        lambda: simulate(
+            HPA,
+            traffic=[(0, 50), (600, 480), (2400, 50)],
+            capacity_per_replica=5,
+            cold_start_s=90,
+            duration_s=3600,
+        )
+    )
+    nodes = [
+        {
+            "metadata": {"name": f"n{i}", "labels": {"topology.kubernetes.io/zone": f"z{i % 3}"}},
+            "status": {"allocatable": {"cpu": "64", "memory": "256Gi"}},
+        }
+        for i in range(30)
+    ]
+    dep = {
+        "spec": {
+            "template": {
+                "metadata": {"labels": {"app": "x"}},
+                "spec": {
+                    "containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}],
+                    "topologySpreadConstraints": [
+                        {
+                            "maxSkew": 1,
+                            "topologyKey": "topology.kubernetes.io/zone",
+                            "labelSelector": {"matchLabels": {"app": "x"}},
+                        }
+                    ],
+                },
+            }
+        }
+    }
     spread = best_of(lambda: place(dep, nodes, 100), 1)
     zf = best_of(lambda: zone_failure(dep, nodes, 60, "z0"), 1)
-    probes = best_of(lambda: analyze({"containers": [{"name": "c", "startupProbe": {"failureThreshold": 30}}]},
-                                     None, [float(i) for i in range(1000)]))
+    probes = best_of(
+        lambda: analyze(
+            {"containers": [{"name": "c", "startupProbe": {"failureThreshold": 30}}]},
+            None,
+            [float(i) for i in range(1000)],
+        )
+    )
     result = {
         "reconcile_100_pods_s": base,
         "simulate_1h_15s_100_replicas_s": sim,

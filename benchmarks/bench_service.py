@@ -41,12 +41,23 @@ def free_port() -> int:
 
 def start_server(model_dir: Path, **env: str) -> tuple[subprocess.Popen[bytes], str, float]:
     port = free_port()
-    full = {**os.environ, "PYTHONPATH": str(REPO), "GAUNTLET_MODEL_DIR": str(model_dir),
-            "GAUNTLET_PORT": str(port), "GAUNTLET_HOST": "127.0.0.1", "HF_HUB_OFFLINE": "1",
-            **{f"GAUNTLET_{k.upper()}": v for k, v in env.items()}}
+    full = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "GAUNTLET_MODEL_DIR": str(model_dir),
+        "GAUNTLET_PORT": str(port),
+        "GAUNTLET_HOST": "127.0.0.1",
+        "HF_HUB_OFFLINE": "1",
+        **{f"GAUNTLET_{k.upper()}": v for k, v in env.items()},
+    }
     t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "reference_service.server"], env=full, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reference_service.server"],
+        env=full,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     while time.monotonic() - t0 < 300:
         if proc.poll() is not None:
@@ -94,9 +105,14 @@ async def closed_loop(url: str, concurrency: int, duration_s: float) -> dict[str
         elapsed = time.monotonic() - start
     latencies.sort()
     p90 = latencies[int(0.9 * (len(latencies) - 1))] if latencies else float("inf")
-    return {"concurrency": concurrency, "requests": len(latencies), "errors": errors,
-            "throughput_rps": len(latencies) / elapsed, "p90_s": p90,
-            "p50_s": statistics.median(latencies) if latencies else float("inf")}
+    return {
+        "concurrency": concurrency,
+        "requests": len(latencies),
+        "errors": errors,
+        "throughput_rps": len(latencies) / elapsed,
+        "p90_s": p90,
+        "p50_s": statistics.median(latencies) if latencies else float("inf"),
+    }
 
 
 def sweep(url: str, levels: list[int], duration_s: float) -> dict[str, object]:
@@ -104,13 +120,18 @@ def sweep(url: str, levels: list[int], duration_s: float) -> dict[str, object]:
     for c in levels:
         point = asyncio.run(closed_loop(url, c, duration_s))
         points.append(point)
-        print(f"  c={c:3d} {point['throughput_rps']:7.1f} req/s p90 {point['p90_s'] * 1000:6.0f} ms")
+        print(
+            f"  c={c:3d} {point['throughput_rps']:7.1f} req/s p90 {point['p90_s'] * 1000:6.0f} ms"
+        )
         if point["p90_s"] > 2 * P90_TARGET_S:
             break
     ok = [p for p in points if p["p90_s"] < P90_TARGET_S and p["errors"] == 0]
     best = max(ok, key=lambda p: p["throughput_rps"]) if ok else None
-    return {"points": points, "best": best,
-            "throughput_at_p90_rps": best["throughput_rps"] if best else 0.0}
+    return {
+        "points": points,
+        "best": best,
+        "throughput_at_p90_rps": best["throughput_rps"] if best else 0.0,
+    }
 
 
 def batched_bound(model_dir: Path, threads: int | None) -> dict[str, object]:
@@ -120,7 +141,9 @@ def batched_bound(model_dir: Path, threads: int | None) -> dict[str, object]:
 
     loaded = load_model(ServiceSettings(model_dir=model_dir, torch_threads=threads), {})
     tok = loaded.tokenizer
-    engine = Engine(loaded.model, tok, loaded.device, max_batch_size=256, max_wait_ms=0, max_queue=1)
+    engine = Engine(
+        loaded.model, tok, loaded.device, max_batch_size=256, max_wait_ms=0, max_queue=1
+    )
     ids = [tok.bos_token_id, *tok.encode(PROMPT, add_special_tokens=False)]
     points = []
     for bsz in (1, 2, 4, 8, 16, 32, 48, 64):
@@ -145,15 +168,26 @@ def batched_bound(model_dir: Path, threads: int | None) -> dict[str, object]:
 
 def bare_imports_s() -> float:
     t = time.monotonic()
-    subprocess.run([sys.executable, "-c", "import torch, transformers; "
-                    "from transformers import LlamaForCausalLM"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import torch, transformers; from transformers import LlamaForCausalLM",
+        ],
+        check=True,
+    )
     return time.monotonic() - t
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="shorter loops (CI smoke)")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: least contention on a shared CPU)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: least contention on a shared CPU)",
+    )
     args = ap.parse_args()
     duration = 3.0 if args.quick else 8.0
     threads = {"torch_threads": str(args.threads)} if args.threads else {}
@@ -161,19 +195,30 @@ def main() -> None:
 
     model_dir = Path(tempfile.mkdtemp(prefix="gauntlet-bench-")) / "tiny"
     build_model("tiny", model_dir)
-    result: dict[str, object] = {"model": "tiny", "prompt_tokens": len(PROMPT) + 1,
-                                 "max_tokens": MAX_TOKENS, "p90_target_s": P90_TARGET_S,
-                                 "cpu_count": os.cpu_count()}
+    result: dict[str, object] = {
+        "model": "tiny",
+        "prompt_tokens": len(PROMPT) + 1,
+        "max_tokens": MAX_TOKENS,
+        "p90_target_s": P90_TARGET_S,
+        "cpu_count": os.cpu_count(),
+    }
 
     print("cold start (service) vs bare imports")
     imports = statistics.median(bare_imports_s() for _ in range(2))
-    proc, url, to_ready = start_server(model_dir, max_batch_size="32", max_wait_ms="5",
-                                       max_queue="512", **threads)
+    proc, url, to_ready = start_server(
+        model_dir, max_batch_size="32", max_wait_ms="5", max_queue="512", **threads
+    )
     phases = httpx.get(url + "/startup", timeout=10).json()["phases"]
-    result["cold_start"] = {"bare_imports_s": imports, "process_to_started_s": to_ready,
-                            "phases_s": phases, "ratio_to_bare_imports": to_ready / imports}
-    print(f"  bare imports {imports:.2f}s, process->started {to_ready:.2f}s "
-          f"({to_ready / imports:.2f}x), phases {json.dumps({k: round(v, 3) for k, v in phases.items()})}")
+    result["cold_start"] = {
+        "bare_imports_s": imports,
+        "process_to_started_s": to_ready,
+        "phases_s": phases,
+        "ratio_to_bare_imports": to_ready / imports,
+    }
+    print(
+        f"  bare imports {imports:.2f}s, process->started {to_ready:.2f}s "
+        f"({to_ready / imports:.2f}x), phases {json.dumps({k: round(v, 3) for k, v in phases.items()})}"
+    )
 
     print("service (dynamic batching, max batch 32)")
     try:
@@ -181,7 +226,9 @@ def main() -> None:
     finally:
         stop(proc)
     print("naive baseline (same service, max batch 1)")
-    proc, url, _ = start_server(model_dir, max_batch_size="1", max_wait_ms="0", max_queue="512", **threads)
+    proc, url, _ = start_server(
+        model_dir, max_batch_size="1", max_wait_ms="0", max_queue="512", **threads
+    )
     try:
         result["naive"] = sweep(url, [1, 2, 4, 8], duration)
     finally:
@@ -192,16 +239,23 @@ def main() -> None:
     svc = result["service"]["throughput_at_p90_rps"]  # type: ignore[index]
     naive = result["naive"]["throughput_at_p90_rps"]  # type: ignore[index]
     bound = result["bound"]["throughput_rps"]  # type: ignore[index]
-    result["ratios"] = {"service_vs_naive": svc / naive if naive else None,
-                        "service_vs_bound": svc / bound if bound else None}
-    print(f"\nthroughput at p90<{P90_TARGET_S * 1000:.0f}ms: service {svc:.1f} req/s, naive {naive:.1f} "
-          f"req/s, bound {bound:.1f} req/s")
+    result["ratios"] = {
+        "service_vs_naive": svc / naive if naive else None,
+        "service_vs_bound": svc / bound if bound else None,
+    }
+    print(
+        f"\nthroughput at p90<{P90_TARGET_S * 1000:.0f}ms: service {svc:.1f} req/s, naive {naive:.1f} "
+        f"req/s, bound {bound:.1f} req/s"
+    )
+
     def fmt(x: float | None, spec: str) -> str:
         return "n/a (nothing met the p90 target)" if x is None else format(x, spec)
 
     ratios = result["ratios"]
-    print(f"service/naive = {fmt(ratios['service_vs_naive'], '.2f')}x (goal >= 5x); "  # type: ignore[index]
-          f"service/bound = {fmt(ratios['service_vs_bound'], '.0%')} (goal >= 70%)")  # type: ignore[index]
+    print(
+        f"service/naive = {fmt(ratios['service_vs_naive'], '.2f')}x (goal >= 5x); "  # type: ignore[index]
+        f"service/bound = {fmt(ratios['service_vs_bound'], '.0%')} (goal >= 70%)"
+    )  # type: ignore[index]
     out = REPO / "reports" / "bench" / "service.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

@@ -24,7 +24,9 @@ class _Strict(BaseModel):
 class RequestShape(_Strict):
     """One completion request as the load engine sends it."""
 
-    prompt_tokens: int = Field(16, ge=1, description="prompt length in tokens (bytes for the byte tokenizer)")
+    prompt_tokens: int = Field(
+        16, ge=1, description="prompt length in tokens (bytes for the byte tokenizer)"
+    )
     max_tokens: int = Field(8, ge=1)
     temperature: float = Field(0.0, ge=0)
 
@@ -34,7 +36,9 @@ class SLO(_Strict):
         default_factory=lambda: {"p90": 300.0},
         description="percentile -> target in ms, e.g. {p90: 300, p99: 1000}",
     )
-    availability: float = Field(0.9995, gt=0, lt=1, description="share of requests that must succeed")
+    availability: float = Field(
+        0.9995, gt=0, lt=1, description="share of requests that must succeed"
+    )
     rate_rps: float = Field(500.0, gt=0, description="sustained request rate the SLO is claimed at")
     cpu_utilization_max: float | None = Field(
         0.65, gt=0, le=1, description="max CPU usage relative to the CPU request at rate_rps"
@@ -56,7 +60,9 @@ class SLO(_Strict):
 
 
 class LoadProfile(_Strict):
-    baseline_rps: float = Field(gt=0, description="steady open-loop rate for steady-state scenarios")
+    baseline_rps: float = Field(
+        gt=0, description="steady open-loop rate for steady-state scenarios"
+    )
     duration_s: float = Field(30.0, gt=0, le=3600)
     arrival: Literal["constant", "poisson"] = "poisson"
     request: RequestShape = RequestShape()
@@ -76,7 +82,9 @@ class PeakLoad(_Strict):
 
 
 class MemoryTargets(_Strict):
-    headroom: float = Field(0.25, ge=0, lt=1, description="peak must stay below (1-headroom) x limit")
+    headroom: float = Field(
+        0.25, ge=0, lt=1, description="peak must stay below (1-headroom) x limit"
+    )
 
 
 class ColdStartTargets(_Strict):
@@ -89,8 +97,12 @@ class ColdStartTargets(_Strict):
 
 
 class ProbeTargets(_Strict):
-    hang_detect_s: float = Field(60.0, gt=0, description="a hung replica must be killed within this")
-    margin: float = Field(1.5, ge=1, description="startup budget must cover p95 cold start x margin")
+    hang_detect_s: float = Field(
+        60.0, gt=0, description="a hung replica must be killed within this"
+    )
+    margin: float = Field(
+        1.5, ge=1, description="startup budget must cover p95 cold start x margin"
+    )
 
 
 class SpikeTargets(_Strict):
@@ -103,13 +115,18 @@ class SpikeTargets(_Strict):
     spike_s: float = Field(600.0, gt=0)
     after_s: float = Field(60.0, ge=0)
     request: RequestShape | None = Field(
-        None, description="request of the spike and its capacity measurement (default: load.request)"
+        None,
+        description="request of the spike and its capacity measurement (default: load.request)",
     )
     capacity_rps_per_replica: float | None = Field(
-        None, gt=0, description="fallback only, named as declared in the verdict: the run measures it"
+        None,
+        gt=0,
+        description="fallback only, named as declared in the verdict: the run measures it",
     )
     scale_out_s: float = Field(360.0, gt=0, description="first new replica Ready within this")
-    max_breach_s: float = Field(120.0, ge=0, description="SLA-breach seconds allowed during the spike")
+    max_breach_s: float = Field(
+        120.0, ge=0, description="SLA-breach seconds allowed during the spike"
+    )
 
     @model_validator(mode="after")
     def _allowances_can_fail(self) -> SpikeTargets:
@@ -119,14 +136,17 @@ class SpikeTargets(_Strict):
                 raise ValueError(
                     f"{name} ({getattr(self, name):g}) must be smaller than spike_s "
                     f"({self.spike_s:g}): a spike breached or unscaled from start to end would "
-                    f"still pass; lower {name} or lengthen spike_s")
+                    f"still pass; lower {name} or lengthen spike_s"
+                )
         return self
 
 
 class ZoneTargets(_Strict):
     zones: list[str] = Field(default_factory=lambda: ["zone-a", "zone-b", "zone-c"], min_length=1)
     nodes_per_zone: int = Field(1, ge=1)
-    fail_zone: str | None = Field(None, description="zone to lose; default: the one with most replicas")
+    fail_zone: str | None = Field(
+        None, description="zone to lose; default: the one with most replicas"
+    )
     recovery_s: float = Field(120.0, gt=0, description="SLA met again within this after the loss")
     fault_at_s: float = Field(10.0, ge=0)
 

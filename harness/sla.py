@@ -147,12 +147,20 @@ def evaluate(
         # Open loop: Poisson arrivals offer N +- sqrt(N) requests in a window (at 14 req/s a 10 s
         # window draws under 95 % of its 140 requests about one time in four). The server is held
         # to the claimed rate scaled by what this schedule drew relative to its nominal rate.
-        offered = result.scheduled / result.duration_s if result.mode == "open" and result.duration_s else None
-        drawn = min(1.0, offered / result.requested_rate) if offered and result.requested_rate else 1.0
+        offered = (
+            result.scheduled / result.duration_s
+            if result.mode == "open" and result.duration_s
+            else None
+        )
+        drawn = (
+            min(1.0, offered / result.requested_rate) if offered and result.requested_rate else 1.0
+        )
         basis = want * drawn
         note = f"must reach {RATE_TOLERANCE:.0%} of the rate the SLO is claimed at"
         if drawn < 1.0:
-            note += f" (the random arrival schedule drew {drawn:.0%} of its nominal rate in this run)"
+            note += (
+                f" (the random arrival schedule drew {drawn:.0%} of its nominal rate in this run)"
+            )
         checks.append(
             Check(
                 name="achieved_rate",

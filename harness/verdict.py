@@ -56,9 +56,7 @@ class Verdict(BaseModel):
     duration_s: float = 0.0
 
     @classmethod
-    def from_checks(
-        cls, name: str, profile: str, checks: list[Check], **kw: Any
-    ) -> Verdict:
+    def from_checks(cls, name: str, profile: str, checks: list[Check], **kw: Any) -> Verdict:
         """fail when a check failed, else inconclusive when one could not be observed, else pass;
         the reason lists the checks that decided it."""
         failed = [c for c in checks if c.failed]
@@ -80,5 +78,6 @@ class Verdict(BaseModel):
 
 
 def _describe(c: Check) -> str:
-    return (f"{c.name}: measured {c.measured}{c.unit} vs target {c.target}{c.unit}"
-            + (f" ({c.note})" if c.note else ""))
+    return f"{c.name}: measured {c.measured}{c.unit} vs target {c.target}{c.unit}" + (
+        f" ({c.note})" if c.note else ""
+    )

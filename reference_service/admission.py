@@ -96,17 +96,23 @@ class MemoryBudget:
             idle_free = self.budget_bytes - self.baseline_rss
             if nbytes > idle_free:
                 # Even an idle service could not fit it: the request itself is too large.
-                raise Rejection(413, "too_large",
-                                f"request needs ~{nbytes >> 20} MiB but only "
-                                f"{max(0, idle_free) >> 20} MiB of the memory budget is free "
-                                "when idle; lower max_tokens or shorten the prompt",
-                                param="max_tokens")
+                raise Rejection(
+                    413,
+                    "too_large",
+                    f"request needs ~{nbytes >> 20} MiB but only "
+                    f"{max(0, idle_free) >> 20} MiB of the memory budget is free "
+                    "when idle; lower max_tokens or shorten the prompt",
+                    param="max_tokens",
+                )
             if rss + self.reserved + nbytes > self.budget_bytes:
-                raise Rejection(429, "memory",
-                                f"memory budget reached (rss {rss >> 20} MiB + reserved "
-                                f"{self.reserved >> 20} MiB + {nbytes >> 20} MiB > budget "
-                                f"{self.budget_bytes >> 20} MiB); retry later",
-                                retry_after_s=1)
+                raise Rejection(
+                    429,
+                    "memory",
+                    f"memory budget reached (rss {rss >> 20} MiB + reserved "
+                    f"{self.reserved >> 20} MiB + {nbytes >> 20} MiB > budget "
+                    f"{self.budget_bytes >> 20} MiB); retry later",
+                    retry_after_s=1,
+                )
             self.reserved += nbytes
 
     def release(self, nbytes: int) -> None:
@@ -114,15 +120,33 @@ class MemoryBudget:
             self.reserved = max(0, self.reserved - nbytes)
 
 
-def check_lengths(prompt_tokens: int, max_tokens: int, *, max_prompt_tokens: int,
-                  max_tokens_limit: int, max_positions: int) -> None:
+def check_lengths(
+    prompt_tokens: int,
+    max_tokens: int,
+    *,
+    max_prompt_tokens: int,
+    max_tokens_limit: int,
+    max_positions: int,
+) -> None:
     if max_tokens > max_tokens_limit:
-        raise Rejection(400, "invalid", f"max_tokens {max_tokens} is over the limit "
-                        f"{max_tokens_limit}", param="max_tokens")
+        raise Rejection(
+            400,
+            "invalid",
+            f"max_tokens {max_tokens} is over the limit {max_tokens_limit}",
+            param="max_tokens",
+        )
     if prompt_tokens > max_prompt_tokens:
-        raise Rejection(413, "too_large", f"prompt is {prompt_tokens} tokens, over the limit "
-                        f"{max_prompt_tokens}", param="prompt")
+        raise Rejection(
+            413,
+            "too_large",
+            f"prompt is {prompt_tokens} tokens, over the limit {max_prompt_tokens}",
+            param="prompt",
+        )
     if prompt_tokens + max_tokens > max_positions:
-        raise Rejection(413, "too_large", f"prompt ({prompt_tokens} tokens) + max_tokens "
-                        f"({max_tokens}) exceed the model context of {max_positions}",
-                        param="prompt")
+        raise Rejection(
+            413,
+            "too_large",
+            f"prompt ({prompt_tokens} tokens) + max_tokens "
+            f"({max_tokens}) exceed the model context of {max_positions}",
+            param="prompt",
+        )

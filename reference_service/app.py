@@ -49,10 +49,14 @@ class CompletionRequest(BaseModel):
 
     model: str | None = Field(None, max_length=256)
     prompt: str = Field(..., description="Text to continue.")
-    max_tokens: int = Field(16, ge=1, description="Tokens to generate (limit: GAUNTLET_MAX_TOKENS_LIMIT).")
+    max_tokens: int = Field(
+        16, ge=1, description="Tokens to generate (limit: GAUNTLET_MAX_TOKENS_LIMIT)."
+    )
     temperature: float = Field(1.0, ge=0.0, le=2.0, description="0 = greedy.")
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
-    stop: str | list[str] | None = Field(None, description=f"Up to {MAX_STOP_SEQUENCES} stop strings.")
+    stop: str | list[str] | None = Field(
+        None, description=f"Up to {MAX_STOP_SEQUENCES} stop strings."
+    )
     stream: bool = Field(False, description="Streaming is not supported; must be false.")
 
 
@@ -73,7 +77,8 @@ class ServiceState:
         self.inflight = 0
         self.held_memory: list[bytearray] = []
         self.model_name = settings.model_name or (
-            settings.model_dir.resolve().name if settings.model_dir else "unknown")
+            settings.model_dir.resolve().name if settings.model_dir else "unknown"
+        )
 
     @property
     def ready(self) -> bool:
@@ -98,8 +103,11 @@ class ServiceState:
             return 503, {"status": "loading", "inference_thread_alive": False}
         age = eng.heartbeat_age()
         ok = eng.alive and age < self.settings.liveness_stall_s
-        body = {"status": "ok" if ok else "stalled", "heartbeat_age_s": round(age, 3),
-                "inference_thread_alive": eng.alive}
+        body = {
+            "status": "ok" if ok else "stalled",
+            "heartbeat_age_s": round(age, 3),
+            "inference_thread_alive": eng.alive,
+        }
         return (200 if ok else 503), body
 
     def begin_drain(self) -> None:
@@ -118,14 +126,25 @@ class ServiceState:
 
         s = self.settings
         loaded = load_model(s, self.phases)
-        engine = Engine(loaded.model, loaded.tokenizer, loaded.device,
-                        max_batch_size=s.max_batch_size, max_wait_ms=s.max_wait_ms,
-                        max_queue=s.max_queue, max_queue_wait_s=s.max_queue_wait_s,
-                        observer=self.metrics)
+        engine = Engine(
+            loaded.model,
+            loaded.tokenizer,
+            loaded.device,
+            max_batch_size=s.max_batch_size,
+            max_wait_ms=s.max_wait_ms,
+            max_queue=s.max_queue,
+            max_queue_wait_s=s.max_queue_wait_s,
+            observer=self.metrics,
+        )
         t0 = time.perf_counter()
-        warm_ids = [loaded.tokenizer.bos_token_id, *loaded.tokenizer.encode("warm up", add_special_tokens=False)]
+        warm_ids = [
+            loaded.tokenizer.bos_token_id,
+            *loaded.tokenizer.encode("warm up", add_special_tokens=False),
+        ]
         for size in sorted({1, min(2, s.max_batch_size)}):
-            engine.generate_batch([GenRequest(prompt_ids=warm_ids, max_tokens=2) for _ in range(size)])
+            engine.generate_batch(
+                [GenRequest(prompt_ids=warm_ids, max_tokens=2) for _ in range(size)]
+            )
         self.phases["warmup"] = time.perf_counter() - t0
         self.shape = ModelShape.from_config(loaded.model.config, _DTYPE_BYTES[loaded.dtype])
         self.loaded, self.engine, self.model_name = loaded, engine, loaded.name
@@ -135,12 +154,18 @@ class ServiceState:
             self.metrics.model_load.labels(phase=phase).set(seconds)
         self.started = True
         self.metrics.ready.set(0 if self.draining else 1)
-        log_json("model_ready", model=loaded.name, device=loaded.device, dtype=loaded.dtype,
-                 phases={k: round(v, 4) for k, v in self.phases.items()},
-                 load_total_s=round(sum(self.phases.values()), 4),
-                 since_process_start_s=round(time.time() - PROCESS_T0, 4),
-                 max_batch_size=s.max_batch_size, max_queue=s.max_queue,
-                 memory_budget_bytes=s.memory_budget_bytes)
+        log_json(
+            "model_ready",
+            model=loaded.name,
+            device=loaded.device,
+            dtype=loaded.dtype,
+            phases={k: round(v, 4) for k, v in self.phases.items()},
+            load_total_s=round(sum(self.phases.values()), 4),
+            since_process_start_s=round(time.time() - PROCESS_T0, 4),
+            max_batch_size=s.max_batch_size,
+            max_queue=s.max_queue,
+            memory_budget_bytes=s.memory_budget_bytes,
+        )
 
     def load_in_background(self) -> threading.Thread:
         def run() -> None:
@@ -160,16 +185,26 @@ def log_json(event: str, **fields: Any) -> None:
     print(json.dumps({"event": event, "ts": round(time.time(), 3), **fields}), flush=True)
 
 
-def error_response(status: int, message: str, *, param: str | None = None,
-                   code: str | None = None, retry_after_s: int | None = None) -> JSONResponse:
+def error_response(
+    status: int,
+    message: str,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+    retry_after_s: int | None = None,
+) -> JSONResponse:
     kind = "invalid_request_error" if status < 500 and status != 429 else "server_unavailable"
     headers = {"Retry-After": str(retry_after_s)} if retry_after_s is not None else None
-    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}},
-                        status_code=status, headers=headers)
+    return JSONResponse(
+        {"error": {"message": message, "type": kind, "param": param, "code": code}},
+        status_code=status,
+        headers=headers,
+    )
 
 
-def create_app(settings: ServiceSettings, *, state: ServiceState | None = None,
-               load: bool = True) -> FastAPI:
+def create_app(
+    settings: ServiceSettings, *, state: ServiceState | None = None, load: bool = True
+) -> FastAPI:
     st = state or ServiceState(settings)
 
     @asynccontextmanager
@@ -185,8 +220,13 @@ def create_app(settings: ServiceSettings, *, state: ServiceState | None = None,
 
     def reject(rej: Rejection) -> JSONResponse:
         st.metrics.rejections.labels(reason=rej.reason).inc()
-        return error_response(rej.status, rej.message, param=rej.param, code=rej.reason,
-                              retry_after_s=rej.retry_after_s)
+        return error_response(
+            rej.status,
+            rej.message,
+            param=rej.param,
+            code=rej.reason,
+            retry_after_s=rej.retry_after_s,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -196,7 +236,8 @@ def create_app(settings: ServiceSettings, *, state: ServiceState | None = None,
         param = "body" if first.get("type") == "json_invalid" else (".".join(loc) or "body")
         msgs = "; ".join(
             f"{'.'.join(str(x) for x in e.get('loc', ()) if x != 'body') or 'body'}: {e.get('msg')}"
-            for e in errors[:5])
+            for e in errors[:5]
+        )
         st.metrics.rejections.labels(reason="invalid").inc()
         return error_response(400, msgs or "invalid request", param=param, code="invalid")
 
@@ -205,26 +246,43 @@ def create_app(settings: ServiceSettings, *, state: ServiceState | None = None,
         if not st.ready:
             st.metrics.unready_requests.inc()
             if st.draining:
-                return reject(Rejection(503, "draining", "server is draining; retry elsewhere",
-                                        retry_after_s=1))
+                return reject(
+                    Rejection(
+                        503, "draining", "server is draining; retry elsewhere", retry_after_s=1
+                    )
+                )
             return reject(Rejection(503, "not_ready", "model is still loading", retry_after_s=1))
         if body.stream:
             return reject(Rejection(400, "invalid", "stream=true is not supported", param="stream"))
         stops = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
         if len(stops) > MAX_STOP_SEQUENCES:
-            return reject(Rejection(400, "invalid", f"at most {MAX_STOP_SEQUENCES} stop strings",
-                                    param="stop"))
+            return reject(
+                Rejection(
+                    400, "invalid", f"at most {MAX_STOP_SEQUENCES} stop strings", param="stop"
+                )
+            )
         s = st.settings
         prompt = body.prompt.encode("utf-8", "replace").decode("utf-8")  # lone surrogates -> '?'
         if len(prompt) > s.max_prompt_tokens:  # every character is at least one byte token
-            return reject(Rejection(413, "too_large", f"prompt is over the limit of "
-                                    f"{s.max_prompt_tokens} tokens", param="prompt"))
+            return reject(
+                Rejection(
+                    413,
+                    "too_large",
+                    f"prompt is over the limit of {s.max_prompt_tokens} tokens",
+                    param="prompt",
+                )
+            )
         tok = st.loaded.tokenizer
         ids = [tok.bos_token_id, *tok.encode(prompt, add_special_tokens=False)]
         assert st.shape is not None
         try:
-            check_lengths(len(ids), body.max_tokens, max_prompt_tokens=s.max_prompt_tokens,
-                          max_tokens_limit=s.max_tokens_limit, max_positions=st.shape.max_positions)
+            check_lengths(
+                len(ids),
+                body.max_tokens,
+                max_prompt_tokens=s.max_prompt_tokens,
+                max_tokens_limit=s.max_tokens_limit,
+                max_positions=st.shape.max_positions,
+            )
             need = estimate_request_bytes(st.shape, len(ids), body.max_tokens)
             st.budget.reserve(need)
         except Rejection as rej:
@@ -234,9 +292,13 @@ def create_app(settings: ServiceSettings, *, state: ServiceState | None = None,
         st.inflight += 1
         st.metrics.memory_reserved.set(st.budget.reserved)
         try:
-            req = GenRequest(prompt_ids=ids, max_tokens=body.max_tokens,
-                             temperature=body.temperature, seed=body.seed,
-                             stop=[x for x in stops if x])
+            req = GenRequest(
+                prompt_ids=ids,
+                max_tokens=body.max_tokens,
+                temperature=body.temperature,
+                seed=body.seed,
+                stop=[x for x in stops if x],
+            )
             try:
                 fut = st.engine.submit(req)
             except QueueFull as err:
@@ -258,11 +320,14 @@ def create_app(settings: ServiceSettings, *, state: ServiceState | None = None,
             "object": "text_completion",
             "created": int(time.time()),
             "model": st.model_name,
-            "choices": [{"index": 0, "text": res.text, "finish_reason": res.finish_reason,
-                         "logprobs": None}],
-            "usage": {"prompt_tokens": res.prompt_tokens,
-                      "completion_tokens": res.completion_tokens,
-                      "total_tokens": res.prompt_tokens + res.completion_tokens},
+            "choices": [
+                {"index": 0, "text": res.text, "finish_reason": res.finish_reason, "logprobs": None}
+            ],
+            "usage": {
+                "prompt_tokens": res.prompt_tokens,
+                "completion_tokens": res.completion_tokens,
+                "total_tokens": res.prompt_tokens + res.completion_tokens,
+            },
         }
 
     @app.get("/v1/models")
@@ -270,8 +335,17 @@ def create_app(settings: ServiceSettings, *, state: ServiceState | None = None,
         if not st.started:
             st.metrics.unready_requests.inc()
             return error_response(503, "model is still loading", code="not_ready", retry_after_s=1)
-        return {"object": "list", "data": [{"id": st.model_name, "object": "model",
-                                            "created": int(PROCESS_T0), "owned_by": "gauntlet"}]}
+        return {
+            "object": "list",
+            "data": [
+                {
+                    "id": st.model_name,
+                    "object": "model",
+                    "created": int(PROCESS_T0),
+                    "owned_by": "gauntlet",
+                }
+            ],
+        }
 
     @app.get("/startup")
     async def startup() -> Any:
@@ -311,8 +385,10 @@ def create_app(settings: ServiceSettings, *, state: ServiceState | None = None,
             for i in range(0, len(block), 4096):
                 block[i] = 1
             st.held_memory.append(block)
-            return {"held_mb": sum(len(b) for b in st.held_memory) >> 20,
-                    "rss_bytes": st.budget.rss()}
+            return {
+                "held_mb": sum(len(b) for b in st.held_memory) >> 20,
+                "rss_bytes": st.budget.rss(),
+            }
 
         @app.delete("/debug/allocate")
         async def debug_release() -> Any:

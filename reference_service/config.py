@@ -35,15 +35,16 @@ except ImportError:  # pragma: no cover - depends on the environment
             env = {
                 key[len(ENV_PREFIX) :].lower(): value
                 for key, value in os.environ.items()
-                if key.upper().startswith(ENV_PREFIX)
-                and key[len(ENV_PREFIX) :].lower() in fields
+                if key.upper().startswith(ENV_PREFIX) and key[len(ENV_PREFIX) :].lower() in fields
             }
             super().__init__(**{**env, **data})
 
     _MODEL_CONFIG = ConfigDict(extra="ignore")
 
 
-def cgroup_memory_limit(proc_root: Path = Path("/proc"), cg_root: Path = Path("/sys/fs/cgroup")) -> int | None:
+def cgroup_memory_limit(
+    proc_root: Path = Path("/proc"), cg_root: Path = Path("/sys/fs/cgroup")
+) -> int | None:
     """The memory limit of this process's cgroup (v1 or v2), the tightest up the tree; None if unlimited."""
     limits: list[int] = []
     try:
@@ -92,24 +93,35 @@ class ServiceSettings(_Base):
     model_config = _MODEL_CONFIG
 
     model_dir: Path | None = Field(None, description="Folder written by `gauntlet build-model`.")
-    model_name: str | None = Field(None, description="Name served in /v1/models (default: folder name).")
+    model_name: str | None = Field(
+        None, description="Name served in /v1/models (default: folder name)."
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     probe_port: int | None = Field(
-        None, ge=0, le=65535,
+        None,
+        ge=0,
+        le=65535,
         description="Also serve /startup /ready /healthz on this port from a thread of their own, so "
         "probes stay fast while the API's event loop is flooded (retry storms, overload).",
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
-    torch_threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: torch's).")
+    torch_threads: int | None = Field(
+        None, ge=1, description="torch intra-op threads (default: torch's)."
+    )
     max_batch_size: int = Field(16, ge=1, le=1024)
     max_wait_ms: float = Field(5.0, ge=0, le=10_000)
-    max_queue: int = Field(64, ge=1, le=100_000, description="Waiting requests beyond the running batch.")
+    max_queue: int = Field(
+        64, ge=1, le=100_000, description="Waiting requests beyond the running batch."
+    )
     max_queue_wait_s: float = Field(
-        5.0, gt=0, le=3600,
+        5.0,
+        gt=0,
+        le=3600,
         description="A request still waiting this long when a batch forms is shed with 429 "
-        "(queue_timeout): it could not start in time for its client.")
+        "(queue_timeout): it could not start in time for its client.",
+    )
     max_prompt_tokens: int = Field(512, ge=1)
     max_tokens_limit: int = Field(256, ge=1)
     memory_budget_bytes: int = Field(default_factory=default_memory_budget, ge=1)
@@ -118,7 +130,9 @@ class ServiceSettings(_Base):
         0.0, ge=0, description="Emulated slow model storage, reported as phase 'storage_delay'."
     )
     liveness_stall_s: float = Field(
-        10.0, gt=0, description="/healthz fails when the inference loop has not beaten for this long."
+        10.0,
+        gt=0,
+        description="/healthz fails when the inference loop has not beaten for this long.",
     )
     debug_endpoints: bool = False
     log_level: str = "info"

@@ -142,7 +142,9 @@ class Engine:
             if self._stop:
                 raise EngineStopped("engine stopped")
             if len(self._waiting) >= self.max_queue:
-                raise QueueFull(f"{len(self._waiting)} requests waiting (max_queue {self.max_queue})")
+                raise QueueFull(
+                    f"{len(self._waiting)} requests waiting (max_queue {self.max_queue})"
+                )
             self._waiting.append(req)
             self._cond.notify()
         self._report_queue()
@@ -223,9 +225,12 @@ class Engine:
     def _shed(self, expired: list[GenRequest]) -> None:
         for req in expired:
             if not req.future.done():
-                req.future.set_exception(QueueTimeout(
-                    f"waited {time.monotonic() - req.enqueued:.1f}s without starting "
-                    f"(max_queue_wait_s {self.max_queue_wait_s:g})"))
+                req.future.set_exception(
+                    QueueTimeout(
+                        f"waited {time.monotonic() - req.enqueued:.1f}s without starting "
+                        f"(max_queue_wait_s {self.max_queue_wait_s:g})"
+                    )
+                )
         if expired:
             self._report_queue()
 
@@ -258,7 +263,10 @@ class Engine:
         max_new = max(r.max_tokens for r in reqs)
         with torch.inference_mode():
             out = self.model(
-                input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions,
+                use_cache=True,
                 logits_to_keep=1,
             )
             for step in range(max_new):
@@ -289,8 +297,11 @@ class Engine:
                 mask = torch.cat([mask, mask.new_ones((bsz, 1))], dim=1)
                 positions = positions[:, -1:] + 1
                 out = self.model(
-                    input_ids=next_ids.view(bsz, 1).to(self.device), attention_mask=mask,
-                    position_ids=positions, cache=out.cache, use_cache=True,
+                    input_ids=next_ids.view(bsz, 1).to(self.device),
+                    attention_mask=mask,
+                    position_ids=positions,
+                    cache=out.cache,
+                    use_cache=True,
                 )
         done_at = time.monotonic()
         results = []

@@ -73,14 +73,26 @@ def build_model(preset: str, out_dir: Path, seed: int = DEFAULT_SEED) -> dict[st
     (out_dir / "gauntlet-model.txt").write_text(f"preset={preset}\nseed={seed}\n")
     make_world_readable(out_dir)
     params = sum(p.numel() for p in model.parameters())
-    return {"preset": preset, "seed": seed, "parameters": params, "out": str(out_dir),
-            "digest": tree_digest(out_dir)}
+    return {
+        "preset": preset,
+        "seed": seed,
+        "parameters": params,
+        "out": str(out_dir),
+        "digest": tree_digest(out_dir),
+    }
 
 
 def make_world_readable(root: Path) -> None:
     """chmod a+r on files, a+rx on folders (the container user is not the builder)."""
-    root.chmod(root.stat().st_mode | stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
-               | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    root.chmod(
+        root.stat().st_mode
+        | stat.S_IRUSR
+        | stat.S_IRGRP
+        | stat.S_IROTH
+        | stat.S_IXUSR
+        | stat.S_IXGRP
+        | stat.S_IXOTH
+    )
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames:
             p = Path(dirpath, name)

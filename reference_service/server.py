@@ -51,15 +51,21 @@ class DrainingServer(uvicorn.Server):
         dropped = 0
         if not st.idle() and st.engine is not None:
             dropped = st.engine.abort_waiting("drain timeout reached")
-        log_json("drain_finished", seconds=round(time.monotonic() - t0, 3),
-                 clean=st.idle(), aborted_waiting=dropped)
+        log_json(
+            "drain_finished",
+            seconds=round(time.monotonic() - t0, 3),
+            clean=st.idle(),
+            aborted_waiting=dropped,
+        )
         time.sleep(0.05)  # let the last responses leave the event loop
         self.should_exit = True
 
 
 def run_server(settings: ServiceSettings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format='{"event":"log","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}')
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format='{"event":"log","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}',
+    )
     state = ServiceState(settings)
     app = create_app(settings, state=state)
     config = uvicorn.Config(
@@ -76,8 +82,13 @@ def run_server(settings: ServiceSettings) -> None:
         from reference_service.probe_server import start_probe_server
 
         start_probe_server(state, settings.host, settings.probe_port)
-    log_json("server_starting", host=settings.host, port=settings.port,
-             model_dir=str(settings.model_dir), debug_endpoints=settings.debug_endpoints)
+    log_json(
+        "server_starting",
+        host=settings.host,
+        port=settings.port,
+        model_dir=str(settings.model_dir),
+        debug_endpoints=settings.debug_endpoints,
+    )
     server.run()
     log_json("server_stopped")
 

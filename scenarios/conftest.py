@@ -35,17 +35,41 @@ _SELECTED = pytest.StashKey[list[str]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    g = parser.getgroup("gauntlet", "Gauntlet certification scenarios (the options of `gauntlet certify`)")
-    g.addoption("--gauntlet-backend", choices=list(BACKENDS), default="local", help="where the deployment runs")
+    g = parser.getgroup(
+        "gauntlet", "Gauntlet certification scenarios (the options of `gauntlet certify`)"
+    )
+    g.addoption(
+        "--gauntlet-backend",
+        choices=list(BACKENDS),
+        default="local",
+        help="where the deployment runs",
+    )
     g.addoption("--gauntlet-context", default=None, help="kubeconfig context (kube backend)")
-    g.addoption("--gauntlet-allow-context", action="append", default=[], help="allow this context (repeatable)")
+    g.addoption(
+        "--gauntlet-allow-context",
+        action="append",
+        default=[],
+        help="allow this context (repeatable)",
+    )
     g.addoption("--gauntlet-profile", default="local", help="SLO profile name or YAML file")
-    g.addoption("--gauntlet-manifests", default=None,
-                help="kustomize dir or YAML file (default: the packaged overlays/local)")
+    g.addoption(
+        "--gauntlet-manifests",
+        default=None,
+        help="kustomize dir or YAML file (default: the packaged overlays/local)",
+    )
     g.addoption("--gauntlet-out", default=None, help="run directory (default: reports/<run-id>/)")
-    g.addoption("--gauntlet-only", action="append", default=[],
-                help="run only these scenarios (repeatable or comma-separated)")
-    g.addoption("--gauntlet-runtime", choices=list(RUNTIMES), default="process", help="local backend runtime")
+    g.addoption(
+        "--gauntlet-only",
+        action="append",
+        default=[],
+        help="run only these scenarios (repeatable or comma-separated)",
+    )
+    g.addoption(
+        "--gauntlet-runtime",
+        choices=list(RUNTIMES),
+        default="process",
+        help="local backend runtime",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -72,8 +96,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "gauntlet_check" in metafunc.fixturenames:
         scenario = scenario_of(metafunc.definition)
         if scenario is None:
-            raise pytest.UsageError(f"{metafunc.definition.nodeid}: no scenario (name the file "
-                                    "test_<scenario>.py or mark it @pytest.mark.scenario(name))")
+            raise pytest.UsageError(
+                f"{metafunc.definition.nodeid}: no scenario (name the file "
+                "test_<scenario>.py or mark it @pytest.mark.scenario(name))"
+            )
         checks = declared_checks(scenario)
         metafunc.parametrize("gauntlet_check", checks, ids=list(checks))
 
@@ -88,10 +114,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     keep, drop = [], []
     for item in items:
         name = scenario_of(item)
-        (drop if wanted is not None and name is not None and name not in wanted else keep).append(item)
+        (drop if wanted is not None and name is not None and name not in wanted else keep).append(
+            item
+        )
     if drop:
         config.hook.pytest_deselected(items=drop)
-    keep.sort(key=lambda it: order.get(scenario_of(it) or "", len(order)))  # cold-start feeds probe-timing
+    keep.sort(
+        key=lambda it: order.get(scenario_of(it) or "", len(order))
+    )  # cold-start feeds probe-timing
     items[:] = keep
     config.stash[_SELECTED] = list(dict.fromkeys(n for it in keep if (n := scenario_of(it))))
 
@@ -102,10 +132,13 @@ def gauntlet_run(request: pytest.FixtureRequest) -> Run:
     config = request.config
     out = config.getoption("--gauntlet-out")
     opts = CertifyOptions(
-        backend=config.getoption("--gauntlet-backend"), context=config.getoption("--gauntlet-context"),
+        backend=config.getoption("--gauntlet-backend"),
+        context=config.getoption("--gauntlet-context"),
         allow_contexts=config.getoption("--gauntlet-allow-context"),
-        profile=config.getoption("--gauntlet-profile"), manifests=config.getoption("--gauntlet-manifests"),
-        only=config.getoption("--gauntlet-only"), out=Path(out) if out else None,
+        profile=config.getoption("--gauntlet-profile"),
+        manifests=config.getoption("--gauntlet-manifests"),
+        only=config.getoption("--gauntlet-only"),
+        out=Path(out) if out else None,
         runtime=config.getoption("--gauntlet-runtime"),
     )
     try:
@@ -141,18 +174,27 @@ class ScenarioTest:
         if r.verdict == "skip":
             pytest.skip(r.reason)
         if r.verdict != "pass":
-            failing = [f"  {c.name} ({c.outcome}): measured {c.measured}{c.unit} vs target {c.target}{c.unit}"
-                       + (f"; {c.note}" if c.note else "") for c in r.checks if not c.ok]
-            pytest.fail("\n".join([f"{self.name} {r.verdict}: {r.reason}", *failing]), pytrace=False)
+            failing = [
+                f"  {c.name} ({c.outcome}): measured {c.measured}{c.unit} vs target {c.target}{c.unit}"
+                + (f"; {c.note}" if c.note else "")
+                for c in r.checks
+                if not c.ok
+            ]
+            pytest.fail(
+                "\n".join([f"{self.name} {r.verdict}: {r.reason}", *failing]), pytrace=False
+            )
 
     def check(self, check: str) -> None:
         r = self.result()
         c = next((c for c in r.checks if c.name == check), None)
         if c is None:  # the scenario stopped before it, or this run's path does not have it
             why = {"skip": "the scenario was skipped", "error": "the scenario ended in error"}.get(
-                r.verdict, f"not among the checks of this {r.verdict} verdict")
+                r.verdict, f"not among the checks of this {r.verdict} verdict"
+            )
             pytest.skip(f"not evaluated: {why} ({r.reason})")
-        line = f"measured {c.measured}{c.unit} vs target {c.target}{c.unit}" + (f"; {c.note}" if c.note else "")
+        line = f"measured {c.measured}{c.unit} vs target {c.target}{c.unit}" + (
+            f"; {c.note}" if c.note else ""
+        )
         if c.inconclusive:
             pytest.skip(f"inconclusive: {c.note or line}")
         if not c.ok:
@@ -164,8 +206,11 @@ def gauntlet_scenario(gauntlet_run: Run, request: pytest.FixtureRequest) -> Scen
     """The scenario of the requesting test's file (or its `scenario` marker)."""
     name = scenario_of(request.node)
     if name is None:
-        raise InputError(f"{request.node.nodeid}: no scenario", fix="name the file test_<scenario>.py "
-                         f"(one of {', '.join(scenarios_base.SCENARIOS)}) or mark it @pytest.mark.scenario(name)")
+        raise InputError(
+            f"{request.node.nodeid}: no scenario",
+            fix="name the file test_<scenario>.py "
+            f"(one of {', '.join(scenarios_base.SCENARIOS)}) or mark it @pytest.mark.scenario(name)",
+        )
     return ScenarioTest(gauntlet_run, name)
 
 

@@ -25,8 +25,10 @@ def main() -> int:
     import torch
 
     if not torch.cuda.is_available():
-        print(f"SKIP: no CUDA device visible to torch {torch.__version__} "
-              f"(cuda build: {torch.version.cuda or 'none'})")
+        print(
+            f"SKIP: no CUDA device visible to torch {torch.__version__} "
+            f"(cuda build: {torch.version.cuda or 'none'})"
+        )
         return 0
     import httpx
 
@@ -37,9 +39,15 @@ def main() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "GAUNTLET_MODEL_DIR": str(model_dir),
-           "GAUNTLET_PORT": str(port), "GAUNTLET_DEVICE": "cuda", "GAUNTLET_MAX_BATCH_SIZE": "32",
-           "GAUNTLET_MAX_QUEUE": "512"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "GAUNTLET_MODEL_DIR": str(model_dir),
+        "GAUNTLET_PORT": str(port),
+        "GAUNTLET_DEVICE": "cuda",
+        "GAUNTLET_MAX_BATCH_SIZE": "32",
+        "GAUNTLET_MAX_QUEUE": "512",
+    }
     proc = subprocess.Popen([sys.executable, "-m", "reference_service.server"], env=env, cwd=REPO)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -65,16 +73,20 @@ def main() -> int:
             lat: list[float] = []
             bad = 0
             async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+
                 async def one(i: int) -> None:
                     nonlocal bad
                     async with sem:
                         t = time.monotonic()
-                        r = await client.post("/v1/completions", json={
-                            "prompt": f"gpu check {i}", "max_tokens": 32, "temperature": 0})
+                        r = await client.post(
+                            "/v1/completions",
+                            json={"prompt": f"gpu check {i}", "max_tokens": 32, "temperature": 0},
+                        )
                         if r.status_code == 200:
                             lat.append(time.monotonic() - t)
                         else:
                             bad += 1
+
                 start = time.monotonic()
                 await asyncio.gather(*(one(i) for i in range(REQUESTS)))
                 return lat, bad, time.monotonic() - start
@@ -82,13 +94,24 @@ def main() -> int:
         lat, bad, elapsed = asyncio.run(run())
         lat.sort()
         metrics = httpx.get(url + "/metrics").text
-        rss = next((ln.split()[-1] for ln in metrics.splitlines()
-                    if ln.startswith("process_resident_memory_bytes")), "?")
-        smi = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.used,memory.total",
-                              "--format=csv,noheader"], capture_output=True, text=True)
-        print(f"requests {REQUESTS} ok {len(lat)} failed {bad} in {elapsed:.2f}s -> "
-              f"{len(lat) / elapsed:.1f} req/s; p50 {lat[len(lat) // 2] * 1000:.0f} ms "
-              f"p90 {lat[int(0.9 * (len(lat) - 1))] * 1000:.0f} ms")
+        rss = next(
+            (
+                ln.split()[-1]
+                for ln in metrics.splitlines()
+                if ln.startswith("process_resident_memory_bytes")
+            ),
+            "?",
+        )
+        smi = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.used,memory.total", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+        )
+        print(
+            f"requests {REQUESTS} ok {len(lat)} failed {bad} in {elapsed:.2f}s -> "
+            f"{len(lat) / elapsed:.1f} req/s; p50 {lat[len(lat) // 2] * 1000:.0f} ms "
+            f"p90 {lat[int(0.9 * (len(lat) - 1))] * 1000:.0f} ms"
+        )
         print(f"GPU: {smi.stdout.strip() or torch.cuda.get_device_name(0)}; server RSS {rss} bytes")
         return 0 if bad == 0 else 1
     finally:

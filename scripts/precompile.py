@@ -28,10 +28,18 @@ GROUPS = (
 def main() -> int:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     for code in GROUPS:
-        proc = subprocess.run([sys.executable, "-W", "ignore", "-c", code], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-W", "ignore", "-c", code],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         if proc.returncode != 0:  # not fatal: modules then compile in memory at import
-            warnings.warn(f"precompile of {code.split()[1]}... failed: {proc.stderr.strip()[-300:]}", stacklevel=1)
+            warnings.warn(
+                f"precompile of {code.split()[1]}... failed: {proc.stderr.strip()[-300:]}",
+                stacklevel=1,
+            )
     return 0
 
 

@@ -30,6 +30,8 @@ def tiny_model() -> Path:
     assert preset == "tiny", f"{LOCAL_OVERLAY}: model preset {preset!r}, expected tiny"
     ensure_model(deployment)
     weights = out / "model.safetensors"
-    assert weights.is_file(), (f"{out} has config.json but no {weights.name} (an interrupted "
-                               f"build?): remove {out} and rerun")
+    assert weights.is_file(), (
+        f"{out} has config.json but no {weights.name} (an interrupted "
+        f"build?): remove {out} and rerun"
+    )
     return out

@@ -62,9 +62,15 @@ def backend_options(
     """
     target = BACKEND_OPTIONS.get(name)
     if target is None:
-        raise InputError(f"unknown backend {name!r}", field="--backend", fix=f"use one of {', '.join(BACKENDS)}")
+        raise InputError(
+            f"unknown backend {name!r}", field="--backend", fix=f"use one of {', '.join(BACKENDS)}"
+        )
     if runtime not in RUNTIMES:
-        raise InputError(f"unknown runtime {runtime!r}", field="--runtime", fix=f"use one of {', '.join(RUNTIMES)}")
+        raise InputError(
+            f"unknown runtime {runtime!r}",
+            field="--runtime",
+            fix=f"use one of {', '.join(RUNTIMES)}",
+        )
     declare: OptionsDeclaration = _load(target)
     return declare(profile, context=context, allow_contexts=list(allow_contexts), runtime=runtime)
 
@@ -73,7 +79,9 @@ def backend_class(name: str) -> type[Backend]:
     """The class of backend `name` (its module imported, nothing built)."""
     target = BACKENDS.get(name)
     if target is None:
-        raise InputError(f"unknown backend {name!r}", field="backend", fix=f"use one of {sorted(BACKENDS)}")
+        raise InputError(
+            f"unknown backend {name!r}", field="backend", fix=f"use one of {sorted(BACKENDS)}"
+        )
     cls: type[Backend] = _load(target)
     return cls
 

@@ -148,14 +148,19 @@ class Backend(abc.ABC):
             if predicate():
                 return time.time()
             if time.monotonic() > deadline:
-                raise BackendError(f"timed out after {timeout_s:.0f}s waiting for {what or 'condition'}")
+                raise BackendError(
+                    f"timed out after {timeout_s:.0f}s waiting for {what or 'condition'}"
+                )
             time.sleep(poll_s)
 
     def __enter__(self) -> Backend:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.teardown()
 

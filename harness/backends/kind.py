@@ -34,7 +34,9 @@ DEFAULT_K8S_VERSION = "1.33.1"
 DEFAULT_IMAGE = "gauntlet-inference:dev"
 
 
-def options(profile: Profile, *, context: str | None, allow_contexts: list[str], runtime: str) -> dict[str, Any]:
+def options(
+    profile: Profile, *, context: str | None, allow_contexts: list[str], runtime: str
+) -> dict[str, Any]:
     """KindBackend(workdir, **options) for a run (see `harness.backends.backend_options`).
 
     The cluster is kept between the run's scenarios (each one's backend reuses it instead of
@@ -43,8 +45,11 @@ def options(profile: Profile, *, context: str | None, allow_contexts: list[str],
     """
     del allow_contexts, runtime
     if context:
-        raise InputError("the kind backend makes its own context (kind-gauntlet)", field="--context",
-                         fix="drop --context, or use --backend kube --context NAME")
+        raise InputError(
+            "the kind backend makes its own context (kind-gauntlet)",
+            field="--context",
+            fix="drop --context, or use --backend kube --context NAME",
+        )
     return {"chaos_allowed": profile.kube.chaos_allowed, "keep_cluster": True}
 
 
@@ -56,16 +61,24 @@ def check_prerequisites() -> str:
         missing.append("docker CLI not found (Debian: `apt-get install docker.io`)")
     else:
         try:
-            res = subprocess.run([docker, "info", "--format", "{{.ServerVersion}}"], capture_output=True,
-                                 text=True, timeout=10)
+            res = subprocess.run(
+                [docker, "info", "--format", "{{.ServerVersion}}"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
             if res.returncode != 0:
-                missing.append("docker daemon not reachable (start it: `dockerd &` or `systemctl start docker`; "
-                               f"docker said: {res.stderr.strip()[:120]})")
+                missing.append(
+                    "docker daemon not reachable (start it: `dockerd &` or `systemctl start docker`; "
+                    f"docker said: {res.stderr.strip()[:120]})"
+                )
         except subprocess.TimeoutExpired:
             missing.append("docker daemon did not answer within 10 s (is dockerd running?)")
     if shutil.which("kind") is None:
-        missing.append("kind not found (get it: `go install sigs.k8s.io/kind@v0.29.0` or the release binary "
-                       "from https://kind.sigs.k8s.io/docs/user/quick-start/#installation)")
+        missing.append(
+            "kind not found (get it: `go install sigs.k8s.io/kind@v0.29.0` or the release binary "
+            "from https://kind.sigs.k8s.io/docs/user/quick-start/#installation)"
+        )
     try:
         kubectl = find_kubectl()
     except SetupError as exc:
@@ -113,12 +126,23 @@ class KindBackend(KubeBackend, ClusterProvisioner):
         config_path = workdir / "kind-cluster.yaml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         kubeconfig = workdir / "kubeconfig"
-        log.info("creating kind cluster %s (Kubernetes %s, zones a/b/c) from %s", cluster_name,
-                 kubernetes_version, cluster_config)
+        log.info(
+            "creating kind cluster %s (Kubernetes %s, zones a/b/c) from %s",
+            cluster_name,
+            kubernetes_version,
+            cluster_config,
+        )
         manager_cls = select_provider_manager("kind")
         self.manager = manager_cls(cluster_name, str(config_path), kubeconfig)
-        self.manager.create(ClusterOptions(api_version=kubernetes_version, provider_config=config_path,
-                                           kubeconfig_path=kubeconfig, cluster_timeout=600), timeout=120)
+        self.manager.create(
+            ClusterOptions(
+                api_version=kubernetes_version,
+                provider_config=config_path,
+                kubeconfig_path=kubeconfig,
+                cluster_timeout=600,
+            ),
+            timeout=120,
+        )
         context = f"kind-{cluster_name}"
         try:
             if build_image:
@@ -129,8 +153,15 @@ class KindBackend(KubeBackend, ClusterProvisioner):
             self._install_metrics_server(kubectl, kubeconfig, context, metrics_server_manifest)
             if fake_gpus_per_node:
                 self._advertise_gpus(api_client_for(context, str(kubeconfig)), fake_gpus_per_node)
-            super().__init__(workdir, context=context, allowed_contexts=[context], chaos_allowed=chaos_allowed,
-                             kubeconfig=str(kubeconfig), kubectl=kubectl, **kube_options)
+            super().__init__(
+                workdir,
+                context=context,
+                allowed_contexts=[context],
+                chaos_allowed=chaos_allowed,
+                kubeconfig=str(kubeconfig),
+                kubectl=kubectl,
+                **kube_options,
+            )
         except BaseException:
             if not keep_cluster:
                 self.manager.delete()
@@ -142,35 +173,79 @@ class KindBackend(KubeBackend, ClusterProvisioner):
         """docker build of the reference image, with the source checkout as its build context."""
         root = source_checkout()
         if root is None:
-            raise SetupError(f"building {image} needs gauntlet's source checkout (reference_service/Dockerfile); "
-                             f"pass build_image=False with an image already in the local docker engine")
+            raise SetupError(
+                f"building {image} needs gauntlet's source checkout (reference_service/Dockerfile); "
+                f"pass build_image=False with an image already in the local docker engine"
+            )
         dockerfile = dockerfile or root / "reference_service" / "Dockerfile"
         if not dockerfile.exists():
-            raise SetupError(f"{dockerfile} not found: cannot build {image} (pass build_image=False "
-                             f"with an image already in the local docker engine)")
+            raise SetupError(
+                f"{dockerfile} not found: cannot build {image} (pass build_image=False "
+                f"with an image already in the local docker engine)"
+            )
         log.info("docker build -t %s -f %s %s", image, dockerfile, root)
-        res = subprocess.run(["docker", "build", "-t", image, "-f", str(dockerfile), str(root)],
-                             capture_output=True, text=True, timeout=3600)
+        res = subprocess.run(
+            ["docker", "build", "-t", image, "-f", str(dockerfile), str(root)],
+            capture_output=True,
+            text=True,
+            timeout=3600,
+        )
         if res.returncode != 0:
             raise BackendError(f"docker build of {image} failed: {res.stderr.strip()[-800:]}")
 
     @staticmethod
-    def _install_metrics_server(kubectl: str, kubeconfig: Path, context: str, manifest: Path | None) -> None:
+    def _install_metrics_server(
+        kubectl: str, kubeconfig: Path, context: str, manifest: Path | None
+    ) -> None:
         if manifest is None:
-            log.warning("no metrics-server manifest given (there is no internet to fetch components.yaml): "
-                        "no resource samples, and CPU-based HPAs cannot scale")
+            log.warning(
+                "no metrics-server manifest given (there is no internet to fetch components.yaml): "
+                "no resource samples, and CPU-based HPAs cannot scale"
+            )
             return
         base = [kubectl, "--kubeconfig", str(kubeconfig), "--context", context]
-        res = subprocess.run([*base, "apply", "-f", str(manifest)], capture_output=True, text=True, timeout=120)
+        res = subprocess.run(
+            [*base, "apply", "-f", str(manifest)], capture_output=True, text=True, timeout=120
+        )
         if res.returncode != 0:
-            raise BackendError(f"installing metrics-server from {manifest} failed: {res.stderr.strip()}")
-        dep = json.loads(subprocess.run([*base, "-n", "kube-system", "get", "deploy", "metrics-server", "-o", "json"],
-                                        capture_output=True, text=True, timeout=60, check=True).stdout)
+            raise BackendError(
+                f"installing metrics-server from {manifest} failed: {res.stderr.strip()}"
+            )
+        dep = json.loads(
+            subprocess.run(
+                [*base, "-n", "kube-system", "get", "deploy", "metrics-server", "-o", "json"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            ).stdout
+        )
         args = dep["spec"]["template"]["spec"]["containers"][0].get("args", [])
         if "--kubelet-insecure-tls" not in args:
-            patch = [{"op": "add", "path": "/spec/template/spec/containers/0/args/-", "value": "--kubelet-insecure-tls"}]
-            subprocess.run([*base, "-n", "kube-system", "patch", "deploy", "metrics-server", "--type=json",
-                            "-p", json.dumps(patch)], capture_output=True, text=True, timeout=60, check=True)
+            patch = [
+                {
+                    "op": "add",
+                    "path": "/spec/template/spec/containers/0/args/-",
+                    "value": "--kubelet-insecure-tls",
+                }
+            ]
+            subprocess.run(
+                [
+                    *base,
+                    "-n",
+                    "kube-system",
+                    "patch",
+                    "deploy",
+                    "metrics-server",
+                    "--type=json",
+                    "-p",
+                    json.dumps(patch),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            )
 
     @staticmethod
     def _advertise_gpus(api_client: Any, per_node: int) -> None:
@@ -181,8 +256,10 @@ class KindBackend(KubeBackend, ClusterProvisioner):
                 continue  # workers only
             name = node["metadata"]["name"]
             log.info("advertising %d fake nvidia.com/gpu on %s (scheduling only)", per_node, name)
-            api.merge_patch(resource_path("v1", "Node", name=name, subresource="status"),
-                            {"status": {"capacity": {"nvidia.com/gpu": str(per_node)}}})
+            api.merge_patch(
+                resource_path("v1", "Node", name=name, subresource="status"),
+                {"status": {"capacity": {"nvidia.com/gpu": str(per_node)}}},
+            )
 
     # kind can freeze a container from its node (outside the pod's PID namespace) -----------------
     def hang_pod(self, pod: str) -> FaultRecord:
@@ -193,24 +270,48 @@ class KindBackend(KubeBackend, ClusterProvisioner):
         statuses = (obj.get("status") or {}).get("containerStatuses") or []
         cid = (statuses[0].get("containerID") or "").split("://")[-1] if statuses else ""
         if not node or not cid:
-            return FaultRecord(kind=FaultKind.HANG, target=pod, started_at=started, ended_at=time.time(), landed=False,
-                               detail="pod has no running container to freeze")
-        log.warning("hanging pod %s/%s: SIGSTOP of container %s from node %s", self.namespace, pod, cid[:12], node)
+            return FaultRecord(
+                kind=FaultKind.HANG,
+                target=pod,
+                started_at=started,
+                ended_at=time.time(),
+                landed=False,
+                detail="pod has no running container to freeze",
+            )
+        log.warning(
+            "hanging pod %s/%s: SIGSTOP of container %s from node %s",
+            self.namespace,
+            pod,
+            cid[:12],
+            node,
+        )
         script = f"kill -STOP $(crictl inspect --output go-template --template '{{{{.info.pid}}}}' {cid})"
-        res = subprocess.run(["docker", "exec", node, "sh", "-c", script], capture_output=True, text=True, timeout=60)
+        res = subprocess.run(
+            ["docker", "exec", node, "sh", "-c", script], capture_output=True, text=True, timeout=60
+        )
         landed = res.returncode == 0 and self._unresponsive(pod)
-        return FaultRecord(kind=FaultKind.HANG, target=pod, started_at=started, ended_at=time.time(),
-                           affected=[pod] if landed else [], landed=landed,
-                           detail="container main process stopped from the node" if landed
-                           else f"freeze did not land: {res.stderr.strip()[:200] or 'pod still answers'}")
+        return FaultRecord(
+            kind=FaultKind.HANG,
+            target=pod,
+            started_at=started,
+            ended_at=time.time(),
+            affected=[pod] if landed else [],
+            landed=landed,
+            detail="container main process stopped from the node"
+            if landed
+            else f"freeze did not land: {res.stderr.strip()[:200] or 'pod still answers'}",
+        )
 
     def teardown(self) -> None:
         try:
             super().teardown()
         finally:
             if getattr(self, "keep_cluster", True):
-                log.info("keeping kind cluster %s (delete: kind delete cluster --name %s)",
-                         self.cluster_name, self.cluster_name)
+                log.info(
+                    "keeping kind cluster %s (delete: kind delete cluster --name %s)",
+                    self.cluster_name,
+                    self.cluster_name,
+                )
             elif getattr(self, "manager", None) is not None:
                 log.info("deleting kind cluster %s", self.cluster_name)
                 self.manager.delete()

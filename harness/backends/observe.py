@@ -12,7 +12,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ConditionType = Literal["PodScheduled", "Initialized", "ContainersReady", "Ready", "PodReadyToStartContainers"]
+ConditionType = Literal[
+    "PodScheduled", "Initialized", "ContainersReady", "Ready", "PodReadyToStartContainers"
+]
 
 
 class _Obs(BaseModel):
@@ -38,7 +40,9 @@ class Condition(_Obs):
     lastTransitionTime: float
     reason: str = ""
     message: str = ""
-    lastUpdateTime: float | None = None  # Deployment conditions: when the controller last refreshed it
+    lastUpdateTime: float | None = (
+        None  # Deployment conditions: when the controller last refreshed it
+    )
 
 
 class StateRunning(_Obs):
@@ -102,7 +106,11 @@ class Pod(_Obs):
 
     def first_transition(self, type_: str, status: str = "True") -> float | None:
         """First time a condition became `status` (cold start uses the first Ready)."""
-        times = [c.lastTransitionTime for c in self.conditionHistory if c.type == type_ and c.status == status]
+        times = [
+            c.lastTransitionTime
+            for c in self.conditionHistory
+            if c.type == type_ and c.status == status
+        ]
         if times:
             return min(times)
         c = self.condition(type_)

@@ -22,17 +22,27 @@ from harness.load import LoadSpec, start_load
 MAX_BACKGROUND_S = 1800.0
 
 
-def start_background_load(rate_rps: float | None = None, duration_s: float = 600.0) -> dict[str, Any]:
+def start_background_load(
+    rate_rps: float | None = None, duration_s: float = 600.0
+) -> dict[str, Any]:
     """Open-loop load at the profile's baseline (or `rate_rps`) until stopped (at most `duration_s`)."""
     gd = current()
     if gd.load is not None and gd.load.running:
         raise ActivityFailed("background load is already running")
     rate = float(rate_rps or gd.profile.load.baseline_rps)
-    spec = LoadSpec.from_profile(gd.profile, gd.backend.service_url(), rate_rps=rate,
-                                 duration_s=min(float(duration_s), MAX_BACKGROUND_S))
+    spec = LoadSpec.from_profile(
+        gd.profile,
+        gd.backend.service_url(),
+        rate_rps=rate,
+        duration_s=min(float(duration_s), MAX_BACKGROUND_S),
+    )
     gd.load = start_load(spec, gd.out_dir / "background")
-    return {"rate_rps": spec.rate_rps, "duration_s": spec.duration_s, "target": spec.target,
-            "started_at": time.time()}
+    return {
+        "rate_rps": spec.rate_rps,
+        "duration_s": spec.duration_s,
+        "target": spec.target,
+        "started_at": time.time(),
+    }
 
 
 def stop_background_load() -> dict[str, Any]:
@@ -47,9 +57,15 @@ def stop_background_load() -> dict[str, Any]:
     if result.requests == 0:
         raise ActivityFailed("the background load delivered no request")
     return {
-        "delivered": True, "requests": result.requests, "ok": result.ok, "errors": result.errors,
-        "dropped": result.dropped, "achieved_rate": result.achieved_rate, "valid": result.valid,
-        "latency_ms": result.latency_ms, "evidence": "gameday/load-background.json",
+        "delivered": True,
+        "requests": result.requests,
+        "ok": result.ok,
+        "errors": result.errors,
+        "dropped": result.dropped,
+        "achieved_rate": result.achieved_rate,
+        "valid": result.valid,
+        "latency_ms": result.latency_ms,
+        "evidence": "gameday/load-background.json",
     }
 
 
@@ -81,10 +97,17 @@ def kill_replica(pod: str | None = None) -> dict[str, Any]:
     name = pod or _ready_pod(gd, oldest=True, what="kill")
     fault = _backend_call(gd.backend.delete_pod, name, grace_period_s=0)
     if fault.landed:  # prove it: the pod is gone or terminating
-        gone = _eventually(lambda: all(p.name != name or p.deletionTimestamp is not None or not p.ready
-                                       for p in gd.backend.pods()), 15.0)
+        gone = _eventually(
+            lambda: all(
+                p.name != name or p.deletionTimestamp is not None or not p.ready
+                for p in gd.backend.pods()
+            ),
+            15.0,
+        )
         if not gone:
-            fault = fault.model_copy(update={"landed": False, "detail": f"{name} still Ready 15 s after deletion"})
+            fault = fault.model_copy(
+                update={"landed": False, "detail": f"{name} still Ready 15 s after deletion"}
+            )
     return gd.record(fault)
 
 
@@ -106,18 +129,38 @@ def memory_pressure(mb: int = 256, pod: str | None = None) -> dict[str, Any]:
     name = pod or _ready_pod(gd, oldest=False, what="put under memory pressure")
     started = time.time()
     try:
-        r = httpx.post(f"{gd.backend.pod_url(name)}/debug/allocate", params={"mb": int(mb)}, timeout=30)
+        r = httpx.post(
+            f"{gd.backend.pod_url(name)}/debug/allocate", params={"mb": int(mb)}, timeout=30
+        )
         if r.status_code == 404:
-            landed, detail = False, ("HTTP 404: the debug endpoints are off; set gauntlet_debug_endpoints "
-                                     "(env GAUNTLET_DEBUG_ENDPOINTS=true) in the experiment's configuration")
+            landed, detail = (
+                False,
+                (
+                    "HTTP 404: the debug endpoints are off; set gauntlet_debug_endpoints "
+                    "(env GAUNTLET_DEBUG_ENDPOINTS=true) in the experiment's configuration"
+                ),
+            )
         else:
-            landed, detail = r.status_code == 200, f"{int(mb)} MiB: HTTP {r.status_code}: {r.text[:200]}"
+            landed, detail = (
+                r.status_code == 200,
+                f"{int(mb)} MiB: HTTP {r.status_code}: {r.text[:200]}",
+            )
     except httpx.HTTPError as err:  # an OOM kill mid-request also lands here
-        landed, detail = True, f"{int(mb)} MiB: connection lost during allocation ({err}); see the OOM evidence"
+        landed, detail = (
+            True,
+            f"{int(mb)} MiB: connection lost during allocation ({err}); see the OOM evidence",
+        )
     if landed:
         gd.pressed_pods.append(name)
-    fault = FaultRecord(kind=FaultKind.MEMORY_PRESSURE, target=name, started_at=started, ended_at=time.time(),
-                        affected=[name] if landed else [], landed=landed, detail=detail)
+    fault = FaultRecord(
+        kind=FaultKind.MEMORY_PRESSURE,
+        target=name,
+        started_at=started,
+        ended_at=time.time(),
+        affected=[name] if landed else [],
+        landed=landed,
+        detail=detail,
+    )
     return {**gd.record(fault), "mb": int(mb)}
 
 
@@ -146,7 +189,9 @@ def spike(factor: float | None = None, duration_s: float = 30.0) -> dict[str, An
     gd = current()
     f = float(factor or gd.profile.spike.factor)
     rate = gd.profile.load.baseline_rps * f
-    spec = LoadSpec.from_profile(gd.profile, gd.backend.service_url(), rate_rps=rate, duration_s=float(duration_s))
+    spec = LoadSpec.from_profile(
+        gd.profile, gd.backend.service_url(), rate_rps=rate, duration_s=float(duration_s)
+    )
     n = sum(1 for x in gd.faults if x.kind == FaultKind.TRAFFIC_SPIKE)
     out = gd.out_dir / f"spike-{n}"
     started = time.time()
@@ -155,15 +200,27 @@ def spike(factor: float | None = None, duration_s: float = 30.0) -> dict[str, An
     gd.load_results.append({"label": f"spike-{n}", **result.model_dump(exclude={"timeline"})})
     delivered = result.valid and result.requests > 0
     fault = FaultRecord(
-        kind=FaultKind.TRAFFIC_SPIKE, target=f"{f:g}x baseline ({rate:g} req/s)", started_at=started, ended_at=time.time(),
-        affected=[f"{result.requests} requests at {result.achieved_rate:.1f} req/s"], landed=delivered,
-        detail=("generator did not keep the schedule: " + "; ".join(result.invalid_reasons)) if not delivered
+        kind=FaultKind.TRAFFIC_SPIKE,
+        target=f"{f:g}x baseline ({rate:g} req/s)",
+        started_at=started,
+        ended_at=time.time(),
+        affected=[f"{result.requests} requests at {result.achieved_rate:.1f} req/s"],
+        landed=delivered,
+        detail=("generator did not keep the schedule: " + "; ".join(result.invalid_reasons))
+        if not delivered
         else f"ok {result.ok}, errors {dict(Counter(result.errors))}, p90 {result.latency_ms.get('p90')} ms",
     )
-    return {**gd.record(fault), "requests": result.requests, "ok": result.ok, "errors": dict(result.errors)}
+    return {
+        **gd.record(fault),
+        "requests": result.requests,
+        "ok": result.ok,
+        "errors": dict(result.errors),
+    }
 
 
-def wait_for_ready_replicas(timeout_s: float = 120.0, replicas: int | None = None) -> dict[str, Any]:
+def wait_for_ready_replicas(
+    timeout_s: float = 120.0, replicas: int | None = None
+) -> dict[str, Any]:
     """Wait until the Deployment has its replicas Ready again (recovery); fails on timeout."""
     gd = current()
     t0 = time.time()
@@ -171,10 +228,15 @@ def wait_for_ready_replicas(timeout_s: float = 120.0, replicas: int | None = Non
         status = gd.backend.wait_ready(replicas=replicas, timeout_s=float(timeout_s))
     except BackendError as err:
         pending = [p.name for p in gd.backend.pods() if p.phase == "Pending"]
-        raise ActivityFailed(f"not recovered within {timeout_s:g} s: {err}"
-                             + (f"; Pending pods: {pending}" if pending else "")) from None
-    return {"recovered_after_s": round(time.time() - t0, 2), "ready": status.readyReplicas,
-            "spec_replicas": gd.backend.deployment().spec.replicas}
+        raise ActivityFailed(
+            f"not recovered within {timeout_s:g} s: {err}"
+            + (f"; Pending pods: {pending}" if pending else "")
+        ) from None
+    return {
+        "recovered_after_s": round(time.time() - t0, 2),
+        "ready": status.readyReplicas,
+        "spec_replicas": gd.backend.deployment().spec.replicas,
+    }
 
 
 def _backend_call(fn: Any, *args: Any, **kwargs: Any) -> FaultRecord:
@@ -186,8 +248,10 @@ def _backend_call(fn: Any, *args: Any, **kwargs: Any) -> FaultRecord:
 
 
 def _ready_pod(gd: GameDay, oldest: bool, what: str) -> str:
-    ready = sorted((p for p in gd.backend.pods() if p.ready and p.deletionTimestamp is None),
-                   key=lambda p: p.creationTimestamp)
+    ready = sorted(
+        (p for p in gd.backend.pods() if p.ready and p.deletionTimestamp is None),
+        key=lambda p: p.creationTimestamp,
+    )
     if not ready:
         raise ActivityFailed(f"no Ready pod to {what}")
     return ready[0].name if oldest else ready[-1].name

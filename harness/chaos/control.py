@@ -27,14 +27,19 @@ def before_experiment_control(
     context: dict[str, Any], configuration: dict[str, Any] | None = None, **_: Any
 ) -> None:
     try:
-        session.open_gameday(configuration)  # logs the deployment (certify.log and chaostoolkit's log)
+        session.open_gameday(
+            configuration
+        )  # logs the deployment (certify.log and chaostoolkit's log)
     except Exception as err:
         logger.error("gauntlet: deployment failed: %s", err)
         raise InterruptExecution(f"gauntlet: deployment failed: {err}") from err
 
 
 def after_experiment_control(
-    context: dict[str, Any], state: Any = None, configuration: dict[str, Any] | None = None, **_: Any
+    context: dict[str, Any],
+    state: Any = None,
+    configuration: dict[str, Any] | None = None,
+    **_: Any,
 ) -> None:
     gd = session.close_gameday()
     conf = session.settings_from(configuration)

@@ -20,8 +20,16 @@ TOUCHES = {
     "wait_for_ready_replicas": "nothing (waits up to {timeout_s} s for the Deployment's Ready replicas)",
     "slo_holds": "the deployment's Service: open-loop load at {rate_rps} req/s for {window_s} s (probe)",
 }
-DEFAULT_ARGS = {"zone": None, "pod": None, "mb": 256, "rate_rps": "baseline", "duration_s": "?",
-                "factor": "profile spike", "timeout_s": 120, "window_s": "2 x SLO window"}
+DEFAULT_ARGS = {
+    "zone": None,
+    "pod": None,
+    "mb": 256,
+    "rate_rps": "baseline",
+    "duration_s": "?",
+    "factor": "profile spike",
+    "timeout_s": 120,
+    "window_s": "2 x SLO window",
+}
 
 
 def activities(experiment: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -34,22 +42,31 @@ def activities(experiment: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 
 def describe(
-    experiment: dict[str, Any], settings: dict[str, Any], configuration: dict[str, Any] | None = None
+    experiment: dict[str, Any],
+    settings: dict[str, Any],
+    configuration: dict[str, Any] | None = None,
 ) -> list[dict[str, str]]:
     """One row per activity: phase, name, what it touches (arguments resolved from `configuration`)."""
-    manifests = settings.get("gauntlet_manifests") or f"the packaged overlays/{resources.DEFAULT_OVERLAY}"
-    rows = [{
-        "phase": "control", "activity": "deploy",
-        "touches": f"{settings.get('gauntlet_backend')} backend: deploys {manifests} "
-                   f"(profile {settings.get('gauntlet_profile')}); evidence in {settings.get('gauntlet_out') or 'reports/'}",
-    }]
+    manifests = (
+        settings.get("gauntlet_manifests") or f"the packaged overlays/{resources.DEFAULT_OVERLAY}"
+    )
+    rows = [
+        {
+            "phase": "control",
+            "activity": "deploy",
+            "touches": f"{settings.get('gauntlet_backend')} backend: deploys {manifests} "
+            f"(profile {settings.get('gauntlet_profile')}); evidence in {settings.get('gauntlet_out') or 'reports/'}",
+        }
+    ]
     baseline: dict[str, Any] = {}
     try:
         from harness.profile import load_profile
 
         p = load_profile(settings.get("gauntlet_profile") or "local")
-        baseline = {"rate_rps": f"{p.load.baseline_rps:g} (profile {p.name} baseline)",
-                    "factor": f"{p.spike.factor:g} (profile {p.name})"}
+        baseline = {
+            "rate_rps": f"{p.load.baseline_rps:g} (profile {p.name} baseline)",
+            "factor": f"{p.spike.factor:g} (profile {p.name})",
+        }
     except Exception as err:  # a bad profile fails the real run with its own clear error
         rows[0]["touches"] += f" [profile not loadable: {err}]"
     for phase, act in activities(experiment):
@@ -57,13 +74,29 @@ def describe(
         func = prov.get("func", "?")
         given = substitute(dict(prov.get("arguments") or {}), configuration or {}, {})
         args = {**DEFAULT_ARGS, **baseline, **given}
-        fallback = "nothing (probe: observes)" if act.get("type") == "probe" else f"{prov.get('module')}.{func}"
+        fallback = (
+            "nothing (probe: observes)"
+            if act.get("type") == "probe"
+            else f"{prov.get('module')}.{func}"
+        )
         touches = TOUCHES.get(func, fallback)
         pauses = act.get("pauses") or {}
         if pauses.get("after") is not None:
             touches += f"; then pause {substitute(pauses['after'], configuration or {}, {})} s"
-        rows.append({"phase": phase, "activity": act.get("name", func),
-                     "touches": touches.format(**{k: ("chosen at run time" if v is None else v) for k, v in args.items()})})
-    rows.append({"phase": "control", "activity": "teardown",
-                 "touches": "after the rollbacks: stops Gauntlet's load, deletes everything the deploy created"})
+        rows.append(
+            {
+                "phase": phase,
+                "activity": act.get("name", func),
+                "touches": touches.format(
+                    **{k: ("chosen at run time" if v is None else v) for k, v in args.items()}
+                ),
+            }
+        )
+    rows.append(
+        {
+            "phase": "control",
+            "activity": "teardown",
+            "touches": "after the rollbacks: stops Gauntlet's load, deletes everything the deploy created",
+        }
+    )
     return rows

@@ -74,10 +74,15 @@ class GameDay:
         """Keep the fault as evidence; fail the activity when it did not land."""
         self.faults.append(fault)
         self.save()
-        self.log(f"{fault.kind} on {fault.target}: " + ("landed" if fault.landed else "did not land")
-                 + (f" ({fault.detail})" if fault.detail else ""))
+        self.log(
+            f"{fault.kind} on {fault.target}: "
+            + ("landed" if fault.landed else "did not land")
+            + (f" ({fault.detail})" if fault.detail else "")
+        )
         if not fault.landed:
-            raise ActivityFailed(f"{fault.kind} on {fault.target} did not land: {fault.detail or 'no effect'}")
+            raise ActivityFailed(
+                f"{fault.kind} on {fault.target} did not land: {fault.detail or 'no effect'}"
+            )
         return fault.model_dump()
 
     def keep_load(self, result_dir: Path, label: str) -> None:
@@ -114,12 +119,24 @@ def settings_from(configuration: dict[str, Any] | None) -> dict[str, Any]:
 def resolve(conf: dict[str, Any]) -> Inputs:
     """The engine's inputs for these settings (InputError naming the flag); resolved once, so
     `gauntlet gameday` can check them before the experiment starts."""
-    key = tuple(str(conf[k]) for k in ("gauntlet_backend", "gauntlet_profile", "gauntlet_manifests",
-                                        "gauntlet_context", "gauntlet_runtime"))
+    key = tuple(
+        str(conf[k])
+        for k in (
+            "gauntlet_backend",
+            "gauntlet_profile",
+            "gauntlet_manifests",
+            "gauntlet_context",
+            "gauntlet_runtime",
+        )
+    )
     if key not in _resolved:
         _resolved[key] = resolve_inputs(
-            conf["gauntlet_backend"], conf["gauntlet_profile"], conf["gauntlet_manifests"] or None,
-            context=conf["gauntlet_context"] or None, allow_contexts=[], runtime=conf["gauntlet_runtime"],
+            conf["gauntlet_backend"],
+            conf["gauntlet_profile"],
+            conf["gauntlet_manifests"] or None,
+            context=conf["gauntlet_context"] or None,
+            allow_contexts=[],
+            runtime=conf["gauntlet_runtime"],
         )
     return _resolved[key]
 
@@ -154,8 +171,10 @@ def open_gameday(configuration: dict[str, Any] | None) -> GameDay:
         with interrupts.shielded():
             backend.teardown()
         raise
-    log(f"deployed {inputs.manifests.source} on the {backend.name} backend; service at "
-        f"{backend.service_url()}; evidence in {gd.out_dir}")
+    log(
+        f"deployed {inputs.manifests.source} on the {backend.name} backend; service at "
+        f"{backend.service_url()}; evidence in {gd.out_dir}"
+    )
     _current = gd
     return gd
 

@@ -43,13 +43,20 @@ def slo_holds(window_s: float | None = None, rate_rps: float | None = None) -> d
     gd = current()
     p = gd.profile
     window = float(window_s or max(2 * p.slo.window_s, 5.0))
-    spec = LoadSpec.from_profile(p, gd.backend.service_url(), duration_s=window,
-                                 rate_rps=float(rate_rps or p.load.baseline_rps))
+    spec = LoadSpec.from_profile(
+        p,
+        gd.backend.service_url(),
+        duration_s=window,
+        rate_rps=float(rate_rps or p.load.baseline_rps),
+    )
     n = len(list(gd.out_dir.glob(evidence.slo_run("*")))) if gd.out_dir.exists() else 0
     run = evidence.slo_run(n)
     result = run_load(spec, gd.out_dir / run)
     gd.keep_load(gd.out_dir / run, run)
-    return {**evaluate_slo(result, p.slo), "evidence": f"{evidence.GAMEDAY_DIR}/{evidence.gameday_load(run)}"}
+    return {
+        **evaluate_slo(result, p.slo),
+        "evidence": f"{evidence.GAMEDAY_DIR}/{evidence.gameday_load(run)}",
+    }
 
 
 def slo_met(value: dict[str, Any] | bool | None = None) -> bool:
@@ -75,10 +82,17 @@ def oom_kills_since_start() -> int:
     for pod in gd.backend.pods():
         for cs in pod.containerStatuses:
             for term in (cs.lastState.terminated, cs.state.terminated):
-                if term is not None and term.reason == "OOMKilled" and term.finishedAt >= gd.started_at:
+                if (
+                    term is not None
+                    and term.reason == "OOMKilled"
+                    and term.finishedAt >= gd.started_at
+                ):
                     from_status += 1
-    from_events = sum(e.count for e in gd.backend.events(since=gd.started_at)
-                      if e.reason in ("OOMKilling", "OOMKilled"))
+    from_events = sum(
+        e.count
+        for e in gd.backend.events(since=gd.started_at)
+        if e.reason in ("OOMKilling", "OOMKilled")
+    )
     return max(from_status, from_events)
 
 

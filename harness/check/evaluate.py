@@ -13,9 +13,11 @@ from harness.manifests.bundle import ManifestBundle
 def run_checks(bundle: ManifestBundle, targets: Targets) -> list[Finding]:
     found = workloads(bundle)
     if not found:
-        raise InputError("no Deployment or StatefulSet in the manifests",
-                         file=bundle.source or None,
-                         fix="pass the manifests of the workload to check")
+        raise InputError(
+            "no Deployment or StatefulSet in the manifests",
+            file=bundle.source or None,
+            fix="pass the manifests of the workload to check",
+        )
     findings: list[Finding] = []
     for w in found:
         for rule in all_rules():

@@ -24,7 +24,9 @@ class Finding(BaseModel):
     rule: str
     severity: Severity
     resource: str  # Kind/name
-    field: str  # field path inside the resource, e.g. spec.template.spec.containers[0].livenessProbe
+    field: (
+        str  # field path inside the resource, e.g. spec.template.spec.containers[0].livenessProbe
+    )
     message: str
     measured: str = ""  # what the manifests + measurements give
     required: str = ""  # what the profile needs

@@ -21,8 +21,9 @@ def summary(findings: list[Finding]) -> dict[str, int]:
     return {s: c.get(s, 0) for s in ("error", "warning", "info")}
 
 
-def to_json(findings: list[Finding], targets: Targets, source: str,
-            notes: list[str]) -> dict[str, Any]:
+def to_json(
+    findings: list[Finding], targets: Targets, source: str, notes: list[str]
+) -> dict[str, Any]:
     def val(v: Any) -> Any:
         return None if v is None else {"value": v.value, "basis": v.basis}
 
@@ -40,13 +41,20 @@ def to_json(findings: list[Finding], targets: Targets, source: str,
     }
 
 
-def print_text(findings: list[Finding], targets: Targets, source: str, notes: list[str],
-               console: Console | None = None) -> None:
+def print_text(
+    findings: list[Finding],
+    targets: Targets,
+    source: str,
+    notes: list[str],
+    console: Console | None = None,
+) -> None:
     con = console or Console()
     con.print(f"[bold]gauntlet check[/] {escape(source)}  (profile {targets.profile.name})")
-    for label, v in (("cold start p95", targets.cold_start_p95_s),
-                     ("peak memory", targets.peak_memory_bytes),
-                     ("capacity/replica", targets.capacity_rps_per_replica)):
+    for label, v in (
+        ("cold start p95", targets.cold_start_p95_s),
+        ("peak memory", targets.peak_memory_bytes),
+        ("capacity/replica", targets.capacity_rps_per_replica),
+    ):
         shown = f"{v.value:g}  [dim]{escape(v.basis)}[/]" if v else "[dim]unknown[/]"
         con.print(f"  {label}: {shown}")
     for note in notes:
@@ -69,8 +77,7 @@ def print_text(findings: list[Finding], targets: Targets, source: str, notes: li
             con.print(f"    [dim]basis: {escape(f.basis)}[/]")
     s = summary(findings)
     colour = "red" if s["error"] else ("yellow" if s["warning"] else "green")
-    con.print(f"\n[{colour}]{s['error']} error(s), {s['warning']} warning(s), "
-              f"{s['info']} info[/]")
+    con.print(f"\n[{colour}]{s['error']} error(s), {s['warning']} warning(s), {s['info']} info[/]")
 
 
 def dumps(data: dict[str, Any]) -> str:

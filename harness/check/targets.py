@@ -56,11 +56,17 @@ def load_measured(path: str | Path) -> dict[str, float]:
         sources.append(("measured", data["measured"]))
     scenarios = data.get("scenarios")
     if isinstance(scenarios, dict):
-        sources += [(f"scenarios.{k}.measurements", (v or {}).get("measurements"))
-                    for k, v in scenarios.items() if isinstance(v, dict)]
+        sources += [
+            (f"scenarios.{k}.measurements", (v or {}).get("measurements"))
+            for k, v in scenarios.items()
+            if isinstance(v, dict)
+        ]
     elif isinstance(scenarios, list):
-        sources += [(f"scenarios[{i}].measurements", s.get("measurements"))
-                    for i, s in enumerate(scenarios) if isinstance(s, dict)]
+        sources += [
+            (f"scenarios[{i}].measurements", s.get("measurements"))
+            for i, s in enumerate(scenarios)
+            if isinstance(s, dict)
+        ]
     for where, block in sources:
         if block is None:
             continue
@@ -71,14 +77,18 @@ def load_measured(path: str | Path) -> dict[str, float]:
                 continue
             v = block[key]
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
-                raise InputError(f"must be a positive number, got {v!r}", file=p,
-                                 field=f"{where}.{key}")
+                raise InputError(
+                    f"must be a positive number, got {v!r}", file=p, field=f"{where}.{key}"
+                )
             found[key].append(float(v))
     if not any(found.values()):
-        raise InputError(f"no measured values found (looked for {', '.join(KEYS)})", file=p,
-                         field="measured",
-                         fix="add measured: {cold_start_p95_s: ..., peak_memory_bytes: ..., "
-                             "capacity_rps_per_replica: ...} or pass a certification report")
+        raise InputError(
+            f"no measured values found (looked for {', '.join(KEYS)})",
+            file=p,
+            field="measured",
+            fix="add measured: {cold_start_p95_s: ..., peak_memory_bytes: ..., "
+            "capacity_rps_per_replica: ...} or pass a certification report",
+        )
     out: dict[str, float] = {}
     for key, values in found.items():
         if values:
@@ -86,8 +96,9 @@ def load_measured(path: str | Path) -> dict[str, float]:
     return out
 
 
-def targets_for(profile: Profile, measured: dict[str, float] | None = None,
-                measured_source: str = "report") -> Targets:
+def targets_for(
+    profile: Profile, measured: dict[str, float] | None = None, measured_source: str = "report"
+) -> Targets:
     measured = measured or {}
     m = f"measured ({measured_source})"
     d = f"declared (profile {profile.name})"
@@ -101,10 +112,13 @@ def targets_for(profile: Profile, measured: dict[str, float] | None = None,
 
     return Targets(
         profile=profile,
-        cold_start_p95_s=pick("cold_start_p95_s", profile.cold_start.declared_p95_s,
-                              "cold_start.declared_p95_s"),
+        cold_start_p95_s=pick(
+            "cold_start_p95_s", profile.cold_start.declared_p95_s, "cold_start.declared_p95_s"
+        ),
         peak_memory_bytes=pick("peak_memory_bytes", None, ""),
-        capacity_rps_per_replica=pick("capacity_rps_per_replica",
-                                      profile.spike.capacity_rps_per_replica,
-                                      "spike.capacity_rps_per_replica"),
+        capacity_rps_per_replica=pick(
+            "capacity_rps_per_replica",
+            profile.spike.capacity_rps_per_replica,
+            "spike.capacity_rps_per_replica",
+        ),
     )

@@ -29,13 +29,21 @@ class KillWindow:
 
 
 def probe_window(pod_spec: dict[str, Any], container: dict[str, Any], load_s: float) -> KillWindow:
-    gate = "startupProbe" if probe(container, "startupProbe") else (
-        "livenessProbe" if probe(container, "livenessProbe") else None)
+    gate = (
+        "startupProbe"
+        if probe(container, "startupProbe")
+        else ("livenessProbe" if probe(container, "livenessProbe") else None)
+    )
     a = analyze(pod_spec, container.get("name"), [load_s])
-    return KillWindow(gate, a.kill_earliest_s, a.kill_latest_s,
-                      bool(a.killed_fraction and a.killed_fraction > 0) or (
-                          a.kill_earliest_s is not None and load_s > a.kill_earliest_s),
-                      a.hang_detect_s, PROBER)
+    return KillWindow(
+        gate,
+        a.kill_earliest_s,
+        a.kill_latest_s,
+        bool(a.killed_fraction and a.killed_fraction > 0)
+        or (a.kill_earliest_s is not None and load_s > a.kill_earliest_s),
+        a.hang_detect_s,
+        PROBER,
+    )
 
 
 @dataclass(frozen=True)
@@ -47,17 +55,32 @@ class ZoneLoss:
     engine: str  # the model module: "harness.models.scheduler.placement"
 
 
-def zone_loss(deployment: dict[str, Any], replicas: int, zones: list[str],
-              nodes_per_zone: int) -> ZoneLoss:
+def zone_loss(
+    deployment: dict[str, Any], replicas: int, zones: list[str], nodes_per_zone: int
+) -> ZoneLoss:
     """Place `replicas` over the zones, lose the fullest zone, re-place its pods."""
     nodes = [
-        {"apiVersion": "v1", "kind": "Node",
-         "metadata": {"name": f"{z}-node-{n}",
-                      "labels": {"topology.kubernetes.io/zone": z,
-                                 "kubernetes.io/hostname": f"{z}-node-{n}"}},
-         "status": {"allocatable": {"cpu": "64", "memory": "512Gi", "pods": "110",
-                                    "nvidia.com/gpu": "8"}}}
-        for z in zones for n in range(nodes_per_zone)
+        {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": f"{z}-node-{n}",
+                "labels": {
+                    "topology.kubernetes.io/zone": z,
+                    "kubernetes.io/hostname": f"{z}-node-{n}",
+                },
+            },
+            "status": {
+                "allocatable": {
+                    "cpu": "64",
+                    "memory": "512Gi",
+                    "pods": "110",
+                    "nvidia.com/gpu": "8",
+                }
+            },
+        }
+        for z in zones
+        for n in range(nodes_per_zone)
     ]
     first = zone_failure(deployment, nodes, replicas, zones[0])
     per_zone = first.before.per_zone

@@ -16,8 +16,13 @@ WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 POD_SPEC = "spec.template.spec"
 ROLLING_UPDATE = "spec.strategy.rollingUpdate"
 DEFAULT_GRACE_S = 30
-PROBE_DEFAULTS = {"initialDelaySeconds": 0, "periodSeconds": 10, "timeoutSeconds": 1,
-                  "successThreshold": 1, "failureThreshold": 3}
+PROBE_DEFAULTS = {
+    "initialDelaySeconds": 0,
+    "periodSeconds": 10,
+    "timeoutSeconds": 1,
+    "successThreshold": 1,
+    "failureThreshold": 3,
+}
 DRAIN_ENV = re.compile(r"(DRAIN|GRACEFUL|SHUTDOWN).*TIMEOUT", re.IGNORECASE)
 
 
@@ -158,15 +163,20 @@ def prestop_seconds(container: dict[str, Any]) -> float | None:
     return float(m.group(1)) if m else 0.0
 
 
-def scaled(w: Workload, value: Any, total: int, round_up: bool, field: str,
-           resource: str | None = None) -> int:
+def scaled(
+    w: Workload, value: Any, total: int, round_up: bool, field: str, resource: str | None = None
+) -> int:
     """An int-or-percent field of the workload (or of `resource`, e.g. its PDB) scaled against
     `total` (intstr.GetScaledValueFromIntOrPercent); a bad value is an InputError naming it."""
     try:
         return scaled_value(value, total, round_up)
     except ValueError as err:
-        raise InputError(f"{resource or w.resource}: {err}", file=w.file or None, field=field,
-                         fix="an integer, or a percentage such as 25%") from None
+        raise InputError(
+            f"{resource or w.resource}: {err}",
+            file=w.file or None,
+            field=field,
+            fix="an integer, or a percentage such as 25%",
+        ) from None
 
 
 def workloads(bundle: ManifestBundle) -> list[Workload]:
@@ -178,16 +188,23 @@ def workloads(bundle: ManifestBundle) -> list[Workload]:
         ns = w.obj["metadata"].get("namespace")
         for hpa in bundle.of_kind("HorizontalPodAutoscaler"):
             ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
-            if ref.get("kind") == w.kind and ref.get("name") == w.name and \
-                    hpa["metadata"].get("namespace") == ns:
+            if (
+                ref.get("kind") == w.kind
+                and ref.get("name") == w.name
+                and hpa["metadata"].get("namespace") == ns
+            ):
                 w.hpa = hpa
         for pdb in bundle.of_kind("PodDisruptionBudget"):
-            if pdb["metadata"].get("namespace") == ns and \
-                    selector_matches((pdb.get("spec") or {}).get("selector"), w.pod_labels):
+            if pdb["metadata"].get("namespace") == ns and selector_matches(
+                (pdb.get("spec") or {}).get("selector"), w.pod_labels
+            ):
                 w.pdbs.append(pdb)
         for svc in bundle.of_kind("Service"):
             sel = (svc.get("spec") or {}).get("selector")
-            if sel and svc["metadata"].get("namespace") == ns and \
-                    all(w.pod_labels.get(k) == v for k, v in sel.items()):
+            if (
+                sel
+                and svc["metadata"].get("namespace") == ns
+                and all(w.pod_labels.get(k) == v for k, v in sel.items())
+            ):
                 w.services.append(svc)
     return found

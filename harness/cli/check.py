@@ -8,16 +8,30 @@ import click
 
 
 @click.command("check")
-@click.option("--manifests", "manifests", required=True, multiple=True,
-              type=click.Path(path_type=str),
-              help="kustomize directory, folder of YAML files, or YAML file (repeatable)")
-@click.option("--profile", default="local", show_default=True,
-              help="bundled SLO profile (local, seed) or a YAML file")
-@click.option("--measured", type=click.Path(path_type=str), default=None,
-              help="certification report.json (or JSON with `measured: {...}`) whose values "
-                   "replace the profile's declared ones")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
+@click.option(
+    "--manifests",
+    "manifests",
+    required=True,
+    multiple=True,
+    type=click.Path(path_type=str),
+    help="kustomize directory, folder of YAML files, or YAML file (repeatable)",
+)
+@click.option(
+    "--profile",
+    default="local",
+    show_default=True,
+    help="bundled SLO profile (local, seed) or a YAML file",
+)
+@click.option(
+    "--measured",
+    type=click.Path(path_type=str),
+    default=None,
+    help="certification report.json (or JSON with `measured: {...}`) whose values "
+    "replace the profile's declared ones",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 def check(manifests: tuple[str, ...], profile: str, measured: str | None, fmt: str) -> None:
     """Check manifests against a profile. Exit 0: no errors; 1: error findings; 2: bad input."""
     from harness.check.evaluate import has_errors, run_checks

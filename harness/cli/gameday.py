@@ -14,7 +14,10 @@ from rich.table import Table
 from harness.backends import BACKENDS, RUNTIMES
 from harness.errors import InputError
 
-CONTROL: dict[str, Any] = {"name": "gauntlet", "provider": {"type": "python", "module": "harness.chaos.control"}}
+CONTROL: dict[str, Any] = {
+    "name": "gauntlet",
+    "provider": {"type": "python", "module": "harness.chaos.control"},
+}
 
 
 def _parse_vars(values: tuple[str, ...]) -> dict[str, Any]:
@@ -22,8 +25,11 @@ def _parse_vars(values: tuple[str, ...]) -> dict[str, Any]:
     for item in values:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise InputError(f"--var {item!r} is not KEY=VALUE", field="--var",
-                             fix="e.g. --var gauntlet_slo_window_s=5")
+            raise InputError(
+                f"--var {item!r} is not KEY=VALUE",
+                field="--var",
+                fix="e.g. --var gauntlet_slo_window_s=5",
+            )
         try:
             out[key] = json.loads(raw)
         except ValueError:
@@ -33,20 +39,46 @@ def _parse_vars(values: tuple[str, ...]) -> dict[str, Any]:
 
 @click.command()
 @click.argument("experiment", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--backend", type=click.Choice(list(BACKENDS)), default=None,
-              help="where to deploy (default: the experiment's gauntlet_backend, else local)")
+@click.option(
+    "--backend",
+    type=click.Choice(list(BACKENDS)),
+    default=None,
+    help="where to deploy (default: the experiment's gauntlet_backend, else local)",
+)
 @click.option("--profile", default=None, help="SLO profile name or YAML file (default: local)")
-@click.option("--manifests", default=None, help="kustomize dir or YAML file (default: the packaged overlays/local)")
+@click.option(
+    "--manifests",
+    default=None,
+    help="kustomize dir or YAML file (default: the packaged overlays/local)",
+)
 @click.option("--context", default=None, help="kube context (kube backend)")
-@click.option("--runtime", type=click.Choice(list(RUNTIMES)), default=None, help="local backend runtime")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="run directory (default: reports/gameday-<experiment>-<time>)")
-@click.option("--var", "variables", multiple=True, metavar="KEY=VALUE",
-              help="override an experiment configuration key (JSON value), e.g. gauntlet_slo_window_s=5")
+@click.option(
+    "--runtime", type=click.Choice(list(RUNTIMES)), default=None, help="local backend runtime"
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="run directory (default: reports/gameday-<experiment>-<time>)",
+)
+@click.option(
+    "--var",
+    "variables",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="override an experiment configuration key (JSON value), e.g. gauntlet_slo_window_s=5",
+)
 @click.option("--dry-run", is_flag=True, help="list what would be touched; deploy nothing")
 def gameday(
-    experiment: Path, backend: str | None, profile: str | None, manifests: str | None,
-    context: str | None, runtime: str | None, out: Path | None, variables: tuple[str, ...], dry_run: bool,
+    experiment: Path,
+    backend: str | None,
+    profile: str | None,
+    manifests: str | None,
+    context: str | None,
+    runtime: str | None,
+    out: Path | None,
+    variables: tuple[str, ...],
+    dry_run: bool,
 ) -> None:
     """Run EXPERIMENT (a chaostoolkit JSON/YAML file, or the name of a bundled one: zone-outage,
     replica-kill, ...). Rollbacks always run; exit 1 if it deviated or failed, 2 on bad input,
@@ -68,18 +100,29 @@ def gameday(
     if not experiment.exists() and bundled in resources.experiment_names():
         experiment = resources.experiment_file(bundled)
     if not experiment.exists():
-        raise InputError("file not found", file=experiment, fix="give the path of a chaostoolkit experiment, or "
-                         f"the name of a bundled one ({', '.join(resources.experiment_names())})")
+        raise InputError(
+            "file not found",
+            file=experiment,
+            fix="give the path of a chaostoolkit experiment, or "
+            f"the name of a bundled one ({', '.join(resources.experiment_names())})",
+        )
     try:
         exp = load_experiment(str(experiment))
         ensure_experiment_is_valid(exp)
     except ChaosException as err:
-        raise InputError(f"invalid experiment: {err}", file=experiment,
-                         fix="check it with `chaos validate` (see docs/gameday.md)") from None
+        raise InputError(
+            f"invalid experiment: {err}",
+            file=experiment,
+            fix="check it with `chaos validate` (see docs/gameday.md)",
+        ) from None
     out_dir = out or Path("reports") / f"gameday-{experiment.stem}-{new_run_id()}"
     overrides: dict[str, Any] = {
-        "gauntlet_backend": backend, "gauntlet_profile": profile, "gauntlet_manifests": manifests,
-        "gauntlet_context": context, "gauntlet_runtime": runtime, "gauntlet_out": str(out_dir),
+        "gauntlet_backend": backend,
+        "gauntlet_profile": profile,
+        "gauntlet_manifests": manifests,
+        "gauntlet_context": context,
+        "gauntlet_runtime": runtime,
+        "gauntlet_out": str(out_dir),
         "gauntlet_report": False,  # written here, with the final journal
         **_parse_vars(variables),
     }
@@ -87,14 +130,21 @@ def gameday(
     for key, value in overrides.items():
         if value is not None:
             conf[key] = value
-    if not any(c.get("provider", {}).get("module") == "harness.chaos.control" for c in exp.get("controls", [])):
+    if not any(
+        c.get("provider", {}).get("module") == "harness.chaos.control"
+        for c in exp.get("controls", [])
+    ):
         exp.setdefault("controls", []).append(dict(CONTROL))
 
     try:
         resolved_conf = load_configuration(dict(conf))
     except ChaosException as err:
-        raise InputError(f"configuration: {err}", file=experiment, field="configuration",
-                         fix="set the environment variable or pass --var KEY=VALUE") from None
+        raise InputError(
+            f"configuration: {err}",
+            file=experiment,
+            field="configuration",
+            fix="set the environment variable or pass --var KEY=VALUE",
+        ) from None
     resolved = session.settings_from(resolved_conf)
     resolve_manifests_path(resolved["gauntlet_manifests"] or None)  # the real run renders them
     table = Table(title=f"{exp.get('title')} — what it touches")
@@ -126,7 +176,9 @@ def gameday(
     colour = {"pass": "green", "fail": "red"}.get(verdict.status, "yellow")
     console.print(f"[bold {colour}]{verdict.status.upper()}[/]: {verdict.reason}")
     console.print(f"journal: {out_dir / evidence.JOURNAL}  report: {out_dir / evidence.HTML}")
-    raise SystemExit(0 if verdict.status == "pass" else 130 if journal.get("status") == "interrupted" else 1)
+    raise SystemExit(
+        0 if verdict.status == "pass" else 130 if journal.get("status") == "interrupted" else 1
+    )
 
 
 def _log_to(console: Console) -> None:

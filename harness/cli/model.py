@@ -18,7 +18,9 @@ def _load(path: str) -> dict:
     try:
         text = p.read_text()
     except OSError as err:
-        raise InputError(f"cannot read: {err.strerror}", file=path, fix="pass an existing YAML/JSON file") from None
+        raise InputError(
+            f"cannot read: {err.strerror}", file=path, fix="pass an existing YAML/JSON file"
+        ) from None
     try:
         data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
     except (yaml.YAMLError, json.JSONDecodeError) as err:
@@ -32,7 +34,9 @@ def _require(data: dict, key: str, path: str, kind: type | tuple[type, ...], fix
     if key not in data:
         raise InputError("is required", file=path, field=key, fix=fix)
     if not isinstance(data[key], kind):
-        raise InputError(f"has the wrong type ({type(data[key]).__name__})", file=path, field=key, fix=fix)
+        raise InputError(
+            f"has the wrong type ({type(data[key]).__name__})", file=path, field=key, fix=fix
+        )
     return data[key]
 
 
@@ -40,9 +44,16 @@ def _emit(result: dict, fmt: str, text: str) -> None:
     click.echo(json.dumps(result, indent=2, default=str) if fmt == "json" else text)
 
 
-_fmt_opt = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-_input_opt = click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False),
-                          help="YAML or JSON file (Kubernetes objects as from kubectl get -o yaml)")
+_fmt_opt = click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+_input_opt = click.option(
+    "--input",
+    "input_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="YAML or JSON file (Kubernetes objects as from kubectl get -o yaml)",
+)
 
 
 @click.group()
@@ -65,7 +76,9 @@ def hpa(input_path: str, fmt: str) -> None:
     from harness.models.hpa import HPAController, controller_options, simulate
 
     data = _load(input_path)
-    hpa_obj = _require(data, "hpa", input_path, dict, "paste an autoscaling/v2 HorizontalPodAutoscaler under 'hpa'")
+    hpa_obj = _require(
+        data, "hpa", input_path, dict, "paste an autoscaling/v2 HorizontalPodAutoscaler under 'hpa'"
+    )
 
     def run() -> tuple[dict, str]:
         kw: dict[str, Any] = controller_options(data.get("controller"))
@@ -81,17 +94,26 @@ def hpa(input_path: str, fmt: str) -> None:
             now = to_epoch(data["now"], "now") if "now" in data else _latest(data)
             spec_replicas, source = _spec_replicas(data, hpa_obj, pods)
             status_replicas = _count(data.get("statusReplicas"), "statusReplicas")
-            d = ctl.reconcile(now, spec_replicas=spec_replicas, status_replicas=status_replicas,
-                              pods=pods, pod_metrics=data.get("podMetrics") or [],
-                              custom_metrics=data.get("customMetrics"))
+            d = ctl.reconcile(
+                now,
+                spec_replicas=spec_replicas,
+                status_replicas=status_replicas,
+                pods=pods,
+                pod_metrics=data.get("podMetrics") or [],
+                custom_metrics=data.get("customMetrics"),
+            )
             result["decision"] = d.to_dict()
             result["specReplicasFrom"] = source
-            lines.append(f"currentReplicas {d.currentReplicas} (specReplicas from {source})"
-                         f" -> desiredReplicas {d.desiredReplicas}"
-                         f" ({'rescale' if d.rescale else 'no change'}): {d.reason or '-'}")
+            lines.append(
+                f"currentReplicas {d.currentReplicas} (specReplicas from {source})"
+                f" -> desiredReplicas {d.desiredReplicas}"
+                f" ({'rescale' if d.rescale else 'no change'}): {d.reason or '-'}"
+            )
             for c in d.conditions:
-                lines.append(f"  {c['type']}={c['status']} {c['reason']}"
-                             f" (since {c['lastTransitionTime']}): {c['message']}")
+                lines.append(
+                    f"  {c['type']}={c['status']} {c['reason']}"
+                    f" (since {c['lastTransitionTime']}): {c['message']}"
+                )
             for m in d.currentMetrics:
                 lines.append(f"  current: {json.dumps(m)}")
             if d.lastScaleTime:
@@ -110,24 +132,37 @@ def hpa(input_path: str, fmt: str) -> None:
                 elif isinstance(s, list) and len(s) == 2:
                     steps.append((float(s[0]), float(s[1])))
                 else:
-                    raise ModelInputError("each step is {t: seconds, rps: N} or [t, rps]", f"simulate.traffic[{i}]")
+                    raise ModelInputError(
+                        "each step is {t: seconds, rps: N} or [t, rps]", f"simulate.traffic[{i}]"
+                    )
             for key in ("capacityPerReplica", "coldStartSeconds", "durationSeconds"):
                 if not isinstance(sim.get(key), (int, float)):
                     raise ModelInputError("is required (a number)", f"simulate.{key}")
-            r = simulate(hpa_obj, traffic=steps, capacity_per_replica=float(sim["capacityPerReplica"]),
-                         cold_start_s=float(sim["coldStartSeconds"]), duration_s=float(sim["durationSeconds"]),
-                         initial_replicas=sim.get("initialReplicas"),
-                         sync_period_s=float(sim.get("syncPeriodSeconds", sync_period_s)),
-                         pod_requests=sim.get("podRequests"), metric_at_capacity=sim.get("metricAtCapacity"),
-                         cold_pod_phase=sim.get("coldPodPhase", "Running"), **kw)
+            r = simulate(
+                hpa_obj,
+                traffic=steps,
+                capacity_per_replica=float(sim["capacityPerReplica"]),
+                cold_start_s=float(sim["coldStartSeconds"]),
+                duration_s=float(sim["durationSeconds"]),
+                initial_replicas=sim.get("initialReplicas"),
+                sync_period_s=float(sim.get("syncPeriodSeconds", sync_period_s)),
+                pod_requests=sim.get("podRequests"),
+                metric_at_capacity=sim.get("metricAtCapacity"),
+                cold_pod_phase=sim.get("coldPodPhase", "Running"),
+                **kw,
+            )
             result["simulation"] = r.to_dict()
-            lines.append(f"simulation: first scale-up at {r.first_scale_up_s}s, max replicas {r.max_replicas}, "
-                         f"needed {r.needed_replicas} (maxReplicas {r.hpa_max_replicas}"
-                         f"{'' if r.max_replicas_sufficient else ' - TOO LOW'}), breach {r.breach_seconds:.0f}s")
+            lines.append(
+                f"simulation: first scale-up at {r.first_scale_up_s}s, max replicas {r.max_replicas}, "
+                f"needed {r.needed_replicas} (maxReplicas {r.hpa_max_replicas}"
+                f"{'' if r.max_replicas_sufficient else ' - TOO LOW'}), breach {r.breach_seconds:.0f}s"
+            )
             for dec in r.decisions:
                 lines.append(f"  t={dec['t']:>6.0f}s {dec['from']} -> {dec['to']}: {dec['reason']}")
         if not result:
-            raise ModelInputError("give pods/podMetrics/customMetrics for one decision, or simulate", "pods")
+            raise ModelInputError(
+                "give pods/podMetrics/customMetrics for one decision, or simulate", "pods"
+            )
         return result, "\n".join(lines)
 
     result, text = _wrap(input_path, run)
@@ -138,13 +173,18 @@ def _latest(data: dict) -> float:
     """Default `now`: the newest metric timestamp (podMetrics, custom metric value lists)."""
     from harness.models.hpa.metrics_client import parse_custom_metrics
 
-    times = [to_epoch(m["timestamp"], f"podMetrics[{i}].timestamp")
-             for i, m in enumerate(data.get("podMetrics") or [])
-             if isinstance(m, dict) and m.get("timestamp")]
+    times = [
+        to_epoch(m["timestamp"], f"podMetrics[{i}].timestamp")
+        for i, m in enumerate(data.get("podMetrics") or [])
+        if isinstance(m, dict) and m.get("timestamp")
+    ]
     times += parse_custom_metrics(data.get("customMetrics"), 0.0).timestamps()
     if not times:
-        raise ModelInputError("is required when no metric carries a timestamp", "now",
-                              "an RFC 3339 time such as 2024-05-01T12:00:00Z")
+        raise ModelInputError(
+            "is required when no metric carries a timestamp",
+            "now",
+            "an RFC 3339 time such as 2024-05-01T12:00:00Z",
+        )
     return max(times)
 
 
@@ -180,8 +220,16 @@ def probes(input_path: str, fmt: str) -> None:
     from harness.models.prober import analyze
 
     data = _load(input_path)
-    pod = _require(data, "pod", input_path, dict, "paste a v1 Pod or apps/v1 Deployment under 'pod'")
-    load = _require(data, "loadSeconds", input_path, (int, float, list), "a number of seconds or a list of samples")
+    pod = _require(
+        data, "pod", input_path, dict, "paste a v1 Pod or apps/v1 Deployment under 'pod'"
+    )
+    load = _require(
+        data,
+        "loadSeconds",
+        input_path,
+        (int, float, list),
+        "a number of seconds or a list of samples",
+    )
     a = _wrap(input_path, lambda: analyze(pod, data.get("container"), load))
     lines = [
         f"container {a.container}: startup gated by {a.gate or 'nothing (never killed during startup)'}",
@@ -207,7 +255,9 @@ def spread(input_path: str, fmt: str) -> None:
     from harness.models.scheduler import place, zone_failure
 
     data = _load(input_path)
-    dep = _require(data, "deployment", input_path, dict, "paste an apps/v1 Deployment under 'deployment'")
+    dep = _require(
+        data, "deployment", input_path, dict, "paste an apps/v1 Deployment under 'deployment'"
+    )
     nodes = _require(data, "nodes", input_path, list, "a list of v1 Node objects")
     replicas = data.get("replicas", dig_replicas(dep))
     zone = data.get("failZone")
@@ -215,10 +265,14 @@ def spread(input_path: str, fmt: str) -> None:
     def run() -> tuple[dict, str]:
         if zone is not None:
             zf = zone_failure(dep, nodes, replicas, str(zone))
-            text = [f"before: {zf.before.per_zone} pending {zf.before.pending}",
-                    f"zone {zone} lost: {zf.lost} pod(s); replaced {zf.replaced}; stranded (Pending) {zf.stranded}",
-                    f"after: {zf.after.per_zone} pending {zf.after.pending}"]
-            text += [f"  reason: {r}" for r in zf.after.reasons] + [f"  note: {n}" for n in zf.notes]
+            text = [
+                f"before: {zf.before.per_zone} pending {zf.before.pending}",
+                f"zone {zone} lost: {zf.lost} pod(s); replaced {zf.replaced}; stranded (Pending) {zf.stranded}",
+                f"after: {zf.after.per_zone} pending {zf.after.pending}",
+            ]
+            text += [f"  reason: {r}" for r in zf.after.reasons] + [
+                f"  note: {n}" for n in zf.notes
+            ]
             return zf.to_dict(), "\n".join(text)
         p = place(dep, nodes, replicas)
         text = [f"per zone: {p.per_zone}", f"per node: {p.per_node}", f"pending: {p.pending}"]

@@ -30,11 +30,21 @@ def report(run_dir: Path, no_html: bool) -> None:
 @click.command("compare")
 @click.argument("baseline", type=click.Path(path_type=Path))
 @click.argument("candidate", type=click.Path(path_type=Path))
-@click.option("--max-regression", type=click.FloatRange(min=0), default=10.0, show_default=True,
-              metavar="PCT", help="allowed worsening of a measurement, in percent")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--max-regression",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    metavar="PCT",
+    help="allowed worsening of a measurement, in percent",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 @click.option("--all", "show_all", is_flag=True, help="list unchanged measurements too")
-def compare(baseline: Path, candidate: Path, max_regression: float, fmt: str, show_all: bool) -> None:
+def compare(
+    baseline: Path, candidate: Path, max_regression: float, fmt: str, show_all: bool
+) -> None:
     """Regressions from BASELINE to CANDIDATE (report.json files or run dirs).
 
     A verdict that stops passing is a regression; so is a measurement that got worse by more
@@ -45,8 +55,13 @@ def compare(baseline: Path, candidate: Path, max_regression: float, fmt: str, sh
     from harness.report.compare import compare_reports
     from harness.report.summary import print_comparison
 
-    cmp = compare_reports(load_report(baseline), load_report(candidate), max_regression,
-                          baseline_name=str(baseline), candidate_name=str(candidate))
+    cmp = compare_reports(
+        load_report(baseline),
+        load_report(candidate),
+        max_regression,
+        baseline_name=str(baseline),
+        candidate_name=str(candidate),
+    )
     if fmt == "json":
         click.echo(cmp.model_dump_json(indent=2))
     else:

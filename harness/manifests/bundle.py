@@ -47,8 +47,11 @@ class ManifestBundle:
         if dep is None:
             from harness.errors import InputError
 
-            raise InputError("no Deployment in the manifests", file=self.source or None,
-                             fix="include the Deployment to certify")
+            raise InputError(
+                "no Deployment in the manifests",
+                file=self.source or None,
+                fix="include the Deployment to certify",
+            )
         return dep
 
     @property

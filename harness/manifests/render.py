@@ -63,15 +63,19 @@ def render(path: str | Path | Iterable[str | Path]) -> ManifestBundle:
 
 def _render_one(path: Path) -> ManifestBundle:
     if not path.exists():
-        raise InputError("no such file or directory", file=path,
-                         fix="pass a kustomize directory or YAML file(s)")
+        raise InputError(
+            "no such file or directory", file=path, fix="pass a kustomize directory or YAML file(s)"
+        )
     if is_kustomization(path):
         return kustomize(path)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in YAML_SUFFIXES)
         if not files:
-            raise InputError("directory has neither a kustomization.yaml nor YAML files",
-                             file=path, fix="point at a kustomize directory or YAML files")
+            raise InputError(
+                "directory has neither a kustomization.yaml nor YAML files",
+                file=path,
+                fix="point at a kustomize directory or YAML files",
+            )
         bundle = _merge([load_file(f) for f in files])
         bundle.source = str(path)
         return bundle
@@ -82,15 +86,20 @@ def kustomize(directory: Path) -> ManifestBundle:
     """`kubectl kustomize DIR`; a kustomize failure becomes one InputError naming the dir."""
     cmd = [kubectl_path(), "kustomize", str(directory)]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=RENDER_TIMEOUT_S,
-                              check=False)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=RENDER_TIMEOUT_S, check=False
+        )
     except subprocess.TimeoutExpired:
-        raise InputError(f"kustomize did not finish within {RENDER_TIMEOUT_S} s",
-                         file=directory) from None
+        raise InputError(
+            f"kustomize did not finish within {RENDER_TIMEOUT_S} s", file=directory
+        ) from None
     if proc.returncode != 0:
         msg = proc.stderr.strip().removeprefix("error: ") or f"exit code {proc.returncode}"
-        raise InputError(f"kustomize failed: {msg}", file=directory,
-                         fix="run `kubectl kustomize` on it and correct the named file")
+        raise InputError(
+            f"kustomize failed: {msg}",
+            file=directory,
+            fix="run `kubectl kustomize` on it and correct the named file",
+        )
     bundle = parse_yaml(proc.stdout, source=str(directory))
     bundle.origins = {i: str(directory) for i in range(len(bundle.objects))}
     return bundle
@@ -114,8 +123,9 @@ def parse_yaml(text: str, source: str) -> ManifestBundle:
         mark = getattr(err, "problem_mark", None)
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         problem = getattr(err, "problem", None) or str(err)
-        raise InputError(f"not valid YAML: {problem}", file=where,
-                         fix="correct the YAML syntax at that line") from None
+        raise InputError(
+            f"not valid YAML: {problem}", file=where, fix="correct the YAML syntax at that line"
+        ) from None
     objects: list[dict[str, Any]] = []
     for n, doc in enumerate(docs, start=1):
         items = doc.get("items") if isinstance(doc, dict) and doc.get("kind") == "List" else [doc]
@@ -127,16 +137,27 @@ def parse_yaml(text: str, source: str) -> ManifestBundle:
 
 def _check_object(obj: Any, source: str, n: int) -> None:
     if not isinstance(obj, dict):
-        raise InputError(f"document {n} is a {type(obj).__name__}, not a Kubernetes object",
-                         file=source, fix="each YAML document must be a mapping with kind")
+        raise InputError(
+            f"document {n} is a {type(obj).__name__}, not a Kubernetes object",
+            file=source,
+            fix="each YAML document must be a mapping with kind",
+        )
     for key in ("apiVersion", "kind"):
         if not isinstance(obj.get(key), str) or not obj[key]:
-            raise InputError(f"document {n} has no {key}", file=source, field=key,
-                             fix=f"set {key} (e.g. apps/v1 / Deployment)")
+            raise InputError(
+                f"document {n} has no {key}",
+                file=source,
+                field=key,
+                fix=f"set {key} (e.g. apps/v1 / Deployment)",
+            )
     meta = obj.get("metadata")
     if not isinstance(meta, dict) or not meta.get("name"):
-        raise InputError(f"{obj['kind']} (document {n}) has no metadata.name", file=source,
-                         field="metadata.name", fix="give every object a name")
+        raise InputError(
+            f"{obj['kind']} (document {n}) has no metadata.name",
+            file=source,
+            field="metadata.name",
+            fix="give every object a name",
+        )
 
 
 def _merge(bundles: list[ManifestBundle]) -> ManifestBundle:

@@ -39,6 +39,7 @@ def _schema_root() -> Any:
 @lru_cache(maxsize=1)
 def schema_dir_name(version: str = KUBERNETES_VERSION) -> str:
     """Newest bundled strict schema set not newer than `version`."""
+
     def key(name: str) -> tuple[int, ...]:
         return tuple(int(x) for x in re.findall(r"\d+", name.split("-")[0]))
 
@@ -80,9 +81,12 @@ def field_path(parts: Any) -> str:
 def validate_object(obj: dict[str, Any], file: str) -> Unvalidated | None:
     validator = _validator(str(obj["kind"]), str(obj["apiVersion"]))
     if validator is None:
-        return Unvalidated(resource_name(obj), file,
-                           f"no Kubernetes {KUBERNETES_VERSION} schema for "
-                           f"{obj['apiVersion']} {obj['kind']} (custom resource?)")
+        return Unvalidated(
+            resource_name(obj),
+            file,
+            f"no Kubernetes {KUBERNETES_VERSION} schema for "
+            f"{obj['apiVersion']} {obj['kind']} (custom resource?)",
+        )
     error = jsonschema.exceptions.best_match(validator.iter_errors(obj))
     if error is None:
         return None
@@ -96,7 +100,7 @@ def validate_object(obj: dict[str, Any], file: str) -> Unvalidated | None:
         file=file,
         field=path,
         fix=f"correct {path} per the Kubernetes {KUBERNETES_VERSION} API "
-            f"(`kubectl explain {obj['kind'].lower()}.{_explain_path(parts)}`)",
+        f"(`kubectl explain {obj['kind'].lower()}.{_explain_path(parts)}`)",
     )
 
 

@@ -51,13 +51,22 @@ def to_rfc3339(epoch: float) -> str:
 
     metav1.Time marshals with second precision, so the fraction is truncated (toward the past)."""
     dt = _EPOCH + timedelta(seconds=math.floor(epoch))
-    return (f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}"
-            f"T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}Z")
+    return (
+        f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}Z"
+    )
 
 
 # Go time.ParseDuration units, as kube-controller-manager flags and metav1.Duration take them.
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3,
-                   "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "\u00b5s": 1e-6,
+    "\u03bcs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
 _DURATION_PART = re.compile(r"([0-9]*(?:\.[0-9]*)?)([a-zA-Z\u00b5\u03bc]*)")
 _DURATION_FIX = "a Go duration such as 15s, 5m0s, 1h2m3.5s or 300ms, or a number of seconds"
 
@@ -94,11 +103,17 @@ def parse_duration(value: Any, field: str) -> float:
             assert m is not None
             if m.end() < len(body):
                 raise ModelInputError(f"not a Go duration: {value!r}", field, _DURATION_FIX)
-            raise ModelInputError(f"missing unit in duration {value!r}", field,
-                                  f"write {number}s for seconds ({_DURATION_FIX})")
+            raise ModelInputError(
+                f"missing unit in duration {value!r}",
+                field,
+                f"write {number}s for seconds ({_DURATION_FIX})",
+            )
         if unit not in _DURATION_UNITS:
-            raise ModelInputError(f"unknown unit {unit!r} in duration {value!r}", field,
-                                  "units are ns, us, ms, s, m, h (e.g. 24h, not 1d)")
+            raise ModelInputError(
+                f"unknown unit {unit!r} in duration {value!r}",
+                field,
+                "units are ns, us, ms, s, m, h (e.g. 24h, not 1d)",
+            )
         assert m is not None
         total += float(number) * _DURATION_UNITS[unit]
         pos = m.end()
@@ -112,7 +127,9 @@ def to_milli(value: Any, field: str) -> int:
     try:
         return _milli_cached(value) if isinstance(value, str) else milli_value(value)
     except (ValueError, ArithmeticError):
-        raise ModelInputError(f"not a Kubernetes quantity: {value!r}", field, "e.g. 500m, 2, 12Gi") from None
+        raise ModelInputError(
+            f"not a Kubernetes quantity: {value!r}", field, "e.g. 500m, 2, 12Gi"
+        ) from None
 
 
 @lru_cache(maxsize=4096)

@@ -35,19 +35,25 @@ def scaled_value(value: int | str, total: int, round_up: bool) -> int:
 def _int_or_percent_value(value: int | str) -> tuple[int, bool]:
     """getIntOrPercentValueSafely -> (value, is a percentage)."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise IntOrStringError("invalid value for IntOrString: invalid type: neither int nor percentage")
+        raise IntOrStringError(
+            "invalid value for IntOrString: invalid type: neither int nor percentage"
+        )
     if isinstance(value, int):
         return value, False
     if not value.endswith("%"):
-        raise IntOrStringError("invalid value for IntOrString: invalid type: string is not a percentage")
+        raise IntOrStringError(
+            "invalid value for IntOrString: invalid type: string is not a percentage"
+        )
     digits = value[:-1]
     if not _ATOI.fullmatch(digits):
         raise IntOrStringError(
             f'invalid value for IntOrString: invalid value "{value}": '
-            f'strconv.Atoi: parsing "{digits}": invalid syntax')
+            f'strconv.Atoi: parsing "{digits}": invalid syntax'
+        )
     n = int(digits)
     if not -_INT64 <= n < _INT64:
         raise IntOrStringError(
             f'invalid value for IntOrString: invalid value "{value}": '
-            f'strconv.Atoi: parsing "{digits}": value out of range')
+            f'strconv.Atoi: parsing "{digits}": value out of range'
+        )
     return n, True

@@ -24,7 +24,9 @@ DEFAULT_TERMINATION_GRACE_S = 30.0
 MIN_GRACE_S = 2.0
 
 
-def crashloop_backoff(n: int, initial: float = BACKOFF_INITIAL_S, maximum: float = BACKOFF_MAX_S) -> float:
+def crashloop_backoff(
+    n: int, initial: float = BACKOFF_INITIAL_S, maximum: float = BACKOFF_MAX_S
+) -> float:
     """Wait before the n-th restart (n counts from 1): 0, 10, 20, 40, 80, 160, 300, 300, ...
 
     The first crash has no back-off entry, so the first restart is immediate (n <= 1 -> 0)."""
@@ -72,10 +74,14 @@ def parse_probe(raw: Any, kind: str, field_name: str) -> Probe | None:
 
     succ = int(num("successThreshold", 1, 1))
     if kind in ("liveness", "startup") and succ != 1:
-        raise ModelInputError("must be 1 for liveness and startup probes", f"{field_name}.successThreshold")
+        raise ModelInputError(
+            "must be 1 for liveness and startup probes", f"{field_name}.successThreshold"
+        )
     tgps = raw.get("terminationGracePeriodSeconds")
     if tgps is not None and kind == "readiness":
-        raise ModelInputError("not allowed on readiness probes", f"{field_name}.terminationGracePeriodSeconds")
+        raise ModelInputError(
+            "not allowed on readiness probes", f"{field_name}.terminationGracePeriodSeconds"
+        )
     delay = raw.get("initialDelaySeconds") or 0
     if isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay < 0:
         raise ModelInputError("must be a number >= 0", f"{field_name}.initialDelaySeconds")
@@ -159,12 +165,16 @@ def analyze(
     spec = pod_spec_of(pod_spec)
     c = _pick_container(spec, container)
     cname = str(c.get("name", ""))
-    samples = [float(x) for x in (load_seconds if isinstance(load_seconds, list) else [load_seconds])]
+    samples = [
+        float(x) for x in (load_seconds if isinstance(load_seconds, list) else [load_seconds])
+    ]
     if not samples or any(x < 0 for x in samples):
         raise ModelInputError("needs load times >= 0", "loadSeconds")
     startup = parse_probe(c.get("startupProbe"), "startup", f"containers[{cname}].startupProbe")
     liveness = parse_probe(c.get("livenessProbe"), "liveness", f"containers[{cname}].livenessProbe")
-    readiness = parse_probe(c.get("readinessProbe"), "readiness", f"containers[{cname}].readinessProbe")
+    readiness = parse_probe(
+        c.get("readinessProbe"), "readiness", f"containers[{cname}].readinessProbe"
+    )
     pod_tgps = spec.get("terminationGracePeriodSeconds")
     pod_grace = float(pod_tgps) if pod_tgps is not None else DEFAULT_TERMINATION_GRACE_S
     gate = startup or liveness
@@ -195,21 +205,30 @@ def analyze(
     if survivors:
         lo_l, hi_l = min(survivors), max(survivors)
         if startup is not None:
-            started = (max(lo_l, startup.initial_delay), max(hi_l, startup.initial_delay) + startup.period)
+            started = (
+                max(lo_l, startup.initial_delay),
+                max(hi_l, startup.initial_delay) + startup.period,
+            )
             if readiness is None:
                 ready = started
             else:
                 extra = (readiness.success_threshold - 1) * readiness.period
-                ready = (max(started[0], readiness.initial_delay) + extra,
-                         max(started[1], readiness.initial_delay + readiness.period) + extra)
+                ready = (
+                    max(started[0], readiness.initial_delay) + extra,
+                    max(started[1], readiness.initial_delay + readiness.period) + extra,
+                )
         elif readiness is not None:
             extra = (readiness.success_threshold - 1) * readiness.period
-            ready = (max(lo_l, readiness.initial_delay) + extra,
-                     max(hi_l, readiness.initial_delay) + readiness.period + extra)
+            ready = (
+                max(lo_l, readiness.initial_delay) + extra,
+                max(hi_l, readiness.initial_delay) + readiness.period + extra,
+            )
         else:
             ready = (0.0, 0.0)
-            notes.append("no readiness or startup probe: the container is Ready as soon as it starts, "
-                         "before it has loaded; traffic reaches it early")
+            notes.append(
+                "no readiness or startup probe: the container is Ready as soon as it starts, "
+                "before it has loaded; traffic reaches it early"
+            )
     if readiness is None and startup is not None:
         notes.append("no readiness probe: Ready as soon as the startup probe succeeds")
 
@@ -231,27 +250,53 @@ def analyze(
             last_crash = dead
             n += 1
             wait = crashloop_backoff(n)
-            restarts.append((dead, f"BackOff {wait:.0f}s (CrashLoopBackOff)" if wait else "Restarting at once"))
+            restarts.append(
+                (dead, f"BackOff {wait:.0f}s (CrashLoopBackOff)" if wait else "Restarting at once")
+            )
             t = dead + wait
         restarts = [(round(a, 3), e) for a, e in restarts if a <= restart_horizon_s]
 
-    hang = (liveness.kill_earliest - liveness.initial_delay, liveness.kill_latest - liveness.initial_delay) if liveness else None
+    hang = (
+        (
+            liveness.kill_earliest - liveness.initial_delay,
+            liveness.kill_latest - liveness.initial_delay,
+        )
+        if liveness
+        else None
+    )
     if liveness is None:
         notes.append("no liveness probe: a hung container is never restarted")
     if startup is None and liveness is not None:
         notes.append("no startup probe: liveness gates startup; a slow load is killed by liveness")
 
     budget = gate.initial_delay + gate.failure_threshold * gate.period if gate else None
-    probes = {p.kind: {"initialDelaySeconds": p.initial_delay, "periodSeconds": p.period, "timeoutSeconds": p.timeout,
-                       "successThreshold": p.success_threshold, "failureThreshold": p.failure_threshold}
-              for p in (startup, liveness, readiness) if p is not None}
+    probes = {
+        p.kind: {
+            "initialDelaySeconds": p.initial_delay,
+            "periodSeconds": p.period,
+            "timeoutSeconds": p.timeout,
+            "successThreshold": p.success_threshold,
+            "failureThreshold": p.failure_threshold,
+        }
+        for p in (startup, liveness, readiness)
+        if p is not None
+    }
     return ProbeAnalysis(
-        container=cname, gate=gate.kind if gate else None, startup_budget_s=budget,
+        container=cname,
+        gate=gate.kind if gate else None,
+        startup_budget_s=budget,
         kill_earliest_s=gate.kill_earliest if gate else None,
         kill_latest_s=gate.kill_latest if gate else None,
-        samples=samples, outcomes=outcomes, kill_probabilities=probs, killed_fraction=killed_fraction,
-        ready_at_s=ready, restart_sequence=restarts, hang_detect_s=hang, grace_period_s=grace,
-        probes=probes, notes=notes,
+        samples=samples,
+        outcomes=outcomes,
+        kill_probabilities=probs,
+        killed_fraction=killed_fraction,
+        ready_at_s=ready,
+        restart_sequence=restarts,
+        hang_detect_s=hang,
+        grace_period_s=grace,
+        probes=probes,
+        notes=notes,
     )
 
 
@@ -347,8 +392,10 @@ def worker_kill_time(gate: Probe, load_s: float, phase_s: float) -> float | None
         t = phase_s + k * gate.period
         k += 1
         healthy = t >= load_s
-        worker.do_probe(ContainerState(running_for_s=t, started=gate.kind != "startup"),
-                        SUCCESS if healthy else FAILURE)
+        worker.do_probe(
+            ContainerState(running_for_s=t, started=gate.kind != "startup"),
+            SUCCESS if healthy else FAILURE,
+        )
         if worker.result == FAILURE:
             return t
         if healthy and t >= gate.initial_delay:

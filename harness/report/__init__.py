@@ -14,7 +14,10 @@ def write_outputs(report: Report, run_dir: Path, html: bool = True) -> dict[str,
     from harness.report.junit import write_junit
     from harness.run import evidence as names
 
-    out = {"json": report.write(run_dir / names.REPORT), "junit": write_junit(report, run_dir / names.JUNIT)}
+    out = {
+        "json": report.write(run_dir / names.REPORT),
+        "junit": write_junit(report, run_dir / names.JUNIT),
+    }
     if html:
         from harness.report.html import write_html
 

@@ -16,8 +16,14 @@ from typing import Any
 from harness.run import evidence as names
 
 #: Evidence attribute -> the file it is read from
-RECORD_FILES = {"faults": names.FAULTS, "pods": names.PODS, "events": names.EVENTS,
-                "hpa": names.HPA_HISTORY, "resources": names.RESOURCES, "nodes": names.NODES}
+RECORD_FILES = {
+    "faults": names.FAULTS,
+    "pods": names.PODS,
+    "events": names.EVENTS,
+    "hpa": names.HPA_HISTORY,
+    "resources": names.RESOURCES,
+    "nodes": names.NODES,
+}
 
 
 @dataclass
@@ -48,7 +54,9 @@ class Evidence:
 
     @property
     def files(self) -> list[str]:
-        return sorted(p.name for p in self.dir.glob("*") if p.is_file()) if self.dir.is_dir() else []
+        return (
+            sorted(p.name for p in self.dir.glob("*") if p.is_file()) if self.dir.is_dir() else []
+        )
 
 
 def _read_json(path: Path, problems: list[str]) -> Any:
@@ -61,7 +69,9 @@ def _read_json(path: Path, problems: list[str]) -> Any:
         return None
 
 
-def _records(data: Any, path: Path, problems: list[str], key: str = "items") -> list[dict[str, Any]]:
+def _records(
+    data: Any, path: Path, problems: list[str], key: str = "items"
+) -> list[dict[str, Any]]:
     """A list of objects, or {"items": [...]} (as `kubectl get -o json` gives)."""
     if data is None:
         return []

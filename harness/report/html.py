@@ -63,15 +63,20 @@ def build_views(report: Report, run_dir: Path) -> list[ScenarioView]:
     for result in report.scenarios:
         ev = read_evidence(run_dir / result.name)
         plots = scenario_plots(
-            result.name, ev, run_dir / names.PLOTS_DIR,
+            result.name,
+            ev,
+            run_dir / names.PLOTS_DIR,
             slo_ms=_profile_get(content, "slo", "latency_ms") or {},
             headroom=_profile_get(content, "memory", "headroom"),
             cold_start_target_s=_profile_get(content, "cold_start", "p95_s"),
         )
         embedded = [
-            (p, "data:image/png;base64," + base64.b64encode(p.path.read_bytes()).decode()) for p in plots
+            (p, "data:image/png;base64," + base64.b64encode(p.path.read_bytes()).decode())
+            for p in plots
         ]
-        views.append(ScenarioView(result, embedded, [f"{result.name}/{f}" for f in ev.files], ev.problems))
+        views.append(
+            ScenarioView(result, embedded, [f"{result.name}/{f}" for f in ev.files], ev.problems)
+        )
     return views
 
 

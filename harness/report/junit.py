@@ -40,7 +40,9 @@ def _value(c: Check, v: object) -> str:
 
 
 def _check_line(c: Check) -> str:
-    return f"measured {_value(c, c.measured)} vs target {_value(c, c.target)}" + (f"  ({c.note})" if c.note else "")
+    return f"measured {_value(c, c.measured)} vs target {_value(c, c.target)}" + (
+        f"  ({c.note})" if c.note else ""
+    )
 
 
 def _checks_text(result: ScenarioResult) -> str:
@@ -56,9 +58,16 @@ def _checks_text(result: ScenarioResult) -> str:
 
 
 def _scenario_case(suite: ET.Element, classname: str, result: ScenarioResult) -> str:
-    case = ET.SubElement(suite, "testcase", classname=classname, name=result.name, time=f"{result.duration_s:.2f}")
+    case = ET.SubElement(
+        suite, "testcase", classname=classname, name=result.name, time=f"{result.duration_s:.2f}"
+    )
     text = _checks_text(result)
-    outcome = {"fail": "failure", "inconclusive": "failure", "error": "error", "skip": "skipped"}.get(result.verdict, "")
+    outcome = {
+        "fail": "failure",
+        "inconclusive": "failure",
+        "error": "error",
+        "skip": "skipped",
+    }.get(result.verdict, "")
     if result.verdict == "fail":
         ET.SubElement(case, "failure", message=result.reason, type="SLOViolation").text = text
     elif result.verdict == "inconclusive":
@@ -89,15 +98,26 @@ def junit_tree(report: Report) -> ET.ElementTree:
     classname = f"gauntlet.{report.profile.name}.{report.backend.name}"
     timestamp = datetime.fromtimestamp(report.started_at, UTC).isoformat(timespec="seconds")
     total = _Counts()
-    root = ET.Element("testsuites", name="gauntlet-certify",
-                      time=f"{(report.finished_at or report.started_at) - report.started_at:.2f}")
+    root = ET.Element(
+        "testsuites",
+        name="gauntlet-certify",
+        time=f"{(report.finished_at or report.started_at) - report.started_at:.2f}",
+    )
 
     def suite_for(name: str, time: float) -> ET.Element:
-        suite = ET.SubElement(root, "testsuite", name=name, time=f"{time:.2f}", timestamp=timestamp,
-                              hostname=report.environment.host)
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=name,
+            time=f"{time:.2f}",
+            timestamp=timestamp,
+            hostname=report.environment.host,
+        )
         props = ET.SubElement(suite, "properties")
         for key, value in (
-            ("run_id", report.run_id), ("profile", report.profile.name), ("backend", report.backend.name),
+            ("run_id", report.run_id),
+            ("profile", report.profile.name),
+            ("backend", report.backend.name),
             ("manifests", report.manifests.source),
             ("limits_enforced", str(report.environment.cgroup.limits_enforced).lower()),
             ("result", report.result),

@@ -68,9 +68,19 @@ def _mark_faults(ax: Axes, faults: list[dict[str, Any]], t0: float, label: bool 
         if landed and end is not None and end > start:
             ax.axvspan(start - t0, end - t0, color="tab:red", alpha=0.08)
         if label:
-            text = f"{f.get('kind', 'fault')}: {f.get('target', '')}" + ("" if landed else " (did not land)")
-            ax.annotate(text, (start - t0, 1.0), xycoords=("data", "axes fraction"),
-                        rotation=90, va="top", ha="right", fontsize=7, color=colour)
+            text = f"{f.get('kind', 'fault')}: {f.get('target', '')}" + (
+                "" if landed else " (did not land)"
+            )
+            ax.annotate(
+                text,
+                (start - t0, 1.0),
+                xycoords=("data", "axes fraction"),
+                rotation=90,
+                va="top",
+                ha="right",
+                fontsize=7,
+                color=colour,
+            )
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -95,7 +105,9 @@ def plot_load(ev: Evidence, t0: float, path: Path, slo_ms: dict[str, float]) -> 
         err_ax.plot(xs, series.requests, label=f"{prefix}requests/s", linewidth=1)
         err_ax.plot(xs, series.errors, label=f"{prefix}errors/s", color="tab:red", linewidth=1)
     for p, target in slo_ms.items():
-        lat_ax.axhline(target, color="black", linestyle=":", linewidth=1, label=f"SLO {p} {target:g} ms")
+        lat_ax.axhline(
+            target, color="black", linestyle=":", linewidth=1, label=f"SLO {p} {target:g} ms"
+        )
     _mark_faults(lat_ax, ev.faults, t0)
     _mark_faults(err_ax, ev.faults, t0, label=False)
     lat_ax.set_ylabel("latency (ms)")
@@ -119,7 +131,12 @@ def plot_replicas(ev: Evidence, t0: float, path: Path) -> Path | None:
         ys = [_num(r.get(key)) for r in rows]
         pts = [(x, y) for x, y in zip(xs, ys, strict=True) if y is not None]
         if pts:
-            ax.step(*zip(*pts, strict=True), where="post", linestyle=style, label=key.replace("Replicas", ""))
+            ax.step(
+                *zip(*pts, strict=True),
+                where="post",
+                linestyle=style,
+                label=key.replace("Replicas", ""),
+            )
     _mark_faults(ax, ev.faults, t0)
     ax.set_title("Replicas over time (HPA desired / current / ready)")
     ax.set_xlabel("seconds")
@@ -140,8 +157,12 @@ def plot_memory(ev: Evidence, t0: float, path: Path, headroom: float | None) -> 
     limits: set[float] = set()
     for pod, rows in sorted(by_pod.items()):
         rows.sort(key=lambda r: r["time"])
-        line = ax.plot([r["time"] - t0 for r in rows], [r["memory_bytes"] / MIB for r in rows],
-                       linewidth=1, label=pod)[0]
+        line = ax.plot(
+            [r["time"] - t0 for r in rows],
+            [r["memory_bytes"] / MIB for r in rows],
+            linewidth=1,
+            label=pod,
+        )[0]
         prev = 0.0
         for r in rows:
             limit = _num(r.get("memory_limit_bytes"))
@@ -154,10 +175,17 @@ def plot_memory(ev: Evidence, t0: float, path: Path, headroom: float | None) -> 
             prev = max(prev, kills)
         line.set_label(pod)
     for limit in sorted(limits):
-        ax.axhline(limit / MIB, color="tab:red", linewidth=1.2, label=f"limit {limit / MIB:.0f} MiB")
+        ax.axhline(
+            limit / MIB, color="tab:red", linewidth=1.2, label=f"limit {limit / MIB:.0f} MiB"
+        )
         if headroom:
-            ax.axhline(limit * (1 - headroom) / MIB, color="tab:orange", linestyle="--", linewidth=1,
-                       label=f"headroom line ({1 - headroom:.0%} of limit)")
+            ax.axhline(
+                limit * (1 - headroom) / MIB,
+                color="tab:orange",
+                linestyle="--",
+                linewidth=1,
+                label=f"headroom line ({1 - headroom:.0%} of limit)",
+            )
     _mark_faults(ax, ev.faults, t0)
     ax.set_title("Container memory (working set) vs limit")
     ax.set_xlabel("seconds")
@@ -176,7 +204,9 @@ def cold_start_phases(
     if isinstance(starts, list):
         for i, s in enumerate(starts):
             if isinstance(s, dict) and isinstance(s.get(key), dict):
-                phases = {k: float(v) for k, v in s[key].items() if k != "total" and _num(v) is not None}
+                phases = {
+                    k: float(v) for k, v in s[key].items() if k != "total" and _num(v) is not None
+                }
                 out.append((str(s.get("pod", f"start {i + 1}")), phases))
         if out or not from_pods:
             return out
@@ -195,11 +225,16 @@ def cold_start_phases(
             continue
         scheduled = firsts.get("PodScheduled", created)
         started = _num(pod.get("startTime")) or scheduled
-        out.append((str(pod.get("name")), {
-            "scheduling": max(0.0, scheduled - created),
-            "starting": max(0.0, started - scheduled),
-            "until Ready": max(0.0, ready - started),
-        }))
+        out.append(
+            (
+                str(pod.get("name")),
+                {
+                    "scheduling": max(0.0, scheduled - created),
+                    "starting": max(0.0, started - scheduled),
+                    "until Ready": max(0.0, ready - started),
+                },
+            )
+        )
     return out
 
 
@@ -219,7 +254,9 @@ def _stacked(ax: Axes, rows: list[tuple[str, dict[str, float]]], title: str) -> 
     ax.legend(fontsize=7, loc="lower right")
 
 
-def plot_cold_start(ev: Evidence, path: Path, target_s: float | None, from_pods: bool) -> Path | None:
+def plot_cold_start(
+    ev: Evidence, path: Path, target_s: float | None, from_pods: bool
+) -> Path | None:
     rows = cold_start_phases(ev, from_pods)
     if not rows:
         return None
@@ -259,9 +296,15 @@ def _ready_spans(pod: dict[str, Any]) -> list[tuple[float, float | None]]:
 
 
 def plot_probes(ev: Evidence, t0: float, path: Path) -> Path | None:
-    pods = sorted({str(p.get("name")) for p in ev.pods}
-                  | {str((e.get("involvedObject") or {}).get("name")) for e in ev.events
-                     if e.get("reason") in PROBE_EVENTS and (e.get("involvedObject") or {}).get("kind") == "Pod"})
+    pods = sorted(
+        {str(p.get("name")) for p in ev.pods}
+        | {
+            str((e.get("involvedObject") or {}).get("name"))
+            for e in ev.events
+            if e.get("reason") in PROBE_EVENTS
+            and (e.get("involvedObject") or {}).get("kind") == "Pod"
+        }
+    )
     if not pods:
         return None
     row = {name: i for i, name in enumerate(pods)}
@@ -275,8 +318,14 @@ def plot_probes(ev: Evidence, t0: float, path: Path) -> Path | None:
         if created is not None:
             ax.barh(y, end - (created - t0), left=created - t0, color="lightgray", height=0.5)
         for s, until in _ready_spans(pod):
-            ax.barh(y, ((until if until is not None else t0 + end) - s), left=s - t0, color="tab:green",
-                    height=0.5, alpha=0.7)
+            ax.barh(
+                y,
+                ((until if until is not None else t0 + end) - s),
+                left=s - t0,
+                color="tab:green",
+                height=0.5,
+                alpha=0.7,
+            )
     seen: set[str] = set()
     for e in ev.events:
         reason = str(e.get("reason"))
@@ -285,8 +334,14 @@ def plot_probes(ev: Evidence, t0: float, path: Path) -> Path | None:
         if reason not in PROBE_EVENTS or str(obj.get("name")) not in row or t is None:
             continue
         marker, colour = PROBE_EVENTS[reason]
-        ax.plot(t - t0, row[str(obj["name"])], marker, color=colour, markersize=7,
-                label=reason if reason not in seen else None)
+        ax.plot(
+            t - t0,
+            row[str(obj["name"])],
+            marker,
+            color=colour,
+            markersize=7,
+            label=reason if reason not in seen else None,
+        )
         seen.add(reason)
     _mark_faults(ax, ev.faults, t0)
     ax.set_yticks(range(len(pods)), pods, fontsize=7)
@@ -311,8 +366,13 @@ def _all_ends(ev: Evidence) -> Iterable[float]:
 
 
 def scenario_plots(
-    name: str, ev: Evidence, plots_dir: Path, *, slo_ms: dict[str, float] | None = None,
-    headroom: float | None = None, cold_start_target_s: float | None = None,
+    name: str,
+    ev: Evidence,
+    plots_dir: Path,
+    *,
+    slo_ms: dict[str, float] | None = None,
+    headroom: float | None = None,
+    cold_start_target_s: float | None = None,
 ) -> list[Plot]:
     """Every plot the evidence allows; a plot that fails to draw is skipped, not fatal."""
     t0 = time_origin(ev)
@@ -320,7 +380,11 @@ def scenario_plots(
         ("load", "Latency and errors over time", lambda p: plot_load(ev, t0, p, slo_ms or {})),
         ("replicas", "Replicas over time", lambda p: plot_replicas(ev, t0, p)),
         ("memory", "Memory vs limit", lambda p: plot_memory(ev, t0, p, headroom)),
-        ("cold-start", "Cold-start phases", lambda p: plot_cold_start(ev, p, cold_start_target_s, from_pods=name == "cold-start")),
+        (
+            "cold-start",
+            "Cold-start phases",
+            lambda p: plot_cold_start(ev, p, cold_start_target_s, from_pods=name == "cold-start"),
+        ),
         ("probes", "Probe timeline", lambda p: plot_probes(ev, t0, p)),
     ]
     out: list[Plot] = []
@@ -332,5 +396,7 @@ def scenario_plots(
             ev.problems.append(f"{kind} plot failed: {type(err).__name__}: {err}")
             continue
         if made is not None:
-            out.append(Plot(kind=kind, title=title, path=made, caption=f"t=0 is {t0:.3f} (epoch s)"))
+            out.append(
+                Plot(kind=kind, title=title, path=made, caption=f"t=0 is {t0:.3f} (epoch s)")
+            )
     return out

@@ -112,7 +112,9 @@ class Report(_Model):
     interrupted: bool = False
     interrupted_during: str | None = None
     requested: list[str] = Field(default_factory=list, description="scenarios asked for, in order")
-    not_run: list[str] = Field(default_factory=list, description="requested but not run (interrupt)")
+    not_run: list[str] = Field(
+        default_factory=list, description="requested but not run (interrupt)"
+    )
     profile: ProfileInfo
     backend: BackendInfo
     manifests: ManifestsInfo
@@ -169,7 +171,9 @@ def load_report(path: str | Path) -> Report:
     try:
         data = json.loads(p.read_text())
     except FileNotFoundError:
-        raise InputError("file not found", file=p, fix="give a report.json or the run dir holding it") from None
+        raise InputError(
+            "file not found", file=p, fix="give a report.json or the run dir holding it"
+        ) from None
     except json.JSONDecodeError as err:
         raise InputError(f"not valid JSON: {err}", file=p) from None
     if not isinstance(data, dict):
@@ -178,7 +182,9 @@ def load_report(path: str | Path) -> Report:
     if version != SCHEMA_VERSION:
         raise InputError(
             f"schema_version {version!r} is not supported (this gauntlet reads {SCHEMA_VERSION})",
-            file=p, field="schema_version", fix="re-run `gauntlet certify` with this version",
+            file=p,
+            field="schema_version",
+            fix="re-run `gauntlet certify` with this version",
         )
     try:
         return Report.model_validate(data)

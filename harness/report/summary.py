@@ -10,9 +10,18 @@ from rich.table import Table
 from harness.report.compare import Comparison
 from harness.report.schema import Report
 
-STYLE = {"pass": "green", "fail": "red", "error": "magenta", "skip": "yellow",
-         "inconclusive": "orange3", "nothing-measured": "yellow",
-         "interrupted": "dark_orange", "not run": "dim", "running": "cyan", "pending": "dim"}
+STYLE = {
+    "pass": "green",
+    "fail": "red",
+    "error": "magenta",
+    "skip": "yellow",
+    "inconclusive": "orange3",
+    "nothing-measured": "yellow",
+    "interrupted": "dark_orange",
+    "not run": "dim",
+    "running": "cyan",
+    "pending": "dim",
+}
 
 
 def verdict_text(status: str) -> str:
@@ -37,7 +46,8 @@ def print_report(report: Report, console: Console) -> None:
     s = report.summary
     console.print(
         f"Result: {verdict_text(report.result)} — {s.passed} passed, {s.failed} failed, "
-        f"{s.errors} errors, {s.inconclusive} inconclusive, {s.skipped} skipped" + (f", {s.not_run} not run" if s.not_run else "")
+        f"{s.errors} errors, {s.inconclusive} inconclusive, {s.skipped} skipped"
+        + (f", {s.not_run} not run" if s.not_run else "")
     )
     if not report.environment.cgroup.limits_enforced:
         console.print(f"[yellow]caveat:[/] {report.environment.cgroup.note}")
@@ -57,8 +67,12 @@ def print_comparison(cmp: Comparison, console: Console, show_all: bool = False) 
         for col in ("scenario", "before", "after", ""):
             t.add_column(col)
         for v in cmp.verdicts:
-            t.add_row(v.scenario, verdict_text(v.before), verdict_text(v.after),
-                      "[red]REGRESSION[/]" if v.regression else "[green]ok[/]")
+            t.add_row(
+                v.scenario,
+                verdict_text(v.before),
+                verdict_text(v.after),
+                "[red]REGRESSION[/]" if v.regression else "[green]ok[/]",
+            )
         console.print(t)
     rows = [m for m in cmp.measurements if show_all or m.regression or (m.worse_pct or 0) < 0]
     if rows:
@@ -66,11 +80,23 @@ def print_comparison(cmp: Comparison, console: Console, show_all: bool = False) 
         for col in ("scenario", "measurement", "before", "after", "change", "better is", ""):
             t.add_column(col, justify="right" if col in ("before", "after", "change") else "left")
         for m in rows:
-            mark = "[red]REGRESSION[/]" if m.regression else (
-                "[green]improved[/]" if (m.worse_pct or 0) < 0 else "")
-            better = {"lower-is-better": "lower", "higher-is-better": "higher"}.get(m.direction, "?")
-            t.add_row(m.scenario, m.measurement, f"{m.before:.4g}", f"{m.after:.4g}",
-                      _pct(m.change_pct), better, mark)
+            mark = (
+                "[red]REGRESSION[/]"
+                if m.regression
+                else ("[green]improved[/]" if (m.worse_pct or 0) < 0 else "")
+            )
+            better = {"lower-is-better": "lower", "higher-is-better": "higher"}.get(
+                m.direction, "?"
+            )
+            t.add_row(
+                m.scenario,
+                m.measurement,
+                f"{m.before:.4g}",
+                f"{m.after:.4g}",
+                _pct(m.change_pct),
+                better,
+                mark,
+            )
         console.print(t)
     n = cmp.regressions
     console.print(f"[red]{n} regression(s)[/]" if n else "[green]no regressions[/]")

@@ -36,7 +36,13 @@ from harness.scenarios.base import ScenarioContext, run_scenario
 #: exit codes (docs/certify.md): 3 = nothing failed but something could not be observed;
 #: 4 = every scenario was skipped, nothing was measured; 130 = interrupted (SIGINT/SIGTERM)
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_INCONCLUSIVE, EXIT_NOTHING_MEASURED, EXIT_INTERRUPTED = (
-    0, 1, 2, 3, 4, 130)
+    0,
+    1,
+    2,
+    3,
+    4,
+    130,
+)
 
 Echo = Callable[[str], None]
 
@@ -44,7 +50,10 @@ Echo = Callable[[str], None]
 def exit_code(report: Report, fail_on_skip: bool = False) -> int:
     if report.interrupted:
         return EXIT_INTERRUPTED
-    if any(r.verdict == "error" and r.reason.startswith(("InputError", "SetupError")) for r in report.scenarios):
+    if any(
+        r.verdict == "error" and r.reason.startswith(("InputError", "SetupError"))
+        for r in report.scenarios
+    ):
         return EXIT_INPUT
     if report.summary.failed or report.summary.errors:
         return EXIT_FAIL
@@ -57,14 +66,27 @@ def exit_code(report: Report, fail_on_skip: bool = False) -> int:
     return EXIT_PASS
 
 
-def new_report(inputs: Inputs, run_id: str, requested: list[str], command: list[str],
-               limits_enforced: bool | None) -> Report:
+def new_report(
+    inputs: Inputs,
+    run_id: str,
+    requested: list[str],
+    command: list[str],
+    limits_enforced: bool | None,
+) -> Report:
     return Report(
-        run_id=run_id, started_at=time.time(), result="pass", requested=list(requested),
-        profile=ProfileInfo(name=inputs.profile.name, source=inputs.profile.source,
-                            content=inputs.profile.model_dump(mode="json")),
-        backend=inputs.backend, manifests=inputs.manifests,
-        environment=collect_environment(limits_enforced), command=command,
+        run_id=run_id,
+        started_at=time.time(),
+        result="pass",
+        requested=list(requested),
+        profile=ProfileInfo(
+            name=inputs.profile.name,
+            source=inputs.profile.source,
+            content=inputs.profile.model_dump(mode="json"),
+        ),
+        backend=inputs.backend,
+        manifests=inputs.manifests,
+        environment=collect_environment(limits_enforced),
+        command=command,
     )
 
 
@@ -105,7 +127,9 @@ class SignalGuard:
 
     def __enter__(self) -> SignalGuard:
         if threading.current_thread() is threading.main_thread():
-            self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+            self._previous = {
+                s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)
+            }
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -123,8 +147,11 @@ class SignalGuard:
         if n >= 3:
             raise KeyboardInterrupt(name)
         if n == 2 or self.closing:
-            self.echo("stopping: tearing down backends, writing the partial report" if n == 2 else
-                      "writing the report; a third signal stops at once")
+            self.echo(
+                "stopping: tearing down backends, writing the partial report"
+                if n == 2
+                else "writing the report; a third signal stops at once"
+            )
             return
         if interrupts.deferring():  # mid-teardown: raised when it ends
             interrupts.defer(name)
@@ -136,11 +163,15 @@ class SignalGuard:
 class Run:
     """One run over prepared inputs: contexts, log, the report rewritten after every scenario."""
 
-    def __init__(self, prep: Prepared, command: list[str], echo: Echo = print, html: bool = True) -> None:
+    def __init__(
+        self, prep: Prepared, command: list[str], echo: Echo = print, html: bool = True
+    ) -> None:
         self.prep = prep
         self.html = html
         self.report = new_report(prep, prep.run_id, prep.scenarios, command, prep.limits_enforced)
-        self.measured: dict[str, object] = {}  # shared by the scenarios (cold-start -> probe-timing)
+        self.measured: dict[
+            str, object
+        ] = {}  # shared by the scenarios (cold-start -> probe-timing)
         self.log = RunLog(prep.run_dir / evidence.RUN_LOG, echo)
 
     @property
@@ -153,9 +184,13 @@ class Run:
 
     def context(self, name: str) -> ScenarioContext:
         ctx = ScenarioContext(
-            profile=self.prep.profile, bundle=self.prep.bundle.copy(),
-            backend_factory=self.prep.backend_factory, backend_name=self.prep.backend.name,
-            out_dir=self.run_dir / name, measured=self.measured, log=self.log.scenario(name),
+            profile=self.prep.profile,
+            bundle=self.prep.bundle.copy(),
+            backend_factory=self.prep.backend_factory,
+            backend_name=self.prep.backend.name,
+            out_dir=self.run_dir / name,
+            measured=self.measured,
+            log=self.log.scenario(name),
         )
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
         return ctx
@@ -177,8 +212,10 @@ class Run:
             finally:
                 with contextlib.suppress(Exception):
                     kept = sorted(p.name for p in ctx.out_dir.iterdir())
-                    ctx.log(f"interrupted; partial evidence kept in {ctx.relative(ctx.out_dir)}/: "
-                            + (", ".join(kept) or "nothing"))
+                    ctx.log(
+                        f"interrupted; partial evidence kept in {ctx.relative(ctx.out_dir)}/: "
+                        + (", ".join(kept) or "nothing")
+                    )
             raise
         result = ScenarioResult.from_verdict(verdict, started, time.time())
         self.report.scenarios[:] = [s for s in self.report.scenarios if s.name != name] + [result]
@@ -220,7 +257,10 @@ def certify(opts: CertifyOptions, console: Console | None = None) -> tuple[Repor
     (exit code: `exit_code`)."""
     console = console or Console(stderr=True)
     prep = prepare(opts)
-    table = LiveTable(prep.scenarios, f"gauntlet certify: {prep.profile.name} on {prep.backend.name} → {prep.run_dir}")
+    table = LiveTable(
+        prep.scenarios,
+        f"gauntlet certify: {prep.profile.name} on {prep.backend.name} → {prep.run_dir}",
+    )
 
     def echo(line: str) -> None:
         table.last_log = line
@@ -245,5 +285,17 @@ def certify(opts: CertifyOptions, console: Console | None = None) -> tuple[Repor
     return run.report, prep.run_dir
 
 
-__all__ = ["EXIT_FAIL", "EXIT_INCONCLUSIVE", "EXIT_INPUT", "EXIT_INTERRUPTED", "EXIT_NOTHING_MEASURED",
-           "EXIT_PASS", "Run", "RunLog", "SignalGuard", "certify", "exit_code", "new_report"]
+__all__ = [
+    "EXIT_FAIL",
+    "EXIT_INCONCLUSIVE",
+    "EXIT_INPUT",
+    "EXIT_INTERRUPTED",
+    "EXIT_NOTHING_MEASURED",
+    "EXIT_PASS",
+    "Run",
+    "RunLog",
+    "SignalGuard",
+    "certify",
+    "exit_code",
+    "new_report",
+]

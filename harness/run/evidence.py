@@ -111,16 +111,19 @@ def write_json(path: Path, data: Any) -> Path:
     return path
 
 
-def save_observations(backend: Backend, out_dir: Path, *, append: bool,
-                      include_deleted: bool = False) -> list[Path]:
+def save_observations(
+    backend: Backend, out_dir: Path, *, append: bool, include_deleted: bool = False
+) -> list[Path]:
     """Pods, events, HPA history, resource samples and nodes: the raw evidence of a deployment.
 
     `append`: add to what earlier deployments of the same scenario left (cold start deploys
     several times); else replace. `include_deleted`: also the pods deleted since the deploy."""
     observed = (
         (PODS, backend.pods(include_deleted=include_deleted)),
-        (EVENTS, backend.events()), (HPA_HISTORY, backend.hpa_history()),
-        (RESOURCES, backend.resource_samples()), (NODES, backend.nodes()),
+        (EVENTS, backend.events()),
+        (HPA_HISTORY, backend.hpa_history()),
+        (RESOURCES, backend.resource_samples()),
+        (NODES, backend.nodes()),
     )
     written = []
     for name, items in observed:

@@ -18,7 +18,8 @@ class LiveTable:
     def __init__(self, names: list[str], title: str) -> None:
         self.title = title
         self.rows: dict[str, dict[str, Any]] = {
-            n: {"status": "pending", "reason": "", "t0": None, "dur": None} for n in names}
+            n: {"status": "pending", "reason": "", "t0": None, "dur": None} for n in names
+        }
         self.last_log = ""
 
     def start(self, name: str) -> None:
@@ -29,8 +30,14 @@ class LiveTable:
 
     def live(self, console: Console) -> Live:
         """The display; the log lines printed on `console` meanwhile scroll above it."""
-        return Live(self, console=console, refresh_per_second=4, transient=False,
-                    redirect_stdout=False, redirect_stderr=False)
+        return Live(
+            self,
+            console=console,
+            refresh_per_second=4,
+            transient=False,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
 
     def __rich__(self) -> Group:
         table = Table(title=self.title, expand=False)
@@ -45,5 +52,7 @@ class LiveTable:
                 t = f"{time.monotonic() - row['t0']:.0f}s"
             else:
                 t = ""
-            table.add_row(name, f"[{STYLE.get(row['status'], 'white')}]{row['status']}[/]", t, row["reason"])
+            table.add_row(
+                name, f"[{STYLE.get(row['status'], 'white')}]{row['status']}[/]", t, row["reason"]
+            )
         return Group(table, Text(self.last_log, style="dim", overflow="ellipsis", no_wrap=True))

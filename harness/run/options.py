@@ -28,7 +28,15 @@ from harness.run import evidence
 from harness.scenarios import base as scenarios_base
 from harness.scenarios.base import BackendFactory
 
-__all__ = ["BACKENDS", "RUNTIMES", "CertifyOptions", "Inputs", "Prepared", "prepare", "resolve_inputs"]
+__all__ = [
+    "BACKENDS",
+    "RUNTIMES",
+    "CertifyOptions",
+    "Inputs",
+    "Prepared",
+    "prepare",
+    "resolve_inputs",
+]
 
 
 @dataclass
@@ -84,7 +92,8 @@ def resolve_scenarios(only: list[str] | tuple[str, ...]) -> list[str]:
                 continue
             if norm not in known:
                 raise InputError(
-                    f"unknown scenario {name.strip()!r}", field="--only",
+                    f"unknown scenario {name.strip()!r}",
+                    field="--only",
                     fix=f"use one of {', '.join(known)}",
                 )
             wanted.add(norm)
@@ -103,7 +112,9 @@ def resolve_manifests_path(manifests: str | Path | None, flag: str = "--manifest
             path = packaged
     if not path.exists():
         raise InputError(
-            "manifests not found", file=path, field=flag,
+            "manifests not found",
+            file=path,
+            field=flag,
             fix="give a kustomize directory or a YAML file of Kubernetes objects",
         )
     return path
@@ -126,8 +137,14 @@ def make_backend_factory(name: str, options: dict[str, Any]) -> BackendFactory:
 
 
 def resolve_inputs(
-    backend: str, profile: str | Path, manifests: str | Path | None, *, context: str | None,
-    allow_contexts: list[str], runtime: str, manifests_flag: str = "--manifests",
+    backend: str,
+    profile: str | Path,
+    manifests: str | Path | None,
+    *,
+    context: str | None,
+    allow_contexts: list[str],
+    runtime: str,
+    manifests_flag: str = "--manifests",
 ) -> Inputs:
     """Profile, rendered manifests (their Deployment checked), backend options: InputError now,
     naming the flag, rather than inside every scenario."""
@@ -135,13 +152,18 @@ def resolve_inputs(
     path = resolve_manifests_path(manifests, manifests_flag)
     bundle = load_manifests(path)
     _ = bundle.deployment
-    options = backend_options(backend, prof, context=context, allow_contexts=allow_contexts,
-                              runtime=runtime)
+    options = backend_options(
+        backend, prof, context=context, allow_contexts=allow_contexts, runtime=runtime
+    )
     return Inputs(
-        profile=prof, bundle=bundle, backend=BackendInfo(name=backend, options=options),
+        profile=prof,
+        bundle=bundle,
+        backend=BackendInfo(name=backend, options=options),
         manifests=ManifestsInfo(
             source=str(path),
-            objects=[f"{o.get('kind')}/{(o.get('metadata') or {}).get('name', '?')}" for o in bundle],
+            objects=[
+                f"{o.get('kind')}/{(o.get('metadata') or {}).get('name', '?')}" for o in bundle
+            ],
         ),
         backend_factory=make_backend_factory(backend, options),
     )
@@ -173,17 +195,30 @@ def preflight(name: str, factory: BackendFactory, workdir: Path) -> bool:
 
 def prepare(opts: CertifyOptions, check_backend: bool = True) -> Prepared:
     scenarios = resolve_scenarios(opts.only)
-    inputs = resolve_inputs(opts.backend, opts.profile, opts.manifests, context=opts.context,
-                            allow_contexts=opts.allow_contexts, runtime=opts.runtime)
+    inputs = resolve_inputs(
+        opts.backend,
+        opts.profile,
+        opts.manifests,
+        context=opts.context,
+        allow_contexts=opts.allow_contexts,
+        runtime=opts.runtime,
+    )
     run_id = new_run_id()
     run_dir = opts.out or Path("reports") / run_id
     if (run_dir / evidence.REPORT).exists():
-        raise InputError("already holds a report; a new run would mix evidence with it",
-                         file=run_dir, field="--out", fix="choose a new or empty directory")
+        raise InputError(
+            "already holds a report; a new run would mix evidence with it",
+            file=run_dir,
+            field="--out",
+            fix="choose a new or empty directory",
+        )
     limits = None
     if check_backend:  # in a scratch dir: a run refused at setup leaves no empty run dir behind
         with tempfile.TemporaryDirectory(prefix="gauntlet-preflight-") as scratch:
-            limits = preflight(opts.backend, inputs.backend_factory, Path(scratch) / evidence.BACKEND_DIR)
+            limits = preflight(
+                opts.backend, inputs.backend_factory, Path(scratch) / evidence.BACKEND_DIR
+            )
     run_dir.mkdir(parents=True, exist_ok=True)
-    return Prepared(**vars(inputs), scenarios=scenarios, run_id=run_id, run_dir=run_dir,
-                    limits_enforced=limits)
+    return Prepared(
+        **vars(inputs), scenarios=scenarios, run_id=run_id, run_dir=run_dir, limits_enforced=limits
+    )

@@ -39,7 +39,9 @@ BackendFactory = Callable[[Path], Backend]
 class ScenarioContext:
     profile: Profile
     bundle: ManifestBundle
-    backend_factory: BackendFactory  # makes an un-deployed backend whose files live in the given dir
+    backend_factory: (
+        BackendFactory  # makes an un-deployed backend whose files live in the given dir
+    )
     backend_name: str
     out_dir: Path  # this scenario's evidence folder: <run-dir>/<scenario>/
     measured: dict[str, Any] = field(default_factory=dict)  # shared across scenarios of one run
@@ -112,8 +114,12 @@ def run_scenario(name: str, ctx: ScenarioContext) -> Verdict:
         tb = ctx.evidence(evidence.ERROR)
         tb.write_text(traceback.format_exc())
         verdict = Verdict(
-            name=name, status="error", reason=f"{type(err).__name__}: {err}",
-            profile=ctx.profile.name, backend=ctx.backend_name, evidence=[ctx.relative(tb)],
+            name=name,
+            status="error",
+            reason=f"{type(err).__name__}: {err}",
+            profile=ctx.profile.name,
+            backend=ctx.backend_name,
+            evidence=[ctx.relative(tb)],
         )
     verdict.duration_s = round(time.monotonic() - started, 2)
     if not verdict.backend:

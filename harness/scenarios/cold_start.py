@@ -23,7 +23,10 @@ from harness.verdict import Check, Verdict
 NAME = "cold-start"
 #: every check this scenario can report, in the order it reports them (a pytest result each)
 CHECKS = (
-    "starts_ready", "probe_kills_during_start", "p95_s", "max_s",
+    "starts_ready",
+    "probe_kills_during_start",
+    "p95_s",
+    "max_s",
 )
 POLL_S = 0.1
 PHASES = ("scheduling", "init_containers", "container_start", "startup_probe", "readiness", "total")
@@ -59,7 +62,9 @@ def verdict(ctx: ScenarioContext, starts: list[dict[str, Any]]) -> Verdict:
     samples = [s["phases"]["total"] for s in starts if s["ready"]]
     ctx.measured["cold_start_s"] = samples
     phase_stats = {
-        ph: common.summary([s["phases"][ph] for s in starts if s["ready"] and s["phases"].get(ph) is not None])
+        ph: common.summary(
+            [s["phases"][ph] for s in starts if s["ready"] and s["phases"].get(ph) is not None]
+        )
         for ph in PHASES
     }
     service_phases: dict[str, list[float]] = {}
@@ -84,39 +89,75 @@ def verdict(ctx: ScenarioContext, starts: list[dict[str, Any]]) -> Verdict:
     ready = len(samples)
     checks = [
         Check(
-            name="starts_ready", measured=ready, target=cs.starts, ok=ready == cs.starts,
+            name="starts_ready",
+            measured=ready,
+            target=cs.starts,
+            ok=ready == cs.starts,
             note="" if ready == cs.starts else _describe(next(s for s in starts if not s["ready"])),
         ),
-        Check(name="probe_kills_during_start", measured=kills, target=0, ok=kills == 0,
-              note="containers killed by startup/liveness probes while loading" if kills else ""),
-        Check(name="p95_s", measured=stats["p95"], target=cs.p95_s, unit="s",
-              ok=stats["p95"] is not None and stats["p95"] <= cs.p95_s),
+        Check(
+            name="probe_kills_during_start",
+            measured=kills,
+            target=0,
+            ok=kills == 0,
+            note="containers killed by startup/liveness probes while loading" if kills else "",
+        ),
+        Check(
+            name="p95_s",
+            measured=stats["p95"],
+            target=cs.p95_s,
+            unit="s",
+            ok=stats["p95"] is not None and stats["p95"] <= cs.p95_s,
+        ),
     ]
     if cs.max_s is not None:
-        checks.append(Check(name="max_s", measured=stats["max"], target=cs.max_s, unit="s",
-                            ok=stats["max"] is not None and stats["max"] <= cs.max_s))
+        checks.append(
+            Check(
+                name="max_s",
+                measured=stats["max"],
+                target=cs.max_s,
+                unit="s",
+                ok=stats["max"] is not None and stats["max"] <= cs.max_s,
+            )
+        )
     measurements = {c.name: c.measured for c in checks}
-    measurements.update({
-        "p50_s": stats["p50"],
-        "samples_s": samples,
-        "phases_p50_s": {ph: st["p50"] for ph, st in phase_stats.items()},
-        "phases_p95_s": {ph: st["p95"] for ph, st in phase_stats.items()},
-        "service_phases_p50_s": {k: common.summary(v)["p50"] for k, v in service_phases.items()},
-    })
-    return Verdict.from_checks(NAME, ctx.profile.name, checks, measurements=measurements, evidence=files,
-                               caveats=list(ctx.deviations))
+    measurements.update(
+        {
+            "p50_s": stats["p50"],
+            "samples_s": samples,
+            "phases_p50_s": {ph: st["p50"] for ph, st in phase_stats.items()},
+            "phases_p95_s": {ph: st["p95"] for ph, st in phase_stats.items()},
+            "service_phases_p50_s": {
+                k: common.summary(v)["p50"] for k, v in service_phases.items()
+            },
+        }
+    )
+    return Verdict.from_checks(
+        NAME,
+        ctx.profile.name,
+        checks,
+        measurements=measurements,
+        evidence=files,
+        caveats=list(ctx.deviations),
+    )
 
 
 # --------------------------------------------------------------------------------------------
 
 
 def _live(backend: Backend) -> list[Pod]:
-    return [p for p in backend.pods() if p.deletionTimestamp is None and p.phase not in ("Succeeded", "Failed")]
+    return [
+        p
+        for p in backend.pods()
+        if p.deletionTimestamp is None and p.phase not in ("Succeeded", "Failed")
+    ]
 
 
 def _scale_to_zero(backend: Backend, timeout_s: float) -> None:
     backend.scale(0)
-    backend.wait_until(lambda: not backend.pods(), timeout_s=timeout_s, poll_s=0.2, what="all pods gone")
+    backend.wait_until(
+        lambda: not backend.pods(), timeout_s=timeout_s, poll_s=0.2, what="all pods gone"
+    )
 
 
 def observe_start(backend: Backend, seen: set[str], timeout_s: float) -> dict[str, Any]:
@@ -138,8 +179,14 @@ def observe_start(backend: Backend, seen: set[str], timeout_s: float) -> dict[st
                 break
         time.sleep(POLL_S)
     if pod is None:
-        return {"pod": None, "ready": False, "phases": {}, "probe_kills": 0, "restarts": 0,
-                "reason": f"no pod was created within {timeout_s:.0f}s"}
+        return {
+            "pod": None,
+            "ready": False,
+            "phases": {},
+            "probe_kills": 0,
+            "restarts": 0,
+            "reason": f"no pod was created within {timeout_s:.0f}s",
+        }
     rec = start_record(pod, started_flip)
     kills = common.probe_kills(e for e in backend.events() if e.involvedObject.name == pod.name)
     rec["probe_kills"] = len(kills["startup"]) + len(kills["liveness"])
@@ -151,7 +198,9 @@ def observe_start(backend: Backend, seen: set[str], timeout_s: float) -> dict[st
             if "phase" in labels
         }
     else:
-        rec["reason"] = f"pod {pod.name} not Ready within {timeout_s:.0f}s: " + _failure(backend, pod)
+        rec["reason"] = f"pod {pod.name} not Ready within {timeout_s:.0f}s: " + _failure(
+            backend, pod
+        )
     return rec
 
 
@@ -160,7 +209,9 @@ def start_record(pod: Pod, started_flip: float | None) -> dict[str, Any]:
     created = pod.creationTimestamp
     scheduled = pod.first_transition("PodScheduled")
     initialized = pod.first_transition("Initialized") if pod.initContainerStatuses else scheduled
-    running = next((cs.state.running.startedAt for cs in pod.containerStatuses if cs.state.running), None)
+    running = next(
+        (cs.state.running.startedAt for cs in pod.containerStatuses if cs.state.running), None
+    )
     ready_at = pod.first_transition("Ready") if pod.ready else None
     if started_flip is not None and ready_at is not None:
         started_flip = min(started_flip, ready_at)  # polling lags; Ready cannot precede started
@@ -181,9 +232,14 @@ def start_record(pod: Pod, started_flip: float | None) -> dict[str, Any]:
         "zone": pod.zone,
         "ready": ready_at is not None,
         "restarts": pod.restarts,
-        "timestamps": {"created": created, "scheduled": scheduled, "initialized": initialized,
-                       "container_started": running,
-                       "startup_succeeded": started_flip, "ready": ready_at},
+        "timestamps": {
+            "created": created,
+            "scheduled": scheduled,
+            "initialized": initialized,
+            "container_started": running,
+            "startup_succeeded": started_flip,
+            "ready": ready_at,
+        },
         "phases": phases,
     }
 

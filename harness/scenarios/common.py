@@ -60,7 +60,9 @@ def _r(v: float | None, nd: int = 3) -> float | None:
 
 
 def main_container(bundle: ManifestBundle) -> dict[str, Any]:
-    containers = bundle.deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or [{}]
+    containers = bundle.deployment.get("spec", {}).get("template", {}).get("spec", {}).get(
+        "containers"
+    ) or [{}]
     return containers[0]
 
 
@@ -168,13 +170,17 @@ def error_budget(requests: int, errors: int, slo: SLO) -> dict[str, Any]:
         "target_availability": slo.availability,
         "allowed_errors": b.allowed_errors,
         # a failure with nothing allowed burns more than the whole budget
-        "burned": b.burned_fraction if b.burned_fraction is not None else (0.0 if errors == 0 else None),
+        "burned": b.burned_fraction
+        if b.burned_fraction is not None
+        else (0.0 if errors == 0 else None),
         "budget_minutes_per_30d": round(b.budget_minutes_per_30d, 2),
         "burned_minutes_per_30d_equiv": round(b.burned_minutes_per_30d_equivalent, 2),
     }
 
 
-def load_validity_check(result: LoadResult, what: str = "load generator", name: str = "load_valid") -> Check:
+def load_validity_check(
+    result: LoadResult, what: str = "load generator", name: str = "load_valid"
+) -> Check:
     """A run whose generator could not hold its schedule is invalid: the scenario fails, never passes."""
     valid = result.valid
     reasons = "; ".join(result.invalid_reasons)
@@ -183,7 +189,9 @@ def load_validity_check(result: LoadResult, what: str = "load generator", name: 
         measured=valid,
         target=True,
         ok=valid,
-        note="" if valid else f"{what} did not deliver the requested schedule ({reasons or 'see load.json'})",
+        note=""
+        if valid
+        else f"{what} did not deliver the requested schedule ({reasons or 'see load.json'})",
     )
 
 
@@ -238,7 +246,11 @@ def oom_evidence(backend: Backend, since: float | None = None) -> list[str]:
         for cs in p.containerStatuses:
             for label, state in (("lastState", cs.lastState), ("state", cs.state)):
                 t = state.terminated
-                if t is not None and t.reason == "OOMKilled" and (since is None or t.finishedAt >= since):
+                if (
+                    t is not None
+                    and t.reason == "OOMKilled"
+                    and (since is None or t.finishedAt >= since)
+                ):
                     found.append(
                         f"pod {p.name} container {cs.name} {label}.terminated reason={t.reason} "
                         f"exitCode={t.exitCode} at {t.finishedAt:.1f}"
@@ -264,22 +276,33 @@ def cpu_throttling(samples: Iterable[ResourceSample]) -> dict[str, Any]:
         if s.cpu_periods is not None and s.cpu_throttled_periods is not None:
             first.setdefault(s.pod, s)
             last[s.pod] = s
-    deltas = {pod: (int(last[pod].cpu_periods or 0) - int(first[pod].cpu_periods or 0),
-                    int(last[pod].cpu_throttled_periods or 0) - int(first[pod].cpu_throttled_periods or 0),
-                    (last[pod].cpu_throttled_s or 0.0) - (first[pod].cpu_throttled_s or 0.0))
-              for pod in last}
+    deltas = {
+        pod: (
+            int(last[pod].cpu_periods or 0) - int(first[pod].cpu_periods or 0),
+            int(last[pod].cpu_throttled_periods or 0) - int(first[pod].cpu_throttled_periods or 0),
+            (last[pod].cpu_throttled_s or 0.0) - (first[pod].cpu_throttled_s or 0.0),
+        )
+        for pod in last
+    }
     periods = sum(d[0] for d in deltas.values())
     if periods <= 0:
         return {}
-    worst = max(deltas, key=lambda pod: deltas[pod][1] / deltas[pod][0] if deltas[pod][0] > 0 else 0.0)
-    return {"cpu_throttled_ratio": round(sum(d[1] for d in deltas.values()) / periods, 3),
-            "cpu_throttled_s": round(sum(d[2] for d in deltas.values()), 1),
-            "cpu_throttled_worst_pod": worst,
-            "cpu_throttled_worst_ratio": round(deltas[worst][1] / deltas[worst][0], 3) if deltas[worst][0] else 0.0}
+    worst = max(
+        deltas, key=lambda pod: deltas[pod][1] / deltas[pod][0] if deltas[pod][0] > 0 else 0.0
+    )
+    return {
+        "cpu_throttled_ratio": round(sum(d[1] for d in deltas.values()) / periods, 3),
+        "cpu_throttled_s": round(sum(d[2] for d in deltas.values()), 1),
+        "cpu_throttled_worst_pod": worst,
+        "cpu_throttled_worst_ratio": round(deltas[worst][1] / deltas[worst][0], 3)
+        if deltas[worst][0]
+        else 0.0,
+    }
 
 
-def wait_rollout(backend: Backend, replicas: int | None, timeout_s: float,
-                 restart_loop_kills: int = 3) -> tuple[bool, str]:
+def wait_rollout(
+    backend: Backend, replicas: int | None, timeout_s: float, restart_loop_kills: int = 3
+) -> tuple[bool, str]:
     """Wait for `replicas` Ready pods; (ok, message) instead of raising, so a fail keeps its evidence.
 
     Gives up early once one pod's container was killed by its probes, or restarted for any
@@ -299,7 +322,10 @@ def wait_rollout(backend: Backend, replicas: int | None, timeout_s: float,
             per_pod[e.involvedObject.name] = per_pod.get(e.involvedObject.name, 0) + e.count
         looping = {k: v for k, v in per_pod.items() if v >= restart_loop_kills}
         if looping:
-            return False, f"restart loop: containers killed by probes {looping} times while starting"
+            return (
+                False,
+                f"restart loop: containers killed by probes {looping} times while starting",
+            )
         crashing = {p.name: p.restarts for p in pods if p.restarts >= restart_loop_kills}
         if crashing:  # OOM kills or crashes: CrashLoopBackOff
             return False, f"restart loop: containers restarted {crashing} times while starting"
@@ -313,19 +339,36 @@ def rollout_ready_check(backend: Backend, replicas: int, timeout_s: float) -> Ch
     ok, msg = wait_rollout(backend, replicas, timeout_s)
     if ok:
         return None
-    return Check(name="rollout_ready", measured=False, target=True, ok=False,
-                 note=f"{msg}: {rollout_failure_summary(backend)}")
+    return Check(
+        name="rollout_ready",
+        measured=False,
+        target=True,
+        ok=False,
+        note=f"{msg}: {rollout_failure_summary(backend)}",
+    )
 
 
-def finish(ctx: ScenarioContext, name: str, checks: list[Check], faults: Iterable[FaultRecord],
-           measurements: dict[str, Any], *, loads: Iterable[str] = (evidence.LOAD_RUN,),
-           report_only: Iterable[str] = (), caveats: list[str] | None = None) -> Verdict:
+def finish(
+    ctx: ScenarioContext,
+    name: str,
+    checks: list[Check],
+    faults: Iterable[FaultRecord],
+    measurements: dict[str, Any],
+    *,
+    loads: Iterable[str] = (evidence.LOAD_RUN,),
+    report_only: Iterable[str] = (),
+    caveats: list[str] | None = None,
+) -> Verdict:
     """A scenario's end: faults.json and checks.json (checks + measurements) as evidence, with
     the copies of the load runs `loads` that exist; the verdict carries every check's
     measurement and the measurements, less the bulky `report_only` ones (kept in checks.json)."""
-    files = [save_faults(ctx, faults),
-             ctx.write_json(evidence.CHECKS,
-                            {"measurements": measurements, "checks": [c.model_dump() for c in checks]})]
+    files = [
+        save_faults(ctx, faults),
+        ctx.write_json(
+            evidence.CHECKS,
+            {"measurements": measurements, "checks": [c.model_dump() for c in checks]},
+        ),
+    ]
     copies = [ctx.evidence(evidence.load_copy(run)) for run in loads]
     files += [ctx.relative(p) for p in copies if p.exists()]
     hidden = set(report_only)
@@ -333,7 +376,9 @@ def finish(ctx: ScenarioContext, name: str, checks: list[Check], faults: Iterabl
     meas.update({k: v for k, v in measurements.items() if k not in hidden})
     notes = [*(caveats or []), *ctx.deviations]
     extra = {"caveats": notes} if notes else {}
-    return Verdict.from_checks(name, ctx.profile.name, checks, measurements=meas, evidence=files, **extra)
+    return Verdict.from_checks(
+        name, ctx.profile.name, checks, measurements=meas, evidence=files, **extra
+    )
 
 
 def rollout_failure_summary(backend: Backend) -> str:
@@ -346,7 +391,9 @@ def rollout_failure_summary(backend: Backend) -> str:
         f"restarts {total_restarts(pods)}",
     ]
     if kills["startup"] or kills["liveness"]:
-        parts.append(f"probe kills: startup {len(kills['startup'])}, liveness {len(kills['liveness'])}")
+        parts.append(
+            f"probe kills: startup {len(kills['startup'])}, liveness {len(kills['liveness'])}"
+        )
     backoff = [e for e in events if e.reason == "BackOff"]
     if backoff:
         parts.append(f"BackOff events {sum(e.count for e in backoff)}")
@@ -390,8 +437,11 @@ def body_for(request: Any) -> dict[str, Any]:
     """A completion body for a profile RequestShape (prompt of exactly prompt_tokens bytes)."""
     from harness.load.spec import _prompt
 
-    return {"prompt": _prompt(request.prompt_tokens), "max_tokens": request.max_tokens,
-            "temperature": request.temperature}
+    return {
+        "prompt": _prompt(request.prompt_tokens),
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+    }
 
 
 def peak_memory(samples: Iterable[Any], t0: float, t1: float) -> tuple[int | None, str | None]:

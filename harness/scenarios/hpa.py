@@ -37,8 +37,15 @@ from harness.verdict import Check, Verdict
 NAME = "hpa"
 #: every check this scenario can report, in the order it reports them (a pytest result each)
 CHECKS = (
-    "hpa_present", "rollout_ready", "load_valid", "spike_delivered", "spike_needed_scaling",
-    "first_scale_decision_s", "first_new_replica_ready_s", "breach_seconds", "flaps_on_way_down",
+    "hpa_present",
+    "rollout_ready",
+    "load_valid",
+    "spike_delivered",
+    "spike_needed_scaling",
+    "first_scale_decision_s",
+    "first_new_replica_ready_s",
+    "breach_seconds",
+    "flaps_on_way_down",
 )
 SPIKE_DELIVERED_MIN = 0.95  # achieved / requested rate during the spike
 #: a spike sized from capacity asks for this share of one replica more than the initial ones carry
@@ -57,16 +64,32 @@ def run(ctx: ScenarioContext) -> Verdict:
     checks: list[Check] = []
     faults: list[FaultRecord] = []
     if hpa is None:
-        checks.append(Check(name="hpa_present", measured=False, target=True, ok=False,
-                            note="no HorizontalPodAutoscaler: nothing scales for the spike"))
+        checks.append(
+            Check(
+                name="hpa_present",
+                measured=False,
+                target=True,
+                ok=False,
+                note="no HorizontalPodAutoscaler: nothing scales for the spike",
+            )
+        )
         return _finish(ctx, checks, faults, meas)
     max_r = int(hpa.get("spec", {}).get("maxReplicas", 1))
     min_r = int(hpa.get("spec", {}).get("minReplicas", 1))
     capacity = capacity_per_replica(ctx)
-    meas.update({"capacity_rps_per_replica": capacity.rps, "capacity_source": capacity.source,
-                 "capacity_sweep": capacity.sweep, "hpa_min_replicas": min_r, "hpa_max_replicas": max_r})
+    meas.update(
+        {
+            "capacity_rps_per_replica": capacity.rps,
+            "capacity_source": capacity.source,
+            "capacity_sweep": capacity.sweep,
+            "hpa_min_replicas": min_r,
+            "hpa_max_replicas": max_r,
+        }
+    )
     with ctx.deploy(wait=False) as backend:
-        failed = common.rollout_ready_check(backend, common.spec_replicas(ctx.bundle), start_timeout_s(ctx) * 2)
+        failed = common.rollout_ready_check(
+            backend, common.spec_replicas(ctx.bundle), start_timeout_s(ctx) * 2
+        )
         if failed:
             checks.append(failed)
             return _finish(ctx, checks, faults, meas)
@@ -76,14 +99,25 @@ def run(ctx: ScenarioContext) -> Verdict:
     return _finish(ctx, checks, faults, meas)
 
 
-def _finish(ctx: ScenarioContext, checks: list[Check], faults: list[FaultRecord],
-            meas: dict[str, Any]) -> Verdict:
+def _finish(
+    ctx: ScenarioContext, checks: list[Check], faults: list[FaultRecord], meas: dict[str, Any]
+) -> Verdict:
     source = str(meas.get("capacity_source", ""))
-    caveats = [f"the spike was sized from a capacity not measured in this run: {source}"
-               ] if source.startswith(("declared", "unknown")) else []
-    return common.finish(ctx, NAME, checks, faults, meas,
-                         loads=(evidence.LOAD_RUN, evidence.CAPACITY_RUN), caveats=caveats,
-                         report_only=("replica_timeline", "model", "capacity_sweep"))
+    caveats = (
+        [f"the spike was sized from a capacity not measured in this run: {source}"]
+        if source.startswith(("declared", "unknown"))
+        else []
+    )
+    return common.finish(
+        ctx,
+        NAME,
+        checks,
+        faults,
+        meas,
+        loads=(evidence.LOAD_RUN, evidence.CAPACITY_RUN),
+        caveats=caveats,
+        report_only=("replica_timeline", "model", "capacity_sweep"),
+    )
 
 
 def spike_request(ctx: ScenarioContext) -> RequestShape:
@@ -96,7 +130,9 @@ def spike_request(ctx: ScenarioContext) -> RequestShape:
 
 @dataclass
 class Capacity:
-    rps: float | None  # SLA-compatible requests/s of one replica; None: neither measured nor declared
+    rps: (
+        float | None
+    )  # SLA-compatible requests/s of one replica; None: neither measured nor declared
     source: str
     sweep: list[dict[str, Any]]
 
@@ -107,7 +143,9 @@ def capacity_per_replica(ctx: ScenarioContext) -> Capacity:
     Measured on a deployment of its own (one replica, no HPA), so that the sweep neither makes
     the HPA scale before the spike nor shares the machine with the other replicas."""
     if ctx.measured.get("capacity_rps_per_replica"):
-        return Capacity(float(ctx.measured["capacity_rps_per_replica"]), "measured earlier in this run", [])
+        return Capacity(
+            float(ctx.measured["capacity_rps_per_replica"]), "measured earlier in this run", []
+        )
     try:
         with ctx.deploy(common.without_hpa(ctx.bundle, replicas=1), wait=False) as backend:
             failed = common.rollout_ready_check(backend, 1, start_timeout_s(ctx) * 2)
@@ -131,39 +169,90 @@ def measure_capacity(ctx: ScenarioContext, backend: Backend) -> Capacity:
     pod = sorted(p.name for p in backend.pods() if p.ready)[0]
     url = backend.pod_url(pod).rstrip("/")
     body = common.body_for(spike_request(ctx))
-    common_kw = {"shape": None, "target": url, "allow_targets": [url], "body": body, "arrival": "constant"}
-    burst = common.run_load(ctx, common.load_spec(
-        ctx, backend, mode="closed", users=CAPACITY_USERS, duration_s=CAPACITY_BURST_S, **common_kw),
-        evidence.CAPACITY_BURST_RUN)
+    common_kw = {
+        "shape": None,
+        "target": url,
+        "allow_targets": [url],
+        "body": body,
+        "arrival": "constant",
+    }
+    burst = common.run_load(
+        ctx,
+        common.load_spec(
+            ctx,
+            backend,
+            mode="closed",
+            users=CAPACITY_USERS,
+            duration_s=CAPACITY_BURST_S,
+            **common_kw,
+        ),
+        evidence.CAPACITY_BURST_RUN,
+    )
     saturated = burst.ok / max(burst.duration_s, 1e-6)
     if saturated <= 0:
-        raise ValueError(f"pod {pod} served nothing to {CAPACITY_USERS} users: errors {burst.errors}")
+        raise ValueError(
+            f"pod {pod} served nothing to {CAPACITY_USERS} users: errors {burst.errors}"
+        )
     start = saturated * CAPACITY_FROM
-    shape = Shape(kind="step", factor=1 / CAPACITY_FROM, steps=CAPACITY_STEPS, step_s=CAPACITY_STEP_S)
-    res = common.run_load(ctx, common.load_spec(
-        ctx, backend, mode="open", rate_rps=start, duration_s=CAPACITY_STEPS * CAPACITY_STEP_S,
-        **{**common_kw, "shape": shape}), evidence.CAPACITY_RUN)
+    shape = Shape(
+        kind="step", factor=1 / CAPACITY_FROM, steps=CAPACITY_STEPS, step_s=CAPACITY_STEP_S
+    )
+    res = common.run_load(
+        ctx,
+        common.load_spec(
+            ctx,
+            backend,
+            mode="open",
+            rate_rps=start,
+            duration_s=CAPACITY_STEPS * CAPACITY_STEP_S,
+            **{**common_kw, "shape": shape},
+        ),
+        evidence.CAPACITY_RUN,
+    )
     ts, rates = shape.breakpoints(start, CAPACITY_STEPS * CAPACITY_STEP_S)
     sweep: list[dict[str, Any]] = []
     best: float | None = None
     for i in range(CAPACITY_STEPS):
         t0, rate = ts[2 * i], rates[2 * i]
         w = res.window(res.started_at + t0, res.started_at + t0 + CAPACITY_STEP_S)
-        held = w.meets(slo.latency_ms, slo.availability) and w.requests >= STEP_DELIVERED_MIN * w.scheduled
-        sweep.append({"requested_rps": round(rate, 2), "delivered_rps": round(w.rate_rps, 2),
-                      "latency_ms": w.latency_ms, "errors": w.errors, "dropped": w.dropped, "sla_held": held})
+        held = (
+            w.meets(slo.latency_ms, slo.availability)
+            and w.requests >= STEP_DELIVERED_MIN * w.scheduled
+        )
+        sweep.append(
+            {
+                "requested_rps": round(rate, 2),
+                "delivered_rps": round(w.rate_rps, 2),
+                "latency_ms": w.latency_ms,
+                "errors": w.errors,
+                "dropped": w.dropped,
+                "sla_held": held,
+            }
+        )
         if not held:
             break
         best = rate
-    how = (f"measured here on pod {pod}: {CAPACITY_USERS} closed-loop users saturate at "
-           f"{saturated:.1f} req/s; open-loop steps of {CAPACITY_STEP_S:g}s from {start:.1f} req/s")
+    how = (
+        f"measured here on pod {pod}: {CAPACITY_USERS} closed-loop users saturate at "
+        f"{saturated:.1f} req/s; open-loop steps of {CAPACITY_STEP_S:g}s from {start:.1f} req/s"
+    )
     if best is None:  # the SLA broke at the lowest step: capacity is below it
-        return Capacity(round(start, 2), how + f"; the SLA broke at the first step (capacity <= {start:.1f})", sweep)
-    top = "; the SLA held up to saturation" if len(sweep) == CAPACITY_STEPS and sweep[-1]["sla_held"] else ""
+        return Capacity(
+            round(start, 2),
+            how + f"; the SLA broke at the first step (capacity <= {start:.1f})",
+            sweep,
+        )
+    top = (
+        "; the SLA held up to saturation"
+        if len(sweep) == CAPACITY_STEPS and sweep[-1]["sla_held"]
+        else ""
+    )
     return Capacity(round(best, 2), how + f"; the SLA held up to {best:.1f} req/s" + top, sweep)
 
 
-def size_spike(base_rps: float, factor: float, capacity: float | None, initial: int) -> tuple[float, str]:
+def size_spike(
+    base_rps: float, factor: float, capacity: float | None, initial: int
+) -> tuple[float, str]:
     """The spike rate: factor x baseline, and at least capacity x (initial + SPIKE_EXTRA_REPLICAS),
     so that the initial replicas cannot carry it."""
     rate = base_rps * factor
@@ -171,11 +260,15 @@ def size_spike(base_rps: float, factor: float, capacity: float | None, initial: 
         return rate, f"{factor:g} x {base_rps:g} req/s (no capacity to size it from)"
     floor = capacity * (initial + SPIKE_EXTRA_REPLICAS)
     if rate >= floor:
-        return rate, (f"{factor:g} x {base_rps:g} req/s: more than {initial} replicas carry at "
-                      f"{capacity:g} req/s each")
-    return floor, (f"{factor:g} x {base_rps:g} = {rate:g} req/s raised to "
-                   f"{initial + SPIKE_EXTRA_REPLICAS:g} replicas' worth at {capacity:g} req/s each, "
-                   f"so that the {initial} initial replicas cannot carry it")
+        return rate, (
+            f"{factor:g} x {base_rps:g} req/s: more than {initial} replicas carry at "
+            f"{capacity:g} req/s each"
+        )
+    return floor, (
+        f"{factor:g} x {base_rps:g} = {rate:g} req/s raised to "
+        f"{initial + SPIKE_EXTRA_REPLICAS:g} replicas' worth at {capacity:g} req/s each, "
+        f"so that the {initial} initial replicas cannot carry it"
+    )
 
 
 class ReplicaWatcher:
@@ -192,8 +285,14 @@ class ReplicaWatcher:
         while not self._stop.is_set():
             try:
                 d = self.backend.deployment()
-                self.samples.append({"time": time.time(), "spec": d.spec.replicas,
-                                     "ready": d.status.readyReplicas, "replicas": d.status.replicas})
+                self.samples.append(
+                    {
+                        "time": time.time(),
+                        "spec": d.spec.replicas,
+                        "ready": d.status.readyReplicas,
+                        "replicas": d.status.replicas,
+                    }
+                )
             except Exception:
                 pass
             self._stop.wait(self.period_s)
@@ -207,14 +306,25 @@ class ReplicaWatcher:
         self._thread.join(timeout=10)
 
 
-def spike_phase(ctx: ScenarioContext, backend: Backend, capacity: float | None, max_r: int,
-                faults: list[FaultRecord], meas: dict[str, Any]) -> list[Check]:
+def spike_phase(
+    ctx: ScenarioContext,
+    backend: Backend,
+    capacity: float | None,
+    max_r: int,
+    faults: list[FaultRecord],
+    meas: dict[str, Any],
+) -> list[Check]:
     sp = ctx.profile.spike
     base_rate = ctx.profile.load.baseline_rps
     initial = backend.deployment().spec.replicas or common.spec_replicas(ctx.bundle)
     spike_rate, sizing = size_spike(base_rate, sp.factor, capacity, initial)
-    shape = Shape(kind="spike", factor=spike_rate / base_rate, baseline_s=sp.baseline_s,
-                  spike_s=sp.spike_s, after_s=sp.after_s)
+    shape = Shape(
+        kind="spike",
+        factor=spike_rate / base_rate,
+        baseline_s=sp.baseline_s,
+        spike_s=sp.spike_s,
+        after_s=sp.after_s,
+    )
     spec = common.load_spec(ctx, backend, shape=shape, body=common.body_for(spike_request(ctx)))
     needed = max(1, math.ceil(spike_rate / capacity)) if capacity else None
     t_before = time.time()
@@ -225,73 +335,122 @@ def spike_phase(ctx: ScenarioContext, backend: Backend, capacity: float | None, 
     spike_t1 = spike_t0 + sp.spike_s
     spike_win = result.window(spike_t0, spike_t1)
     delivered = spike_win.rate_rps / spike_rate if spike_rate else 0.0
-    faults.append(FaultRecord(
-        kind=FaultKind.TRAFFIC_SPIKE, target=spec.target, started_at=spike_t0, ended_at=spike_t1,
-        affected=[f"{base_rate:g} -> {spike_rate:.1f} req/s"],
-        landed=bool(result.valid and delivered >= SPIKE_DELIVERED_MIN),
-        detail=f"delivered {spike_win.rate_rps:.1f} req/s of {spike_rate:.1f} requested ({delivered:.0%})",
-    ))
+    faults.append(
+        FaultRecord(
+            kind=FaultKind.TRAFFIC_SPIKE,
+            target=spec.target,
+            started_at=spike_t0,
+            ended_at=spike_t1,
+            affected=[f"{base_rate:g} -> {spike_rate:.1f} req/s"],
+            landed=bool(result.valid and delivered >= SPIKE_DELIVERED_MIN),
+            detail=f"delivered {spike_win.rate_rps:.1f} req/s of {spike_rate:.1f} requested ({delivered:.0%})",
+        )
+    )
 
     history = backend.hpa_history()
     events = backend.events(since=t_before)
-    rescales = sorted((e for e in events if e.reason == "SuccessfulRescale"), key=lambda e: e.firstTimestamp)
+    rescales = sorted(
+        (e for e in events if e.reason == "SuccessfulRescale"), key=lambda e: e.firstTimestamp
+    )
     decision_t = first_scale_up(rescales, history, initial, spike_t0)
-    ready_t = next((s["time"] for s in watch.samples if s["time"] >= spike_t0 and s["ready"] > initial), None)
+    ready_t = next(
+        (s["time"] for s in watch.samples if s["time"] >= spike_t0 and s["ready"] > initial), None
+    )
     max_ready = max((s["ready"] for s in watch.samples), default=0)
     max_desired = max([h.desiredReplicas for h in history if h.time >= t_before] + [initial])
     breach = breach_seconds(ctx, result, spike_t0)
-    flaps = flapping([(h.time, h.desiredReplicas) for h in history if h.time >= spike_t1]
-                     or [(s["time"], s["spec"]) for s in watch.samples if s["time"] >= spike_t1])
+    flaps = flapping(
+        [(h.time, h.desiredReplicas) for h in history if h.time >= spike_t1]
+        or [(s["time"], s["spec"]) for s in watch.samples if s["time"] >= spike_t1]
+    )
     decision_s = None if decision_t is None else round(decision_t - spike_t0, 2)
     ready_s = None if ready_t is None else round(ready_t - spike_t0, 2)
     unserved = spike_win.requests - spike_win.ok + spike_win.dropped
     reached = max(max_ready, max_desired)
-    meas.update({
-        "baseline_rps": base_rate, "spike_rps": round(spike_rate, 2), "spike_sizing": sizing,
-        "spike_delivered_rps": round(spike_win.rate_rps, 2),
-        "initial_replicas": initial, "needed_replicas": needed, "max_desired_replicas": max_desired,
-        "max_ready_replicas": max_ready, "first_scale_decision_s": decision_s, "first_new_ready_s": ready_s,
-        "breach_seconds": breach["seconds"], "breach_detail": breach["detail"],
-        "spike_unserved_requests": unserved, "spike_requests": spike_win.requests + spike_win.dropped,
-        "flaps_on_way_down": flaps, "rescale_events": [e.message for e in rescales],
-        "spike_latency_ms": spike_win.latency_ms, "spike_errors": spike_win.errors,
-        "replica_timeline": watch.samples, "model": predicted(ctx, capacity, initial, spike_rate),
-    })
+    meas.update(
+        {
+            "baseline_rps": base_rate,
+            "spike_rps": round(spike_rate, 2),
+            "spike_sizing": sizing,
+            "spike_delivered_rps": round(spike_win.rate_rps, 2),
+            "initial_replicas": initial,
+            "needed_replicas": needed,
+            "max_desired_replicas": max_desired,
+            "max_ready_replicas": max_ready,
+            "first_scale_decision_s": decision_s,
+            "first_new_ready_s": ready_s,
+            "breach_seconds": breach["seconds"],
+            "breach_detail": breach["detail"],
+            "spike_unserved_requests": unserved,
+            "spike_requests": spike_win.requests + spike_win.dropped,
+            "flaps_on_way_down": flaps,
+            "rescale_events": [e.message for e in rescales],
+            "spike_latency_ms": spike_win.latency_ms,
+            "spike_errors": spike_win.errors,
+            "replica_timeline": watch.samples,
+            "model": predicted(ctx, capacity, initial, spike_rate),
+        }
+    )
     ctx.write_json(evidence.REPLICAS, watch.samples)
     scaled = reached > initial
     held = breach["seconds"] <= sp.max_breach_s
     # nothing asked the autoscaler for capacity: its speed cannot be judged, and a pass would be empty
     untested = not scaled and held
-    untested_note = (f"the {initial} initial replicas held the SLA at {spike_win.rate_rps:.1f} req/s "
-                     f"without a scale-up ({sizing}): the spike did not exercise the autoscaler")
-    supporting = (f"; {unserved} of {spike_win.requests + spike_win.dropped} spike requests unserved "
-                  f"(errors {spike_win.errors}, dropped {spike_win.dropped}); replicas {initial} -> "
-                  f"{reached} (maxReplicas {max_r}" + (f", {needed} needed at {capacity:g} req/s each)"
-                                                       if needed else ")"))
+    untested_note = (
+        f"the {initial} initial replicas held the SLA at {spike_win.rate_rps:.1f} req/s "
+        f"without a scale-up ({sizing}): the spike did not exercise the autoscaler"
+    )
+    supporting = (
+        f"; {unserved} of {spike_win.requests + spike_win.dropped} spike requests unserved "
+        f"(errors {spike_win.errors}, dropped {spike_win.dropped}); replicas {initial} -> "
+        f"{reached} (maxReplicas {max_r}"
+        + (f", {needed} needed at {capacity:g} req/s each)" if needed else ")")
+    )
 
     def speed(name: str, value: float | None) -> Check:
-        return Check(name=name, measured=value if value is not None else "none", target=sp.scale_out_s,
-                     unit="s", ok=value is not None and value <= sp.scale_out_s,
-                     inconclusive=untested, note=untested_note if untested else "")
+        return Check(
+            name=name,
+            measured=value if value is not None else "none",
+            target=sp.scale_out_s,
+            unit="s",
+            ok=value is not None and value <= sp.scale_out_s,
+            inconclusive=untested,
+            note=untested_note if untested else "",
+        )
 
     return [
         common.load_validity_check(result),
         common.fault_landed_check("spike_delivered", faults[-1]),
-        Check(name="spike_needed_scaling", measured=f"{initial} -> {reached} replicas",
-              target=f"more than {initial} replicas needed", ok=not untested, inconclusive=untested,
-              note=untested_note if untested else sizing),
+        Check(
+            name="spike_needed_scaling",
+            measured=f"{initial} -> {reached} replicas",
+            target=f"more than {initial} replicas needed",
+            ok=not untested,
+            inconclusive=untested,
+            note=untested_note if untested else sizing,
+        ),
         speed("first_scale_decision_s", decision_s),
         speed("first_new_replica_ready_s", ready_s),
-        Check(name="breach_seconds", measured=breach["seconds"], target=sp.max_breach_s, unit="s",
-              ok=held, note=breach["detail"] + supporting),
+        Check(
+            name="breach_seconds",
+            measured=breach["seconds"],
+            target=sp.max_breach_s,
+            unit="s",
+            ok=held,
+            note=breach["detail"] + supporting,
+        ),
         Check(name="flaps_on_way_down", measured=flaps, target=0, ok=flaps == 0),
     ]
 
 
-def first_scale_up(rescales: list[Any], history: list[Any], initial: int, since: float) -> float | None:
+def first_scale_up(
+    rescales: list[Any], history: list[Any], initial: int, since: float
+) -> float | None:
     """Time of the first scale-up decision at or after `since`: event first, else HPA status."""
     for e in rescales:
-        if e.firstTimestamp >= since - 1 and ("above target" in e.message or "New size" in e.message):
+        if e.firstTimestamp >= since - 1 and (
+            "above target" in e.message or "New size" in e.message
+        ):
             m = _new_size(e.message)
             if m is None or m > initial:
                 return e.firstTimestamp
@@ -333,13 +492,17 @@ def breach_seconds(ctx: ScenarioContext, result: Any, since: float) -> dict[str,
         if w.requests + w.dropped and not w.meets(slo.latency_ms, slo.availability):
             bad.append(round(t - since, 1))
         t += 1.0
-    detail = (f"{len(bad)} s breached, first at +{bad[0]:g}s, last at +{bad[-1]:g}s after the spike start"
-              if bad else "no second breached the SLA")
+    detail = (
+        f"{len(bad)} s breached, first at +{bad[0]:g}s, last at +{bad[-1]:g}s after the spike start"
+        if bad
+        else "no second breached the SLA"
+    )
     return {"seconds": float(len(bad)), "detail": detail, "at": bad}
 
 
-def predicted(ctx: ScenarioContext, capacity: float | None, initial: int,
-              spike_rate: float) -> dict[str, Any] | None:
+def predicted(
+    ctx: ScenarioContext, capacity: float | None, initial: int, spike_rate: float
+) -> dict[str, Any] | None:
     """The HPA model's replica timeline for the same spike (evidence beside the measurement)."""
     from harness.models.hpa import simulate as hpa_simulate
 
@@ -348,12 +511,18 @@ def predicted(ctx: ScenarioContext, capacity: float | None, initial: int,
     sp = ctx.profile.spike
     base = ctx.profile.load.baseline_rps
     cold = common.percentile(ctx.measured.get("cold_start_s") or [], 95) or (
-        ctx.profile.cold_start.declared_p95_s or ctx.profile.cold_start.p95_s)
+        ctx.profile.cold_start.declared_p95_s or ctx.profile.cold_start.p95_s
+    )
     traffic = [(0.0, base), (sp.baseline_s, spike_rate), (sp.baseline_s + sp.spike_s, base)]
     try:
-        res = hpa_simulate(ctx.bundle.hpa or {}, traffic=traffic, capacity_per_replica=capacity,
-                               cold_start_s=float(cold), duration_s=sp.baseline_s + sp.spike_s + sp.after_s,
-                               initial_replicas=initial)
+        res = hpa_simulate(
+            ctx.bundle.hpa or {},
+            traffic=traffic,
+            capacity_per_replica=capacity,
+            cold_start_s=float(cold),
+            duration_s=sp.baseline_s + sp.spike_s + sp.after_s,
+            initial_replicas=initial,
+        )
     except Exception as err:
         return {"error": f"{type(err).__name__}: {err}"}
     d = res.to_dict()

@@ -29,8 +29,15 @@ from harness.verdict import Check, Verdict
 NAME = "oom-headroom"
 #: every check this scenario can report, in the order it reports them (a pytest result each)
 CHECKS = (
-    "rollout_ready", "peak_load_valid", "peak_load_delivered", "overload_valid",
-    "overload_volume", "memory_limit_set", "peak_memory_mib", "oom_kills", "overload_shed",
+    "rollout_ready",
+    "peak_load_valid",
+    "peak_load_delivered",
+    "overload_valid",
+    "overload_volume",
+    "memory_limit_set",
+    "peak_memory_mib",
+    "oom_kills",
+    "overload_shed",
     "overload_unshed_failures",
 )
 REJECTIONS_METRIC = "gauntlet:admission_rejections"
@@ -55,42 +62,71 @@ def run(ctx: ScenarioContext) -> Verdict:
     limit = common.memory_limit(ctx.bundle)
     allowed = None if limit is None else int(limit * (1 - prof.memory.headroom))
     checks: list[Check] = []
-    measurements: dict[str, Any] = {"limit_bytes": limit, "allowed_bytes": allowed,
-                                    "headroom": prof.memory.headroom}
+    measurements: dict[str, Any] = {
+        "limit_bytes": limit,
+        "allowed_bytes": allowed,
+        "headroom": prof.memory.headroom,
+    }
     with ctx.deploy(wait=False) as backend:
         t_start = time.time()
-        failed = common.rollout_ready_check(backend, common.spec_replicas(ctx.bundle), start_timeout_s(ctx) * 2)
+        failed = common.rollout_ready_check(
+            backend, common.spec_replicas(ctx.bundle), start_timeout_s(ctx) * 2
+        )
         if failed:
             oom = common.oom_evidence(backend, since=t_start)
             measurements["oom_evidence"] = oom
             checks += [failed, oom_check(backend, oom)]
         else:
             checks += _drive(ctx, backend, limit, allowed, measurements, t_start)
-    return common.finish(ctx, NAME, checks, [], measurements,
-                         loads=(evidence.LOAD_RUN, evidence.OVERLOAD_RUN))
+    return common.finish(
+        ctx, NAME, checks, [], measurements, loads=(evidence.LOAD_RUN, evidence.OVERLOAD_RUN)
+    )
 
 
 def oom_check(backend: Backend, oom: list[str]) -> Check:
     """No kernel OOM kill. Zero kills only counts where the backend enforces memory limits:
     elsewhere an over-limit replica is never killed, so zero is not evidence."""
     if oom or backend.limits_enforced:
-        return Check(name="oom_kills", measured=len(oom), target=0, ok=not oom,
-                     note="; ".join(oom[:3]) or "no OOM kill (limits enforced by the kernel)")
-    return Check(name="oom_kills", measured=0, target=0, ok=False, inconclusive=True,
-                 note=f"backend {backend.name} monitors memory limits but does not enforce them "
-                      "(no cgroup memory controller or not root): an over-limit replica would not "
-                      "be OOM-killed, so no kill is no evidence")
+        return Check(
+            name="oom_kills",
+            measured=len(oom),
+            target=0,
+            ok=not oom,
+            note="; ".join(oom[:3]) or "no OOM kill (limits enforced by the kernel)",
+        )
+    return Check(
+        name="oom_kills",
+        measured=0,
+        target=0,
+        ok=False,
+        inconclusive=True,
+        note=f"backend {backend.name} monitors memory limits but does not enforce them "
+        "(no cgroup memory controller or not root): an over-limit replica would not "
+        "be OOM-killed, so no kill is no evidence",
+    )
 
 
-def _drive(ctx: ScenarioContext, backend: Backend, limit: int | None, allowed: int | None,
-           measurements: dict[str, Any], t_start: float) -> list[Check]:
+def _drive(
+    ctx: ScenarioContext,
+    backend: Backend,
+    limit: int | None,
+    allowed: int | None,
+    measurements: dict[str, Any],
+    t_start: float,
+) -> list[Check]:
     prof = ctx.profile
     peak = prof.peak
     pod = sorted((p for p in backend.pods() if p.ready), key=lambda p: p.name)[0].name
     url = backend.pod_url(pod).rstrip("/")
     body = common.body_for(peak.request)
-    base = {"mode": "closed", "body": body, "duration_s": peak.duration_s, "shape": None,
-            "target": url, "allow_targets": [url]}
+    base = {
+        "mode": "closed",
+        "body": body,
+        "duration_s": peak.duration_s,
+        "shape": None,
+        "target": url,
+        "allow_targets": [url],
+    }
 
     t0 = time.time()
     peak_res = common.run_load(ctx, common.load_spec(ctx, backend, users=peak.concurrency, **base))
@@ -118,53 +154,108 @@ def _drive(ctx: ScenarioContext, backend: Backend, limit: int | None, allowed: i
     for labels, v in common.pod_metrics(backend, pod).get(REJECTIONS_METRIC + "_total", []):
         rejections[labels.get("reason", "?")] = v
 
-    measurements.update({
-        "pod": pod, "peak_users": peak.concurrency, "peak_rate_rps": round(peak_rate, 2),
-        "overload_rate_rps": over_rate,
-        "peak_memory_bytes": peak_mem, "peak_memory_pod": peak_pod,
-        "overload_memory_bytes": over_mem,
-        "peak_ok_requests": peak_res.ok, "peak_latency_ms": peak_res.latency_ms,
-        "peak_window": [t0, t1],
-        "overload_errors": over_res.errors, "admission_rejections": rejections,
-        "overload_sent": over_sent, "admission_capacity": held,
-        "oom_evidence": oom,
-    })
-    bounded = (unshed == 0 and over_mem is not None and allowed is not None and over_mem <= allowed
-               and over_res.ok > 0)
-    mib = (lambda b: None if b is None else round(b / MIB, 1))  # noqa: E731
+    measurements.update(
+        {
+            "pod": pod,
+            "peak_users": peak.concurrency,
+            "peak_rate_rps": round(peak_rate, 2),
+            "overload_rate_rps": over_rate,
+            "peak_memory_bytes": peak_mem,
+            "peak_memory_pod": peak_pod,
+            "overload_memory_bytes": over_mem,
+            "peak_ok_requests": peak_res.ok,
+            "peak_latency_ms": peak_res.latency_ms,
+            "peak_window": [t0, t1],
+            "overload_errors": over_res.errors,
+            "admission_rejections": rejections,
+            "overload_sent": over_sent,
+            "admission_capacity": held,
+            "oom_evidence": oom,
+        }
+    )
+    bounded = (
+        unshed == 0
+        and over_mem is not None
+        and allowed is not None
+        and over_mem <= allowed
+        and over_res.ok > 0
+    )
+    mib = lambda b: None if b is None else round(b / MIB, 1)  # noqa: E731
     checks = [
         common.load_validity_check(peak_res, "the peak load", name="peak_load_valid"),
-        Check(name="peak_load_delivered", measured=peak_res.ok, target=f">0 ok at {peak.concurrency} users",
-              ok=peak_res.ok > 0 and not peak_res.stopped_early,
-              note="" if peak_res.ok > 0 else f"the peak load was not served: errors {peak_res.errors}"),
+        Check(
+            name="peak_load_delivered",
+            measured=peak_res.ok,
+            target=f">0 ok at {peak.concurrency} users",
+            ok=peak_res.ok > 0 and not peak_res.stopped_early,
+            note=""
+            if peak_res.ok > 0
+            else f"the peak load was not served: errors {peak_res.errors}",
+        ),
         common.load_validity_check(over_res, "the overload", name="overload_valid"),
-        Check(name="overload_volume", measured=over_sent, target=f">= {min_sent}", ok=over_sent >= min_sent,
-              note=f"{OVERLOAD_MIN_MULTIPLE} x what admission holds ({held_how} = {held}); fewer "
-                   "could all fit and never test shedding"),
+        Check(
+            name="overload_volume",
+            measured=over_sent,
+            target=f">= {min_sent}",
+            ok=over_sent >= min_sent,
+            note=f"{OVERLOAD_MIN_MULTIPLE} x what admission holds ({held_how} = {held}); fewer "
+            "could all fit and never test shedding",
+        ),
     ]
     if limit is None:
-        checks.append(Check(name="memory_limit_set", measured=None, target="limits.memory", ok=False,
-                            note="no memory limit: a runaway replica takes the node's memory"))
+        checks.append(
+            Check(
+                name="memory_limit_set",
+                measured=None,
+                target="limits.memory",
+                ok=False,
+                note="no memory limit: a runaway replica takes the node's memory",
+            )
+        )
     else:
         ok = peak_mem is not None and allowed is not None and peak_mem <= allowed
-        checks.append(Check(
-            name="peak_memory_mib", measured=mib(peak_mem), target=f"<= {mib(allowed)}", unit="MiB", ok=ok,
-            inconclusive=peak_mem is None,
-            note=(f"limit {format_bytes(limit)}, headroom {prof.memory.headroom:.0%}; peak is "
-                  f"{(peak_mem or 0) / limit:.0%} of the limit") if peak_mem is not None
-            else "no memory samples from the backend during the peak",
-        ))
+        checks.append(
+            Check(
+                name="peak_memory_mib",
+                measured=mib(peak_mem),
+                target=f"<= {mib(allowed)}",
+                unit="MiB",
+                ok=ok,
+                inconclusive=peak_mem is None,
+                note=(
+                    f"limit {format_bytes(limit)}, headroom {prof.memory.headroom:.0%}; peak is "
+                    f"{(peak_mem or 0) / limit:.0%} of the limit"
+                )
+                if peak_mem is not None
+                else "no memory samples from the backend during the peak",
+            )
+        )
     checks += [
         oom_check(backend, oom),
         # absorbed without a refusal (and within the limit): the overload did not overload
-        Check(name="overload_shed", measured=shed, target="> 0 (429/503)", ok=shed > 0,
-              inconclusive=not shed and bounded,
-              note=f"{shed} of {over_sent} refused" if shed else (
-                  f"{over_rate} req/s past peak were all queued and served within the limit: "
-                  "admission never had to refuse, so shedding was not exercised" if bounded else
-                  f"{over_rate} req/s past peak were never refused: admission control did not engage")),
-        Check(name="overload_unshed_failures", measured=unshed, target=0, ok=unshed == 0,
-              note="requests failed without a 429/503 (connection reset, timeout, 5xx) past peak"
-              if unshed else ""),
+        Check(
+            name="overload_shed",
+            measured=shed,
+            target="> 0 (429/503)",
+            ok=shed > 0,
+            inconclusive=not shed and bounded,
+            note=f"{shed} of {over_sent} refused"
+            if shed
+            else (
+                f"{over_rate} req/s past peak were all queued and served within the limit: "
+                "admission never had to refuse, so shedding was not exercised"
+                if bounded
+                else f"{over_rate} req/s past peak were never refused: admission control did not engage"
+            ),
+        ),
+        Check(
+            name="overload_unshed_failures",
+            measured=unshed,
+            target=0,
+            ok=unshed == 0,
+            note="requests failed without a 429/503 (connection reset, timeout, 5xx) past peak"
+            if unshed
+            else "",
+        ),
     ]
     return checks

@@ -16,16 +16,26 @@ from harness.profile import Profile, load_profile
 @pytest.fixture(scope="module")
 def profile() -> Profile:
     prof = load_profile("local")
-    return prof.model_copy(update={
-        "zones": prof.zones.model_copy(update={"zones": ["z1", "z2"], "nodes_per_zone": 2}),
-        "kube": prof.kube.model_copy(update={"allowed_contexts": ["kind-gauntlet", "staging"],
-                                             "chaos_allowed": True}),
-    })
+    return prof.model_copy(
+        update={
+            "zones": prof.zones.model_copy(update={"zones": ["z1", "z2"], "nodes_per_zone": 2}),
+            "kube": prof.kube.model_copy(
+                update={"allowed_contexts": ["kind-gauntlet", "staging"], "chaos_allowed": True}
+            ),
+        }
+    )
 
 
-def opts(name: str, profile: Profile, context: str | None = None, allow: list[str] | None = None,
-         runtime: str = "process") -> dict[str, Any]:
-    return backend_options(name, profile, context=context, allow_contexts=allow or [], runtime=runtime)
+def opts(
+    name: str,
+    profile: Profile,
+    context: str | None = None,
+    allow: list[str] | None = None,
+    runtime: str = "process",
+) -> dict[str, Any]:
+    return backend_options(
+        name, profile, context=context, allow_contexts=allow or [], runtime=runtime
+    )
 
 
 def test_every_backend_declares_its_options() -> None:
@@ -35,11 +45,18 @@ def test_every_backend_declares_its_options() -> None:
         fn = getattr(importlib.import_module(module), attr)
         params = inspect.signature(fn).parameters
         assert list(params) == ["profile", "context", "allow_contexts", "runtime"], target
-        assert all(params[p].kind is inspect.Parameter.KEYWORD_ONLY for p in ("context", "allow_contexts", "runtime"))
+        assert all(
+            params[p].kind is inspect.Parameter.KEYWORD_ONLY
+            for p in ("context", "allow_contexts", "runtime")
+        )
 
 
 def test_local_takes_zones_nodes_and_runtime(profile: Profile) -> None:
-    assert opts("local", profile) == {"zones": ["z1", "z2"], "nodes_per_zone": 2, "runtime": "process"}
+    assert opts("local", profile) == {
+        "zones": ["z1", "z2"],
+        "nodes_per_zone": 2,
+        "runtime": "process",
+    }
     assert opts("local", profile, runtime="docker")["runtime"] == "docker"
     # --allow-context means nothing to local, and is not an error (as before)
     assert opts("local", profile, allow=["x"]) == opts("local", profile)
@@ -59,14 +76,21 @@ def test_local_refuses_a_context(profile: Profile) -> None:
 
 def test_kind_keeps_its_cluster_and_follows_the_profile_on_chaos(profile: Profile) -> None:
     assert opts("kind", profile) == {"chaos_allowed": True, "keep_cluster": True}
-    strict = profile.model_copy(update={"kube": profile.kube.model_copy(update={"chaos_allowed": False})})
-    assert opts("kind", strict, allow=["x"], runtime="docker") == {"chaos_allowed": False, "keep_cluster": True}
+    strict = profile.model_copy(
+        update={"kube": profile.kube.model_copy(update={"chaos_allowed": False})}
+    )
+    assert opts("kind", strict, allow=["x"], runtime="docker") == {
+        "chaos_allowed": False,
+        "keep_cluster": True,
+    }
 
 
 def test_kind_refuses_a_context(profile: Profile) -> None:
     with pytest.raises(InputError, match=r"makes its own context \(kind-gauntlet\)") as err:
         opts("kind", profile, context="kind-gauntlet")
-    assert err.value.field == "--context" and "--backend kube --context NAME" in (err.value.fix or "")
+    assert err.value.field == "--context" and "--backend kube --context NAME" in (
+        err.value.fix or ""
+    )
 
 
 def test_kube_needs_a_context(profile: Profile) -> None:
@@ -78,7 +102,11 @@ def test_kube_needs_a_context(profile: Profile) -> None:
 
 def test_kube_allows_the_profile_contexts_then_the_flags_once_each(profile: Profile) -> None:
     out = opts("kube", profile, context="dev", allow=["dev", "staging", "dev"])
-    assert out == {"context": "dev", "allowed_contexts": ["kind-gauntlet", "staging", "dev"], "chaos_allowed": True}
+    assert out == {
+        "context": "dev",
+        "allowed_contexts": ["kind-gauntlet", "staging", "dev"],
+        "chaos_allowed": True,
+    }
     # the context itself is checked when the backend is built (ContextNotAllowedError), not here
     assert opts("kube", profile, context="prod")["allowed_contexts"] == ["kind-gauntlet", "staging"]
 
@@ -86,7 +114,9 @@ def test_kube_allows_the_profile_contexts_then_the_flags_once_each(profile: Prof
 def test_unknown_backend(profile: Profile) -> None:
     with pytest.raises(InputError, match="unknown backend 'k8s'") as err:
         opts("k8s", profile)
-    assert err.value.field == "--backend" and all(name in (err.value.fix or "") for name in BACKENDS)
+    assert err.value.field == "--backend" and all(
+        name in (err.value.fix or "") for name in BACKENDS
+    )
 
 
 @pytest.mark.parametrize("name", sorted(BACKENDS))

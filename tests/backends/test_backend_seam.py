@@ -29,7 +29,9 @@ from harness.errors import SetupError
 
 def stub_backend(*bases: type, **attrs: Any) -> type[Backend]:
     """A Backend whose every abstract method does nothing (plus `attrs`)."""
-    names = set(Backend.__abstractmethods__).union(*(getattr(b, "__abstractmethods__", set()) for b in bases))
+    names = set(Backend.__abstractmethods__).union(
+        *(getattr(b, "__abstractmethods__", set()) for b in bases)
+    )
     body: dict[str, Any] = {n: (lambda *a, **k: None) for n in names}
     body.update(attrs)
     return type("Stub", (Backend, *bases), body)
@@ -48,20 +50,27 @@ def test_abilities_are_claimed_not_guessed(tmp_path: Path) -> None:
     can = stub_backend(RolloutRestarter)(tmp_path)
     assert isinstance(can, RolloutRestarter) and isinstance(can, Backend)
     with pytest.raises(TypeError, match="rollout_restart"):  # claiming it means implementing it
-        type("Half", (Backend, RolloutRestarter), {n: (lambda *a, **k: None) for n in Backend.__abstractmethods__})(
-            tmp_path)
+        type(
+            "Half",
+            (Backend, RolloutRestarter),
+            {n: (lambda *a, **k: None) for n in Backend.__abstractmethods__},
+        )(tmp_path)
 
 
 def test_every_backend_declares_its_abilities() -> None:
     from harness.backends.kind import KindBackend
     from harness.backends.kube import KubeBackend
 
-    assert issubclass(KubeBackend, RolloutRestarter) and not issubclass(KubeBackend, ClusterProvisioner)
+    assert issubclass(KubeBackend, RolloutRestarter) and not issubclass(
+        KubeBackend, ClusterProvisioner
+    )
     assert issubclass(KindBackend, RolloutRestarter) and issubclass(KindBackend, ClusterProvisioner)
     assert KubeBackend.limits_enforced and KubeBackend.limits_reason
 
 
-def test_rollout_restart_action_needs_the_ability(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_rollout_restart_action_needs_the_ability(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from chaoslib.exceptions import ActivityFailed
 
     from harness.chaos import actions
@@ -73,7 +82,9 @@ def test_rollout_restart_action_needs_the_ability(monkeypatch: pytest.MonkeyPatc
 
 
 # preflight --------------------------------------------------------------------------------------
-def test_preflight_builds_tears_down_and_reports_limits(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_preflight_builds_tears_down_and_reports_limits(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     torn: list[bool] = []
     cls = stub_backend(limits_enforced=True, teardown=lambda self: torn.append(True))
     monkeypatch.setattr(backends, "backend_class", lambda name: cls)
@@ -82,7 +93,9 @@ def test_preflight_builds_tears_down_and_reports_limits(monkeypatch: pytest.Monk
     assert torn == [True] and not work.exists()
 
 
-def test_preflight_wraps_a_failure_to_build(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_preflight_wraps_a_failure_to_build(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setattr(backends, "backend_class", lambda name: stub_backend())
 
     def broken(workdir: Path) -> Backend:
@@ -92,11 +105,15 @@ def test_preflight_wraps_a_failure_to_build(monkeypatch: pytest.MonkeyPatch, tmp
         backends.preflight("x", broken, tmp_path)
 
 
-def test_preflight_checks_a_cluster_provisioner_without_building_it(monkeypatch: pytest.MonkeyPatch,
-                                                                     tmp_path: Path) -> None:
+def test_preflight_checks_a_cluster_provisioner_without_building_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     checked: list[bool] = []
-    cls = stub_backend(ClusterProvisioner, limits_enforced=True,
-                       check_prerequisites=classmethod(lambda c: checked.append(True)))
+    cls = stub_backend(
+        ClusterProvisioner,
+        limits_enforced=True,
+        check_prerequisites=classmethod(lambda c: checked.append(True)),
+    )
     monkeypatch.setattr(backends, "backend_class", lambda name: cls)
 
     def factory(workdir: Path) -> Backend:
@@ -116,8 +133,13 @@ def test_observations_refuse_untyped_extras() -> None:
     with pytest.raises(ValidationError, match="extra"):
         Pod(name="p", creationTimestamp=0.0, specReplicas=1)  # type: ignore[call-arg]
     with pytest.raises(ValidationError, match="extra"):
-        Event(reason="x", involvedObject=ObjectReference(kind="Pod", name="p"), firstTimestamp=0, lastTimestamp=0,
-              uid="u")  # type: ignore[call-arg]
+        Event(
+            reason="x",
+            involvedObject=ObjectReference(kind="Pod", name="p"),
+            firstTimestamp=0,
+            lastTimestamp=0,
+            uid="u",
+        )  # type: ignore[call-arg]
     with pytest.raises(ValidationError, match="extra"):
         Node(name="n", zone="a")  # type: ignore[call-arg]
     with pytest.raises(ValidationError, match="extra"):  # the old spellings of the drain fields
@@ -134,11 +156,25 @@ def test_deployment_in_kubernetes_shape() -> None:
 
 
 def test_fault_kinds_are_one_vocabulary() -> None:
-    rec = FaultRecord(kind="drain", target="zone-a", started_at=0.0, landed=False,
-                      evictions_blocked=["p-1"], eviction_429s=3)
+    rec = FaultRecord(
+        kind="drain",
+        target="zone-a",
+        started_at=0.0,
+        landed=False,
+        evictions_blocked=["p-1"],
+        eviction_429s=3,
+    )
     assert rec.kind is FaultKind.DRAIN and rec.kind == "drain"
     assert rec.model_dump(mode="json")["kind"] == "drain"
-    assert {k.value for k in FaultKind} >= {"zone-outage", "restore", "drain", "kill-pod", "hang",
-                                            "memory-pressure", "rollout-restart", "spike"}
+    assert {k.value for k in FaultKind} >= {
+        "zone-outage",
+        "restore",
+        "drain",
+        "kill-pod",
+        "hang",
+        "memory-pressure",
+        "rollout-restart",
+        "spike",
+    }
     with pytest.raises(ValidationError):
         FaultRecord(kind="meteor", target="x", started_at=0.0, landed=True)

@@ -23,8 +23,13 @@ ROOT = Path(__file__).resolve().parents[2]
 EXP = ROOT / "scenarios" / "experiments"
 GAUNTLET = [sys.executable, "-c", "from harness.cli import main; main()"]
 CHAOS = Path(sys.executable).with_name("chaos")
-SHORT = {"GAUNTLET_SLO_WINDOW_S": "5", "GAUNTLET_SETTLE_S": "3", "GAUNTLET_RECOVERY_TIMEOUT_S": "45",
-         "GAUNTLET_SPIKE_S": "8", "GAUNTLET_MEMORY_MB": "64"}
+SHORT = {
+    "GAUNTLET_SLO_WINDOW_S": "5",
+    "GAUNTLET_SETTLE_S": "3",
+    "GAUNTLET_RECOVERY_TIMEOUT_S": "45",
+    "GAUNTLET_SPIKE_S": "8",
+    "GAUNTLET_MEMORY_MB": "64",
+}
 CGROUP = Path("/sys/fs/cgroup/memory/gauntlet")
 STATE = Path(os.environ.get("GAUNTLET_LOCAL_STATE", "/tmp/gauntlet-local"))
 
@@ -36,10 +41,18 @@ def _env(**extra: str) -> dict[str, str]:
     return {**os.environ, **SHORT, **extra}
 
 
-def gameday(tmp_path: Path, experiment: str, *args: str, timeout: float = 420) -> tuple[int, dict[str, Any], str]:
+def gameday(
+    tmp_path: Path, experiment: str, *args: str, timeout: float = 420
+) -> tuple[int, dict[str, Any], str]:
     out = tmp_path / "run"
-    proc = subprocess.Popen([*GAUNTLET, "gameday", str(EXP / f"{experiment}.json"), "--out", str(out), *args],
-                            cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [*GAUNTLET, "gameday", str(EXP / f"{experiment}.json"), "--out", str(out), *args],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         stdout, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -55,7 +68,12 @@ def assert_nothing_left(run_dir: Path, owner_pid: int) -> None:
     """No replica or load process, cgroup or ledger of this run survives it."""
     pids = set()
     for log in (run_dir / "gameday" / "backend" / "logs").glob("*.log"):
-        pids |= {int(p) for p in re.findall(r"Started server process \[(\d+)\]", log.read_text(errors="replace"))}
+        pids |= {
+            int(p)
+            for p in re.findall(
+                r"Started server process \[(\d+)\]", log.read_text(errors="replace")
+            )
+        }
     deadline = time.monotonic() + 20
     while True:
         alive = []
@@ -93,7 +111,9 @@ def test_zone_outage_keeps_the_hypothesis_on_good_manifests(tmp_path: Path) -> N
     assert outage["landed"] and outage["kind"] == "zone-outage" and outage["affected"]
     assert runs(journal, "run")["stop-background-load"]["output"]["requests"] > 0
     rb = runs(journal, "rollbacks")
-    assert rb["restore-zones"]["status"] == "succeeded" and rb["restore-zones"]["output"]["restored"]
+    assert (
+        rb["restore-zones"]["status"] == "succeeded" and rb["restore-zones"]["output"]["restored"]
+    )
     after = probes(journal, "after")
     assert after["slo-holds"]["output"]["holds"] and after["replicas-ready"]["output"] >= 2
     report = json.loads((tmp_path / "run" / "report.json").read_text())
@@ -106,8 +126,14 @@ def test_zone_outage_keeps_the_hypothesis_on_good_manifests(tmp_path: Path) -> N
 # verdict is unit-tested (test_chaos_unit) and the rollback path by the SIGTERM test.
 @pytest.mark.extended
 def test_zone_outage_deviates_when_replacements_stay_pending(tmp_path: Path) -> None:
-    rc, journal, out = gameday(tmp_path, "zone-outage", "--manifests", "manifests/broken/spread-honor-missing",
-                               "--var", "gauntlet_recovery_timeout_s=20")
+    rc, journal, out = gameday(
+        tmp_path,
+        "zone-outage",
+        "--manifests",
+        "manifests/broken/spread-honor-missing",
+        "--var",
+        "gauntlet_recovery_timeout_s=20",
+    )
     assert rc == 1, out[-4000:]
     assert journal["deviated"], out[-4000:]
     assert probes(journal, "after")["replicas-ready"]["output"] < 3
@@ -119,12 +145,16 @@ def test_zone_outage_deviates_when_replacements_stay_pending(tmp_path: Path) -> 
 
 # Extended (outside the 30-min CI budget): CI keeps zone-outage healthy + SIGTERM.
 @pytest.mark.extended
-@pytest.mark.parametrize("experiment", ["replica-kill", "traffic-spike", "memory-pressure", "rolling-restart"])
+@pytest.mark.parametrize(
+    "experiment", ["replica-kill", "traffic-spike", "memory-pressure", "rolling-restart"]
+)
 def test_experiment_keeps_the_hypothesis(tmp_path: Path, experiment: str) -> None:
     rc, journal, out = gameday(tmp_path, experiment)
     assert rc == 0, out[-4000:]
     assert not journal["deviated"] and all(r["status"] == "succeeded" for r in journal["run"])
-    assert len(journal["rollbacks"]) == len(json.loads((EXP / f"{experiment}.json").read_text())["rollbacks"])
+    assert len(journal["rollbacks"]) == len(
+        json.loads((EXP / f"{experiment}.json").read_text())["rollbacks"]
+    )
     faults = json.loads((tmp_path / "run" / "gameday" / "faults.json").read_text())
     assert faults and all(f["landed"] for f in faults)
 
@@ -132,10 +162,23 @@ def test_experiment_keeps_the_hypothesis(tmp_path: Path, experiment: str) -> Non
 @pytest.mark.extended
 def test_plain_chaos_run(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    proc = subprocess.Popen([str(CHAOS), "--no-log-file", "run", "--rollback-strategy", "always",
-                             "--journal-path", str(tmp_path / "chaos-journal.json"), str(EXP / "replica-kill.json")],
-                            cwd=ROOT, env=_env(GAUNTLET_OUT=str(out)), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            str(CHAOS),
+            "--no-log-file",
+            "run",
+            "--rollback-strategy",
+            "always",
+            "--journal-path",
+            str(tmp_path / "chaos-journal.json"),
+            str(EXP / "replica-kill.json"),
+        ],
+        cwd=ROOT,
+        env=_env(GAUNTLET_OUT=str(out)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     output, _ = proc.communicate(timeout=420)
     assert proc.returncode == 0, output[-4000:]
     journal = json.loads((tmp_path / "chaos-journal.json").read_text())
@@ -149,9 +192,22 @@ def test_plain_chaos_run(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_sigterm_still_runs_the_rollbacks(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    proc = subprocess.Popen([*GAUNTLET, "gameday", str(EXP / "zone-outage.json"), "--out", str(out),
-                             "--var", "gauntlet_settle_s=60"],
-                            cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            *GAUNTLET,
+            "gameday",
+            str(EXP / "zone-outage.json"),
+            "--out",
+            str(out),
+            "--var",
+            "gauntlet_settle_s=60",
+        ],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 300
     while not (out / "gameday" / "background").exists():  # the background load started
         assert proc.poll() is None and time.monotonic() < deadline, "never reached the method"
@@ -162,5 +218,8 @@ def test_sigterm_still_runs_the_rollbacks(tmp_path: Path) -> None:
     assert proc.returncode == 130, stdout[-4000:]
     journal = json.loads((out / "journal.json").read_text())
     assert journal["status"] == "interrupted"
-    assert {r["activity"]["name"] for r in journal["rollbacks"]} == {"restore-zones", "stop-background-load"}
+    assert {r["activity"]["name"] for r in journal["rollbacks"]} == {
+        "restore-zones",
+        "stop-background-load",
+    }
     assert_nothing_left(out, proc.pid)

@@ -25,7 +25,13 @@ GAUNTLET = [sys.executable, "-c", "from harness.cli import main; main()"]
 
 
 def test_the_experiments_exist() -> None:
-    assert {p.stem for p in EXPERIMENTS} >= {"zone-outage", "replica-kill", "traffic-spike", "memory-pressure", "rolling-restart"}
+    assert {p.stem for p in EXPERIMENTS} >= {
+        "zone-outage",
+        "replica-kill",
+        "traffic-spike",
+        "memory-pressure",
+        "rolling-restart",
+    }
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
@@ -49,9 +55,16 @@ def test_experiment_validates_and_uses_the_control(path: Path) -> None:
 
 
 def test_settings_are_typed_like_the_defaults() -> None:
-    conf = session.settings_from({"gauntlet_debug_endpoints": "true", "gauntlet_report": "no",
-                                  "gauntlet_deploy_timeout_s": "12", "gauntlet_backend": "",
-                                  "unrelated": 1, "gauntlet_profile": {"type": "env"}})
+    conf = session.settings_from(
+        {
+            "gauntlet_debug_endpoints": "true",
+            "gauntlet_report": "no",
+            "gauntlet_deploy_timeout_s": "12",
+            "gauntlet_backend": "",
+            "unrelated": 1,
+            "gauntlet_profile": {"type": "env"},
+        }
+    )
     assert conf["gauntlet_debug_endpoints"] is True and conf["gauntlet_report"] is False
     assert conf["gauntlet_deploy_timeout_s"] == 12.0
     assert conf["gauntlet_backend"] == "local" and conf["gauntlet_profile"] == "local"
@@ -60,21 +73,43 @@ def test_settings_are_typed_like_the_defaults() -> None:
 
 def test_plan_lists_what_each_activity_touches() -> None:
     exp = load_experiment(str(ROOT / "scenarios/experiments/zone-outage.json"))
-    rows = describe(exp, session.settings_from({}), {"gauntlet_slo_window_s": 5.0, "gauntlet_settle_s": 3.0,
-                                                     "gauntlet_recovery_timeout_s": 40.0})
+    rows = describe(
+        exp,
+        session.settings_from({}),
+        {
+            "gauntlet_slo_window_s": 5.0,
+            "gauntlet_settle_s": 3.0,
+            "gauntlet_recovery_timeout_s": 40.0,
+        },
+    )
     text = {r["activity"]: r["touches"] for r in rows}
     assert "deploys the packaged overlays/local" in text["deploy"]
     assert "every pod and node of zone" in text["lose-a-zone"]
     assert "40.0 s" in text["wait-for-recovery"]
     baseline = load_profile("local").load.baseline_rps
-    assert "for 5.0 s" in text["slo-holds"] and f"{baseline:g} (profile local baseline)" in text["slo-holds"]
+    assert (
+        "for 5.0 s" in text["slo-holds"]
+        and f"{baseline:g} (profile local baseline)" in text["slo-holds"]
+    )
     assert [r["phase"] for r in rows][-3:] == ["rollback", "rollback", "control"]
 
 
 def test_dry_run_deploys_nothing(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    proc = subprocess.run([*GAUNTLET, "gameday", "scenarios/experiments/zone-outage.json", "--dry-run",
-                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            *GAUNTLET,
+            "gameday",
+            "scenarios/experiments/zone-outage.json",
+            "--dry-run",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "lose-a-zone" in proc.stdout and "dry run" in proc.stdout
     assert not out.exists()
@@ -83,9 +118,14 @@ def test_dry_run_deploys_nothing(tmp_path: Path) -> None:
 def test_bad_input_is_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"title": "x", "description": "y", "method": [{"type": "action"}]}))
-    for args in (["gameday", str(tmp_path / "missing.json")], ["gameday", str(bad)],
-                 ["gameday", "scenarios/experiments/zone-outage.json", "--var", "novalue", "--dry-run"]):
-        proc = subprocess.run([*GAUNTLET, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    for args in (
+        ["gameday", str(tmp_path / "missing.json")],
+        ["gameday", str(bad)],
+        ["gameday", "scenarios/experiments/zone-outage.json", "--var", "novalue", "--dry-run"],
+    ):
+        proc = subprocess.run(
+            [*GAUNTLET, *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
         assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
         assert "error:" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -104,9 +144,19 @@ def test_slo_met_tolerance() -> None:
 
 
 # journal -> verdict -------------------------------------------------------------------------
-def _run(name: str, status: str = "succeeded", output: Any = None, exc: str | None = None,
-         tolerance: Any = None, met: bool | None = None) -> dict[str, Any]:
-    r: dict[str, Any] = {"activity": {"name": name, "tolerance": tolerance}, "status": status, "output": output}
+def _run(
+    name: str,
+    status: str = "succeeded",
+    output: Any = None,
+    exc: str | None = None,
+    tolerance: Any = None,
+    met: bool | None = None,
+) -> dict[str, Any]:
+    r: dict[str, Any] = {
+        "activity": {"name": name, "tolerance": tolerance},
+        "status": status,
+        "output": output,
+    }
     if exc:
         r["exception"] = ["Traceback ...", f"chaoslib.exceptions.ActivityFailed: {exc}\n"]
     if met is not None:
@@ -118,10 +168,18 @@ EXP = {"title": "t", "method": [{"name": "a"}, {"name": "b"}], "rollbacks": [{"n
 
 
 def _journal(**kw: Any) -> dict[str, Any]:
-    ok = {"steady_state_met": True, "probes": [_run("replicas-ready", output=3, tolerance={"type": "range"},
-                                                     met=True)]}
-    j = {"status": "completed", "deviated": False, "steady_states": {"before": ok, "after": ok},
-         "run": [_run("a"), _run("b")], "rollbacks": [_run("r")], "duration": 12.5}
+    ok = {
+        "steady_state_met": True,
+        "probes": [_run("replicas-ready", output=3, tolerance={"type": "range"}, met=True)],
+    }
+    j = {
+        "status": "completed",
+        "deviated": False,
+        "steady_states": {"before": ok, "after": ok},
+        "run": [_run("a"), _run("b")],
+        "rollbacks": [_run("r")],
+        "duration": 12.5,
+    }
     j.update(kw)
     return j
 
@@ -133,11 +191,31 @@ def test_verdict_passes_a_clean_journal() -> None:
 
 
 def test_verdict_names_what_deviated() -> None:
-    after = {"steady_state_met": False, "probes": [
-        _run("replicas-ready", output=2, tolerance={"type": "range", "range": [3, 1000]}, met=False),
-        _run("slo-holds", output={"holds": False, "failed": ["latency_p90_ms"], "checks": [
-            {"name": "latency_p90_ms", "measured": 950.0, "ok": False}]}, tolerance={"type": "probe"}, met=False)]}
-    j = _journal(deviated=True, steady_states={"before": _journal()["steady_states"]["before"], "after": after})
+    after = {
+        "steady_state_met": False,
+        "probes": [
+            _run(
+                "replicas-ready",
+                output=2,
+                tolerance={"type": "range", "range": [3, 1000]},
+                met=False,
+            ),
+            _run(
+                "slo-holds",
+                output={
+                    "holds": False,
+                    "failed": ["latency_p90_ms"],
+                    "checks": [{"name": "latency_p90_ms", "measured": 950.0, "ok": False}],
+                },
+                tolerance={"type": "probe"},
+                met=False,
+            ),
+        ],
+    }
+    j = _journal(
+        deviated=True,
+        steady_states={"before": _journal()["steady_states"]["before"], "after": after},
+    )
     v = verdict_from_journal(j, EXP, "local")
     assert v.status == "fail" and v.reason.startswith("the steady-state hypothesis deviated")
     assert any("replicas-ready measured 2" in d for d in deviations(j))
@@ -145,7 +223,9 @@ def test_verdict_names_what_deviated() -> None:
 
 
 def test_verdict_fails_when_an_action_did_not_land_or_rollbacks_missing() -> None:
-    j = _journal(run=[_run("a"), _run("b", status="failed", exc="zone-outage on zone-a did not land")])
+    j = _journal(
+        run=[_run("a"), _run("b", status="failed", exc="zone-outage on zone-a did not land")]
+    )
     v = verdict_from_journal(j, EXP, "local")
     assert v.status == "fail" and "did not land" in v.reason
     v = verdict_from_journal(_journal(rollbacks=[]), EXP, "local")
@@ -155,5 +235,7 @@ def test_verdict_fails_when_an_action_did_not_land_or_rollbacks_missing() -> Non
 def test_verdict_fails_an_interrupted_or_undeployed_run() -> None:
     v = verdict_from_journal(_journal(status="interrupted"), EXP, "local")
     assert v.status == "fail" and "interrupted" in v.reason
-    v = verdict_from_journal(_journal(steady_states={}, run=[]), EXP, "local", deploy_error="BackendError: boom")
+    v = verdict_from_journal(
+        _journal(steady_states={}, run=[]), EXP, "local", deploy_error="BackendError: boom"
+    )
     assert v.status == "fail" and "boom" in v.reason

@@ -29,8 +29,18 @@ EXPECTED = {
 
 def gauntlet(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", "import sys; from harness.cli import main; main(sys.argv[1:])",
-         *args], capture_output=True, text=True, cwd=ROOT, timeout=180, check=False)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from harness.cli import main; main(sys.argv[1:])",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=180,
+        check=False,
+    )
 
 
 def check_json(*args: str) -> tuple[int, dict]:
@@ -52,23 +62,32 @@ def test_broken_variant_yields_its_finding(variant: str, rule: str) -> None:
     assert f["resource"] and f["field"] and f["fix"] and f["measured"] and f["required"]
 
 
-@pytest.mark.parametrize(("overlay", "profile"), [
-    ("local", "local"), ("kind", "local"), ("gpu", "seed"), ("istio", "local"), ("gpu", "local")])
+@pytest.mark.parametrize(
+    ("overlay", "profile"),
+    [("local", "local"), ("kind", "local"), ("gpu", "seed"), ("istio", "local"), ("gpu", "local")],
+)
 def test_good_overlays_have_no_errors(overlay: str, profile: str) -> None:
-    rc, report = check_json("--manifests", str(MANIFESTS / "overlays" / overlay),
-                            "--profile", profile)
+    rc, report = check_json(
+        "--manifests", str(MANIFESTS / "overlays" / overlay), "--profile", profile
+    )
     assert rc == 0 and not errors(report), report["findings"]
 
 
 def test_article_manifest_findings() -> None:
-    rc, report = check_json("--manifests", str(ROOT / "docs/examples/article-deployment.yaml"),
-                            "--profile", "seed")
+    rc, report = check_json(
+        "--manifests", str(ROOT / "docs/examples/article-deployment.yaml"), "--profile", "seed"
+    )
     assert rc == 1
     rules = {f["rule"] for f in report["findings"]}
     # seed.md: liveness 30 s + 3 x 10 s vs a 47 s load, no readiness, CPU HPA on a GPU
     # service, no disruption budget, no zone spread.
-    assert {"startup-kill", "readiness-missing", "hpa-gpu-cpu-signal", "pdb-missing",
-            "zone-spread-missing"} <= rules
+    assert {
+        "startup-kill",
+        "readiness-missing",
+        "hpa-gpu-cpu-signal",
+        "pdb-missing",
+        "zone-spread-missing",
+    } <= rules
     kill = next(f for f in report["findings"] if f["rule"] == "startup-kill")
     assert "50" in kill["measured"] and "70.5" in kill["required"]
 
@@ -76,28 +95,45 @@ def test_article_manifest_findings() -> None:
 def test_measured_values_override_declared(tmp_path: Path) -> None:
     measured = tmp_path / "report.json"
     # A report in the certification schema's shape: values under scenarios[].measurements.
-    measured.write_text(json.dumps({"scenarios": [
-        {"name": "oom_headroom", "measurements": {"peak_memory_bytes": 700 * 2**20}},
-        {"name": "hpa", "measurements": {"capacity_rps_per_replica": 4.0}},
-        {"name": "cold_start", "measurements": {"cold_start_p95_s": 50.0}},
-    ]}))
-    rc, report = check_json("--manifests", str(MANIFESTS / "overlays" / "local"),
-                            "--measured", str(measured))
+    measured.write_text(
+        json.dumps(
+            {
+                "scenarios": [
+                    {"name": "oom_headroom", "measurements": {"peak_memory_bytes": 700 * 2**20}},
+                    {"name": "hpa", "measurements": {"capacity_rps_per_replica": 4.0}},
+                    {"name": "cold_start", "measurements": {"cold_start_p95_s": 50.0}},
+                ]
+            }
+        )
+    )
+    rc, report = check_json(
+        "--manifests", str(MANIFESTS / "overlays" / "local"), "--measured", str(measured)
+    )
     assert rc == 1
     # 700 MiB > 0.75 x 800 MiB; 9 x 4 rps < 5 x 10 rps; startup budget 44 s < 50 x 1.5;
     # two surviving replicas x 4 rps < 10 rps baseline.
     assert {"memory-headroom", "hpa-max-replicas", "startup-kill", "zone-capacity"} <= errors(
-        report)
+        report
+    )
     assert report["targets"]["cold_start_p95_s"]["basis"].startswith("measured")
 
 
 def test_measured_top_level_block_passes_local(tmp_path: Path) -> None:
     measured = tmp_path / "m.json"
-    measured.write_text(json.dumps({"measured": {
-        "cold_start_p95_s": 9.0, "peak_memory_bytes": 480 * 2**20,
-        "capacity_rps_per_replica": 20.0}}))
-    rc, report = check_json("--manifests", str(MANIFESTS / "overlays" / "local"),
-                            "--measured", str(measured))
+    measured.write_text(
+        json.dumps(
+            {
+                "measured": {
+                    "cold_start_p95_s": 9.0,
+                    "peak_memory_bytes": 480 * 2**20,
+                    "capacity_rps_per_replica": 20.0,
+                }
+            }
+        )
+    )
+    rc, report = check_json(
+        "--manifests", str(MANIFESTS / "overlays" / "local"), "--measured", str(measured)
+    )
     assert rc == 0, report["findings"]
 
 
@@ -107,8 +143,13 @@ def test_text_output_and_exit_codes() -> None:
     assert "readiness-missing" in proc.stdout and "fix:" in proc.stdout
 
 
-@pytest.mark.parametrize("content", ["kind: [oops\n", "apiVersion: apps/v1\nkind: Deployment\n"
-                                     "metadata: {name: x}\nspec: {replicas: many}\n"])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "kind: [oops\n",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {replicas: many}\n",
+    ],
+)
 def test_bad_input_exits_2_without_traceback(tmp_path: Path, content: str) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(content)
@@ -120,8 +161,9 @@ def test_bad_input_exits_2_without_traceback(tmp_path: Path, content: str) -> No
 def test_bad_measured_file_exits_2(tmp_path: Path) -> None:
     bad = tmp_path / "m.json"
     bad.write_text(json.dumps({"measured": {"peak_memory_bytes": "lots"}}))
-    proc = gauntlet("check", "--manifests", str(MANIFESTS / "overlays" / "local"),
-                    "--measured", str(bad))
+    proc = gauntlet(
+        "check", "--manifests", str(MANIFESTS / "overlays" / "local"), "--measured", str(bad)
+    )
     assert proc.returncode == 2 and "measured.peak_memory_bytes" in proc.stderr
     proc = gauntlet("check", "--manifests", str(ROOT / "nope"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
@@ -136,14 +178,25 @@ def test_required_zone_anti_affinity_caps_the_hpa_and_strands_a_lost_zone(tmp_pa
             d["spec"]["replicas"] = 3  # one per zone: a lost zone's replica has nowhere to go
             spec = d["spec"]["template"]["spec"]
             spec.pop("topologySpreadConstraints")
-            spec["affinity"] = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
-                {"topologyKey": "topology.kubernetes.io/zone",
-                 "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "gauntlet-inference"}}}]}}
+            spec["affinity"] = {
+                "podAntiAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": [
+                        {
+                            "topologyKey": "topology.kubernetes.io/zone",
+                            "labelSelector": {
+                                "matchLabels": {"app.kubernetes.io/name": "gauntlet-inference"}
+                            },
+                        }
+                    ]
+                }
+            }
     path = tmp_path / "anti.yaml"
     path.write_text(yaml.safe_dump_all(docs))
     rc, report = check_json("--manifests", str(path))
     assert rc == 1
-    assert errors(report) == {"zone-anti-affinity-caps-replicas", "zone-anti-affinity-strands"}, report["findings"]
+    assert errors(report) == {"zone-anti-affinity-caps-replicas", "zone-anti-affinity-strands"}, (
+        report["findings"]
+    )
     strands = next(f for f in report["findings"] if f["rule"] == "zone-anti-affinity-strands")
     assert strands["measured"] == "1 of 1 replicas from the lost zone stay Pending"
     assert strands["basis"] == "harness.models.scheduler.placement"

@@ -44,7 +44,9 @@ def test_bad_max_surge_is_an_input_error(local_objects: Objs, value: str) -> Non
     with pytest.raises(InputError) as err:
         check(objs)
     assert err.value.field == "spec.strategy.rollingUpdate.maxSurge"
-    assert err.value.message.startswith("Deployment/gauntlet-inference: invalid value for IntOrString")
+    assert err.value.message.startswith(
+        "Deployment/gauntlet-inference: invalid value for IntOrString"
+    )
     assert err.value.fix and "25%" in err.value.fix
 
 
@@ -56,19 +58,31 @@ def test_bad_pdb_min_available_names_the_pdb(local_objects: Objs) -> None:
     with pytest.raises(InputError) as err:
         check(objs)
     assert err.value.field == "spec.minAvailable"
-    assert err.value.message == (f"PodDisruptionBudget/{pdb['metadata']['name']}: invalid value for "
-                                 "IntOrString: invalid type: string is not a percentage")
+    assert err.value.message == (
+        f"PodDisruptionBudget/{pdb['metadata']['name']}: invalid value for "
+        "IntOrString: invalid type: string is not a percentage"
+    )
 
 
-@pytest.mark.parametrize(("surge", "unavailable", "errors"), [
-    (0, 1, False), ("0%", "50%", False), (1, 0, True), ("50%", "0%", True),
-])
-def test_gpu_rollout_fenceposts(local_objects: Objs, surge: Any, unavailable: Any, errors: bool) -> None:
+@pytest.mark.parametrize(
+    ("surge", "unavailable", "errors"),
+    [
+        (0, 1, False),
+        ("0%", "50%", False),
+        (1, 0, True),
+        ("50%", "0%", True),
+    ],
+)
+def test_gpu_rollout_fenceposts(
+    local_objects: Objs, surge: Any, unavailable: Any, errors: bool
+) -> None:
     objs = copy.deepcopy(local_objects)
     dep = of(objs, "Deployment")
     c = dep["spec"]["template"]["spec"]["containers"][0]
     c.setdefault("resources", {}).setdefault("limits", {})["nvidia.com/gpu"] = 1
-    dep["spec"]["strategy"] = {"type": "RollingUpdate",
-                               "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable}}
+    dep["spec"]["strategy"] = {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable},
+    }
     found = {f.rule for f in check(objs)}
     assert ("gpu-rollout-deadlock" in found) is errors

@@ -62,8 +62,15 @@ def test_broken_variants_render(variant: str) -> None:
 
 def test_expected_broken_variants_exist() -> None:
     assert set(BROKEN) >= {
-        "memory-limit-too-low", "liveness-no-startup", "no-readiness", "maxreplicas-too-low",
-        "no-zone-spread", "pdb-blocks-drain", "grace-shorter-than-drain", "spread-honor-missing"}
+        "memory-limit-too-low",
+        "liveness-no-startup",
+        "no-readiness",
+        "maxreplicas-too-low",
+        "no-zone-spread",
+        "pdb-blocks-drain",
+        "grace-shorter-than-drain",
+        "spread-honor-missing",
+    }
 
 
 def test_plain_yaml_file_and_folder(tmp_path: Path) -> None:
@@ -75,13 +82,17 @@ def test_plain_yaml_file_and_folder(tmp_path: Path) -> None:
     assert len(both.objects) == 6 and both.origins[5].endswith("article-deployment.yaml")
 
 
-@pytest.mark.parametrize(("old", "new", "field", "what"), [
-    ("livenessProbe:", "livenesProbe:", "containers[0].livenesProbe", "unknown field"),
-    ("periodSeconds: 3", "periodSeconds: three", "livenessProbe.periodSeconds", "integer"),
-    ("maxReplicas: 4", "maxReplicas: nine", "spec.maxReplicas", "integer"),
-])
-def test_schema_errors_name_file_resource_field(tmp_path: Path, old: str, new: str, field: str,
-                                                what: str) -> None:
+@pytest.mark.parametrize(
+    ("old", "new", "field", "what"),
+    [
+        ("livenessProbe:", "livenesProbe:", "containers[0].livenesProbe", "unknown field"),
+        ("periodSeconds: 3", "periodSeconds: three", "livenessProbe.periodSeconds", "integer"),
+        ("maxReplicas: 4", "maxReplicas: nine", "spec.maxReplicas", "integer"),
+    ],
+)
+def test_schema_errors_name_file_resource_field(
+    tmp_path: Path, old: str, new: str, field: str, what: str
+) -> None:
     text = render(MANIFESTS / "overlays" / "local").to_yaml()
     assert old in text
     bad = tmp_path / "bad.yaml"

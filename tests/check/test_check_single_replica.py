@@ -94,8 +94,10 @@ def test_hpa_floor_of_one_is_reported_on_the_hpa(local_objects: Objs) -> None:
     assert of(objs, "Deployment")["spec"]["replicas"] == 2
     of(objs, "HorizontalPodAutoscaler")["spec"]["minReplicas"] = 1
     [f] = single(objs)
-    assert (f.resource, f.field) == ("HorizontalPodAutoscaler/gauntlet-inference",
-                                     "spec.minReplicas")
+    assert (f.resource, f.field) == (
+        "HorizontalPodAutoscaler/gauntlet-inference",
+        "spec.minReplicas",
+    )
     assert "HPA minReplicas 1" in f.measured and "spec.replicas 2" in f.measured
     assert "minReplicas" in f.fix
     # No minReplicas at all: the API default is 1.
@@ -116,15 +118,22 @@ def test_scaled_to_zero_is_not_reported(local_objects: Objs) -> None:
     assert single(objs) == []
 
 
-@pytest.mark.parametrize(("strategy", "covered"), [
-    ({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}, True),
-    ({"type": "RollingUpdate"}, True),  # defaults 25 % / 25 % at 1 replica: surge 1, unavailable 0
-    ({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}, False),
-    ({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}}, False),
-    ({"type": "Recreate"}, False),
-])
+@pytest.mark.parametrize(
+    ("strategy", "covered"),
+    [
+        ({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}, True),
+        (
+            {"type": "RollingUpdate"},
+            True,
+        ),  # defaults 25 % / 25 % at 1 replica: surge 1, unavailable 0
+        ({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}, False),
+        ({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}}, False),
+        ({"type": "Recreate"}, False),
+    ],
+)
 def test_rollouts_covered_only_by_surge_without_unavailable(
-        local_objects: Objs, strategy: dict[str, Any], covered: bool) -> None:
+    local_objects: Objs, strategy: dict[str, Any], covered: bool
+) -> None:
     objs = one_replica(local_objects)
     of(objs, "Deployment")["spec"]["strategy"] = strategy
     [f] = single(objs)
@@ -150,8 +159,13 @@ def test_budget_follows_the_profile_target_and_tolerations(local_objects: Objs) 
     loose = prof.model_copy(update={"slo": prof.slo.model_copy(update={"availability": 0.99})})
     objs = one_replica(local_objects)
     of(objs, "Deployment")["spec"]["template"]["spec"]["tolerations"] = [
-        {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
-         "tolerationSeconds": 60}]
+        {
+            "key": "node.kubernetes.io/unreachable",
+            "operator": "Exists",
+            "effect": "NoExecute",
+            "tolerationSeconds": 60,
+        }
+    ]
     [f] = single(objs, loose)
     # 1 % of 30 days = 432 min; still an error: nothing bounds the number of disruptions.
     assert f.severity is Severity.error and "432.0 min" in f.message and "99 %" in f.message

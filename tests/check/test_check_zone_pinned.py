@@ -27,8 +27,15 @@ def pinned(pod_spec_edit: dict[str, Any]) -> list[Any]:
 
 
 def _affinity(*terms: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-        "nodeSelectorTerms": [{"matchExpressions": t} for t in terms]}}}}
+    return {
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchExpressions": t} for t in terms]
+                }
+            }
+        }
+    }
 
 
 def test_a_zone_node_selector_is_an_error_naming_the_zone() -> None:
@@ -36,13 +43,21 @@ def test_a_zone_node_selector_is_an_error_naming_the_zone() -> None:
     assert f.field == "spec.template.spec.nodeSelector" and "zone zone-a" in f.message
 
 
-@pytest.mark.parametrize(("spec", "found"), [
-    (_affinity([{"key": ZONE, "operator": "In", "values": ["zone-b"]}]), True),
-    # two zones allowed, or a second term without a zone restriction: not pinned
-    (_affinity([{"key": ZONE, "operator": "In", "values": ["zone-a", "zone-b"]}]), False),
-    (_affinity([{"key": ZONE, "operator": "In", "values": ["zone-a"]}],
-               [{"key": "pool", "operator": "In", "values": ["gpu"]}]), False),
-    ({}, False),
-])
+@pytest.mark.parametrize(
+    ("spec", "found"),
+    [
+        (_affinity([{"key": ZONE, "operator": "In", "values": ["zone-b"]}]), True),
+        # two zones allowed, or a second term without a zone restriction: not pinned
+        (_affinity([{"key": ZONE, "operator": "In", "values": ["zone-a", "zone-b"]}]), False),
+        (
+            _affinity(
+                [{"key": ZONE, "operator": "In", "values": ["zone-a"]}],
+                [{"key": "pool", "operator": "In", "values": ["gpu"]}],
+            ),
+            False,
+        ),
+        ({}, False),
+    ],
+)
 def test_required_node_affinity(spec: dict[str, Any], found: bool) -> None:
     assert bool(pinned(spec)) is found

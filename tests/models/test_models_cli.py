@@ -18,7 +18,9 @@ EXAMPLES = ROOT / "docs" / "examples"
 
 @pytest.mark.parametrize("cmd", ["hpa", "probes", "spread"])
 def test_documented_examples_run(cmd):
-    res = CliRunner().invoke(model, [cmd, "--input", str(EXAMPLES / f"model-{cmd}.yaml"), "--format", "json"])
+    res = CliRunner().invoke(
+        model, [cmd, "--input", str(EXAMPLES / f"model-{cmd}.yaml"), "--format", "json"]
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     if cmd == "hpa":
@@ -33,8 +35,9 @@ def test_documented_examples_run(cmd):
 
 def test_cluster_copied_hpa_example_runs():
     """model-hpa-custom.yaml: a MetricValueList, the HPA's own status, controller flags."""
-    res = CliRunner().invoke(model, ["hpa", "--input", str(EXAMPLES / "model-hpa-custom.yaml"),
-                                     "--format", "json"])
+    res = CliRunner().invoke(
+        model, ["hpa", "--input", str(EXAMPLES / "model-hpa-custom.yaml"), "--format", "json"]
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert out["specReplicasFrom"] == "hpa.status.currentReplicas"
@@ -44,20 +47,48 @@ def test_cluster_copied_hpa_example_runs():
     assert d["currentMetrics"][0]["pods"]["current"] == {"averageValue": "4333m"}
     # True stays True: the pasted transition time is kept; the rescale stamps lastScaleTime
     able = next(c for c in d["conditions"] if c["type"] == "AbleToScale")
-    assert (able["reason"], able["lastTransitionTime"]) == ("SucceededRescale",
-                                                            "2026-12-01T08:40:02Z")
+    assert (able["reason"], able["lastTransitionTime"]) == (
+        "SucceededRescale",
+        "2026-12-01T08:40:02Z",
+    )
     assert d["lastScaleTime"] == "2026-12-01T09:13:40Z"
 
 
 def test_input_error_names_file_and_field(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("hpa:\n  spec: {maxReplicas: 3, metrics: [{type: Bogus}]}\npods: []\n")
-    proc = subprocess.run([sys.executable, "-c", "from harness.cli import main; main()", "model", "hpa",
-                           "--input", str(bad)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from harness.cli import main; main()",
+            "model",
+            "hpa",
+            "--input",
+            str(bad),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "bad.yaml: hpa.spec.metrics[0].type" in proc.stderr and "Traceback" not in proc.stderr
     missing = tmp_path / "m.yaml"
     missing.write_text("pod: {spec: {containers: [{name: a}]}}\n")
-    proc = subprocess.run([sys.executable, "-c", "from harness.cli import main; main()", "model", "probes",
-                           "--input", str(missing)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from harness.cli import main; main()",
+            "model",
+            "probes",
+            "--input",
+            str(missing),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "loadSeconds" in proc.stderr

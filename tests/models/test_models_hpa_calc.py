@@ -23,7 +23,9 @@ TOL = Tolerances(0.1, 0.1)
 CALC = ReplicaCalculator(cpu_initialization_period_s=120, initial_readiness_delay_s=10)
 
 
-def make_pods(n, requests=None, readiness=None, phases=None, start=None, deleted=None, resource="cpu"):
+def make_pods(
+    n, requests=None, readiness=None, phases=None, start=None, deleted=None, resource="cpu"
+):
     pods = []
     for i in range(n):
         containers = [{"name": f"container{j}", "resources": {}} for j in range(2)]
@@ -36,7 +38,12 @@ def make_pods(n, requests=None, readiness=None, phases=None, start=None, deleted
             "status": {
                 "phase": phases[i] if phases else "Running",
                 "startTime": start[i] if start else ZERO,
-                "conditions": [{"type": "Ready", "status": readiness[i] if readiness and i < len(readiness) else "True"}],
+                "conditions": [
+                    {
+                        "type": "Ready",
+                        "status": readiness[i] if readiness and i < len(readiness) else "True",
+                    }
+                ],
             },
         }
         if deleted and deleted[i]:
@@ -52,8 +59,19 @@ def res_metrics(levels, names=None):
     }
 
 
-def run_resource(current, requests, levels, target, readiness=None, phases=None, start=None, deleted=None,
-                 names=None, pods_count=None, tol=TOL):
+def run_resource(
+    current,
+    requests,
+    levels,
+    target,
+    readiness=None,
+    phases=None,
+    start=None,
+    deleted=None,
+    names=None,
+    pods_count=None,
+    tol=TOL,
+):
     n = max(current, len(phases) if phases else 0) if pods_count is None else pods_count
     pods = make_pods(n, requests, readiness, phases, start, deleted)
     metrics = res_metrics(levels, names)
@@ -65,49 +83,205 @@ ONE = "1.0"
 RESOURCE_CASES = [
     # name, current, requests, levels, target, kwargs, (replicas, utilization, rawValue)
     ("ScaleUp", 3, [ONE] * 3, [300, 500, 700], 30, {}, (5, 50, 2 * 500)),
-    ("ScaleUpUnreadyLessScale", 3, [ONE] * 3, [300, 500, 700], 30, {"readiness": ["False", "True", "True"]}, (4, 60, 2 * 600)),
-    ("ScaleUpHotCpuLessScale", 3, [ONE] * 3, [300, 500, 700], 30, {"start": [HOT, COOL, COOL]}, (4, 60, 2 * 600)),
-    ("ScaleUpUnreadyNoScale", 3, [ONE] * 3, [400, 500, 700], 30, {"readiness": ["True", "False", "False"]}, (3, 40, 2 * 400)),
-    ("ScaleHotCpuNoScale", 3, [ONE] * 3, [400, 500, 700], 30,
-     {"readiness": ["True", "False", "False"], "start": [COOL, HOT, HOT]}, (3, 40, 2 * 400)),
-    ("ScaleUpIgnoresFailedPods", 2, [ONE] * 4, [500, 700], 30,
-     {"readiness": ["True", "True", "False", "False"], "phases": ["Running", "Running", "Failed", "Failed"]}, (4, 60, 2 * 600)),
-    ("ScaleUpIgnoresDeletionPods", 2, [ONE] * 4, [500, 700], 30,
-     {"readiness": ["True", "True", "False", "False"], "phases": ["Running"] * 4, "deleted": [False, False, True, True]},
-     (4, 60, 2 * 600)),
+    (
+        "ScaleUpUnreadyLessScale",
+        3,
+        [ONE] * 3,
+        [300, 500, 700],
+        30,
+        {"readiness": ["False", "True", "True"]},
+        (4, 60, 2 * 600),
+    ),
+    (
+        "ScaleUpHotCpuLessScale",
+        3,
+        [ONE] * 3,
+        [300, 500, 700],
+        30,
+        {"start": [HOT, COOL, COOL]},
+        (4, 60, 2 * 600),
+    ),
+    (
+        "ScaleUpUnreadyNoScale",
+        3,
+        [ONE] * 3,
+        [400, 500, 700],
+        30,
+        {"readiness": ["True", "False", "False"]},
+        (3, 40, 2 * 400),
+    ),
+    (
+        "ScaleHotCpuNoScale",
+        3,
+        [ONE] * 3,
+        [400, 500, 700],
+        30,
+        {"readiness": ["True", "False", "False"], "start": [COOL, HOT, HOT]},
+        (3, 40, 2 * 400),
+    ),
+    (
+        "ScaleUpIgnoresFailedPods",
+        2,
+        [ONE] * 4,
+        [500, 700],
+        30,
+        {
+            "readiness": ["True", "True", "False", "False"],
+            "phases": ["Running", "Running", "Failed", "Failed"],
+        },
+        (4, 60, 2 * 600),
+    ),
+    (
+        "ScaleUpIgnoresDeletionPods",
+        2,
+        [ONE] * 4,
+        [500, 700],
+        30,
+        {
+            "readiness": ["True", "True", "False", "False"],
+            "phases": ["Running"] * 4,
+            "deleted": [False, False, True, True],
+        },
+        (4, 60, 2 * 600),
+    ),
     ("ScaleDown", 5, [ONE] * 5, [100, 300, 500, 250, 250], 50, {}, (3, 28, 2 * 280)),
-    ("ScaleDownIncludeUnreadyPods", 5, [ONE] * 5, [100, 300, 500, 250, 250], 50,
-     {"readiness": ["True", "True", "True", "False", "False"]}, (2, 30, 2 * 300)),
-    ("ScaleDownExcludeUnscheduledPods", 5, [ONE] * 5, [100], 50,
-     {"readiness": ["True", "False", "False", "False", "False"], "phases": ["Running"] + ["Pending"] * 4}, (1, 10, 2 * 100)),
-    ("ScaleDownIgnoreHotCpuPods", 5, [ONE] * 5, [100, 300, 500, 250, 250], 50,
-     {"start": [COOL, COOL, COOL, HOT, HOT]}, (2, 30, 2 * 300)),
-    ("ScaleDownIgnoresFailedPods", 5, [ONE] * 7, [100, 300, 500, 250, 250], 50,
-     {"readiness": ["True"] * 5 + ["False"] * 2, "phases": ["Running"] * 5 + ["Failed"] * 2}, (3, 28, 2 * 280)),
-    ("ScaleDownIgnoresDeletionPods", 5, [ONE] * 7, [100, 300, 500, 250, 250], 50,
-     {"readiness": ["True"] * 5 + ["False"] * 2, "phases": ["Running"] * 7, "deleted": [False] * 5 + [True] * 2},
-     (3, 28, 2 * 280)),
+    (
+        "ScaleDownIncludeUnreadyPods",
+        5,
+        [ONE] * 5,
+        [100, 300, 500, 250, 250],
+        50,
+        {"readiness": ["True", "True", "True", "False", "False"]},
+        (2, 30, 2 * 300),
+    ),
+    (
+        "ScaleDownExcludeUnscheduledPods",
+        5,
+        [ONE] * 5,
+        [100],
+        50,
+        {
+            "readiness": ["True", "False", "False", "False", "False"],
+            "phases": ["Running"] + ["Pending"] * 4,
+        },
+        (1, 10, 2 * 100),
+    ),
+    (
+        "ScaleDownIgnoreHotCpuPods",
+        5,
+        [ONE] * 5,
+        [100, 300, 500, 250, 250],
+        50,
+        {"start": [COOL, COOL, COOL, HOT, HOT]},
+        (2, 30, 2 * 300),
+    ),
+    (
+        "ScaleDownIgnoresFailedPods",
+        5,
+        [ONE] * 7,
+        [100, 300, 500, 250, 250],
+        50,
+        {"readiness": ["True"] * 5 + ["False"] * 2, "phases": ["Running"] * 5 + ["Failed"] * 2},
+        (3, 28, 2 * 280),
+    ),
+    (
+        "ScaleDownIgnoresDeletionPods",
+        5,
+        [ONE] * 7,
+        [100, 300, 500, 250, 250],
+        50,
+        {
+            "readiness": ["True"] * 5 + ["False"] * 2,
+            "phases": ["Running"] * 7,
+            "deleted": [False] * 5 + [True] * 2,
+        },
+        (3, 28, 2 * 280),
+    ),
     ("Tolerance", 3, ["0.9", "1.0", "1.1"], [1010, 1030, 1020], 100, {}, (3, 102, 2 * 1020)),
-    ("SuperfluousMetrics", 4, [ONE] * 4, [4000, 9500, 3000, 7000, 3200, 2000], 100, {}, (24, 587, 2 * 5875)),
+    (
+        "SuperfluousMetrics",
+        4,
+        [ONE] * 4,
+        [4000, 9500, 3000, 7000, 3200, 2000],
+        100,
+        {},
+        (24, 587, 2 * 5875),
+    ),
     ("MissingMetrics", 4, [ONE] * 4, [400, 95], 100, {}, (3, 24, 495)),
     ("MissingMetricsNoChangeEq", 2, [ONE] * 2, [1000], 100, {}, (2, 100, 2 * 1000)),
     ("MissingMetricsNoChangeGt", 2, [ONE] * 2, [1900], 100, {}, (2, 190, 2 * 1900)),
     ("MissingMetricsNoChangeLt", 2, [ONE] * 2, [600], 100, {}, (2, 60, 2 * 600)),
-    ("MissingMetricsUnreadyChange", 3, [ONE] * 3, [100, 450], 50, {"readiness": ["False", "True", "True"]}, (3, 45, 2 * 450)),
-    ("MissingMetricsHotCpuNoChange", 3, [ONE] * 3, [100, 450], 50, {"start": [HOT, COOL, COOL]}, (3, 45, 2 * 450)),
-    ("MissingMetricsUnreadyScaleUp", 3, [ONE] * 3, [100, 2000], 50, {"readiness": ["False", "True", "True"]}, (4, 200, 2 * 2000)),
-    ("MissingMetricsHotCpuScaleUp", 3, [ONE] * 3, [100, 2000], 50,
-     {"readiness": ["False", "True", "True"], "start": [HOT, COOL, COOL]}, (4, 200, 2 * 2000)),
-    ("MissingMetricsUnreadyScaleDown", 4, [ONE] * 4, [100, 100, 100], 50,
-     {"readiness": ["False", "True", "True", "True"]}, (3, 10, 2 * 100)),
-    ("MissingMetricsScaleDownTargetOver100", 4, ["1.0", "1.0", "2.0", "2.0"], [200, 100, 100], 300,
-     {"readiness": ["False", "True", "True", "True"]}, (2, 6, 2 * 100)),
-    ("DuringRollingUpdateWithMaxSurge", 2, [ONE] * 3, [100, 100], 50, {"phases": ["Running"] * 3}, (2, 10, 2 * 100)),
+    (
+        "MissingMetricsUnreadyChange",
+        3,
+        [ONE] * 3,
+        [100, 450],
+        50,
+        {"readiness": ["False", "True", "True"]},
+        (3, 45, 2 * 450),
+    ),
+    (
+        "MissingMetricsHotCpuNoChange",
+        3,
+        [ONE] * 3,
+        [100, 450],
+        50,
+        {"start": [HOT, COOL, COOL]},
+        (3, 45, 2 * 450),
+    ),
+    (
+        "MissingMetricsUnreadyScaleUp",
+        3,
+        [ONE] * 3,
+        [100, 2000],
+        50,
+        {"readiness": ["False", "True", "True"]},
+        (4, 200, 2 * 2000),
+    ),
+    (
+        "MissingMetricsHotCpuScaleUp",
+        3,
+        [ONE] * 3,
+        [100, 2000],
+        50,
+        {"readiness": ["False", "True", "True"], "start": [HOT, COOL, COOL]},
+        (4, 200, 2 * 2000),
+    ),
+    (
+        "MissingMetricsUnreadyScaleDown",
+        4,
+        [ONE] * 4,
+        [100, 100, 100],
+        50,
+        {"readiness": ["False", "True", "True", "True"]},
+        (3, 10, 2 * 100),
+    ),
+    (
+        "MissingMetricsScaleDownTargetOver100",
+        4,
+        ["1.0", "1.0", "2.0", "2.0"],
+        [200, 100, 100],
+        300,
+        {"readiness": ["False", "True", "True", "True"]},
+        (2, 6, 2 * 100),
+    ),
+    (
+        "DuringRollingUpdateWithMaxSurge",
+        2,
+        [ONE] * 3,
+        [100, 100],
+        50,
+        {"phases": ["Running"] * 3},
+        (2, 10, 2 * 100),
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "current", "requests", "levels", "target", "kw", "expected"), RESOURCE_CASES,
-                         ids=[c[0] for c in RESOURCE_CASES])
+@pytest.mark.parametrize(
+    ("name", "current", "requests", "levels", "target", "kw", "expected"),
+    RESOURCE_CASES,
+    ids=[c[0] for c in RESOURCE_CASES],
+)
 def test_upstream_resource_cases(name, current, requests, levels, target, kw, expected):
     assert run_resource(current, requests, levels, target, **kw) == expected
 
@@ -153,21 +327,35 @@ def test_computed_tolerance_alg_implementation():
 
 # --- Pods (custom) metrics: calcPlainMetricReplicas -------------------------------------------------
 
+
 def run_pods_metric(current, levels, target, readiness=None, start=None, tol=TOL):
     pods = make_pods(current, readiness=readiness, start=start)
     metrics = {f"test-pod-{i}": PodMetric(lv, ZERO, 60) for i, lv in enumerate(levels)}
     return CALC.get_metric_replicas(current, target, "qps", tol, pods, metrics, NOW)
 
 
-@pytest.mark.parametrize(("current", "levels", "target", "kw", "expected"), [
-    (3, [20000, 10000, 30000], 15000, {}, (4, 20000)),                                  # ScaleUpCM
-    (3, [50000, 10000, 30000], 15000,
-     {"readiness": ["True", "True", "False"], "start": [COOL, COOL, HOT]}, (6, 30000)),  # UnreadyHotCpuNoLessScale
-    (3, [50000, 15000, 30000], 15000,
-     {"readiness": ["False", "True", "False"], "start": [HOT, COOL, HOT]}, (7, 31666)),  # ...ScaleWouldScaleDown
-    (5, [12000] * 5, 20000, {}, (3, 12000)),                                            # ScaleDownCM
-    (3, [20000, 21000, 21000], 20000, {}, (3, 20666)),                                  # ToleranceCM
-])
+@pytest.mark.parametrize(
+    ("current", "levels", "target", "kw", "expected"),
+    [
+        (3, [20000, 10000, 30000], 15000, {}, (4, 20000)),  # ScaleUpCM
+        (
+            3,
+            [50000, 10000, 30000],
+            15000,
+            {"readiness": ["True", "True", "False"], "start": [COOL, COOL, HOT]},
+            (6, 30000),
+        ),  # UnreadyHotCpuNoLessScale
+        (
+            3,
+            [50000, 15000, 30000],
+            15000,
+            {"readiness": ["False", "True", "False"], "start": [HOT, COOL, HOT]},
+            (7, 31666),
+        ),  # ...ScaleWouldScaleDown
+        (5, [12000] * 5, 20000, {}, (3, 12000)),  # ScaleDownCM
+        (3, [20000, 21000, 21000], 20000, {}, (3, 20666)),  # ToleranceCM
+    ],
+)
 def test_upstream_pods_metric_cases(current, levels, target, kw, expected):
     assert run_pods_metric(current, levels, target, **kw) == expected
 
@@ -181,24 +369,60 @@ def test_plain_metric_missing_pods_scale_down_filled_with_target():
 
 # --- Object and External ------------------------------------------------------------------------
 
+
 def test_upstream_object_and_external_cases():
     pods3 = make_pods(3)
-    assert CALC.get_object_metric_replicas(3, 15000, 20000, TOL, pods3) == (4, 20000)                 # ScaleUpCMObject
-    assert CALC.get_object_per_pod_metric_replicas(3, 5000, 20000, TOL) == (4, 6667)                  # PerPodObject
+    assert CALC.get_object_metric_replicas(3, 15000, 20000, TOL, pods3) == (
+        4,
+        20000,
+    )  # ScaleUpCMObject
+    assert CALC.get_object_per_pod_metric_replicas(3, 5000, 20000, TOL) == (4, 6667)  # PerPodObject
     unready = make_pods(3, readiness=["False", "True", "False"])
-    assert CALC.get_object_metric_replicas(3, 10000, 50000, TOL, unready)[0] == 5                      # IgnoresUnready
-    assert CALC.get_external_metric_replicas(3, 4400, [8600], TOL, unready)[0] == 2                    # External unready
-    assert CALC.get_external_per_pod_metric_replicas(3, 2150, [8600], TOL) == (4, 2867)               # PerPodExternal
+    assert CALC.get_object_metric_replicas(3, 10000, 50000, TOL, unready)[0] == 5  # IgnoresUnready
+    assert (
+        CALC.get_external_metric_replicas(3, 4400, [8600], TOL, unready)[0] == 2
+    )  # External unready
+    assert CALC.get_external_per_pod_metric_replicas(3, 2150, [8600], TOL) == (
+        4,
+        2867,
+    )  # PerPodExternal
     pods5 = make_pods(5)
-    assert CALC.get_object_per_pod_metric_replicas(5, 2000, 6000, TOL) == (3, 1200)                   # ScaleDownPerPodObject
-    assert CALC.get_object_metric_replicas(5, 20000, 12000, TOL, pods5) == (3, 12000)                 # ScaleDownCMObject
-    assert CALC.get_external_metric_replicas(5, 14334, [8600], TOL, pods5) == (3, 8600)               # ScaleDownCMExternal
-    assert CALC.get_external_per_pod_metric_replicas(5, 2867, [8600], TOL) == (3, 1720)               # ScaleDownPerPodExt
-    assert CALC.get_object_metric_replicas(3, 20000, 20666, TOL, pods3) == (3, 20666)                 # ToleranceCMObject
-    assert CALC.get_object_per_pod_metric_replicas(4, 5000, 20166, TOL) == (4, 5042)                  # TolerancePerPodObject
-    assert CALC.get_external_metric_replicas(3, 8888, [8600], TOL, pods3) == (3, 8600)                # ToleranceCMExternal
-    assert CALC.get_external_per_pod_metric_replicas(3, 2900, [8600], TOL) == (3, 2867)               # TolerancePerPodExt
-    assert CALC.get_object_metric_replicas(0, 10000, 25000, TOL, []) == (3, 25000)                    # scale from zero
+    assert CALC.get_object_per_pod_metric_replicas(5, 2000, 6000, TOL) == (
+        3,
+        1200,
+    )  # ScaleDownPerPodObject
+    assert CALC.get_object_metric_replicas(5, 20000, 12000, TOL, pods5) == (
+        3,
+        12000,
+    )  # ScaleDownCMObject
+    assert CALC.get_external_metric_replicas(5, 14334, [8600], TOL, pods5) == (
+        3,
+        8600,
+    )  # ScaleDownCMExternal
+    assert CALC.get_external_per_pod_metric_replicas(5, 2867, [8600], TOL) == (
+        3,
+        1720,
+    )  # ScaleDownPerPodExt
+    assert CALC.get_object_metric_replicas(3, 20000, 20666, TOL, pods3) == (
+        3,
+        20666,
+    )  # ToleranceCMObject
+    assert CALC.get_object_per_pod_metric_replicas(4, 5000, 20166, TOL) == (
+        4,
+        5042,
+    )  # TolerancePerPodObject
+    assert CALC.get_external_metric_replicas(3, 8888, [8600], TOL, pods3) == (
+        3,
+        8600,
+    )  # ToleranceCMExternal
+    assert CALC.get_external_per_pod_metric_replicas(3, 2900, [8600], TOL) == (
+        3,
+        2867,
+    )  # TolerancePerPodExt
+    assert CALC.get_object_metric_replicas(0, 10000, 25000, TOL, []) == (
+        3,
+        25000,
+    )  # scale from zero
 
 
 def test_tolerance_interval_is_closed_and_per_direction():
@@ -229,19 +453,42 @@ def test_utilization_truncates_and_ratio_on_edge_holds():
 UNEVEN = ["0.9", "1.0", "1.1"]
 
 
-@pytest.mark.parametrize(("tol", "levels", "expected"), [
-    # TestReplicaCalcConfigurableTolerance: (replicas, utilization, raw average)
-    pytest.param(Tolerances(0.0, 0.0), [909, 1010, 1111], (4, 101, 2 * 1010),
-                 id="Outside of a 0% tolerance"),
-    pytest.param(Tolerances(0.1, 2.0), [1890, 1910, 1900], (3, 190, 2 * 1900),
-                 id="Within a 200% scale-up tolerance"),
-    pytest.param(Tolerances(2.0, 0.08), [1100, 1080, 1090], (4, 109, 2 * 1090),
-                 id="Outside 8% scale-up tolerance (and superfuous scale-down tolerance)"),
-    pytest.param(Tolerances(0.36, 0.1), [660, 640, 650], (3, 65, 2 * 650),
-                 id="Within a 36% scale-down tolerance"),
-    pytest.param(Tolerances(0.34, 0.1), [660, 640, 650], (2, 65, 2 * 650),
-                 id="Outside a 34% scale-down tolerance"),
-])
+@pytest.mark.parametrize(
+    ("tol", "levels", "expected"),
+    [
+        # TestReplicaCalcConfigurableTolerance: (replicas, utilization, raw average)
+        pytest.param(
+            Tolerances(0.0, 0.0),
+            [909, 1010, 1111],
+            (4, 101, 2 * 1010),
+            id="Outside of a 0% tolerance",
+        ),
+        pytest.param(
+            Tolerances(0.1, 2.0),
+            [1890, 1910, 1900],
+            (3, 190, 2 * 1900),
+            id="Within a 200% scale-up tolerance",
+        ),
+        pytest.param(
+            Tolerances(2.0, 0.08),
+            [1100, 1080, 1090],
+            (4, 109, 2 * 1090),
+            id="Outside 8% scale-up tolerance (and superfuous scale-down tolerance)",
+        ),
+        pytest.param(
+            Tolerances(0.36, 0.1),
+            [660, 640, 650],
+            (3, 65, 2 * 650),
+            id="Within a 36% scale-down tolerance",
+        ),
+        pytest.param(
+            Tolerances(0.34, 0.1),
+            [660, 640, 650],
+            (2, 65, 2 * 650),
+            id="Outside a 34% scale-down tolerance",
+        ),
+    ],
+)
 def test_upstream_configurable_tolerance_resource(tol, levels, expected):
     assert run_resource(3, UNEVEN, levels, 100, tol=tol) == expected
 

@@ -35,7 +35,9 @@ def _imports(name: str, path: Path, known: set[str]) -> set[str]:
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*anchor, *([base] if base else [])])
-            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
+            targets = [
+                f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names
+            ]
         else:
             continue
         found.update(t for t in targets if t in known and t != name)
@@ -80,7 +82,9 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_no_import_cycle_among_models() -> None:
     mods = _modules()
     graph = {name: _imports(name, path, set(mods)) for name, path in mods.items()}
-    assert graph["harness.models.hpa.simulate"] >= {"harness.models.hpa.controller"}  # the walk sees imports
+    assert graph["harness.models.hpa.simulate"] >= {
+        "harness.models.hpa.controller"
+    }  # the walk sees imports
     assert _cycles(graph) == []
 
 
@@ -91,8 +95,15 @@ def test_no_model_module_is_too_long() -> None:
 
 def test_packages_mirror_upstream_layout() -> None:
     mods = set(_modules())
-    assert {f"{PREFIX}.hpa.{m}" for m in ("behavior", "controller", "replica_calculator", "metrics",
-                                          "simulate")} <= mods
-    assert {f"{PREFIX}.scheduler.{m}" for m in ("predicates", "resources", "topology_spread",
-                                                "interpod_affinity", "placement")} <= mods
-    assert not {f"{PREFIX}.{m}" for m in ("spread", "interpod", "hpa_calc", "hpa_sim", "probes")} & mods
+    assert {
+        f"{PREFIX}.hpa.{m}"
+        for m in ("behavior", "controller", "replica_calculator", "metrics", "simulate")
+    } <= mods
+    assert {
+        f"{PREFIX}.scheduler.{m}"
+        for m in ("predicates", "resources", "topology_spread", "interpod_affinity", "placement")
+    } <= mods
+    assert (
+        not {f"{PREFIX}.{m}" for m in ("spread", "interpod", "hpa_calc", "hpa_sim", "probes")}
+        & mods
+    )

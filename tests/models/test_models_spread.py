@@ -17,8 +17,11 @@ def node(name, zone, cpu="8", gpu=None, taints=None, unschedulable=False, extra_
     alloc = {"cpu": cpu, "memory": "32Gi", "pods": "110"}
     if gpu is not None:
         alloc["nvidia.com/gpu"] = str(gpu)
-    return {"metadata": {"name": name, "labels": labels},
-            "spec": {"taints": taints or [], "unschedulable": unschedulable}, "status": {"allocatable": alloc}}
+    return {
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"taints": taints or [], "unschedulable": unschedulable},
+        "status": {"allocatable": alloc},
+    }
 
 
 def deployment(constraints=None, cpu="1", gpu=None, selector_labels=None):
@@ -28,13 +31,24 @@ def deployment(constraints=None, cpu="1", gpu=None, selector_labels=None):
     spec = {"containers": [{"name": "m", "resources": res}]}
     if constraints is not None:
         spec["topologySpreadConstraints"] = constraints
-    return {"metadata": {"name": "llm", "namespace": "serve"},
-            "spec": {"template": {"metadata": {"labels": selector_labels or {"app": "llm"}}, "spec": spec}}}
+    return {
+        "metadata": {"name": "llm", "namespace": "serve"},
+        "spec": {
+            "template": {"metadata": {"labels": selector_labels or {"app": "llm"}}, "spec": spec}
+        },
+    }
 
 
 def zone_spread(max_skew=1, **kw):
-    return [{"maxSkew": max_skew, "topologyKey": ZK, "whenUnsatisfiable": kw.pop("when", "DoNotSchedule"),
-             "labelSelector": {"matchLabels": {"app": "llm"}}, **kw}]
+    return [
+        {
+            "maxSkew": max_skew,
+            "topologyKey": ZK,
+            "whenUnsatisfiable": kw.pop("when", "DoNotSchedule"),
+            "labelSelector": {"matchLabels": {"app": "llm"}},
+            **kw,
+        }
+    ]
 
 
 def existing(node_name, labels=None, ns="serve", deleting=False):
@@ -84,13 +98,16 @@ def test_nodes_without_the_key_are_unschedulable_for_hard_spread():
 
 
 def test_node_affinity_policy_honor_vs_ignore():
-    nodes = [node("a1", "a", extra_labels={"gpu": "yes"}), node("b1", "b", extra_labels={"gpu": "yes"}),
-             node("c1", "c")]
+    nodes = [
+        node("a1", "a", extra_labels={"gpu": "yes"}),
+        node("b1", "b", extra_labels={"gpu": "yes"}),
+        node("c1", "c"),
+    ]
     dep = deployment(zone_spread())
     dep["spec"]["template"]["spec"]["nodeSelector"] = {"gpu": "yes"}
-    assert place(dep, nodes, 4).per_zone == {"a": 2, "b": 2}            # Honor: zone c is not a domain
+    assert place(dep, nodes, 4).per_zone == {"a": 2, "b": 2}  # Honor: zone c is not a domain
     dep["spec"]["template"]["spec"]["topologySpreadConstraints"][0]["nodeAffinityPolicy"] = "Ignore"
-    p = place(dep, nodes, 4)                                              # Ignore: empty zone c pins min at 0
+    p = place(dep, nodes, 4)  # Ignore: empty zone c pins min at 0
     assert p.per_zone == {"a": 1, "b": 1} and p.pending == 2
 
 
@@ -102,7 +119,10 @@ def test_zone_failure_trap_with_default_node_taints_policy():
     assert zf.after.pending == 2 and zf.after.per_zone == {"b": 2, "c": 2}
     assert zf.notes and "nodeTaintsPolicy: Honor" in zf.notes[0]
     zf = zone_failure(deployment(zone_spread(nodeTaintsPolicy="Honor")), nodes, 6, "a")
-    assert (zf.lost, zf.replaced, zf.stranded) == (2, 2, 0) and zf.after.per_zone == {"b": 3, "c": 3}
+    assert (zf.lost, zf.replaced, zf.stranded) == (2, 2, 0) and zf.after.per_zone == {
+        "b": 3,
+        "c": 3,
+    }
 
 
 def test_schedule_anyway_never_blocks_and_prefers_fewer():
@@ -112,13 +132,18 @@ def test_schedule_anyway_never_blocks_and_prefers_fewer():
 
 
 def test_gpu_limits_and_taints_block():
-    nodes = [node("g1", "a", gpu=1), node("g2", "b", gpu=1),
-             node("g3", "c", gpu=1, taints=[{"key": "nvidia.com/gpu", "effect": "NoSchedule"}])]
+    nodes = [
+        node("g1", "a", gpu=1),
+        node("g2", "b", gpu=1),
+        node("g3", "c", gpu=1, taints=[{"key": "nvidia.com/gpu", "effect": "NoSchedule"}]),
+    ]
     p = place(deployment(zone_spread(), gpu=1), nodes, 3)
     assert p.per_zone == {"a": 1, "b": 1} and p.pending == 1
     assert "Insufficient nvidia.com/gpu" in p.reasons[0] and "untolerated taint" in p.reasons[0]
     dep = deployment(zone_spread(), gpu=1)
-    dep["spec"]["template"]["spec"]["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists"}]
+    dep["spec"]["template"]["spec"]["tolerations"] = [
+        {"key": "nvidia.com/gpu", "operator": "Exists"}
+    ]
     assert place(dep, nodes, 3).per_zone == {"a": 1, "b": 1, "c": 1}
 
 
@@ -132,12 +157,14 @@ def test_match_label_keys_only_counts_same_revision():
     # old-revision pods (different pod-template-hash) do not count for the new ReplicaSet
     c = zone_spread()
     c[0]["matchLabelKeys"] = ["pod-template-hash"]
-    old = [existing("a1", labels={"app": "llm", "pod-template-hash": "old"}),
-           existing("a2", labels={"app": "llm", "pod-template-hash": "old"})]
+    old = [
+        existing("a1", labels={"app": "llm", "pod-template-hash": "old"}),
+        existing("a2", labels={"app": "llm", "pod-template-hash": "old"}),
+    ]
     old = [dict(p, metadata=dict(p["metadata"], name=f"o{i}")) for i, p in enumerate(old)]
     p = place(deployment(c), NODES, 3, existing=old)
     assert p.per_zone == {"a": 1, "b": 1, "c": 1}
-    p = place(deployment(zone_spread()), NODES, 3, existing=old)          # without: zone a is "full"
+    p = place(deployment(zone_spread()), NODES, 3, existing=old)  # without: zone a is "full"
     assert p.per_zone.get("a", 0) == 0 or p.pending > 0
 
 

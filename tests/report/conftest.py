@@ -23,13 +23,18 @@ def fake_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, str]], None
     """Swap the scenario registry for fast fakes and the backend for FakeBackend."""
     fakes_report.FakeBackend.created.clear()
     fakes_report.FakeBackend.torn_down.clear()
-    monkeypatch.setattr(options, "make_backend_factory", lambda name, opts: fakes_report.fake_factory)
     monkeypatch.setattr(
-        options, "load_manifests",
+        options, "make_backend_factory", lambda name, opts: fakes_report.fake_factory
+    )
+    monkeypatch.setattr(
+        options,
+        "load_manifests",
         lambda path: ManifestBundle.from_yaml(Path(path).read_text(), source=str(path)),
     )
 
     def use(registry: dict[str, str]) -> None:
-        monkeypatch.setattr(scenarios_base, "SCENARIOS", {k: f"fakes_report:{v}" for k, v in registry.items()})
+        monkeypatch.setattr(
+            scenarios_base, "SCENARIOS", {k: f"fakes_report:{v}" for k, v in registry.items()}
+        )
 
     return use

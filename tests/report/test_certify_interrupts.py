@@ -73,12 +73,21 @@ class LoopbackBackend(fakes_report.FakeBackend):
 
 
 def _spec(ctx: ScenarioContext, url: str) -> LoadSpec:
-    return LoadSpec(target=url, path="/v1/completions", body={"prompt": "hi"}, arrival="constant",
-                    rate_rps=40, duration_s=LOAD_S, timeout_s=2.0)
+    return LoadSpec(
+        target=url,
+        path="/v1/completions",
+        body={"prompt": "hi"},
+        arrival="constant",
+        rate_rps=40,
+        duration_s=LOAD_S,
+        timeout_s=2.0,
+    )
 
 
 def _verdict(ctx: ScenarioContext, name: str) -> Verdict:
-    return Verdict.from_checks(name, ctx.profile.name, [Check(name="ran", measured=True, target=True, ok=True)])
+    return Verdict.from_checks(
+        name, ctx.profile.name, [Check(name="ran", measured=True, target=True, ok=True)]
+    )
 
 
 # fake scenarios -------------------------------------------------------------------------------
@@ -112,7 +121,10 @@ def background_sleep(ctx: ScenarioContext) -> Verdict:
 
 def background_wait(ctx: ScenarioContext) -> Verdict:
     """common.background_load, the scenario waiting for its result (probe-timing)."""
-    with ctx.deploy() as backend, common.background_load(ctx, _spec(ctx, backend.service_url())) as h:
+    with (
+        ctx.deploy() as backend,
+        common.background_load(ctx, _spec(ctx, backend.service_url())) as h,
+    ):
         h.wait(timeout=LOAD_S + 60)
     return _verdict(ctx, "probe-timing")
 
@@ -131,8 +143,9 @@ def cleanup_raises(ctx: ScenarioContext) -> Verdict:
 # fixtures and helpers -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def loopback_url() -> Iterator[str]:
-    p = subprocess.Popen([sys.executable, str(LOOPBACK), "--delay-ms", "2"], stdout=subprocess.PIPE,
-                         text=True)
+    p = subprocess.Popen(
+        [sys.executable, str(LOOPBACK), "--delay-ms", "2"], stdout=subprocess.PIPE, text=True
+    )
     assert p.stdout is not None
     port = int(p.stdout.readline())
     yield f"http://127.0.0.1:{port}"
@@ -144,8 +157,9 @@ def loopback_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, fake_env: Callable[[dict[str, str]], None],
-        loopback_url: str) -> Callable[[str], None]:
+def env(
+    monkeypatch: pytest.MonkeyPatch, fake_env: Callable[[dict[str, str]], None], loopback_url: str
+) -> Callable[[str], None]:
     """Registry: cold-start (passes), probe-timing = the case under test, hpa (never reached)."""
     fake_env({})
     HOOKS.clear()
@@ -154,10 +168,15 @@ def env(monkeypatch: pytest.MonkeyPatch, fake_env: Callable[[dict[str, str]], No
     monkeypatch.setattr(options, "make_backend_factory", lambda name, opts: LoopbackBackend)
 
     def use(case: str) -> None:
-        monkeypatch.setattr(scenarios_base, "SCENARIOS", {
-            "cold-start": f"{__name__}:quick", "probe-timing": f"{__name__}:{case}",
-            "hpa": f"{__name__}:quick",
-        })
+        monkeypatch.setattr(
+            scenarios_base,
+            "SCENARIOS",
+            {
+                "cold-start": f"{__name__}:quick",
+                "probe-timing": f"{__name__}:{case}",
+                "hpa": f"{__name__}:quick",
+            },
+        )
 
     yield use
     HOOKS.clear()
@@ -171,7 +190,9 @@ class Signaller:
         self.at: list[float] = []  # time.monotonic() of each signal
         self.errors: list[str] = []
 
-    def when(self, cond: Callable[[], bool], sig: int = signal.SIGINT, timeout_s: float = 120.0) -> None:
+    def when(
+        self, cond: Callable[[], bool], sig: int = signal.SIGINT, timeout_s: float = 120.0
+    ) -> None:
         def run() -> None:
             end = time.monotonic() + timeout_s
             while time.monotonic() < end:
@@ -216,8 +237,11 @@ def _locust_children(under: Path | None = None) -> list[psutil.Process]:
     for c in psutil.Process().children(recursive=True):
         try:
             cmd = " ".join(c.cmdline())
-            if ("locust" in cmd and (under is None or str(under) in cmd)
-                    and c.status() != psutil.STATUS_ZOMBIE):
+            if (
+                "locust" in cmd
+                and (under is None or str(under) in cmd)
+                and c.status() != psutil.STATUS_ZOMBIE
+            ):
                 out.append(c)
         except psutil.Error:
             pass
@@ -408,15 +432,24 @@ def test_cli_exits_130_on_sigterm_during_load(tmp_path, manifests_file, env):
     sig = Signaller()
     sig.when(lambda: _sent(tmp_path / "run", 20), signal.SIGTERM)
     with pytest.raises(SystemExit) as exc:
-        main(["certify", "--manifests", str(manifests_file), "--out", str(tmp_path / "run"),
-              "--no-html"])
+        main(
+            [
+                "certify",
+                "--manifests",
+                str(manifests_file),
+                "--out",
+                str(tmp_path / "run"),
+                "--no-html",
+            ]
+        )
     assert exc.value.code == 130
     _assert_interrupted(130, tmp_path / "run", sig)
     _assert_load_kept(tmp_path / "run")
 
 
-def test_an_interrupt_turned_into_another_error_is_still_an_interrupt(tmp_path, manifests_file,
-                                                                      env):
+def test_an_interrupt_turned_into_another_error_is_still_an_interrupt(
+    tmp_path, manifests_file, env
+):
     env("cleanup_raises")
     sig = STATE["signaller"] = Signaller()
     code, run_dir, _ = _certify(tmp_path, manifests_file)

@@ -54,7 +54,9 @@ def test_all_pass_writes_valid_report_junit_and_html(tmp_path, manifests_file, f
     assert raw["schema_version"] == 1
     assert report.result == "pass" and not report.interrupted
     assert [s.name for s in report.scenarios] == ["cold-start", "zone-failure"]
-    assert report.profile.name == "local" and report.profile.content["slo"]["latency_ms"] == {"p90": 300}
+    assert report.profile.name == "local" and report.profile.content["slo"]["latency_ms"] == {
+        "p90": 300
+    }
     assert report.backend.options["zones"] == ["zone-a", "zone-b", "zone-c"]
     assert report.manifests.objects == ["Deployment/svc", "Service/svc"]
     assert report.environment.cpu_cores >= 1 and report.environment.python
@@ -85,20 +87,38 @@ def test_all_pass_writes_valid_report_junit_and_html(tmp_path, manifests_file, f
     html = (run_dir / "report.html").read_text()
     assert "PASS" in html and "zone-failure" in html
     plots = {p.name for p in (run_dir / "plots").glob("*.png")}
-    assert {"zone-failure-load.png", "zone-failure-replicas.png", "zone-failure-memory.png",
-            "zone-failure-probes.png", "cold-start-cold-start.png"} <= plots
+    assert {
+        "zone-failure-load.png",
+        "zone-failure-replicas.png",
+        "zone-failure-memory.png",
+        "zone-failure-probes.png",
+        "cold-start-cold-start.png",
+    } <= plots
     assert html.count("data:image/png;base64,") == len(plots)
 
 
 def test_fail_error_and_skip_verdicts(tmp_path, manifests_file, fake_env):
-    fake_env({"cold-start": "cold_start_pass", "probe-timing": "error", "oom-headroom": "skip",
-              "zone-failure": "zone_fail"})
+    fake_env(
+        {
+            "cold-start": "cold_start_pass",
+            "probe-timing": "error",
+            "oom-headroom": "skip",
+            "zone-failure": "zone_fail",
+        }
+    )
     code, run_dir = run(tmp_path, manifests_file)
     assert code == 1
     report = load_report(run_dir)
     assert report.result == "error"
-    assert report.summary.model_dump() == {"total": 4, "passed": 1, "failed": 1, "errors": 1,
-                                           "inconclusive": 0, "skipped": 1, "not_run": 0}
+    assert report.summary.model_dump() == {
+        "total": 4,
+        "passed": 1,
+        "failed": 1,
+        "errors": 1,
+        "inconclusive": 0,
+        "skipped": 1,
+        "not_run": 0,
+    }
     zone = report.scenario("zone-failure")
     assert zone is not None and zone.verdict == "fail"
     assert "latency_p90_ms: measured 450.0 ms vs target 300.0 ms" in zone.reason
@@ -122,7 +142,12 @@ def test_fail_error_and_skip_verdicts(tmp_path, manifests_file, fake_env):
     assert (zone.get("tests"), zone.get("failures")) == ("4", "3")
     root = ET.parse(run_dir / "junit.xml").getroot()
     # 4 scenario testcases + 4 checks (cold-start 1, zone-failure 3): 3 failures = the scenario + 2 checks
-    assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == ("8", "3", "1", "1")
+    assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == (
+        "8",
+        "3",
+        "1",
+        "1",
+    )
 
 
 def test_a_skip_beside_a_pass_passes_unless_fail_on_skip(tmp_path, manifests_file, fake_env):
@@ -138,10 +163,16 @@ def test_a_run_that_skipped_everything_measured_nothing(tmp_path, manifests_file
     fake_env({"oom-headroom": "skip"})
     code, run_dir = run(tmp_path, manifests_file)
     report = load_report(run_dir)
-    assert (code, report.result, report.summary.skipped) == (EXIT_NOTHING_MEASURED, "nothing-measured", 1)
+    assert (code, report.result, report.summary.skipped) == (
+        EXIT_NOTHING_MEASURED,
+        "nothing-measured",
+        1,
+    )
 
 
-def test_an_inconclusive_check_makes_the_scenario_and_run_inconclusive(tmp_path, manifests_file, fake_env):
+def test_an_inconclusive_check_makes_the_scenario_and_run_inconclusive(
+    tmp_path, manifests_file, fake_env
+):
     """A check that could not observe what it claims is never a pass: the scenario is
     inconclusive (not pass), the run exits 3, JUnit shows a failure of type Inconclusive."""
     fake_env({"cold-start": "cold_start_pass", "oom-headroom": "unobserved"})
@@ -150,21 +181,30 @@ def test_an_inconclusive_check_makes_the_scenario_and_run_inconclusive(tmp_path,
     oom = report.scenario("oom-headroom")
     assert oom is not None and oom.verdict == "inconclusive"
     assert oom.reason.startswith("could not observe: oom_kills")
-    assert (code, report.result, report.summary.inconclusive) == (EXIT_INCONCLUSIVE, "inconclusive", 1)
+    assert (code, report.result, report.summary.inconclusive) == (
+        EXIT_INCONCLUSIVE,
+        "inconclusive",
+        1,
+    )
     failure = junit_cases(run_dir)["oom-headroom"].find("failure")
     assert failure is not None and failure.get("type") == "Inconclusive"
     assert "[????] oom_kills" in (failure.text or "")
     checks = junit_checks(run_dir, "oom-headroom")
     skipped = checks["oom_kills"].find("skipped")
-    assert skipped is not None and skipped.get("message") == "inconclusive: limits monitored, not enforced"
+    assert (
+        skipped is not None
+        and skipped.get("message") == "inconclusive: limits monitored, not enforced"
+    )
     assert checks["peak_memory_mib"].find("skipped") is None
 
 
 def test_a_failed_check_beats_an_inconclusive_one() -> None:
     from harness.verdict import Check, Verdict
 
-    checks = [Check(name="a", measured=1, target=0, ok=False),
-              Check(name="b", measured=None, target=0, ok=True, inconclusive=True)]
+    checks = [
+        Check(name="a", measured=1, target=0, ok=False),
+        Check(name="b", measured=None, target=0, ok=True, inconclusive=True),
+    ]
     v = Verdict.from_checks("x", "local", checks)
     assert v.status == "fail" and v.reason.endswith("inconclusive: b")
     assert [c.ok for c in v.checks] == [False, False]  # an inconclusive check is never ok
@@ -174,7 +214,9 @@ def test_setup_error_in_a_scenario_exits_2(tmp_path, manifests_file, fake_env):
     fake_env({"cold-start": "setup_missing"})
     code, run_dir = run(tmp_path, manifests_file)
     assert code == 2
-    assert load_report(run_dir).scenarios[0].reason.startswith("SetupError: docker is not installed")
+    assert (
+        load_report(run_dir).scenarios[0].reason.startswith("SetupError: docker is not installed")
+    )
 
 
 def test_interrupt_writes_partial_report_and_tears_down(tmp_path, manifests_file, fake_env):
@@ -187,7 +229,9 @@ def test_interrupt_writes_partial_report_and_tears_down(tmp_path, manifests_file
     assert [s.name for s in report.scenarios] == ["cold-start"]
     assert report.not_run == ["probe-timing", "hpa"]
     assert report.finished_at is not None
-    assert len(fakes_report.FakeBackend.torn_down) == len(fakes_report.FakeBackend.created) == 3  # + preflight
+    assert (
+        len(fakes_report.FakeBackend.torn_down) == len(fakes_report.FakeBackend.created) == 3
+    )  # + preflight
     cases = junit_cases(run_dir)
     assert set(cases) == {"cold-start", "probe-timing", "hpa"}
     assert "interrupted" in (cases["hpa"].find("skipped").get("message") or "")  # type: ignore[union-attr]
@@ -213,13 +257,34 @@ def test_sigterm_is_an_interrupt(tmp_path, manifests_file, fake_env, monkeypatch
 def test_cli_exit_codes(tmp_path, manifests_file, fake_env, capsys):
     fake_env({"cold-start": "cold_start_pass", "zone-failure": "zone_fail"})
     with pytest.raises(SystemExit) as exc:
-        main(["certify", "--manifests", str(manifests_file), "--out", str(tmp_path / "a"),
-              "--only", "cold-start", "--no-html"])
+        main(
+            [
+                "certify",
+                "--manifests",
+                str(manifests_file),
+                "--out",
+                str(tmp_path / "a"),
+                "--only",
+                "cold-start",
+                "--no-html",
+            ]
+        )
     assert exc.value.code == 0
     with pytest.raises(SystemExit) as exc:
-        main(["certify", "--manifests", str(manifests_file), "--out", str(tmp_path / "b"), "--no-html"])
+        main(
+            [
+                "certify",
+                "--manifests",
+                str(manifests_file),
+                "--out",
+                str(tmp_path / "b"),
+                "--no-html",
+            ]
+        )
     assert exc.value.code == 1
-    assert not (tmp_path / "b" / "report.html").exists() and (tmp_path / "b" / "junit.xml").is_file()
+    assert (
+        not (tmp_path / "b" / "report.html").exists() and (tmp_path / "b" / "junit.xml").is_file()
+    )
     # bad input: exit 2 with a message naming the field and a fix, no traceback
     for args, expected in (
         (["--only", "nope"], "--only: unknown scenario 'nope'"),
@@ -228,7 +293,9 @@ def test_cli_exit_codes(tmp_path, manifests_file, fake_env, capsys):
         (["--out", str(tmp_path / "a")], "already holds a report"),
     ):
         with pytest.raises(SystemExit) as exc:
-            main(["certify", "--manifests", str(manifests_file), "--out", str(tmp_path / "c"), *args])
+            main(
+                ["certify", "--manifests", str(manifests_file), "--out", str(tmp_path / "c"), *args]
+            )
         assert exc.value.code == 2, args
         err = capsys.readouterr().err
         assert expected in err and "Traceback" not in err
@@ -244,7 +311,9 @@ def test_missing_manifests_is_input_error(tmp_path, fake_env):
 def test_default_run_dir_and_only_order(tmp_path, manifests_file, fake_env, monkeypatch):
     fake_env(GOOD)
     monkeypatch.chdir(tmp_path)
-    opts = CertifyOptions(manifests=str(manifests_file), only=["zone_failure,cold-start"], html=False)
+    opts = CertifyOptions(
+        manifests=str(manifests_file), only=["zone_failure,cold-start"], html=False
+    )
     report, run_dir = certify(opts, console=quiet())
     assert run_dir.parent == Path("reports") and run_dir.name == report.run_id
     assert [s.name for s in report.scenarios] == ["cold-start", "zone-failure"]  # SCENARIOS order

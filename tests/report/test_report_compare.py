@@ -20,15 +20,34 @@ def make_report(run_id: str, **scenarios: tuple[str, dict]) -> Report:
     results = []
     for name, (verdict, measurements) in scenarios.items():
         name = name.replace("_", "-")
-        checks = [Check(name="capacity_per_replica", measured=measurements.get("capacity_per_replica", 0),
-                        target=5, ok=True)] if "capacity_per_replica" in measurements else []
-        results.append(ScenarioResult(name=name, verdict=verdict, reason=verdict, measurements=measurements,
-                                      checks=checks))
+        checks = (
+            [
+                Check(
+                    name="capacity_per_replica",
+                    measured=measurements.get("capacity_per_replica", 0),
+                    target=5,
+                    ok=True,
+                )
+            ]
+            if "capacity_per_replica" in measurements
+            else []
+        )
+        results.append(
+            ScenarioResult(
+                name=name, verdict=verdict, reason=verdict, measurements=measurements, checks=checks
+            )
+        )
     return Report(
-        run_id=run_id, started_at=1.0, finished_at=2.0, result="pass",
+        run_id=run_id,
+        started_at=1.0,
+        finished_at=2.0,
+        result="pass",
         requested=[r.name for r in results],
-        profile=ProfileInfo(name="local", content={}), backend=BackendInfo(name="local"),
-        manifests=ManifestsInfo(source="m"), environment=collect_environment(), scenarios=results,
+        profile=ProfileInfo(name="local", content={}),
+        backend=BackendInfo(name="local"),
+        manifests=ManifestsInfo(source="m"),
+        environment=collect_environment(),
+        scenarios=results,
     ).finalize()
 
 
@@ -60,7 +79,9 @@ def test_latency_regression_is_caught(tmp_path):
     after["zone_failure"][1]["latency_ms"]["p90"] = 260.0  # +30 %
     cmp = compare_reports(make_report("a", **BASE), make_report("b", **after), 10.0)
     bad = [m for m in cmp.measurements if m.regression]
-    assert [(m.scenario, m.measurement, m.worse_pct) for m in bad] == [("zone-failure", "latency_ms.p90", 30.0)]
+    assert [(m.scenario, m.measurement, m.worse_pct) for m in bad] == [
+        ("zone-failure", "latency_ms.p90", 30.0)
+    ]
     assert not cmp.ok
     # within the allowed regression it passes
     assert compare_reports(make_report("a", **BASE), make_report("b", **after), 50.0).ok
@@ -81,7 +102,10 @@ def test_improvement_passes_and_capacity_drop_fails(tmp_path):
     worse["hpa"][1]["capacity_per_replica"] = 7.0  # -30 %: higher is better
     worse["zone_failure"][1]["errors"] = 3  # from zero
     cmp = compare_reports(make_report("a", **BASE), make_report("b", **worse), 10.0)
-    assert {m.measurement for m in cmp.measurements if m.regression} == {"capacity_per_replica", "errors"}
+    assert {m.measurement for m in cmp.measurements if m.regression} == {
+        "capacity_per_replica",
+        "errors",
+    }
 
 
 def test_verdict_regressions(tmp_path):
@@ -109,7 +133,9 @@ def test_compare_cli_exit_codes_and_json(tmp_path, capsys):
         main(["compare", str(a), str(b.parent), "--max-regression", "25", "--format", "json"])
     assert exc.value.code == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["max_regression_pct"] == 25 and any(m["measurement"] == "cold_start_p95_s" for m in data["measurements"])
+    assert data["max_regression_pct"] == 25 and any(
+        m["measurement"] == "cold_start_p95_s" for m in data["measurements"]
+    )
     with pytest.raises(SystemExit) as exc:
         main(["compare", str(a), str(tmp_path / "missing.json")])
     assert exc.value.code == 2

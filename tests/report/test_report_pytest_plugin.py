@@ -21,7 +21,7 @@ from harness.report import load_report
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 
-PLUGIN = '''
+PLUGIN = """
 import sys
 import types
 from pathlib import Path
@@ -49,16 +49,21 @@ base.SCENARIOS = {
     "zone-failure": fake("fake_zone_failure", "zone_fail",
                          ("latency_p90_ms", "availability", "recovery_s", "drain_completed")),
 }
-'''
+"""
 
 
-def make_suite(path: Path, probe_timing: str = "interrupt", scenarios: tuple[str, ...] = (
-        "zone-failure", "oom-headroom", "cold-start")) -> Path:
+def make_suite(
+    path: Path,
+    probe_timing: str = "interrupt",
+    scenarios: tuple[str, ...] = ("zone-failure", "oom-headroom", "cold-start"),
+) -> Path:
     path.mkdir()
     shutil.copy(ROOT / "scenarios" / "conftest.py", path / "conftest.py")
     shutil.copy(HERE / "fakes_report.py", path / "fakes_report.py")
     (path / "fakeplugin_report.py").write_text(PLUGIN.replace("{probe_timing}", probe_timing))
-    (path / "manifests.yaml").write_text((path / "fakes_report.py").read_text().split('"""\\\n')[1].split('"""')[0])
+    (path / "manifests.yaml").write_text(
+        (path / "fakes_report.py").read_text().split('"""\\\n')[1].split('"""')[0]
+    )
     # file order differs from SCENARIOS order on purpose: the plugin sorts them
     for name in scenarios:
         test = f"test_{name.replace('-', '_')}.py"
@@ -74,9 +79,27 @@ def suite(tmp_path: Path) -> Path:
 def run_pytest(suite: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": f"{suite}{os.pathsep}{ROOT}"}
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "fakeplugin_report", "-p", "no:cacheprovider",
-         "--rootdir", str(suite), "-v", "--gauntlet-manifests", str(suite / "manifests.yaml"), *args, str(suite)],
-        cwd=suite, env=env, capture_output=True, text=True, timeout=240,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "fakeplugin_report",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(suite),
+            "-v",
+            "--gauntlet-manifests",
+            str(suite / "manifests.yaml"),
+            *args,
+            str(suite),
+        ],
+        cwd=suite,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
 
 
@@ -86,7 +109,9 @@ def outcomes(proc: subprocess.CompletedProcess[str]) -> list[tuple[str, str]]:
 
 
 def test_a_result_per_scenario_and_per_check_and_the_certify_report(suite):
-    proc = run_pytest(suite, "--gauntlet-out", str(suite / "run"), "--junitxml", str(suite / "j.xml"))
+    proc = run_pytest(
+        suite, "--gauntlet-out", str(suite / "run"), "--junitxml", str(suite / "j.xml")
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert outcomes(proc) == [
         ("test_cold_start.py::test_scenario", "PASSED"),
@@ -105,15 +130,31 @@ def test_a_result_per_scenario_and_per_check_and_the_certify_report(suite):
     run = suite / "run"
     report = load_report(run)
     assert [(s.name, s.verdict) for s in report.scenarios] == [
-        ("cold-start", "pass"), ("oom-headroom", "skip"), ("zone-failure", "fail")]
-    assert report.result == "fail" and report.requested == ["cold-start", "oom-headroom", "zone-failure"]
+        ("cold-start", "pass"),
+        ("oom-headroom", "skip"),
+        ("zone-failure", "fail"),
+    ]
+    assert report.result == "fail" and report.requested == [
+        "cold-start",
+        "oom-headroom",
+        "zone-failure",
+    ]
     assert report.command[0] == "pytest" and not report.interrupted
-    for f in ("junit.xml", "report.html", "manifests.yaml", "zone-failure/load.json", "zone-failure/hpa_history.json"):
+    for f in (
+        "junit.xml",
+        "report.html",
+        "manifests.yaml",
+        "zone-failure/load.json",
+        "zone-failure/hpa_history.json",
+    ):
         assert (run / f).is_file(), f
     assert "[cold-start] 3 cold starts measured" in (run / "certify.log").read_text()
     # pytest's own JUnit names each check, with the reason of a skip
-    cases = {c.get("name"): c for c in ET.parse(suite / "j.xml").getroot().iter("testcase")
-             if c.get("classname") == "test_zone_failure"}
+    cases = {
+        c.get("name"): c
+        for c in ET.parse(suite / "j.xml").getroot().iter("testcase")
+        if c.get("classname") == "test_zone_failure"
+    }
     assert cases["test_check[availability]"].find("failure") is not None
     assert cases["test_check[recovery_s]"].find("failure") is None
     skipped = cases["test_check[drain_completed]"].find("skipped")
@@ -125,7 +166,9 @@ def test_only_deselects_and_bad_input_exits_2(suite):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2 passed, 7 deselected" in proc.stdout
     assert [s.name for s in load_report(suite / "one").scenarios] == ["cold-start"]
-    proc = run_pytest(suite, "--gauntlet-out", str(suite / "bad"), "--gauntlet-profile", "no-such-profile")
+    proc = run_pytest(
+        suite, "--gauntlet-out", str(suite / "bad"), "--gauntlet-profile", "no-such-profile"
+    )
     assert proc.returncode == 2
     assert "no profile named 'no-such-profile'" in proc.stdout + proc.stderr
     proc = run_pytest(suite, "--gauntlet-out", str(suite / "bad2"), "--gauntlet-only", "nope")
@@ -133,11 +176,16 @@ def test_only_deselects_and_bad_input_exits_2(suite):
 
 
 def test_an_interrupted_session_leaves_an_interrupted_report(tmp_path):
-    suite = make_suite(tmp_path / "suite", "interrupt", ("cold-start", "probe-timing", "zone-failure"))
+    suite = make_suite(
+        tmp_path / "suite", "interrupt", ("cold-start", "probe-timing", "zone-failure")
+    )
     proc = run_pytest(suite, "--gauntlet-out", str(suite / "run"))
     assert proc.returncode == 2, proc.stdout + proc.stderr  # pytest's INTERRUPTED
     report = load_report(suite / "run")
     assert report.interrupted and report.result == "interrupted"
     assert [s.name for s in report.scenarios] == ["cold-start"]
-    assert report.interrupted_during == "probe-timing" and report.not_run == ["probe-timing", "zone-failure"]
+    assert report.interrupted_during == "probe-timing" and report.not_run == [
+        "probe-timing",
+        "zone-failure",
+    ]
     assert (suite / "run" / "junit.xml").is_file()

@@ -17,10 +17,14 @@ from harness.run.options import CertifyOptions
 from harness.verdict import Verdict
 
 
-def test_report_command_rerenders_html_and_survives_bad_evidence(tmp_path, manifests_file, fake_env, capsys):
+def test_report_command_rerenders_html_and_survives_bad_evidence(
+    tmp_path, manifests_file, fake_env, capsys
+):
     fake_env({"zone-failure": "zone_pass"})
-    _, run_dir = certify(CertifyOptions(manifests=str(manifests_file), out=tmp_path / "run", html=False),
-                         console=quiet())
+    _, run_dir = certify(
+        CertifyOptions(manifests=str(manifests_file), out=tmp_path / "run", html=False),
+        console=quiet(),
+    )
     assert not (run_dir / "report.html").exists()
     (run_dir / "zone-failure" / "hpa_history.json").write_text("{not json")
     main(["report", str(run_dir)])  # returns normally: exit 0
@@ -37,8 +41,13 @@ def test_report_command_rerenders_html_and_survives_bad_evidence(tmp_path, manif
 
 
 def test_load_timeline_variants():
-    flat = {"started_at": 100.0, "timeline": [{"t": 0, "requests": 5, "errors": 1, "p90_ms": 12.0},
-                                              {"t": 1, "requests": 5, "errors": {"429": 2, "503": 1}}]}
+    flat = {
+        "started_at": 100.0,
+        "timeline": [
+            {"t": 0, "requests": 5, "errors": 1, "p90_ms": 12.0},
+            {"t": 1, "requests": 5, "errors": {"429": 2, "503": 1}},
+        ],
+    }
     s = parse_load(flat, "load")
     assert s is not None
     assert s.time == [100.0, 101.0] and s.errors == [1.0, 3.0] and s.latency["p90"] == [12.0, None]
@@ -53,17 +62,25 @@ def test_evidence_reader_collects_all_files(tmp_path):
     d.mkdir()
     (d / "load.json").write_text('{"started_at": 1, "timeline": [{"t": 0, "requests": 1}]}')
     (d / "load-drain.json").write_text('{"no": "timeline"}')
-    (d / "faults.json").write_text('[{"kind": "zone-outage", "target": "zone-a", "started_at": 2, "landed": false}]')
-    (d / "hpa.json").write_text('{"items": [{"time": 1, "currentReplicas": 1, "desiredReplicas": 2}]}')  # an older run's name
+    (d / "faults.json").write_text(
+        '[{"kind": "zone-outage", "target": "zone-a", "started_at": 2, "landed": false}]'
+    )
+    (d / "hpa.json").write_text(
+        '{"items": [{"time": 1, "currentReplicas": 1, "desiredReplicas": 2}]}'
+    )  # an older run's name
     ev = read_evidence(d)
-    assert len(ev.loads) == 1 and ev.faults[0]["landed"] is False and ev.hpa[0]["desiredReplicas"] == 2
+    assert (
+        len(ev.loads) == 1 and ev.faults[0]["landed"] is False and ev.hpa[0]["desiredReplicas"] == 2
+    )
     assert ev.problems == ["load-drain.json: no per-second `timeline`"]
     (d / "hpa_history.json").write_text('[{"time": 1, "currentReplicas": 1, "desiredReplicas": 3}]')
     assert read_evidence(d).hpa[0]["desiredReplicas"] == 3  # today's name wins
 
 
 def test_unserialisable_measurements_are_kept_as_text():
-    v = fakes_report.nan_measurement(type("Ctx", (), {"profile": type("P", (), {"name": "local"})})())  # type: ignore[arg-type]
+    v = fakes_report.nan_measurement(
+        type("Ctx", (), {"profile": type("P", (), {"name": "local"})})()
+    )  # type: ignore[arg-type]
     assert isinstance(v, Verdict)
     r = ScenarioResult.from_verdict(v)
     assert r.measurements["breach_s"] is None  # JSON has no NaN: the report says "no value"
@@ -73,7 +90,9 @@ def test_unserialisable_measurements_are_kept_as_text():
 
 def test_report_file_argument_accepts_the_json_path(tmp_path, manifests_file, fake_env):
     fake_env({"oom-headroom": "skip"})
-    _, run_dir = certify(CertifyOptions(manifests=str(manifests_file), out=tmp_path / "r", html=False),
-                         console=quiet())
+    _, run_dir = certify(
+        CertifyOptions(manifests=str(manifests_file), out=tmp_path / "r", html=False),
+        console=quiet(),
+    )
     main(["report", str(run_dir / "report.json"), "--no-html"])
     assert load_report(Path(run_dir)).scenarios[0].verdict == "skip"

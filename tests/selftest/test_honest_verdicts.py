@@ -20,9 +20,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _ctx(manifests: str = "manifests/overlays/local") -> ScenarioContext:
-    return ScenarioContext(profile=load_profile("local"), bundle=render(REPO / manifests),
-                           backend_factory=None,  # type: ignore[arg-type]
-                           backend_name="local", out_dir=Path("/nonexistent"))
+    return ScenarioContext(
+        profile=load_profile("local"),
+        bundle=render(REPO / manifests),
+        backend_factory=None,  # type: ignore[arg-type]
+        backend_name="local",
+        out_dir=Path("/nonexistent"),
+    )
 
 
 @pytest.mark.parametrize("field", ["max_breach_s", "scale_out_s"])
@@ -107,10 +111,15 @@ def server() -> Any:
     srv.shutdown()
 
 
-@pytest.mark.parametrize(("mode", "outcome"), [
-    ("served", "served"), ("refused", "refused_status"), ("failed", "accepted_then_failed"),
-    ("cut", "accepted_then_cut"),
-])
+@pytest.mark.parametrize(
+    ("mode", "outcome"),
+    [
+        ("served", "served"),
+        ("refused", "refused_status"),
+        ("failed", "accepted_then_failed"),
+        ("cut", "accepted_then_cut"),
+    ],
+)
 def test_drain_requests_are_classified(server: Any, mode: str, outcome: str) -> None:
     server.mode = mode
     backend = _Backend(f"http://127.0.0.1:{server.server_port}")

@@ -80,17 +80,26 @@ def test_sla_windows_place_the_breach_against_the_fault(tmp_path: Path) -> None:
     rec = R.empty(200)
     rec["intended"] = np.arange(200) / 10
     rec["sent"] = rec["intended"]
-    rec["done"] = rec["intended"] + np.where((rec["intended"] >= 5) & (rec["intended"] < 10), 0.9, 0.05)
+    rec["done"] = rec["intended"] + np.where(
+        (rec["intended"] >= 5) & (rec["intended"] < 10), 0.9, 0.05
+    )
     rec["status"] = 200
     t0 = 1_700_000_000.0
     result = build_result(spec, rec, started_at=t0, duration_s=20)
     result.attach_records(rec)
-    ctx = ScenarioContext(profile=prof, bundle=ManifestBundle([], source="t"), backend_factory=lambda _: None,
-                          backend_name="none", out_dir=tmp_path)
+    ctx = ScenarioContext(
+        profile=prof,
+        bundle=ManifestBundle([], source="t"),
+        backend_factory=lambda _: None,
+        backend_name="none",
+        out_dir=tmp_path,
+    )
     windows = sla_windows(ctx, result, t_fault=t0 + 6)
     assert [w["t0"] for w in windows] == [0, 5, 10, 15]
     assert [w["sla_met"] for w in windows] == [True, False, True, True]
-    assert windows[1]["contains_fault"] and windows[2]["after_fault"] and not windows[0]["after_fault"]
+    assert (
+        windows[1]["contains_fault"] and windows[2]["after_fault"] and not windows[0]["after_fault"]
+    )
     assert "latency p90" in windows[1]["breaches"][0]
     assert recovery_after(windows, t0 + 6) == 4.0
 
@@ -104,16 +113,31 @@ def test_choose_zone_most_replicas_then_name() -> None:
 
 def test_start_record_phases() -> None:
     pod = Pod(
-        name="p", creationTimestamp=10.0,
-        conditions=[Condition(type="PodScheduled", status="True", lastTransitionTime=10.5),
-                    Condition(type="Ready", status="True", lastTransitionTime=19.0)],
-        containerStatuses=[ContainerStatus(name="c", started=True, ready=True,
-                                           state=ContainerState(running=StateRunning(startedAt=11.0)))],
+        name="p",
+        creationTimestamp=10.0,
+        conditions=[
+            Condition(type="PodScheduled", status="True", lastTransitionTime=10.5),
+            Condition(type="Ready", status="True", lastTransitionTime=19.0),
+        ],
+        containerStatuses=[
+            ContainerStatus(
+                name="c",
+                started=True,
+                ready=True,
+                state=ContainerState(running=StateRunning(startedAt=11.0)),
+            )
+        ],
     )
     rec = start_record(pod, started_flip=18.8)
     assert rec["ready"] is True
-    assert rec["phases"] == {"scheduling": 0.5, "init_containers": 0.0, "container_start": 0.5,
-                             "startup_probe": 7.8, "readiness": 0.2, "total": 9.0}
+    assert rec["phases"] == {
+        "scheduling": 0.5,
+        "init_containers": 0.0,
+        "container_start": 0.5,
+        "startup_probe": 7.8,
+        "readiness": 0.2,
+        "total": 9.0,
+    }
     # with init containers, their time is its own phase (Initialized flips after the last one)
     pod.initContainerStatuses = [ContainerStatus(name="fetch-model", ready=True)]
     pod.conditions.append(Condition(type="Initialized", status="True", lastTransitionTime=10.9))
@@ -128,13 +152,17 @@ class _Event:
 
 
 def test_first_scale_up_prefers_events() -> None:
-    ev = [_Event(50.0, "New size: 3; reason: cpu below target"), _Event(70.0, "New size: 6; reason: above target")]
+    ev = [
+        _Event(50.0, "New size: 3; reason: cpu below target"),
+        _Event(70.0, "New size: 6; reason: above target"),
+    ]
     assert first_scale_up(ev, [], initial=3, since=60.0) == 70.0
     assert first_scale_up([], [], initial=3, since=60.0) is None
 
 
 def _ctx(tmp_path: Path, manifests: str) -> ScenarioContext:
     from harness.manifests import render
+
     bundle = render.render(REPO / manifests)
     if not isinstance(bundle, ManifestBundle):  # render may return (bundle, info)
         bundle = bundle[0]
@@ -142,13 +170,20 @@ def _ctx(tmp_path: Path, manifests: str) -> ScenarioContext:
     def no_backend(_: Path):
         raise AssertionError("model checks must not deploy")
 
-    return ScenarioContext(profile=load_profile("local"), bundle=bundle, backend_factory=no_backend,
-                           backend_name="none", out_dir=tmp_path)
+    return ScenarioContext(
+        profile=load_profile("local"),
+        bundle=bundle,
+        backend_factory=no_backend,
+        backend_name="none",
+        out_dir=tmp_path,
+    )
 
 
 def test_probe_model_flags_liveness_without_startup(tmp_path: Path) -> None:
-    bad = model_checks(_ctx(tmp_path, "manifests/broken/liveness-no-startup"),
-                       _ctx(tmp_path, "manifests/broken/liveness-no-startup").bundle)
+    bad = model_checks(
+        _ctx(tmp_path, "manifests/broken/liveness-no-startup"),
+        _ctx(tmp_path, "manifests/broken/liveness-no-startup").bundle,
+    )
     (check,) = bad["checks"]
     assert not check.ok and bad["probe_model"]["gate"] == "liveness"
     ctx = _ctx(tmp_path, "manifests/overlays/local")
@@ -161,15 +196,31 @@ def test_probe_model_flags_liveness_without_startup(tmp_path: Path) -> None:
 
 def test_cpu_throttling_from_cumulative_cfs_counters() -> None:
     def s(t: float, pod: str, periods: int, throttled: int, secs: float) -> ResourceSample:
-        return ResourceSample(time=t, pod=pod, cpu_periods=periods, cpu_throttled_periods=throttled,
-                              cpu_throttled_s=secs)
+        return ResourceSample(
+            time=t,
+            pod=pod,
+            cpu_periods=periods,
+            cpu_throttled_periods=throttled,
+            cpu_throttled_s=secs,
+        )
 
-    samples = [s(0, "a", 1000, 100, 1.0), s(0, "b", 50, 0, 0.0), s(10, "a", 1100, 150, 3.5),
-               s(10, "b", 150, 10, 0.5), ResourceSample(time=10, pod="c", cpu_cores=0.2)]
+    samples = [
+        s(0, "a", 1000, 100, 1.0),
+        s(0, "b", 50, 0, 0.0),
+        s(10, "a", 1100, 150, 3.5),
+        s(10, "b", 150, 10, 0.5),
+        ResourceSample(time=10, pod="c", cpu_cores=0.2),
+    ]
     out = common.cpu_throttling(samples)
-    assert out == {"cpu_throttled_ratio": 0.3, "cpu_throttled_s": 3.0, "cpu_throttled_worst_pod": "a",
-                   "cpu_throttled_worst_ratio": 0.5}
-    assert common.cpu_throttling([ResourceSample(time=0, pod="a", cpu_cores=1.0)]) == {}  # no CFS statistics
+    assert out == {
+        "cpu_throttled_ratio": 0.3,
+        "cpu_throttled_s": 3.0,
+        "cpu_throttled_worst_pod": "a",
+        "cpu_throttled_worst_ratio": 0.5,
+    }
+    assert (
+        common.cpu_throttling([ResourceSample(time=0, pod="a", cpu_cores=1.0)]) == {}
+    )  # no CFS statistics
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))

@@ -21,7 +21,9 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900), pytest.mark.usefixtures("tiny_model")]
 
 
-def _certify(tmp_path: Path, manifests: Path, only: list[str]) -> tuple[dict[str, ScenarioResult], Path]:
+def _certify(
+    tmp_path: Path, manifests: Path, only: list[str]
+) -> tuple[dict[str, ScenarioResult], Path]:
     opts = CertifyOptions(manifests=str(manifests), only=only, out=tmp_path / "run", html=False)
     report, run_dir = certify(opts)
     return {s.name: s for s in report.scenarios}, run_dir
@@ -45,17 +47,21 @@ def test_broken_variant_fails_its_scenario(case: Case, tmp_path: Path) -> None:
         enforced, why = _limits_enforced(tmp_path)
         if not enforced:
             pytest.skip(f"{case.variant} needs kernel-enforced memory limits: {why}")
-    results, run_dir = _certify(tmp_path, REPO / "manifests" / "broken" / case.variant, [case.scenario])
+    results, run_dir = _certify(
+        tmp_path, REPO / "manifests" / "broken" / case.variant, [case.scenario]
+    )
     res = results[case.scenario]
     assert res.verdict == "fail", f"{case.variant}: expected fail, got {res.verdict}: {res.reason}"
     failed = {c.name for c in res.checks if not c.ok}  # failed or inconclusive
     assert case.fails_on in failed, (
         f"{case.variant} failed {case.scenario} but not on {case.fails_on} ({case.evidence}): "
-        f"{_checks(res)}")
+        f"{_checks(res)}"
+    )
     unexplained = failed - {case.fails_on} - case.explained
     assert not unexplained, (
         f"{case.variant} also failed {sorted(unexplained)}, which its one flaw does not explain: "
-        f"{_checks(res)}")
+        f"{_checks(res)}"
+    )
     assert res.evidence, "a failing verdict must point at its evidence files"
     for rel in res.evidence:
         assert (run_dir / rel).exists(), f"evidence {rel} missing"
@@ -67,4 +73,6 @@ def test_good_overlay_passes_all_five(tmp_path: Path) -> None:
     bad = {n: f"{r.verdict}: {r.reason}" for n, r in results.items() if r.verdict != "pass"}
     assert not bad, f"the good overlay must pass every scenario: {bad}"
     caveats = {n: r.caveats for n, r in results.items() if r.caveats}
-    assert not caveats, f"the good overlay must pass without caveats or RuntimeDeviations: {caveats}"
+    assert not caveats, (
+        f"the good overlay must pass without caveats or RuntimeDeviations: {caveats}"
+    )

@@ -44,7 +44,10 @@ class ServerProcess:
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "reference_service.server"],
-            env=full_env, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
+            env=full_env,
+            cwd=REPO,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
 
     def logs(self) -> str:
@@ -90,12 +93,20 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def server(
+    tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
     """The shared server: small queue so overload is easy to reach; debug endpoints on."""
     srv = ServerProcess(
-        tiny_model_dir, tmp_path_factory.mktemp("logs") / "server.log",
-        max_batch_size="8", max_queue="8", max_wait_ms="20", max_prompt_tokens="256",
-        max_tokens_limit="64", debug_endpoints="true", liveness_stall_s="1.5",
+        tiny_model_dir,
+        tmp_path_factory.mktemp("logs") / "server.log",
+        max_batch_size="8",
+        max_queue="8",
+        max_wait_ms="20",
+        max_prompt_tokens="256",
+        max_tokens_limit="64",
+        debug_endpoints="true",
+        liveness_stall_s="1.5",
         memory_budget_bytes=str(3 << 29),
     )
     try:

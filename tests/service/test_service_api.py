@@ -20,7 +20,11 @@ def complete(srv: ServerProcess, **body: object) -> httpx.Response:
 
 def metric(srv: ServerProcess, name: str, labels: str = "") -> float:
     text = httpx.get(srv.url + "/metrics", timeout=30).text
-    pattern = rf"^{re.escape(name)}{re.escape(labels)}\s+(\S+)$" if labels else rf"^{re.escape(name)}\s+(\S+)$"
+    pattern = (
+        rf"^{re.escape(name)}{re.escape(labels)}\s+(\S+)$"
+        if labels
+        else rf"^{re.escape(name)}\s+(\S+)$"
+    )
     m = re.search(pattern, text, re.M)
     return float(m.group(1)) if m else 0.0
 
@@ -60,7 +64,11 @@ def test_batched_equals_alone_over_http(server: ServerProcess) -> None:
     alone = [complete(server, prompt=p, max_tokens=10, temperature=0).json() for p in prompts]
     batches_before = metric(server, "gauntlet:batch_size_count")
     with concurrent.futures.ThreadPoolExecutor(len(prompts)) as pool:
-        together = list(pool.map(lambda p: complete(server, prompt=p, max_tokens=10, temperature=0).json(), prompts))
+        together = list(
+            pool.map(
+                lambda p: complete(server, prompt=p, max_tokens=10, temperature=0).json(), prompts
+            )
+        )
     batches = metric(server, "gauntlet:batch_size_count") - batches_before
     assert [x["choices"][0]["text"] for x in together] == [x["choices"][0]["text"] for x in alone]
     assert batches < len(prompts), "concurrent requests should have shared batches"
@@ -82,12 +90,17 @@ def test_models_openapi_and_metrics(server: ServerProcess) -> None:
     spec = httpx.get(server.url + "/openapi.json", timeout=30).json()
     assert "/v1/completions" in spec["paths"]
     text = httpx.get(server.url + "/metrics", timeout=30).text
-    for name in ("gauntlet:num_requests_running", "gauntlet:num_requests_waiting",
-                 "gauntlet:time_to_first_token_seconds_bucket",
-                 "gauntlet:e2e_request_latency_seconds_bucket", "gauntlet:batch_size_bucket",
-                 'gauntlet:model_load_seconds{phase="weights"}',
-                 'gauntlet:model_load_seconds{phase="storage_delay"}',
-                 "gauntlet:requests_while_unready_total", "process_resident_memory_bytes"):
+    for name in (
+        "gauntlet:num_requests_running",
+        "gauntlet:num_requests_waiting",
+        "gauntlet:time_to_first_token_seconds_bucket",
+        "gauntlet:e2e_request_latency_seconds_bucket",
+        "gauntlet:batch_size_bucket",
+        'gauntlet:model_load_seconds{phase="weights"}',
+        'gauntlet:model_load_seconds{phase="storage_delay"}',
+        "gauntlet:requests_while_unready_total",
+        "process_resident_memory_bytes",
+    ):
         assert name in text, name
 
 
@@ -106,18 +119,28 @@ def test_models_openapi_and_metrics(server: ServerProcess) -> None:
         ({"prompt": "hi", "seed": 2**64}, 400, "seed"),
     ],
 )
-def test_bad_inputs_name_the_field(server: ServerProcess, body: dict, status: int, param: str) -> None:
+def test_bad_inputs_name_the_field(
+    server: ServerProcess, body: dict, status: int, param: str
+) -> None:
     r = complete(server, **body)
     assert r.status_code == status, r.text
     assert r.json()["error"]["param"] == param
 
 
 def test_malformed_json_and_lone_surrogate_are_client_errors(server: ServerProcess) -> None:
-    r = httpx.post(server.url + "/v1/completions", content=b"{not json",
-                   headers={"content-type": "application/json"}, timeout=30)
+    r = httpx.post(
+        server.url + "/v1/completions",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
     assert r.status_code == 400
-    r = httpx.post(server.url + "/v1/completions", content=b'{"prompt": "\\ud800", "max_tokens": 2}',
-                   headers={"content-type": "application/json"}, timeout=30)
+    r = httpx.post(
+        server.url + "/v1/completions",
+        content=b'{"prompt": "\\ud800", "max_tokens": 2}',
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
     assert r.status_code == 200, r.text
 
 
@@ -146,7 +169,9 @@ def test_overload_burst_gets_only_200_or_429_and_liveness_stays_up(server: Serve
 
 def test_memory_budget_rejects_before_exceeding(server: ServerProcess) -> None:
     budget = metric(server, "gauntlet:memory_budget_bytes")
-    rss = httpx.post(server.url + "/debug/allocate", params={"mb": 1}, timeout=60).json()["rss_bytes"]
+    rss = httpx.post(server.url + "/debug/allocate", params={"mb": 1}, timeout=60).json()[
+        "rss_bytes"
+    ]
     free_mb = int((budget - rss) // (1 << 20))
     assert free_mb > 0, "the test budget must exceed the idle RSS"
     try:

@@ -17,14 +17,22 @@ pytestmark = pytest.mark.timeout(300)
 
 
 def _gauge(srv: ServerProcess, name: str) -> float:
-    m = re.search(rf"^{re.escape(name)}\s+(\S+)$", httpx.get(srv.url + "/metrics", timeout=30).text, re.M)
+    m = re.search(
+        rf"^{re.escape(name)}\s+(\S+)$", httpx.get(srv.url + "/metrics", timeout=30).text, re.M
+    )
     return float(m.group(1)) if m else 0.0
 
 
 def test_probes_during_load_then_graceful_drain(tiny_model_dir: Path, tmp_path: Path) -> None:
-    srv = ServerProcess(tiny_model_dir, tmp_path / "server.log", startup_delay_s="3",
-                        max_batch_size="4", max_queue="64", max_wait_ms="10",
-                        drain_timeout_s="120")
+    srv = ServerProcess(
+        tiny_model_dir,
+        tmp_path / "server.log",
+        startup_delay_s="3",
+        max_batch_size="4",
+        max_queue="64",
+        max_wait_ms="10",
+        drain_timeout_s="120",
+    )
     try:
         srv.wait_listening()
         # During the load: no inference loop yet (liveness 503: only a startup probe lets a
@@ -45,15 +53,19 @@ def test_probes_during_load_then_graceful_drain(tiny_model_dir: Path, tmp_path: 
         burst = 16
 
         def one(i: int) -> httpx.Response:
-            return httpx.post(srv.url + "/v1/completions",
-                              json={"prompt": f"drain {i}", "max_tokens": 160, "temperature": 0},
-                              timeout=240)
+            return httpx.post(
+                srv.url + "/v1/completions",
+                json={"prompt": f"drain {i}", "max_tokens": 160, "temperature": 0},
+                timeout=240,
+            )
 
         with concurrent.futures.ThreadPoolExecutor(burst) as pool:
             futures = [pool.submit(one, i) for i in range(burst)]
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:  # every request admitted (queued or running)?
-                accepted = _gauge(srv, "gauntlet:num_requests_waiting") + _gauge(srv, "gauntlet:num_requests_running")
+                accepted = _gauge(srv, "gauntlet:num_requests_waiting") + _gauge(
+                    srv, "gauntlet:num_requests_running"
+                )
                 if accepted >= burst - 4:  # the first batch may already have finished
                     break
                 time.sleep(0.05)

@@ -38,7 +38,9 @@ def test_small_preset_is_about_100m_parameters() -> None:
     assert 80e6 < sum(p.numel() for p in model.parameters()) < 120e6
 
 
-def test_tokenizer_loads_offline_and_round_trips(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tokenizer_loads_offline_and_round_trips(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     from transformers import AutoTokenizer
 
@@ -60,8 +62,9 @@ def test_engine_batched_equals_alone(tiny_model_dir: Path) -> None:
     prompts = ["a", "The quick brown fox jumps", "x" * 40, "héllo", "", "12 34 56"]
 
     def req(p: str) -> GenRequest:
-        return GenRequest(prompt_ids=[tok.bos_token_id, *tok.encode(p, add_special_tokens=False)],
-                          max_tokens=12)
+        return GenRequest(
+            prompt_ids=[tok.bos_token_id, *tok.encode(p, add_special_tokens=False)], max_tokens=12
+        )
 
     alone = [engine.generate_batch([req(p)])[0].token_ids for p in prompts]
     together = [r.token_ids for r in engine.generate_batch([req(p) for p in prompts])]
@@ -98,8 +101,17 @@ def test_cgroup_v1_and_v2_limits(tmp_path: Path) -> None:
 def test_memory_estimate_grows_with_length() -> None:
     from reference_service.admission import ModelShape, estimate_request_bytes
 
-    shape = ModelShape(layers=4, hidden=256, intermediate=688, heads=4, kv_heads=4, head_dim=64,
-                       vocab=259, dtype_bytes=4, max_positions=1024)
+    shape = ModelShape(
+        layers=4,
+        hidden=256,
+        intermediate=688,
+        heads=4,
+        kv_heads=4,
+        head_dim=64,
+        vocab=259,
+        dtype_bytes=4,
+        max_positions=1024,
+    )
     short = estimate_request_bytes(shape, 10, 10)
     long = estimate_request_bytes(shape, 500, 200)
     kv_long = 2 * 4 * 4 * 64 * 700 * 4
@@ -116,8 +128,15 @@ def test_engine_sheds_what_waited_too_long_to_start(tiny_model_dir: Path) -> Non
 
     loaded = load_model(ServiceSettings(model_dir=tiny_model_dir, torch_threads=1), {})
     tok = loaded.tokenizer
-    engine = Engine(loaded.model, tok, loaded.device, max_batch_size=1, max_wait_ms=0, max_queue=8,
-                    max_queue_wait_s=0.3)
+    engine = Engine(
+        loaded.model,
+        tok,
+        loaded.device,
+        max_batch_size=1,
+        max_wait_ms=0,
+        max_queue=8,
+        max_queue_wait_s=0.3,
+    )
     ids = [tok.bos_token_id, *tok.encode("hello", add_special_tokens=False)]
     engine.hang(1.0)  # the inference thread is busy: nothing starts for a second
     engine.start()

@@ -27,14 +27,20 @@ def test_no_server_errors_on_any_generated_request(server: ServerProcess) -> Non
         checked.append(f"{operation.method.upper()} {operation.path}")
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=MAX_EXAMPLES,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         def run(case) -> None:  # type: ignore[no-untyped-def]
             response = case.call(timeout=60)
             # The server is started and not draining here, so even a 503 would be a bug.
             if response.status_code >= 500:
-                failures.append(f"{case.method} {case.path} {case.body!r:.200} -> "
-                                f"{response.status_code}: {response.text[:200]}")
+                failures.append(
+                    f"{case.method} {case.path} {case.body!r:.200} -> "
+                    f"{response.status_code}: {response.text[:200]}"
+                )
 
         run()
     assert "POST /v1/completions" in checked

@@ -45,7 +45,9 @@ KINDS: dict[str, tuple[str, bool]] = {
 class KubeApiError(Exception):
     """An API call failed: HTTP status plus the Status reason/message the server gave."""
 
-    def __init__(self, status: int, reason: str, message: str, method: str = "", path: str = "") -> None:
+    def __init__(
+        self, status: int, reason: str, message: str, method: str = "", path: str = ""
+    ) -> None:
         self.status = status
         self.reason = reason
         self.message = message
@@ -54,8 +56,13 @@ class KubeApiError(Exception):
         super().__init__(f"{method} {path}: {status} {reason}: {message}".strip())
 
 
-def resource_path(api_version: str, kind: str, namespace: str | None = None, name: str | None = None,
-                  subresource: str | None = None) -> str:
+def resource_path(
+    api_version: str,
+    kind: str,
+    namespace: str | None = None,
+    name: str | None = None,
+    subresource: str | None = None,
+) -> str:
     """REST path of a collection or object, e.g. /apis/apps/v1/namespaces/ns/deployments/x/status."""
     plural, namespaced = KINDS.get(kind, (kind.lower() + "s", True))
     base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
@@ -80,8 +87,15 @@ class KubeApi:
     api_client: client.ApiClient
     timeout_s: float = 30.0
 
-    def request(self, method: str, path: str, *, query: dict[str, Any] | None = None,
-                body: Any = None, content_type: str | None = None) -> K8sObject:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, Any] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+    ) -> K8sObject:
         data = self._call(method, path, query=query, body=body, content_type=content_type)
         return json.loads(data) if data else {}
 
@@ -89,8 +103,16 @@ class KubeApi:
         """A non-JSON GET, e.g. a node's metrics through the API server proxy."""
         return self._call("GET", path, accept="text/plain").decode(errors="replace")
 
-    def _call(self, method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None,
-              content_type: str | None = None, accept: str = "application/json") -> bytes:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, Any] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+        accept: str = "application/json",
+    ) -> bytes:
         headers = {"Accept": accept}
         if content_type:
             headers["Content-Type"] = content_type
@@ -98,7 +120,11 @@ class KubeApi:
             headers["Content-Type"] = "application/json"
         params = [(k, v) for k, v in (query or {}).items() if v is not None]
         serialized = self.api_client.param_serialize(
-            method, path, query_params=params, header_params=headers, body=body,
+            method,
+            path,
+            query_params=params,
+            header_params=headers,
+            body=body,
             auth_settings=["BearerToken"],
         )
         try:
@@ -114,9 +140,12 @@ class KubeApi:
     def get(self, path: str, **query: Any) -> K8sObject:
         return self.request("GET", path, query=query)
 
-    def list(self, path: str, label_selector: str | None = None, field_selector: str | None = None
-             ) -> list[K8sObject]:
-        out = self.request("GET", path, query={"labelSelector": label_selector, "fieldSelector": field_selector})
+    def list(
+        self, path: str, label_selector: str | None = None, field_selector: str | None = None
+    ) -> list[K8sObject]:
+        out = self.request(
+            "GET", path, query={"labelSelector": label_selector, "fieldSelector": field_selector}
+        )
         return list(out.get("items") or [])
 
     def create(self, path: str, body: K8sObject) -> K8sObject:

@@ -55,7 +55,14 @@ from harness.manifests.bundle import ManifestBundle
 
 log = logging.getLogger("harness.backends.kube")
 RUN_ID_LABEL = "gauntlet.dev/run-id"
-_STRIP_META = ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields", "selfLink")
+_STRIP_META = (
+    "resourceVersion",
+    "uid",
+    "creationTimestamp",
+    "generation",
+    "managedFields",
+    "selfLink",
+)
 
 
 def new_run_id() -> str:
@@ -94,8 +101,11 @@ class KubeBackend(Backend, RolloutRestarter):
     ) -> None:
         check_context(context, allowed_contexts)  # before any connection is made
         if zone_outage_mode not in ("taint", "drain"):
-            raise InputError(f"unknown zone outage mode {zone_outage_mode!r}", field="zone_outage_mode",
-                             fix="use 'taint' (NoExecute, like a lost zone) or 'drain' (Eviction API, PDBs)")
+            raise InputError(
+                f"unknown zone outage mode {zone_outage_mode!r}",
+                field="zone_outage_mode",
+                fix="use 'taint' (NoExecute, like a lost zone) or 'drain' (Eviction API, PDBs)",
+            )
         super().__init__(workdir)
         self.context = context
         self.chaos_allowed = chaos_allowed
@@ -114,9 +124,12 @@ class KubeBackend(Backend, RolloutRestarter):
             if context != IN_CLUSTER:
                 names, _ = kubeconfig_contexts(kubeconfig)
                 if context not in names:
-                    raise InputError(f"context {context!r} is not in the kubeconfig (has: {', '.join(names) or 'none'})",
-                                     file=kubeconfig or "$KUBECONFIG / ~/.kube/config", field="contexts",
-                                     fix="pick one with `kubectl config get-contexts` or pass --kubeconfig")
+                    raise InputError(
+                        f"context {context!r} is not in the kubeconfig (has: {', '.join(names) or 'none'})",
+                        file=kubeconfig or "$KUBECONFIG / ~/.kube/config",
+                        field="contexts",
+                        fix="pick one with `kubectl config get-contexts` or pass --kubeconfig",
+                    )
             api_client = api_client_for(context, kubeconfig)
         self.api = KubeApi(api_client)
         self.bundle: ManifestBundle | None = None
@@ -134,30 +147,59 @@ class KubeBackend(Backend, RolloutRestarter):
     # lifecycle -------------------------------------------------------------------------------
     def deploy(self, bundle: ManifestBundle) -> None:
         dep = bundle.deployment
-        cluster_scoped = [f"{o.get('kind')}/{(o.get('metadata') or {}).get('name')}" for o in bundle
-                          if not is_namespaced(str(o.get("kind")))]
+        cluster_scoped = [
+            f"{o.get('kind')}/{(o.get('metadata') or {}).get('name')}"
+            for o in bundle
+            if not is_namespaced(str(o.get("kind")))
+        ]
         if cluster_scoped:
-            raise InputError(f"cluster-scoped objects are not applied by Gauntlet: {', '.join(cluster_scoped)}",
-                             file=bundle.source or None, fix="remove them; Gauntlet only creates a fresh namespace")
+            raise InputError(
+                f"cluster-scoped objects are not applied by Gauntlet: {', '.join(cluster_scoped)}",
+                file=bundle.source or None,
+                fix="remove them; Gauntlet only creates a fresh namespace",
+            )
         self.bundle = bundle
         self.deployment_name = dep["metadata"]["name"]
         svc = bundle.service
         self.service = svc
         self.hpa_name = (bundle.hpa or {}).get("metadata", {}).get("name")
-        names = ", ".join(f"{o.get('kind')}/{(o.get('metadata') or {}).get('name')}" for o in bundle)
-        log.info("kube context %s: creating namespace %s (label %s=%s), then applying %s",
-                 self.context, self.namespace, RUN_ID_LABEL, self.run_id, names)
+        names = ", ".join(
+            f"{o.get('kind')}/{(o.get('metadata') or {}).get('name')}" for o in bundle
+        )
+        log.info(
+            "kube context %s: creating namespace %s (label %s=%s), then applying %s",
+            self.context,
+            self.namespace,
+            RUN_ID_LABEL,
+            self.run_id,
+            names,
+        )
         CLEANUP.register(id(self), self.teardown)
-        self.api.create(resource_path("v1", "Namespace"), {
-            "apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": self.namespace, "labels": {RUN_ID_LABEL: self.run_id,
-                                                            "app.kubernetes.io/managed-by": "gauntlet"}},
-        })
+        self.api.create(
+            resource_path("v1", "Namespace"),
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {
+                    "name": self.namespace,
+                    "labels": {
+                        RUN_ID_LABEL: self.run_id,
+                        "app.kubernetes.io/managed-by": "gauntlet",
+                    },
+                },
+            },
+        )
         self._namespace_created = True
         for obj in bundle:
             self._create(obj)
-        self.recorder = Recorder(self.api, self.namespace, deployment=self.deployment_name, hpa=self.hpa_name,
-                                 poll_s=self.poll_s, metrics_poll_s=self.metrics_poll_s)
+        self.recorder = Recorder(
+            self.api,
+            self.namespace,
+            deployment=self.deployment_name,
+            hpa=self.hpa_name,
+            poll_s=self.poll_s,
+            metrics_poll_s=self.metrics_poll_s,
+        )
         self.recorder.start()
 
     def _create(self, obj: dict[str, Any]) -> None:
@@ -172,10 +214,14 @@ class KubeBackend(Backend, RolloutRestarter):
         try:
             self.api.create(resource_path(api_version, kind, self.namespace), body)
         except KubeApiError as exc:
-            raise BackendError(f"applying {kind}/{meta.get('name')} into {self.namespace} failed: "
-                               f"{exc.status} {exc.reason}: {exc.message}") from None
+            raise BackendError(
+                f"applying {kind}/{meta.get('name')} into {self.namespace} failed: "
+                f"{exc.status} {exc.reason}: {exc.message}"
+            ) from None
 
-    def wait_ready(self, replicas: int | None = None, timeout_s: float | None = None) -> DeploymentStatus:
+    def wait_ready(
+        self, replicas: int | None = None, timeout_s: float | None = None
+    ) -> DeploymentStatus:
         """Wait as `kubectl rollout status` does; `timeout_s` None: the backend's rollout_timeout_s."""
         name = self._dep_name()
         limit = self.rollout_timeout_s if timeout_s is None else timeout_s
@@ -190,7 +236,9 @@ class KubeBackend(Backend, RolloutRestarter):
             if state.done:
                 return convert.deployment_status(dep)
             if time.monotonic() > deadline:
-                raise BackendError(f"rollout not done after {limit:.0f}s: {message}{self._why_not_ready()}")
+                raise BackendError(
+                    f"rollout not done after {limit:.0f}s: {message}{self._why_not_ready()}"
+                )
             time.sleep(min(self.poll_s, 2.0))
 
     def _why_not_ready(self) -> str:
@@ -201,7 +249,12 @@ class KubeBackend(Backend, RolloutRestarter):
             return ""
         if not warnings:
             return ""
-        lines = sorted({f"{e.reason} {e.involvedObject.kind}/{e.involvedObject.name}: {e.message}" for e in warnings})
+        lines = sorted(
+            {
+                f"{e.reason} {e.involvedObject.kind}/{e.involvedObject.name}: {e.message}"
+                for e in warnings
+            }
+        )
         return "; recent warnings: " + " | ".join(lines[-5:])
 
     def teardown(self) -> None:
@@ -220,12 +273,16 @@ class KubeBackend(Backend, RolloutRestarter):
             if touched:
                 log.info("restored nodes (untaint/uncordon): %s", ", ".join(touched))
         except Exception as exc:
-            errors.append(f"restoring nodes {sorted(self.node_changes.cordoned | self.node_changes.tainted)}: {exc}")
+            errors.append(
+                f"restoring nodes {sorted(self.node_changes.cordoned | self.node_changes.tainted)}: {exc}"
+            )
         if self._namespace_created and not self.keep_namespace:
             try:
                 log.info("deleting namespace %s", self.namespace)
-                self.api.delete(resource_path("v1", "Namespace", name=self.namespace),
-                                propagationPolicy="Background")
+                self.api.delete(
+                    resource_path("v1", "Namespace", name=self.namespace),
+                    propagationPolicy="Background",
+                )
             except KubeApiError as exc:
                 if exc.status != 404:
                     errors.append(f"deleting namespace {self.namespace}: {exc}")
@@ -240,8 +297,14 @@ class KubeBackend(Backend, RolloutRestarter):
         with self._lock:
             fwd = self._forwards.get(target)
             if fwd is None:
-                fwd = PortForward(target, port, self.namespace, kubectl=self._kubectl or find_kubectl(),
-                                  kubeconfig=self.kubeconfig, context=self.context)
+                fwd = PortForward(
+                    target,
+                    port,
+                    self.namespace,
+                    kubectl=self._kubectl or find_kubectl(),
+                    kubeconfig=self.kubeconfig,
+                    context=self.context,
+                )
                 fwd.start()
                 self._forwards[target] = fwd
             return fwd.url
@@ -256,7 +319,9 @@ class KubeBackend(Backend, RolloutRestarter):
 
     def pod_url(self, pod: str) -> str:
         obj = self.api.get(resource_path("v1", "Pod", self.namespace, pod))
-        ports = [p for c in (obj.get("spec") or {}).get("containers") or [] for p in c.get("ports") or []]
+        ports = [
+            p for c in (obj.get("spec") or {}).get("containers") or [] for p in c.get("ports") or []
+        ]
         if not ports:
             raise BackendError(f"pod {pod} declares no containerPort to forward to")
         return self._forward(f"pod/{pod}", ports[0]["containerPort"])
@@ -268,8 +333,12 @@ class KubeBackend(Backend, RolloutRestarter):
                 nodes = self.api.list(resource_path("v1", "Node"))
             except KubeApiError:
                 return self._node_zones
-            self._node_zones = {n["metadata"]["name"]: (n["metadata"].get("labels") or {}).get(convert.ZONE_LABEL, "")
-                                for n in nodes}
+            self._node_zones = {
+                n["metadata"]["name"]: (n["metadata"].get("labels") or {}).get(
+                    convert.ZONE_LABEL, ""
+                )
+                for n in nodes
+            }
         return self._node_zones
 
     def pods(self, include_deleted: bool = False) -> list[Pod]:
@@ -282,10 +351,15 @@ class KubeBackend(Backend, RolloutRestarter):
             self.recorder.record_pods(items)
             if include_deleted:
                 live = {(o.get("metadata") or {}).get("name") for o in items}
-                items = items + [o for name, o in self.recorder.seen_pods().items() if name not in live]
+                items = items + [
+                    o for name, o in self.recorder.seen_pods().items() if name not in live
+                ]
         node_zones = self._zones()
-        if any((p.get("spec") or {}).get("nodeName") not in node_zones for p in items
-               if (p.get("spec") or {}).get("nodeName")):
+        if any(
+            (p.get("spec") or {}).get("nodeName") not in node_zones
+            for p in items
+            if (p.get("spec") or {}).get("nodeName")
+        ):
             node_zones = self._zones(refresh=True)
         out = []
         for obj in items:
@@ -303,13 +377,17 @@ class KubeBackend(Backend, RolloutRestarter):
             self.recorder._poll_events()
             evs = list(self.recorder.events.values())
         else:
-            evs = [convert.event(e) for e in self.api.list(resource_path("v1", "Event", self.namespace))]
+            evs = [
+                convert.event(e)
+                for e in self.api.list(resource_path("v1", "Event", self.namespace))
+            ]
         evs.sort(key=lambda e: e.lastTimestamp)
         return [e for e in evs if since is None or e.lastTimestamp >= since]
 
     def deployment(self) -> Deployment:
-        return convert.deployment(self.api.get(resource_path("apps/v1", "Deployment", self.namespace,
-                                                             self._dep_name())))
+        return convert.deployment(
+            self.api.get(resource_path("apps/v1", "Deployment", self.namespace, self._dep_name()))
+        )
 
     def hpa_history(self) -> list[HPAStatusSample]:
         return list(self.recorder.hpa_samples) if self.recorder is not None else []
@@ -321,8 +399,10 @@ class KubeBackend(Backend, RolloutRestarter):
     # actions ---------------------------------------------------------------------------------
     def scale(self, replicas: int) -> None:
         log.info("scaling deployment %s/%s to %d", self.namespace, self._dep_name(), replicas)
-        self.api.merge_patch(resource_path("apps/v1", "Deployment", self.namespace, self._dep_name(), "scale"),
-                             {"spec": {"replicas": int(replicas)}})
+        self.api.merge_patch(
+            resource_path("apps/v1", "Deployment", self.namespace, self._dep_name(), "scale"),
+            {"spec": {"replicas": int(replicas)}},
+        )
 
     def delete_pod(self, pod: str, grace_period_s: float | None = None) -> FaultRecord:
         check_chaos("delete_pod", self.context, self.chaos_allowed)
@@ -332,12 +412,24 @@ class KubeBackend(Backend, RolloutRestarter):
         try:
             self.api.delete(resource_path("v1", "Pod", self.namespace, pod), **query)
         except KubeApiError as exc:
-            return FaultRecord(kind=FaultKind.KILL_POD, target=pod, started_at=started, ended_at=time.time(),
-                               landed=False, detail=f"delete refused: {exc}")
+            return FaultRecord(
+                kind=FaultKind.KILL_POD,
+                target=pod,
+                started_at=started,
+                ended_at=time.time(),
+                landed=False,
+                detail=f"delete refused: {exc}",
+            )
         landed = self._gone_or_terminating(pod)
-        return FaultRecord(kind=FaultKind.KILL_POD, target=pod, started_at=started, ended_at=time.time(),
-                           affected=[pod], landed=landed,
-                           detail="pod deleted" if landed else "pod still present and not terminating")
+        return FaultRecord(
+            kind=FaultKind.KILL_POD,
+            target=pod,
+            started_at=started,
+            ended_at=time.time(),
+            affected=[pod],
+            landed=landed,
+            detail="pod deleted" if landed else "pod still present and not terminating",
+        )
 
     def _gone_or_terminating(self, pod: str, uid: str | None = None) -> bool:
         try:
@@ -351,17 +443,29 @@ class KubeBackend(Backend, RolloutRestarter):
         nodes = zones.zone_nodes(self.api, zone)
         if not nodes:
             present = sorted({z for z in self._zones(refresh=True).values() if z})
-            raise BackendError(f"no node is labelled {convert.ZONE_LABEL}={zone} "
-                               f"(zones present: {', '.join(present) or 'none'})")
+            raise BackendError(
+                f"no node is labelled {convert.ZONE_LABEL}={zone} "
+                f"(zones present: {', '.join(present) or 'none'})"
+            )
         return nodes
 
     def _announce(self, action: str, zone: str, node_names: list[str]) -> list[dict[str, Any]]:
         mine = zones.pods_on(self.api, node_names, self.namespace)
-        others = [p for p in zones.pods_on(self.api, node_names, None)
-                  if p["metadata"].get("namespace") != self.namespace]
-        log.warning("%s zone %s on context %s: nodes %s; our pods there: %s; pods of other namespaces "
-                    "on those nodes: %d", action, zone, self.context, ", ".join(node_names),
-                    ", ".join(p["metadata"]["name"] for p in mine) or "none", len(others))
+        others = [
+            p
+            for p in zones.pods_on(self.api, node_names, None)
+            if p["metadata"].get("namespace") != self.namespace
+        ]
+        log.warning(
+            "%s zone %s on context %s: nodes %s; our pods there: %s; pods of other namespaces "
+            "on those nodes: %d",
+            action,
+            zone,
+            self.context,
+            ", ".join(node_names),
+            ", ".join(p["metadata"]["name"] for p in mine) or "none",
+            len(others),
+        )
         return mine
 
     def zone_outage(self, zone: str) -> FaultRecord:
@@ -385,21 +489,38 @@ class KubeBackend(Backend, RolloutRestarter):
                 break
             time.sleep(min(self.poll_s, 1.0))
         landed = len(gone) == len(uids)
-        detail = (f"tainted {zones.OUTAGE_TAINT_KEY}={zone}:NoExecute and cordoned {len(names)} node(s); "
-                  f"{len(gone)}/{len(uids)} of our pods in the zone evicted")
+        detail = (
+            f"tainted {zones.OUTAGE_TAINT_KEY}={zone}:NoExecute and cordoned {len(names)} node(s); "
+            f"{len(gone)}/{len(uids)} of our pods in the zone evicted"
+        )
         if not landed:
             detail += f" within {self.outage_wait_s:.0f}s (pods tolerating the taint stay)"
-        return FaultRecord(kind=FaultKind.ZONE_OUTAGE, target=zone, started_at=started, ended_at=time.time(),
-                           affected=names + gone, landed=landed, detail=detail)
+        return FaultRecord(
+            kind=FaultKind.ZONE_OUTAGE,
+            target=zone,
+            started_at=started,
+            ended_at=time.time(),
+            affected=names + gone,
+            landed=landed,
+            detail=detail,
+        )
 
     def restore_zone(self, zone: str) -> FaultRecord:
         started = time.time()
         nodes = {n["metadata"]["name"] for n in zones.zone_nodes(self.api, zone)}
-        log.info("restoring zone %s: untaint/uncordon %s", zone, ", ".join(sorted(nodes)) or "no nodes")
+        log.info(
+            "restoring zone %s: untaint/uncordon %s", zone, ", ".join(sorted(nodes)) or "no nodes"
+        )
         touched = self.node_changes.restore(self.api, only=nodes)
-        return FaultRecord(kind=FaultKind.RESTORE, target=zone, started_at=started, ended_at=time.time(),
-                           affected=touched, landed=True,
-                           detail=f"restored {len(touched)} node(s)" if touched else "nothing to restore")
+        return FaultRecord(
+            kind=FaultKind.RESTORE,
+            target=zone,
+            started_at=started,
+            ended_at=time.time(),
+            affected=touched,
+            landed=True,
+            detail=f"restored {len(touched)} node(s)" if touched else "nothing to restore",
+        )
 
     def drain_zone(self, zone: str, timeout_s: float = 60.0) -> FaultRecord:
         check_chaos("drain_zone", self.context, self.chaos_allowed)
@@ -413,13 +534,22 @@ class KubeBackend(Backend, RolloutRestarter):
         parts = [f"cordoned {len(names)} node(s); evicted {len(out.evicted)}/{len(mine)} pod(s)"]
         if out.blocked:
             msg = next(iter(out.blocked.values()))
-            parts.append(f"{len(out.blocked)} blocked by a PodDisruptionBudget (429 x{out.attempts_429}): {msg}")
+            parts.append(
+                f"{len(out.blocked)} blocked by a PodDisruptionBudget (429 x{out.attempts_429}): {msg}"
+            )
         if out.failed:
             parts.append("failed: " + "; ".join(f"{k}: {v}" for k, v in out.failed.items()))
-        return FaultRecord(kind=FaultKind.DRAIN, target=zone, started_at=started, ended_at=time.time(),
-                           affected=names + out.evicted, landed=not out.blocked and not out.failed,
-                           detail="; ".join(parts), evictions_blocked=sorted(out.blocked),
-                           eviction_429s=out.attempts_429)
+        return FaultRecord(
+            kind=FaultKind.DRAIN,
+            target=zone,
+            started_at=started,
+            ended_at=time.time(),
+            affected=names + out.evicted,
+            landed=not out.blocked and not out.failed,
+            detail="; ".join(parts),
+            evictions_blocked=sorted(out.blocked),
+            eviction_429s=out.attempts_429,
+        )
 
     def hang_pod(self, pod: str) -> FaultRecord:
         """SIGSTOP every process of the pod's first container except PID 1 (`kill -STOP -1`).
@@ -431,7 +561,9 @@ class KubeBackend(Backend, RolloutRestarter):
         started = time.time()
         obj = self.api.get(resource_path("v1", "Pod", self.namespace, pod))
         container = ((obj.get("spec") or {}).get("containers") or [{}])[0].get("name", "")
-        log.warning("hanging pod %s/%s (SIGSTOP inside container %s)", self.namespace, pod, container)
+        log.warning(
+            "hanging pod %s/%s (SIGSTOP inside container %s)", self.namespace, pod, container
+        )
         cmd = [self._kubectl or find_kubectl(), "exec", "-n", self.namespace, pod, "-c", container]
         if self.kubeconfig:
             cmd += ["--kubeconfig", self.kubeconfig]
@@ -440,13 +572,25 @@ class KubeBackend(Backend, RolloutRestarter):
         cmd += ["--", "sh", "-c", "kill -STOP -1"]
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
         landed = self._unresponsive(pod)
-        detail = ("pod stopped answering" if landed else
-                  "pod still answers: its server is probably PID 1, which ignores SIGSTOP from inside "
-                  "its PID namespace (run it under an init such as tini, or use the kind backend)")
+        detail = (
+            "pod stopped answering"
+            if landed
+            else "pod still answers: its server is probably PID 1, which ignores SIGSTOP from inside "
+            "its PID namespace (run it under an init such as tini, or use the kind backend)"
+        )
         if res.returncode != 0:
-            detail = f"kubectl exec failed ({res.returncode}): {res.stderr.strip()[:200]}; " + detail
-        return FaultRecord(kind=FaultKind.HANG, target=pod, started_at=started, ended_at=time.time(),
-                           affected=[pod] if landed else [], landed=landed, detail=detail)
+            detail = (
+                f"kubectl exec failed ({res.returncode}): {res.stderr.strip()[:200]}; " + detail
+            )
+        return FaultRecord(
+            kind=FaultKind.HANG,
+            target=pod,
+            started_at=started,
+            ended_at=time.time(),
+            affected=[pod] if landed else [],
+            landed=landed,
+            detail=detail,
+        )
 
     def rollout_restart(self, timeout_s: float = 300.0) -> FaultRecord:
         """`kubectl rollout restart`: merge-patch the restartedAt template annotation, then wait for
@@ -457,15 +601,27 @@ class KubeBackend(Backend, RolloutRestarter):
         path = resource_path("apps/v1", "Deployment", self.namespace, name)
         started = time.time()
         stamp = restarted_at_stamp(started)
-        log.warning("rollout restart of deployment %s/%s on context %s (%s=%s)", self.namespace, name,
-                    self.context, RESTARTED_AT, stamp)
+        log.warning(
+            "rollout restart of deployment %s/%s on context %s (%s=%s)",
+            self.namespace,
+            name,
+            self.context,
+            RESTARTED_AT,
+            stamp,
+        )
         patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
         before = self._pod_names()
         try:
             self.api.merge_patch(path, patch)
         except KubeApiError as exc:
-            return FaultRecord(kind=FaultKind.ROLLOUT_RESTART, target=name, started_at=started, ended_at=time.time(),
-                               landed=False, detail=f"patch refused: {exc}")
+            return FaultRecord(
+                kind=FaultKind.ROLLOUT_RESTART,
+                target=name,
+                started_at=started,
+                ended_at=time.time(),
+                landed=False,
+                detail=f"patch refused: {exc}",
+            )
         watch = RolloutWatch()
         state = self._watch_rollout(path, watch, time.monotonic() + timeout_s)
         took = time.time() - started
@@ -476,13 +632,22 @@ class KubeBackend(Backend, RolloutRestarter):
         else:
             detail = f"not complete after {timeout_s:.0f}s: {state.message}"
         replaced = sorted(before - self._pod_names())
-        return FaultRecord(kind=FaultKind.ROLLOUT_RESTART, target=name, started_at=started, ended_at=time.time(),
-                           affected=replaced, landed=state.done,
-                           detail=f"restartedAt {stamp}: {detail}; {watch.summary()}")
+        return FaultRecord(
+            kind=FaultKind.ROLLOUT_RESTART,
+            target=name,
+            started_at=started,
+            ended_at=time.time(),
+            affected=replaced,
+            landed=state.done,
+            detail=f"restartedAt {stamp}: {detail}; {watch.summary()}",
+        )
 
     def _pod_names(self) -> set[str]:
         try:
-            return {p["metadata"]["name"] for p in self.api.list(resource_path("v1", "Pod", self.namespace))}
+            return {
+                p["metadata"]["name"]
+                for p in self.api.list(resource_path("v1", "Pod", self.namespace))
+            }
         except KubeApiError:
             return set()
 
@@ -498,8 +663,11 @@ class KubeBackend(Backend, RolloutRestarter):
                 state = rollout_state(dep)
                 st = dep.get("status") or {}
                 replicas = (dep.get("spec") or {}).get("replicas")
-                watch.observe(1 if replicas is None else int(replicas), int(st.get("replicas") or 0),
-                              int(st.get("availableReplicas") or 0))
+                watch.observe(
+                    1 if replicas is None else int(replicas),
+                    int(st.get("replicas") or 0),
+                    int(st.get("availableReplicas") or 0),
+                )
             if state.done or state.failed or time.monotonic() > deadline:
                 return state
             time.sleep(min(self.poll_s, 2.0))

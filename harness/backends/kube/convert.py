@@ -48,7 +48,9 @@ def _meta(obj: K8sObject) -> K8sObject:
 def condition(c: K8sObject, fallback: float) -> Condition:
     return Condition(
         type=str(c.get("type", "")),
-        status=c.get("status", "Unknown") if c.get("status") in ("True", "False", "Unknown") else "Unknown",
+        status=c.get("status", "Unknown")
+        if c.get("status") in ("True", "False", "Unknown")
+        else "Unknown",
         lastTransitionTime=epoch(c.get("lastTransitionTime")) or fallback,
         reason=c.get("reason") or "",
         message=c.get("message") or "",
@@ -67,18 +69,25 @@ def _state(s: K8sObject | None) -> ContainerState:
     if "terminated" in s and s["terminated"] is not None:
         t = s["terminated"]
         out.terminated = StateTerminated(
-            exitCode=int(t.get("exitCode", 0)), reason=t.get("reason") or "",
-            startedAt=epoch(t.get("startedAt")), finishedAt=epoch(t.get("finishedAt")) or 0.0,
-            signal=t.get("signal"), message=t.get("message") or "",
+            exitCode=int(t.get("exitCode", 0)),
+            reason=t.get("reason") or "",
+            startedAt=epoch(t.get("startedAt")),
+            finishedAt=epoch(t.get("finishedAt")) or 0.0,
+            signal=t.get("signal"),
+            message=t.get("message") or "",
         )
     return out
 
 
 def container_status(cs: K8sObject) -> ContainerStatus:
     return ContainerStatus(
-        name=cs.get("name", ""), ready=bool(cs.get("ready")), started=bool(cs.get("started")),
-        restartCount=int(cs.get("restartCount") or 0), image=cs.get("image") or "",
-        state=_state(cs.get("state")), lastState=_state(cs.get("lastState")),
+        name=cs.get("name", ""),
+        ready=bool(cs.get("ready")),
+        started=bool(cs.get("started")),
+        restartCount=int(cs.get("restartCount") or 0),
+        image=cs.get("image") or "",
+        state=_state(cs.get("state")),
+        lastState=_state(cs.get("lastState")),
     )
 
 
@@ -88,31 +97,47 @@ def pod(obj: K8sObject, node_zones: dict[str, str] | None = None) -> Pod:
     node_name = spec.get("nodeName")
     phase = status.get("phase") or "Pending"
     return Pod(
-        name=meta.get("name", ""), namespace=meta.get("namespace") or "default",
-        labels=dict(meta.get("labels") or {}), nodeName=node_name,
+        name=meta.get("name", ""),
+        namespace=meta.get("namespace") or "default",
+        labels=dict(meta.get("labels") or {}),
+        nodeName=node_name,
         zone=(node_zones or {}).get(node_name or ""),
         podIP=status.get("podIP"),
-        phase=phase if phase in ("Pending", "Running", "Succeeded", "Failed", "Unknown") else "Unknown",
+        phase=phase
+        if phase in ("Pending", "Running", "Succeeded", "Failed", "Unknown")
+        else "Unknown",
         reason=status.get("reason") or "",
-        creationTimestamp=created, startTime=epoch(status.get("startTime")),
+        creationTimestamp=created,
+        startTime=epoch(status.get("startTime")),
         deletionTimestamp=epoch(meta.get("deletionTimestamp")),
         conditions=[condition(c, created) for c in status.get("conditions") or []],
         containerStatuses=[container_status(cs) for cs in status.get("containerStatuses") or []],
-        initContainerStatuses=[container_status(cs) for cs in status.get("initContainerStatuses") or []],
+        initContainerStatuses=[
+            container_status(cs) for cs in status.get("initContainerStatuses") or []
+        ],
     )
 
 
 def node(obj: K8sObject) -> Node:
     meta, spec, status = _meta(obj), obj.get("spec") or {}, obj.get("status") or {}
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
     taints = [
         Taint(key=t.get("key", ""), value=t.get("value") or "", effect=t.get("effect"))
         for t in spec.get("taints") or []
         if t.get("effect") in ("NoSchedule", "PreferNoSchedule", "NoExecute")
     ]
-    return Node(name=meta.get("name", ""), labels=dict(meta.get("labels") or {}),
-                unschedulable=bool(spec.get("unschedulable")), taints=taints, ready=ready,
-                allocatable=_quantities(status.get("allocatable")), capacity=_quantities(status.get("capacity")))
+    return Node(
+        name=meta.get("name", ""),
+        labels=dict(meta.get("labels") or {}),
+        unschedulable=bool(spec.get("unschedulable")),
+        taints=taints,
+        ready=ready,
+        allocatable=_quantities(status.get("allocatable")),
+        capacity=_quantities(status.get("capacity")),
+    )
 
 
 def _quantities(resources: K8sObject | None) -> dict[str, str]:
@@ -124,17 +149,34 @@ def event(obj: K8sObject) -> Event:
     """core/v1 Event; falls back to events.k8s.io-style fields (eventTime, series) when set."""
     meta = _meta(obj)
     inv = obj.get("involvedObject") or obj.get("regarding") or {}
-    first = (epoch(obj.get("firstTimestamp")) or epoch(obj.get("eventTime"))
-             or epoch(meta.get("creationTimestamp")) or 0.0)
-    last = epoch(obj.get("lastTimestamp")) or epoch((obj.get("series") or {}).get("lastObservedTime")) or first
+    first = (
+        epoch(obj.get("firstTimestamp"))
+        or epoch(obj.get("eventTime"))
+        or epoch(meta.get("creationTimestamp"))
+        or 0.0
+    )
+    last = (
+        epoch(obj.get("lastTimestamp"))
+        or epoch((obj.get("series") or {}).get("lastObservedTime"))
+        or first
+    )
     source = obj.get("source") or {}
     return Event(
         type="Warning" if obj.get("type") == "Warning" else "Normal",
-        reason=obj.get("reason") or "", message=obj.get("message") or obj.get("note") or "",
-        involvedObject=ObjectReference(kind=inv.get("kind") or "", name=inv.get("name") or "",
-                                       namespace=inv.get("namespace") or meta.get("namespace") or "default"),
-        firstTimestamp=first, lastTimestamp=last, count=int(obj.get("count") or 1),
-        source=source.get("component") or obj.get("reportingComponent") or obj.get("reportingController") or "",
+        reason=obj.get("reason") or "",
+        message=obj.get("message") or obj.get("note") or "",
+        involvedObject=ObjectReference(
+            kind=inv.get("kind") or "",
+            name=inv.get("name") or "",
+            namespace=inv.get("namespace") or meta.get("namespace") or "default",
+        ),
+        firstTimestamp=first,
+        lastTimestamp=last,
+        count=int(obj.get("count") or 1),
+        source=source.get("component")
+        or obj.get("reportingComponent")
+        or obj.get("reportingController")
+        or "",
     )
 
 
@@ -153,7 +195,8 @@ def spec_replicas(obj: K8sObject) -> int:
 def deployment_status(obj: K8sObject) -> DeploymentStatus:
     st = obj.get("status") or {}
     return DeploymentStatus(
-        replicas=int(st.get("replicas") or 0), readyReplicas=int(st.get("readyReplicas") or 0),
+        replicas=int(st.get("replicas") or 0),
+        readyReplicas=int(st.get("readyReplicas") or 0),
         availableReplicas=int(st.get("availableReplicas") or 0),
         updatedReplicas=int(st.get("updatedReplicas") or 0),
         unavailableReplicas=int(st.get("unavailableReplicas") or 0),
@@ -167,8 +210,11 @@ def deployment(obj: K8sObject) -> Deployment:
     meta = _meta(obj)
     generation = meta.get("generation")
     return Deployment(
-        metadata=ObjectMeta(name=meta.get("name", ""), namespace=meta.get("namespace") or "default",
-                            generation=None if generation is None else int(generation)),
+        metadata=ObjectMeta(
+            name=meta.get("name", ""),
+            namespace=meta.get("namespace") or "default",
+            generation=None if generation is None else int(generation),
+        ),
         spec=DeploymentSpec(replicas=spec_replicas(obj)),
         status=deployment_status(obj),
     )
@@ -177,8 +223,11 @@ def deployment(obj: K8sObject) -> Deployment:
 def hpa_sample(hpa: K8sObject, t: float, ready_replicas: int | None) -> HPAStatusSample:
     st = hpa.get("status") or {}
     return HPAStatusSample(
-        time=t, currentReplicas=int(st.get("currentReplicas") or 0),
-        desiredReplicas=int(st.get("desiredReplicas") or 0), readyReplicas=ready_replicas,
-        currentMetrics=list(st.get("currentMetrics") or []), conditions=list(st.get("conditions") or []),
+        time=t,
+        currentReplicas=int(st.get("currentReplicas") or 0),
+        desiredReplicas=int(st.get("desiredReplicas") or 0),
+        readyReplicas=ready_replicas,
+        currentMetrics=list(st.get("currentMetrics") or []),
+        conditions=list(st.get("conditions") or []),
         lastScaleTime=epoch(st.get("lastScaleTime")),
     )

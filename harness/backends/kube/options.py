@@ -16,7 +16,9 @@ def allowed_contexts(profile: Profile, allow_contexts: list[str]) -> list[str]:
     return list(dict.fromkeys([*profile.kube.allowed_contexts, *allow_contexts]))
 
 
-def options(profile: Profile, *, context: str | None, allow_contexts: list[str], runtime: str) -> dict[str, Any]:
+def options(
+    profile: Profile, *, context: str | None, allow_contexts: list[str], runtime: str
+) -> dict[str, Any]:
     """KubeBackend(workdir, **options): the context, the contexts allowed for it, and whether chaos is.
 
     `runtime` is ignored (pods run in the cluster's container runtime). The context itself is
@@ -24,7 +26,13 @@ def options(profile: Profile, *, context: str | None, allow_contexts: list[str],
     """
     del runtime
     if not context:
-        raise InputError("the kube backend needs a context", field="--context",
-                         fix="give --context NAME (and allow it with --allow-context NAME or in the profile)")
-    return {"context": context, "allowed_contexts": allowed_contexts(profile, allow_contexts),
-            "chaos_allowed": profile.kube.chaos_allowed}
+        raise InputError(
+            "the kube backend needs a context",
+            field="--context",
+            fix="give --context NAME (and allow it with --allow-context NAME or in the profile)",
+        )
+    return {
+        "context": context,
+        "allowed_contexts": allowed_contexts(profile, allow_contexts),
+        "chaos_allowed": profile.kube.chaos_allowed,
+    }

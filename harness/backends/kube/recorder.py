@@ -19,8 +19,16 @@ K8sObject = dict[str, Any]
 
 
 class Recorder:
-    def __init__(self, api: KubeApi, namespace: str, *, deployment: str | None, hpa: str | None,
-                 poll_s: float = 1.0, metrics_poll_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        api: KubeApi,
+        namespace: str,
+        *,
+        deployment: str | None,
+        hpa: str | None,
+        poll_s: float = 1.0,
+        metrics_poll_s: float = 5.0,
+    ) -> None:
         self.api = api
         self.namespace = namespace
         self.deployment = deployment
@@ -36,14 +44,18 @@ class Recorder:
         self.hpa_samples: list[HPAStatusSample] = []
         self.resource_samples: list[ResourceSample] = []
         self.metrics_available: bool | None = None  # None: not probed yet
-        self.cadvisor_available: bool | None = None  # nodes/proxy metrics/cadvisor (RBAC may refuse it)
+        self.cadvisor_available: bool | None = (
+            None  # nodes/proxy metrics/cadvisor (RBAC may refuse it)
+        )
         self.errors = 0
         self._last_metrics = 0.0
 
     # lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=f"kube-recorder-{self.namespace}", daemon=True)
+            self._thread = threading.Thread(
+                target=self._run, name=f"kube-recorder-{self.namespace}", daemon=True
+            )
             self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -79,12 +91,19 @@ class Recorder:
                 if not name:
                     continue
                 self.pods_raw[name] = obj
-                created = convert.epoch((obj.get("metadata") or {}).get("creationTimestamp")) or time.time()
+                created = (
+                    convert.epoch((obj.get("metadata") or {}).get("creationTimestamp"))
+                    or time.time()
+                )
                 hist = self.condition_history.setdefault(name, [])
                 for c in (obj.get("status") or {}).get("conditions") or []:
                     cond = convert.condition(c, created)
                     last = next((h for h in reversed(hist) if h.type == cond.type), None)
-                    if last is None or last.status != cond.status or last.lastTransitionTime != cond.lastTransitionTime:
+                    if (
+                        last is None
+                        or last.status != cond.status
+                        or last.lastTransitionTime != cond.lastTransitionTime
+                    ):
                         hist.append(cond)
 
     def seen_pods(self) -> dict[str, K8sObject]:
@@ -109,10 +128,14 @@ class Recorder:
     def _poll_hpa(self) -> None:
         if not self.hpa:
             return
-        hpa = self.api.get(resource_path("autoscaling/v2", "HorizontalPodAutoscaler", self.namespace, self.hpa))
+        hpa = self.api.get(
+            resource_path("autoscaling/v2", "HorizontalPodAutoscaler", self.namespace, self.hpa)
+        )
         ready = None
         if self.deployment:
-            dep = self.api.get(resource_path("apps/v1", "Deployment", self.namespace, self.deployment))
+            dep = self.api.get(
+                resource_path("apps/v1", "Deployment", self.namespace, self.deployment)
+            )
             ready = int((dep.get("status") or {}).get("readyReplicas") or 0)
         sample = convert.hpa_sample(hpa, time.time(), ready)
         with self._lock:
@@ -124,25 +147,42 @@ class Recorder:
             return
         self._last_metrics = now
         try:
-            items = self.api.list(resource_path("metrics.k8s.io/v1beta1", "PodMetrics", self.namespace))
+            items = self.api.list(
+                resource_path("metrics.k8s.io/v1beta1", "PodMetrics", self.namespace)
+            )
         except KubeApiError as exc:
             if exc.status in (404, 503):
                 if self.metrics_available is None:
-                    log.info("metrics API (metrics.k8s.io) not available: no CPU/memory samples (%s)", exc.status)
+                    log.info(
+                        "metrics API (metrics.k8s.io) not available: no CPU/memory samples (%s)",
+                        exc.status,
+                    )
                 self.metrics_available = False
                 return
             raise
         self.metrics_available = True
         with self._lock:
             pods = dict(self.pods_raw)
-        samples = [s for s in (_sample(m, pods.get((m.get("metadata") or {}).get("name", "")))
-                               for m in items) if s is not None]
+        samples = [
+            s
+            for s in (
+                _sample(m, pods.get((m.get("metadata") or {}).get("name", ""))) for m in items
+            )
+            if s is not None
+        ]
         live = {(m.get("metadata") or {}).get("name") for m in items}
-        cfs = self._cfs_counters({str((p.get("spec") or {}).get("nodeName")) for name, p in pods.items()
-                                  if name in live and (p.get("spec") or {}).get("nodeName")})
+        cfs = self._cfs_counters(
+            {
+                str((p.get("spec") or {}).get("nodeName"))
+                for name, p in pods.items()
+                if name in live and (p.get("spec") or {}).get("nodeName")
+            }
+        )
         for sample in samples:
             if sample.pod in cfs:
-                sample.cpu_periods, sample.cpu_throttled_periods, sample.cpu_throttled_s = cfs[sample.pod]
+                sample.cpu_periods, sample.cpu_throttled_periods, sample.cpu_throttled_s = cfs[
+                    sample.pod
+                ]
         with self._lock:
             self.resource_samples.extend(samples)
 
@@ -157,8 +197,11 @@ class Recorder:
                 text = self.api.get_text(f"/api/v1/nodes/{node}/proxy/metrics/cadvisor")
             except KubeApiError as exc:
                 if exc.status in (401, 403, 404, 503):
-                    log.info("cAdvisor metrics through nodes/proxy not available (%s): no CPU throttling "
-                             "counters", exc.status)
+                    log.info(
+                        "cAdvisor metrics through nodes/proxy not available (%s): no CPU throttling "
+                        "counters",
+                        exc.status,
+                    )
                     self.cadvisor_available = False
                     return {}
                 raise
@@ -169,8 +212,11 @@ class Recorder:
         return out
 
 
-CFS_METRICS = ("container_cpu_cfs_periods_total", "container_cpu_cfs_throttled_periods_total",
-               "container_cpu_cfs_throttled_seconds_total")
+CFS_METRICS = (
+    "container_cpu_cfs_periods_total",
+    "container_cpu_cfs_throttled_periods_total",
+    "container_cpu_cfs_throttled_seconds_total",
+)
 
 
 def cfs_by_pod(samples: prom.Samples, namespace: str) -> dict[str, tuple[int, int, float]]:
@@ -205,7 +251,10 @@ def _sample(metric: K8sObject, pod: K8sObject | None) -> ResourceSample | None:
     containers = ((pod or {}).get("spec") or {}).get("containers") or []
     t = convert.epoch(metric.get("timestamp")) or time.time()
     return ResourceSample(
-        time=t, pod=name, cpu_cores=cpu, memory_bytes=int(mem) if mem is not None else None,
+        time=t,
+        pod=name,
+        cpu_cores=cpu,
+        memory_bytes=int(mem) if mem is not None else None,
         cpu_request_cores=_sum_quantity(containers, "requests", "cpu", cpu_cores),
         cpu_limit_cores=_sum_quantity(containers, "limits", "cpu", cpu_cores),
         memory_limit_bytes=_sum_quantity(containers, "limits", "memory", memory_bytes),

@@ -34,8 +34,10 @@ class ChaosNotAllowedError(BackendError, InputError):
 def check_context(context: str, allowed_contexts: list[str]) -> None:
     if not context:
         raise ContextNotAllowedError(
-            "no kube context given", field="--context",
-            fix="pass --context CTX (a context of your kubeconfig, or 'in-cluster')")
+            "no kube context given",
+            field="--context",
+            fix="pass --context CTX (a context of your kubeconfig, or 'in-cluster')",
+        )
     if context not in allowed_contexts:
         allowed = ", ".join(allowed_contexts) or "none"
         raise ContextNotAllowedError(
@@ -110,7 +112,9 @@ class CleanupRegistry:
         self._previous.clear()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        log.warning("signal %d: restoring nodes and deleting Gauntlet namespaces before exit", signum)
+        log.warning(
+            "signal %d: restoring nodes and deleting Gauntlet namespaces before exit", signum
+        )
         previous = self._previous.get(signum)
         self.run_all()
         if callable(previous):

@@ -19,7 +19,9 @@ OUTAGE_TAINT_KEY = "gauntlet.dev/zone-outage"
 def zone_nodes(api: KubeApi, zone: str) -> list[K8sObject]:
     items = api.list(resource_path("v1", "Node"), label_selector=f"{ZONE_LABEL}={zone}")
     # filter here too: the selector is a request, a conformant answer is checked not assumed
-    return [n for n in items if ((n.get("metadata") or {}).get("labels") or {}).get(ZONE_LABEL) == zone]
+    return [
+        n for n in items if ((n.get("metadata") or {}).get("labels") or {}).get(ZONE_LABEL) == zone
+    ]
 
 
 def pods_on(api: KubeApi, nodes: list[str], namespace: str | None) -> list[K8sObject]:
@@ -46,9 +48,15 @@ class NodeChanges:
 
     def taint(self, api: KubeApi, node: K8sObject, value: str) -> None:
         name = node["metadata"]["name"]
-        taints = [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("key") != OUTAGE_TAINT_KEY]
+        taints = [
+            t
+            for t in (node.get("spec") or {}).get("taints") or []
+            if t.get("key") != OUTAGE_TAINT_KEY
+        ]
         taints.append({"key": OUTAGE_TAINT_KEY, "value": value, "effect": "NoExecute"})
-        api.merge_patch(resource_path("v1", "Node", name=name), _with_rv(node, {"spec": {"taints": taints}}))
+        api.merge_patch(
+            resource_path("v1", "Node", name=name), _with_rv(node, {"spec": {"taints": taints}})
+        )
         self.tainted.add(name)
 
     def restore(self, api: KubeApi, only: set[str] | None = None) -> list[str]:
@@ -67,7 +75,11 @@ class NodeChanges:
                 raise
             patch: dict[str, Any] = {"spec": {}}
             if name in self.tainted:
-                taints = [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("key") != OUTAGE_TAINT_KEY]
+                taints = [
+                    t
+                    for t in (node.get("spec") or {}).get("taints") or []
+                    if t.get("key") != OUTAGE_TAINT_KEY
+                ]
                 patch["spec"]["taints"] = taints or None
             if name in self.cordoned:
                 patch["spec"]["unschedulable"] = None
@@ -96,8 +108,11 @@ class EvictionOutcome:
 def evict(api: KubeApi, pod: K8sObject) -> tuple[int, str]:
     """POST pods/<name>/eviction. Returns (HTTP status, message): 200/201 ok, 429 PDB, 404 gone."""
     meta = pod["metadata"]
-    body = {"apiVersion": "policy/v1", "kind": "Eviction",
-            "metadata": {"name": meta["name"], "namespace": meta["namespace"]}}
+    body = {
+        "apiVersion": "policy/v1",
+        "kind": "Eviction",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+    }
     try:
         api.create(resource_path("v1", "Pod", meta["namespace"], meta["name"], "eviction"), body)
         return 201, ""
@@ -105,7 +120,9 @@ def evict(api: KubeApi, pod: K8sObject) -> tuple[int, str]:
         return exc.status, exc.message or exc.reason
 
 
-def drain(api: KubeApi, pods: list[K8sObject], timeout_s: float, retry_s: float = 5.0) -> EvictionOutcome:
+def drain(
+    api: KubeApi, pods: list[K8sObject], timeout_s: float, retry_s: float = 5.0
+) -> EvictionOutcome:
     """Evict every pod, retrying 429 (disruption budget) every `retry_s` like `kubectl drain`."""
     out = EvictionOutcome()
     remaining = {p["metadata"]["name"]: p for p in pods}
@@ -120,7 +137,12 @@ def drain(api: KubeApi, pods: list[K8sObject], timeout_s: float, retry_s: float 
             elif status == 429:
                 out.attempts_429 += 1
                 out.blocked[name] = message
-                log.warning("eviction of %s blocked (429, will retry after %.0fs): %s", name, retry_s, message)
+                log.warning(
+                    "eviction of %s blocked (429, will retry after %.0fs): %s",
+                    name,
+                    retry_s,
+                    message,
+                )
             else:
                 out.failed[name] = f"{status}: {message}"
                 del remaining[name]

@@ -42,8 +42,19 @@ def ensure_model(deployment: dict[str, Any], timeout_s: float = 600.0) -> str | 
         fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent runs build once
         if (out / "config.json").exists():
             return f"model {preset} already present at {out}"
-        cmd = [sys.executable, "-m", "harness.cli", "build-model", "--preset", preset, "--out", str(out)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "build-model",
+            "--preset",
+            preset,
+            "--out",
+            str(out),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
         if proc.returncode != 0:
-            raise BackendError(f"building model {preset} into {out} failed: {proc.stderr.strip()[-500:]}")
+            raise BackendError(
+                f"building model {preset} into {out} failed: {proc.stderr.strip()[-500:]}"
+            )
         return f"built model {preset} into {out}"

@@ -69,12 +69,25 @@ class LocalBackend(Backend, RolloutRestarter):
 
     name = "local"
 
-    def __init__(self, workdir: Path, *, runtime: str = "process", zones: list[str] | None = None,
-                 nodes_per_zone: int = 1, node_allocatable: dict[str, Any] | None = None,
-                 enforce_limits: bool | None = None, hpa_sync_period_s: float = 15.0,
-                 hpa_options: dict[str, Any] | None = None, probe_jitter: bool = True, run_id: str | None = None,
-                 backoff_scale: float = 1.0, eviction_delay_s: float = 0.0, sample_period_s: float = 1.0,
-                 metric_resolution_s: float = 15.0, namespace: str = "default") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        runtime: str = "process",
+        zones: list[str] | None = None,
+        nodes_per_zone: int = 1,
+        node_allocatable: dict[str, Any] | None = None,
+        enforce_limits: bool | None = None,
+        hpa_sync_period_s: float = 15.0,
+        hpa_options: dict[str, Any] | None = None,
+        probe_jitter: bool = True,
+        run_id: str | None = None,
+        backoff_scale: float = 1.0,
+        eviction_delay_s: float = 0.0,
+        sample_period_s: float = 1.0,
+        metric_resolution_s: float = 15.0,
+        namespace: str = "default",
+    ) -> None:
         super().__init__(Path(workdir))
         self.limits_enforced, self.limits_reason = limits_policy(runtime, enforce_limits)
         self.runtime = runtime
@@ -87,21 +100,38 @@ class LocalBackend(Backend, RolloutRestarter):
         self.ledger = cleanup.Ledger(self.run)
         s = self.state = ClusterState(namespace, make_nodes(self.zones, nodes_per_zone))
         self.ipam = LoopbackIPAM()
-        self.starter = ContainerStarter(s, runtime, self.run, self.ledger, self.workdir, self.limits_enforced)
+        self.starter = ContainerStarter(
+            s, runtime, self.run, self.ledger, self.workdir, self.limits_enforced
+        )
         self.endpoints = EndpointsController(s)
-        self.pod_workers = PodWorkers(s, self.starter.start, self.run, jitter=probe_jitter,
-                                      backoff_scale=backoff_scale, on_change=self._on_pod_change)
+        self.pod_workers = PodWorkers(
+            s,
+            self.starter.start,
+            self.run,
+            jitter=probe_jitter,
+            backoff_scale=backoff_scale,
+            on_change=self._on_pod_change,
+        )
         self.deployments = DeploymentController(s)
         self.replicasets = ReplicaSetController(s, self.pod_workers.delete)
-        self.scheduler = SchedulerController(s, resolve_allocatable(node_allocatable), self._allocate_ip,
-                                             self.pod_workers.start)
+        self.scheduler = SchedulerController(
+            s, resolve_allocatable(node_allocatable), self._allocate_ip, self.pod_workers.start
+        )
         self.disruption = DisruptionController(s, self.pod_workers.delete)
-        self.node_lifecycle = NodeLifecycleController(s, self.zones, self.disruption, self.pod_workers.kill_now,
-                                                      eviction_delay_s)
-        self.metrics = MetricsController(s, self.run, period_s=sample_period_s, pod_cgroups=self.starter.pod_cgroups,
-                                         limits_enforced=self.limits_enforced, limits_reason=self.limits_reason)
-        self.manager = ControllerManager(s, self.pod_workers, self.deployments, self.replicasets, self.scheduler,
-                                         self.endpoints)
+        self.node_lifecycle = NodeLifecycleController(
+            s, self.zones, self.disruption, self.pod_workers.kill_now, eviction_delay_s
+        )
+        self.metrics = MetricsController(
+            s,
+            self.run,
+            period_s=sample_period_s,
+            pod_cgroups=self.starter.pod_cgroups,
+            limits_enforced=self.limits_enforced,
+            limits_reason=self.limits_reason,
+        )
+        self.manager = ControllerManager(
+            s, self.pod_workers, self.deployments, self.replicasets, self.scheduler, self.endpoints
+        )
         self._proxy: ServiceProxy | None = None
         self._threads: list[threading.Thread] = []
         cleanup.register(self)
@@ -128,15 +158,20 @@ class LocalBackend(Backend, RolloutRestarter):
             s.events.record("Deployment", d.name, "ModelPrepared", prepared, source="gauntlet")
         with s.lock:
             d.spec_replicas = rollout.replicas
-        service_ip, service_port = self.ipam.service_ip, self.endpoints.resolve_service(bundle.service, template.main)
+        service_ip, service_port = (
+            self.ipam.service_ip,
+            self.endpoints.resolve_service(bundle.service, template.main),
+        )
         self._proxy = ServiceProxy(lambda: s.endpoints, host=service_ip, port=service_port)
         try:
             self._proxy.start()
         except OSError:  # the Service's port is taken on this machine: any port will do
             self._proxy = ServiceProxy(lambda: s.endpoints, host=service_ip, port=0)
             self._proxy.start()
-        loops: list[tuple[Callable[[], None], str]] = [(self.manager.run, "deployment-controller"),
-                                                       (self.metrics.run, "sampler")]
+        loops: list[tuple[Callable[[], None], str]] = [
+            (self.manager.run, "deployment-controller"),
+            (self.metrics.run, "sampler"),
+        ]
         if bundle.hpa is not None:
             hpa = bundle.hpa
             loops.append((lambda: self._hpa(hpa).run(), "hpa"))
@@ -149,14 +184,24 @@ class LocalBackend(Backend, RolloutRestarter):
     def _hpa(self, hpa: dict[str, Any]) -> HorizontalPodAutoscalerController:
         """Built in its loop's thread: an HPA the model refuses stops that loop only."""
         return HorizontalPodAutoscalerController(
-            self.state, hpa, period_s=self.hpa_sync_period_s, metric_resolution_s=self.metric_resolution_s,
-            options=self.hpa_options, scale=self.scale, ready_replicas=lambda: self.deployment_status().readyReplicas,
-            metrics_port=lambda: self.state.deployment.template.main.ports.get("metrics", self.endpoints.target_port))
+            self.state,
+            hpa,
+            period_s=self.hpa_sync_period_s,
+            metric_resolution_s=self.metric_resolution_s,
+            options=self.hpa_options,
+            scale=self.scale,
+            ready_replicas=lambda: self.deployment_status().readyReplicas,
+            metrics_port=lambda: self.state.deployment.template.main.ports.get(
+                "metrics", self.endpoints.target_port
+            ),
+        )
 
     def _allocate_ip(self) -> str:
         s = self.state
         ports = list(s.deployment.template.main.ports.values()) or [self.endpoints.target_port]
-        return self.ipam.allocate({q.pod_ip for q in s.pods.values() if q.pod_ip and not q.finished}, ports)
+        return self.ipam.allocate(
+            {q.pod_ip for q in s.pods.values() if q.pod_ip and not q.finished}, ports
+        )
 
     def _on_pod_change(self) -> None:
         """A kubelet changed a pod: update endpoints now, and let the controllers react."""
@@ -189,13 +234,18 @@ class LocalBackend(Backend, RolloutRestarter):
 
     def wait_ready(self, replicas: int | None = None, timeout_s: float = 300.0) -> DeploymentStatus:
         want = self.state.deployment.spec_replicas if replicas is None else replicas
-        self.wait_until(lambda: self.deployment_status().readyReplicas >= want, timeout_s,
-                        what=f"{want} ready replicas ({self._describe()})")
+        self.wait_until(
+            lambda: self.deployment_status().readyReplicas >= want,
+            timeout_s,
+            what=f"{want} ready replicas ({self._describe()})",
+        )
         return self.deployment_status()
 
     def _describe(self) -> str:
-        return "; ".join(f"{p.name}: {p.phase} ready={p.ready} restarts={p.restart_count}"
-                         for p in list(self.state.pods.values()))
+        return "; ".join(
+            f"{p.name}: {p.phase} ready={p.ready} restarts={p.restart_count}"
+            for p in list(self.state.pods.values())
+        )
 
     def teardown(self) -> None:
         s = self.state
@@ -238,7 +288,9 @@ class LocalBackend(Backend, RolloutRestarter):
     def pods(self, include_deleted: bool = False) -> list[Pod]:
         s = self.state
         with s.lock:
-            return [p.to_observed() for p in [*s.pods.values(), *(s.gone if include_deleted else [])]]
+            return [
+                p.to_observed() for p in [*s.pods.values(), *(s.gone if include_deleted else [])]
+            ]
 
     def nodes(self) -> list[Node]:
         with self.state.lock:
@@ -266,7 +318,9 @@ class LocalBackend(Backend, RolloutRestarter):
         """spec.replicas; the controller applies it to the current ReplicaSet (during a rollout,
         proportionally across the active ones) and records ScalingReplicaSet."""
         if replicas < 0:
-            raise InputError("replicas must be >= 0", field="replicas", fix="pass a non-negative count")
+            raise InputError(
+                "replicas must be >= 0", field="replicas", fix="pass a non-negative count"
+            )
         with self.state.lock:
             self.state.deployment.spec_replicas = replicas
         self.state.wake.set()
@@ -274,12 +328,24 @@ class LocalBackend(Backend, RolloutRestarter):
     def delete_pod(self, pod: str, grace_period_s: float | None = None) -> FaultRecord:
         started = time.time()
         if pod not in self.pod_workers.workers:
-            return FaultRecord(kind=FaultKind.KILL_POD, target=pod, started_at=started, ended_at=time.time(),
-                               landed=False, detail="no such pod")
+            return FaultRecord(
+                kind=FaultKind.KILL_POD,
+                target=pod,
+                started_at=started,
+                ended_at=time.time(),
+                landed=False,
+                detail="no such pod",
+            )
         self.pod_workers.delete(pod, grace_period_s)
-        return FaultRecord(kind=FaultKind.KILL_POD, target=pod, started_at=started, ended_at=time.time(),
-                           affected=[pod], landed=True,
-                           detail=f"grace {grace_period_s if grace_period_s is not None else 'default'}")
+        return FaultRecord(
+            kind=FaultKind.KILL_POD,
+            target=pod,
+            started_at=started,
+            ended_at=time.time(),
+            affected=[pod],
+            landed=True,
+            detail=f"grace {grace_period_s if grace_period_s is not None else 'default'}",
+        )
 
     def zone_outage(self, zone: str) -> FaultRecord:
         return self.node_lifecycle.zone_outage(zone)
@@ -294,10 +360,22 @@ class LocalBackend(Backend, RolloutRestarter):
         started = time.time()
         pids = self.pod_workers.freeze(pod)
         if pids is None:
-            return FaultRecord(kind=FaultKind.HANG, target=pod, started_at=started, landed=False,
-                               detail="no running container")
-        return FaultRecord(kind=FaultKind.HANG, target=pod, started_at=started, ended_at=time.time(),
-                           affected=[pod], landed=bool(pids), detail=f"SIGSTOP to pids {pids}")
+            return FaultRecord(
+                kind=FaultKind.HANG,
+                target=pod,
+                started_at=started,
+                landed=False,
+                detail="no running container",
+            )
+        return FaultRecord(
+            kind=FaultKind.HANG,
+            target=pod,
+            started_at=started,
+            ended_at=time.time(),
+            affected=[pod],
+            landed=bool(pids),
+            detail=f"SIGSTOP to pids {pids}",
+        )
 
     def rollout_restart(self, timeout_s: float = 300.0) -> FaultRecord:
         """Complete means spec.replicas available pods of the new template and every old pod

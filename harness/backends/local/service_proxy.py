@@ -17,14 +17,26 @@ from collections import defaultdict
 from collections.abc import Callable
 
 Endpoint = tuple[str, str, int]  # pod name, ip, port
-_HOP = {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"te", b"trailer"}
+_HOP = {
+    b"connection",
+    b"keep-alive",
+    b"proxy-connection",
+    b"transfer-encoding",
+    b"upgrade",
+    b"te",
+    b"trailer",
+}
 
 
 class _Pool:
     def __init__(self) -> None:
-        self.idle: dict[tuple[str, int], list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = defaultdict(list)
+        self.idle: dict[
+            tuple[str, int], list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]
+        ] = defaultdict(list)
 
-    async def get(self, ip: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
+    async def get(
+        self, ip: str, port: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
         conns = self.idle[(ip, port)]
         while conns:
             r, w = conns.pop()
@@ -64,8 +76,12 @@ def _headers(head: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
     return lines[0], hdrs
 
 
-async def _copy_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                     hdrs: list[tuple[bytes, bytes]], until_close: bool) -> None:
+async def _copy_body(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    hdrs: list[tuple[bytes, bytes]],
+    until_close: bool,
+) -> None:
     """Forward a message body framed by Content-Length, chunked encoding, or connection close."""
     h = dict(hdrs)
     if h.get(b"transfer-encoding", b"").lower().endswith(b"chunked"):
@@ -98,7 +114,9 @@ async def _copy_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
 
 
 class ServiceProxy:
-    def __init__(self, endpoints: Callable[[], list[Endpoint]], host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, endpoints: Callable[[], list[Endpoint]], host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self._endpoints = endpoints
         self.host = host
         self.port = port
@@ -124,7 +142,10 @@ class ServiceProxy:
             self._loop = loop
             try:
                 self._server = loop.run_until_complete(
-                    asyncio.start_server(self._client, self.host, self.port, backlog=1024, reuse_address=True))
+                    asyncio.start_server(
+                        self._client, self.host, self.port, backlog=1024, reuse_address=True
+                    )
+                )
                 self.port = self._server.sockets[0].getsockname()[1]
             except BaseException as e:
                 err.append(e)
@@ -181,9 +202,13 @@ class ServiceProxy:
         finally:
             cwriter.close()
 
-    async def _one(self, head: bytes, creader: asyncio.StreamReader, cwriter: asyncio.StreamWriter) -> bool:
+    async def _one(
+        self, head: bytes, creader: asyncio.StreamReader, cwriter: asyncio.StreamWriter
+    ) -> bool:
         start, hdrs = _headers(head)
-        client_close = dict(hdrs).get(b"connection", b"").lower() == b"close" or start.endswith(b"HTTP/1.0")
+        client_close = dict(hdrs).get(b"connection", b"").lower() == b"close" or start.endswith(
+            b"HTTP/1.0"
+        )
         body = bytearray()
         h = dict(hdrs)
         if b"content-length" in h or h.get(b"transfer-encoding", b"").lower().endswith(b"chunked"):
@@ -199,8 +224,10 @@ class ServiceProxy:
             if ep is None:
                 self.no_endpoint_503 += 1
                 msg = b"no ready endpoints for the service\n"
-                cwriter.write(b"HTTP/1.1 503 Service Unavailable\r\nx-gauntlet-proxy: no-ready-endpoints\r\n"
-                              b"content-type: text/plain\r\ncontent-length: %d\r\n\r\n%s" % (len(msg), msg))
+                cwriter.write(
+                    b"HTTP/1.1 503 Service Unavailable\r\nx-gauntlet-proxy: no-ready-endpoints\r\n"
+                    b"content-type: text/plain\r\ncontent-length: %d\r\n\r\n%s" % (len(msg), msg)
+                )
                 await cwriter.drain()
                 return not client_close
             name, ip, port = ep
@@ -210,7 +237,13 @@ class ServiceProxy:
                 if attempt < 2:
                     continue  # endpoint vanished between pick and dial: kube-proxy would also pick anew
                 break
-            req = start + b"\r\n" + b"".join(k + b": " + v + b"\r\n" for k, v in out_hdrs) + b"\r\n" + bytes(body)
+            req = (
+                start
+                + b"\r\n"
+                + b"".join(k + b": " + v + b"\r\n" for k, v in out_hdrs)
+                + b"\r\n"
+                + bytes(body)
+            )
             try:
                 w.write(req)
                 await w.drain()
@@ -224,15 +257,23 @@ class ServiceProxy:
             status, rh = _headers(rhead)
             rdict = dict(rh)
             server_close = rdict.get(b"connection", b"").lower() == b"close"
-            framed = b"content-length" in rdict or rdict.get(b"transfer-encoding", b"").lower().endswith(b"chunked")
-            no_body = start.startswith(b"HEAD ") or status.split(b" ")[1][:1] == b"1" or status.split(b" ")[1] in (b"204", b"304")
+            framed = b"content-length" in rdict or rdict.get(
+                b"transfer-encoding", b""
+            ).lower().endswith(b"chunked")
+            no_body = (
+                start.startswith(b"HEAD ")
+                or status.split(b" ")[1][:1] == b"1"
+                or status.split(b" ")[1] in (b"204", b"304")
+            )
             keep = not client_close
             resp_hdrs = [(k, v) for k, v in rh if k not in (b"connection", b"keep-alive")]
             resp_hdrs.append((b"x-gauntlet-pod", name.encode()))
             if not framed and not no_body:
                 keep = False
             resp_hdrs.append((b"connection", b"keep-alive" if keep else b"close"))
-            cwriter.write(status + b"\r\n" + b"".join(k + b": " + v + b"\r\n" for k, v in resp_hdrs) + b"\r\n")
+            cwriter.write(
+                status + b"\r\n" + b"".join(k + b": " + v + b"\r\n" for k, v in resp_hdrs) + b"\r\n"
+            )
             try:
                 if not no_body:
                     await _copy_body(r, cwriter, rh, until_close=not framed)
@@ -246,7 +287,9 @@ class ServiceProxy:
             else:
                 self._pool.put(ip, port, r, w)
             return keep
-        cwriter.write(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nx-gauntlet-proxy: upstream-failed\r\n\r\n")
+        cwriter.write(
+            b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nx-gauntlet-proxy: upstream-failed\r\n\r\n"
+        )
         await cwriter.drain()
         return False
 
@@ -270,5 +313,5 @@ def _dechunk(data: bytes) -> bytes:
         size = int(data[i:j].split(b";", 1)[0], 16)
         if size == 0:
             return bytes(out)
-        out += data[j + 2:j + 2 + size]
+        out += data[j + 2 : j + 2 + size]
         i = j + 2 + size + 2

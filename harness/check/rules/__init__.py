@@ -21,5 +21,11 @@ def all_rules() -> list[Rule]:
         scaling,
     )
 
-    return [*health_probes.RULES, *memory.RULES, *lifecycle.RULES, *scaling.RULES,
-            *availability.RULES, *rollout_safety.RULES]
+    return [
+        *health_probes.RULES,
+        *memory.RULES,
+        *lifecycle.RULES,
+        *scaling.RULES,
+        *availability.RULES,
+        *rollout_safety.RULES,
+    ]

@@ -21,10 +21,17 @@ def startup_kill(w: Workload, t: Targets) -> list[Finding]:
         if not (probe(c, "startupProbe") or probe(c, "livenessProbe")):
             continue
         if cold is None:
-            out.append(finding(w, "startup-kill", "info", w.container_field(i),
-                               "cold start unknown: probe budget not checked",
-                               fix="pass --measured report.json or set "
-                                   "cold_start.declared_p95_s in the profile"))
+            out.append(
+                finding(
+                    w,
+                    "startup-kill",
+                    "info",
+                    w.container_field(i),
+                    "cold start unknown: probe budget not checked",
+                    fix="pass --measured report.json or set "
+                    "cold_start.declared_p95_s in the profile",
+                )
+            )
             continue
         need = cold.value * margin
         win = probe_window(w.pod_spec, c, need)
@@ -35,25 +42,39 @@ def startup_kill(w: Workload, t: Targets) -> list[Finding]:
         g = probe(c, gate) or {}
         if gate == "startupProbe":
             f_new = math.ceil((need - g["initialDelaySeconds"]) / g["periodSeconds"]) + 1
-            fix = (f"raise startupProbe.failureThreshold to >= {f_new} (budget "
-                   f"{g['initialDelaySeconds']} + ({f_new} - 1) x {g['periodSeconds']} s)")
+            fix = (
+                f"raise startupProbe.failureThreshold to >= {f_new} (budget "
+                f"{g['initialDelaySeconds']} + ({f_new} - 1) x {g['periodSeconds']} s)"
+            )
         else:
             p = 5 if need > 30 else 1
-            fix = (f"add a startupProbe (e.g. periodSeconds {p}, failureThreshold "
-                   f"{math.ceil(need / p) + 1}) so liveness only starts after the load; "
-                   "do not stretch livenessProbe.initialDelaySeconds instead")
+            fix = (
+                f"add a startupProbe (e.g. periodSeconds {p}, failureThreshold "
+                f"{math.ceil(need / p) + 1}) so liveness only starts after the load; "
+                "do not stretch livenessProbe.initialDelaySeconds instead"
+            )
         certain = at_p95.killed_at_load
-        out.append(finding(
-            w, "startup-kill", "error", w.container_field(i, gate),
-            f"container {c.get('name')!r} is killed by its {gate} while still loading"
-            + (" at the p95 cold start" if certain else f" at p95 x margin {margin:g}")
-            + (" (no startupProbe: liveness runs during the load)" if gate == "livenessProbe"
-               else ""),
-            measured=f"first possible kill {secs(win.kill_earliest_s)}, certain kill "
-                     f"{secs(win.kill_latest_s)} after container start",
-            required=f"no kill before p95 cold start {cold.value:g} s x margin {margin:g} = "
-                     f"{need:g} s",
-            fix=fix, basis=f"{cold.basis}; {win.engine}"))
+        out.append(
+            finding(
+                w,
+                "startup-kill",
+                "error",
+                w.container_field(i, gate),
+                f"container {c.get('name')!r} is killed by its {gate} while still loading"
+                + (" at the p95 cold start" if certain else f" at p95 x margin {margin:g}")
+                + (
+                    " (no startupProbe: liveness runs during the load)"
+                    if gate == "livenessProbe"
+                    else ""
+                ),
+                measured=f"first possible kill {secs(win.kill_earliest_s)}, certain kill "
+                f"{secs(win.kill_latest_s)} after container start",
+                required=f"no kill before p95 cold start {cold.value:g} s x margin {margin:g} = "
+                f"{need:g} s",
+                fix=fix,
+                basis=f"{cold.basis}; {win.engine}",
+            )
+        )
     return out
 
 
@@ -63,23 +84,36 @@ def readiness(w: Workload, t: Targets) -> list[Finding]:
         c = w.containers[i]
         r = probe(c, "readinessProbe")
         if r is None:
-            out.append(finding(
-                w, "readiness-missing", "error", w.container_field(i, "readinessProbe"),
-                f"container {c.get('name')!r} has no readinessProbe: it counts as Ready as soon "
-                "as it starts, so traffic reaches replicas still loading the model or draining",
-                measured="no readinessProbe", required="a readinessProbe that fails until the "
-                "model is loaded and while draining",
-                fix="add readinessProbe: {httpGet: {path: /ready, port: http}, periodSeconds: 2}"))
+            out.append(
+                finding(
+                    w,
+                    "readiness-missing",
+                    "error",
+                    w.container_field(i, "readinessProbe"),
+                    f"container {c.get('name')!r} has no readinessProbe: it counts as Ready as soon "
+                    "as it starts, so traffic reaches replicas still loading the model or draining",
+                    measured="no readinessProbe",
+                    required="a readinessProbe that fails until the "
+                    "model is loaded and while draining",
+                    fix="add readinessProbe: {httpGet: {path: /ready, port: http}, periodSeconds: 2}",
+                )
+            )
             continue
         live = probe(c, "livenessProbe")
         if live is not None and probe_target(live) == probe_target(r):
-            out.append(finding(
-                w, "readiness-is-liveness", "warning", w.container_field(i, "readinessProbe"),
-                "readiness and liveness probe the same endpoint: a busy or draining replica is "
-                "either kept in rotation or restarted, never just taken out of traffic",
-                measured=f"both call {'/'.join(probe_target(r))}",
-                required="distinct endpoints (ready = can take traffic; healthz = process alive)",
-                fix="point readinessProbe at a readiness endpoint (e.g. /ready)"))
+            out.append(
+                finding(
+                    w,
+                    "readiness-is-liveness",
+                    "warning",
+                    w.container_field(i, "readinessProbe"),
+                    "readiness and liveness probe the same endpoint: a busy or draining replica is "
+                    "either kept in rotation or restarted, never just taken out of traffic",
+                    measured=f"both call {'/'.join(probe_target(r))}",
+                    required="distinct endpoints (ready = can take traffic; healthz = process alive)",
+                    fix="point readinessProbe at a readiness endpoint (e.g. /ready)",
+                )
+            )
     return out
 
 
@@ -90,23 +124,36 @@ def liveness(w: Workload, t: Targets) -> list[Finding]:
         c = w.containers[i]
         live = probe(c, "livenessProbe")
         if live is None:
-            out.append(finding(
-                w, "liveness-missing", "warning", w.container_field(i, "livenessProbe"),
-                f"container {c.get('name')!r} has no livenessProbe: a hung inference loop is "
-                "never restarted", measured="no livenessProbe",
-                required=f"hang detected within {target:g} s",
-                fix="add livenessProbe on an endpoint that checks the inference loop "
-                    "(e.g. /healthz)"))
+            out.append(
+                finding(
+                    w,
+                    "liveness-missing",
+                    "warning",
+                    w.container_field(i, "livenessProbe"),
+                    f"container {c.get('name')!r} has no livenessProbe: a hung inference loop is "
+                    "never restarted",
+                    measured="no livenessProbe",
+                    required=f"hang detected within {target:g} s",
+                    fix="add livenessProbe on an endpoint that checks the inference loop "
+                    "(e.g. /healthz)",
+                )
+            )
             continue
         worst = live["failureThreshold"] * live["periodSeconds"] + live["timeoutSeconds"]
         if worst > target:
-            out.append(finding(
-                w, "hang-detect-slow", "warning", w.container_field(i, "livenessProbe"),
-                "a hung replica is detected later than the profile allows",
-                measured=f"up to {worst:g} s (failureThreshold x periodSeconds + timeoutSeconds)",
-                required=f"<= {target:g} s (profile probes.hang_detect_s)",
-                fix="lower livenessProbe.periodSeconds or failureThreshold",
-                basis=f"profile {t.profile.name}"))
+            out.append(
+                finding(
+                    w,
+                    "hang-detect-slow",
+                    "warning",
+                    w.container_field(i, "livenessProbe"),
+                    "a hung replica is detected later than the profile allows",
+                    measured=f"up to {worst:g} s (failureThreshold x periodSeconds + timeoutSeconds)",
+                    required=f"<= {target:g} s (profile probes.hang_detect_s)",
+                    fix="lower livenessProbe.periodSeconds or failureThreshold",
+                    basis=f"profile {t.profile.name}",
+                )
+            )
     return out
 
 

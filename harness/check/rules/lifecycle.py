@@ -19,30 +19,48 @@ def grace(w: Workload, t: Targets) -> list[Finding]:
         need = (pre or 0) + (drain[1] if drain else 0)
         if drain is None:
             if pre is not None and pre >= g:
-                out.append(finding(
-                    w, "grace-period", "error", gfield,
-                    "the preStop hook alone uses the whole grace period: SIGTERM comes with "
-                    "at most 2 s left, so nothing drains",
-                    measured=f"terminationGracePeriodSeconds {g}, preStop {pre:g} s",
-                    required=f"> preStop {pre:g} s + drain time",
-                    fix="raise terminationGracePeriodSeconds"))
+                out.append(
+                    finding(
+                        w,
+                        "grace-period",
+                        "error",
+                        gfield,
+                        "the preStop hook alone uses the whole grace period: SIGTERM comes with "
+                        "at most 2 s left, so nothing drains",
+                        measured=f"terminationGracePeriodSeconds {g}, preStop {pre:g} s",
+                        required=f"> preStop {pre:g} s + drain time",
+                        fix="raise terminationGracePeriodSeconds",
+                    )
+                )
             else:
-                out.append(finding(
-                    w, "grace-period", "info", w.container_field(i, "env"),
-                    "drain timeout unknown (no *DRAIN*TIMEOUT* env var): grace period checked "
-                    "only against the preStop hook",
-                    fix="expose the drain timeout as an env var, e.g. GAUNTLET_DRAIN_TIMEOUT_S"))
+                out.append(
+                    finding(
+                        w,
+                        "grace-period",
+                        "info",
+                        w.container_field(i, "env"),
+                        "drain timeout unknown (no *DRAIN*TIMEOUT* env var): grace period checked "
+                        "only against the preStop hook",
+                        fix="expose the drain timeout as an env var, e.g. GAUNTLET_DRAIN_TIMEOUT_S",
+                    )
+                )
             continue
         if g < need:
-            out.append(finding(
-                w, "grace-period", "error", gfield,
-                f"grace period {g} s is shorter than preStop {pre or 0:g} s + drain "
-                f"{drain[1]:g} s: in-flight requests are cut off by SIGKILL on every scale-down, "
-                "rollout and drain",
-                measured=f"terminationGracePeriodSeconds {g}",
-                required=f">= preStop {pre or 0:g} s + {drain[0]} {drain[1]:g} s = {need:g} s",
-                fix=f"set terminationGracePeriodSeconds: {int(need) + 5} (or shorten the drain)",
-                basis="manifest"))
+            out.append(
+                finding(
+                    w,
+                    "grace-period",
+                    "error",
+                    gfield,
+                    f"grace period {g} s is shorter than preStop {pre or 0:g} s + drain "
+                    f"{drain[1]:g} s: in-flight requests are cut off by SIGKILL on every scale-down, "
+                    "rollout and drain",
+                    measured=f"terminationGracePeriodSeconds {g}",
+                    required=f">= preStop {pre or 0:g} s + {drain[0]} {drain[1]:g} s = {need:g} s",
+                    fix=f"set terminationGracePeriodSeconds: {int(need) + 5} (or shorten the drain)",
+                    basis="manifest",
+                )
+            )
     return out
 
 
@@ -53,12 +71,19 @@ def prestop(w: Workload, t: Targets) -> list[Finding]:
     for i in w.serving_indexes():
         c = w.containers[i]
         if prestop_seconds(c) is None:
-            out.append(finding(
-                w, "prestop-missing", "warning", w.container_field(i, "lifecycle.preStop"),
-                f"container {c.get('name')!r} gets SIGTERM while the Service still sends it "
-                "requests (EndpointSlice updates lag the deletion by a few seconds)",
-                measured="no preStop hook", required="a short preStop delay (2-10 s)",
-                fix="add lifecycle.preStop.sleep.seconds: 5 and include it in the grace period"))
+            out.append(
+                finding(
+                    w,
+                    "prestop-missing",
+                    "warning",
+                    w.container_field(i, "lifecycle.preStop"),
+                    f"container {c.get('name')!r} gets SIGTERM while the Service still sends it "
+                    "requests (EndpointSlice updates lag the deletion by a few seconds)",
+                    measured="no preStop hook",
+                    required="a short preStop delay (2-10 s)",
+                    fix="add lifecycle.preStop.sleep.seconds: 5 and include it in the grace period",
+                )
+            )
     return out
 
 

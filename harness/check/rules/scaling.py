@@ -21,10 +21,18 @@ def _hpa_resource(w: Workload) -> str:
 
 
 def _metrics(w: Workload) -> list[dict[str, Any]]:
-    return list(((w.hpa or {}).get("spec") or {}).get("metrics") or [
-        {"type": "Resource", "resource": {"name": "cpu",
-                                          "target": {"type": "Utilization",
-                                                     "averageUtilization": 80}}}])
+    return list(
+        ((w.hpa or {}).get("spec") or {}).get("metrics")
+        or [
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 80},
+                },
+            }
+        ]
+    )
 
 
 def hpa_capacity(w: Workload, t: Targets) -> list[Finding]:
@@ -32,37 +40,66 @@ def hpa_capacity(w: Workload, t: Targets) -> list[Finding]:
     base = t.profile.load.baseline_rps
     peak = spike.factor * base
     if w.hpa is None:
-        return [finding(w, "hpa-missing", "warning", "spec.replicas",
-                        f"no HorizontalPodAutoscaler targets {w.resource}: a {spike.factor:g}x "
-                        "spike is served by a fixed replica count",
-                        measured=f"replicas {w.spec_replicas}",
-                        required=f"capacity for {peak:g} rps ({spike.factor:g} x {base:g})",
-                        fix="add an autoscaling/v2 HorizontalPodAutoscaler")]
+        return [
+            finding(
+                w,
+                "hpa-missing",
+                "warning",
+                "spec.replicas",
+                f"no HorizontalPodAutoscaler targets {w.resource}: a {spike.factor:g}x "
+                "spike is served by a fixed replica count",
+                measured=f"replicas {w.spec_replicas}",
+                required=f"capacity for {peak:g} rps ({spike.factor:g} x {base:g})",
+                fix="add an autoscaling/v2 HorizontalPodAutoscaler",
+            )
+        ]
     res = _hpa_resource(w)
     lo, hi = w.steady_replicas, w.max_replicas
     cap = t.capacity_rps_per_replica
     if cap is None:
         if hi <= lo:
-            return [finding(
-                w, "hpa-max-replicas", "error", "spec.maxReplicas",
-                f"maxReplicas {hi} <= minReplicas {lo}: the autoscaler can never add a replica "
-                f"for the profile's {spike.factor:g}x spike", resource=res,
-                measured=f"minReplicas {lo}, maxReplicas {hi}",
-                required=f"room to scale for {spike.factor:g} x baseline",
-                fix="raise maxReplicas (pass --measured for a capacity-based number)")]
-        return [finding(w, "hpa-max-replicas", "info", "spec.maxReplicas",
-                        "per-replica capacity unknown: maxReplicas not checked against the spike",
-                        resource=res, fix="pass --measured report.json or set "
-                        "spike.capacity_rps_per_replica in the profile")]
+            return [
+                finding(
+                    w,
+                    "hpa-max-replicas",
+                    "error",
+                    "spec.maxReplicas",
+                    f"maxReplicas {hi} <= minReplicas {lo}: the autoscaler can never add a replica "
+                    f"for the profile's {spike.factor:g}x spike",
+                    resource=res,
+                    measured=f"minReplicas {lo}, maxReplicas {hi}",
+                    required=f"room to scale for {spike.factor:g} x baseline",
+                    fix="raise maxReplicas (pass --measured for a capacity-based number)",
+                )
+            ]
+        return [
+            finding(
+                w,
+                "hpa-max-replicas",
+                "info",
+                "spec.maxReplicas",
+                "per-replica capacity unknown: maxReplicas not checked against the spike",
+                resource=res,
+                fix="pass --measured report.json or set "
+                "spike.capacity_rps_per_replica in the profile",
+            )
+        ]
     need = math.ceil(peak / cap.value - 1e-9)
     if hi < need:
-        return [finding(
-            w, "hpa-max-replicas", "error", "spec.maxReplicas",
-            f"at maxReplicas the service cannot carry the {spike.factor:g}x spike",
-            resource=res,
-            measured=f"maxReplicas {hi} x {cap.value:g} rps = {hi * cap.value:g} rps",
-            required=f">= {spike.factor:g} x {base:g} rps = {peak:g} rps -> maxReplicas >= {need}",
-            fix=f"set maxReplicas: {need} (or more for headroom)", basis=cap.basis)]
+        return [
+            finding(
+                w,
+                "hpa-max-replicas",
+                "error",
+                "spec.maxReplicas",
+                f"at maxReplicas the service cannot carry the {spike.factor:g}x spike",
+                resource=res,
+                measured=f"maxReplicas {hi} x {cap.value:g} rps = {hi * cap.value:g} rps",
+                required=f">= {spike.factor:g} x {base:g} rps = {peak:g} rps -> maxReplicas >= {need}",
+                fix=f"set maxReplicas: {need} (or more for headroom)",
+                basis=cap.basis,
+            )
+        ]
     return []
 
 
@@ -72,26 +109,41 @@ def hpa_signal(w: Workload, t: Targets) -> list[Finding]:
     out: list[Finding] = []
     res = _hpa_resource(w)
     metrics = _metrics(w)
-    types = {(m.get("type"), ((m.get("resource") or m.get("containerResource") or {})
-                               .get("name"))) for m in metrics}
+    types = {
+        (m.get("type"), ((m.get("resource") or m.get("containerResource") or {}).get("name")))
+        for m in metrics
+    }
     resource_only = all(tp in ("Resource", "ContainerResource") for tp, _ in types)
     if w.uses_gpu() and resource_only and any(n == "cpu" for _, n in types):
-        out.append(finding(
-            w, "hpa-gpu-cpu-signal", "warning", "spec.metrics",
-            "a GPU inference workload is scaled on CPU only: the GPU saturates (queue grows, "
-            "latency climbs) while CPU stays low, so the autoscaler reacts late or never",
-            resource=res, measured="metrics: " + ", ".join(f"{a} {b}" for a, b in sorted(
-                types, key=str)),
-            required="a load signal of the server: requests running/waiting per pod "
-                     "(Pods metric) or GPU utilisation",
-            fix="add a Pods metric such as num_requests_running (AverageValue) and keep CPU "
-                "only as a fallback"))
+        out.append(
+            finding(
+                w,
+                "hpa-gpu-cpu-signal",
+                "warning",
+                "spec.metrics",
+                "a GPU inference workload is scaled on CPU only: the GPU saturates (queue grows, "
+                "latency climbs) while CPU stays low, so the autoscaler reacts late or never",
+                resource=res,
+                measured="metrics: " + ", ".join(f"{a} {b}" for a, b in sorted(types, key=str)),
+                required="a load signal of the server: requests running/waiting per pod "
+                "(Pods metric) or GPU utilisation",
+                fix="add a Pods metric such as num_requests_running (AverageValue) and keep CPU "
+                "only as a fallback",
+            )
+        )
     if "behavior" not in (w.hpa.get("spec") or {}):
-        out.append(finding(
-            w, "hpa-behavior-missing", "info", "spec.behavior",
-            "no behavior: legacy scaling rules apply (scale-up capped at max(2 x current, 4) per "
-            "sync, 5 min scale-down stabilization)", resource=res,
-            fix="set spec.behavior.scaleUp/scaleDown explicitly"))
+        out.append(
+            finding(
+                w,
+                "hpa-behavior-missing",
+                "info",
+                "spec.behavior",
+                "no behavior: legacy scaling rules apply (scale-up capped at max(2 x current, 4) per "
+                "sync, 5 min scale-down stabilization)",
+                resource=res,
+                fix="set spec.behavior.scaleUp/scaleDown explicitly",
+            )
+        )
     for i, c in enumerate(w.containers):
         for m in metrics:
             if m.get("type") != "Resource":
@@ -99,14 +151,25 @@ def hpa_signal(w: Workload, t: Targets) -> list[Finding]:
             name = (m.get("resource") or {}).get("name")
             tgt = ((m.get("resource") or {}).get("target") or {}).get("type")
             requests = (c.get("resources") or {}).get("requests") or {}
-            if tgt == "Utilization" and name and name not in requests and \
-                    name not in ((c.get("resources") or {}).get("limits") or {}):
-                out.append(finding(
-                    w, "hpa-missing-request", "error", w.container_field(i, "resources.requests"),
-                    f"the HPA scales on {name} utilization but container {c.get('name')!r} has "
-                    f"no {name} request: the metric cannot be computed and the HPA never acts",
-                    measured=f"no requests.{name}", required=f"requests.{name} set",
-                    fix=f"set resources.requests.{name}"))
+            if (
+                tgt == "Utilization"
+                and name
+                and name not in requests
+                and name not in ((c.get("resources") or {}).get("limits") or {})
+            ):
+                out.append(
+                    finding(
+                        w,
+                        "hpa-missing-request",
+                        "error",
+                        w.container_field(i, "resources.requests"),
+                        f"the HPA scales on {name} utilization but container {c.get('name')!r} has "
+                        f"no {name} request: the metric cannot be computed and the HPA never acts",
+                        measured=f"no requests.{name}",
+                        required=f"requests.{name} set",
+                        fix=f"set resources.requests.{name}",
+                    )
+                )
     return out
 
 
@@ -123,29 +186,55 @@ def hpa_scale_out(w: Workload, t: Targets) -> list[Finding]:
             name = ((m.get("pods") or {}).get("metric") or {}).get("name")
             if name and target is not None:
                 at_capacity[name] = float(parse_quantity(target))
-    requests = ((w.containers[w.serving_indexes()[0]].get("resources") or {})
-                .get("requests") or {}) if w.containers else {}
+    requests = (
+        ((w.containers[w.serving_indexes()[0]].get("resources") or {}).get("requests") or {})
+        if w.containers
+        else {}
+    )
     try:
-        r = simulate(w.hpa, traffic=[(0, base), (spike.baseline_s, base * spike.factor)],
-                     capacity_per_replica=cap, cold_start_s=cold,
-                     duration_s=spike.baseline_s + spike.spike_s,
-                     pod_requests={k: str(v) for k, v in requests.items()} or None,
-                     metric_at_capacity=at_capacity or None)
+        r = simulate(
+            w.hpa,
+            traffic=[(0, base), (spike.baseline_s, base * spike.factor)],
+            capacity_per_replica=cap,
+            cold_start_s=cold,
+            duration_s=spike.baseline_s + spike.spike_s,
+            pod_requests={k: str(v) for k, v in requests.items()} or None,
+            metric_at_capacity=at_capacity or None,
+        )
     except Exception as err:  # a model limitation must not hide the other findings
-        return [finding(w, "hpa-scale-out", "info", "spec", f"spike not simulated: {err}",
-                        resource=_hpa_resource(w))]
+        return [
+            finding(
+                w,
+                "hpa-scale-out",
+                "info",
+                "spec",
+                f"spike not simulated: {err}",
+                resource=_hpa_resource(w),
+            )
+        ]
     ready = None if r.first_scale_up_s is None else r.first_scale_up_s - spike.baseline_s + cold
     if ready is None or ready > spike.scale_out_s:
-        return [finding(
-            w, "hpa-scale-out", "warning", "spec.behavior.scaleUp",
-            "in the simulated spike the first new replica is Ready too late" if ready is not None else
-            "in the simulated spike the HPA never scales up",
-            resource=_hpa_resource(w),
-            measured=(f"first scale-up {ready - cold:g} s after the spike + cold start "
-                      f"{cold:g} s = {ready:g} s") if ready is not None else "no scale-up",
-            required=f"<= {spike.scale_out_s:g} s (profile spike.scale_out_s)",
-            fix="lower the HPA target, shorten scaleUp stabilization, or cut the cold start",
-            basis=f"{simulate.__module__}; {t.cold_start_p95_s.basis}")]
+        return [
+            finding(
+                w,
+                "hpa-scale-out",
+                "warning",
+                "spec.behavior.scaleUp",
+                "in the simulated spike the first new replica is Ready too late"
+                if ready is not None
+                else "in the simulated spike the HPA never scales up",
+                resource=_hpa_resource(w),
+                measured=(
+                    f"first scale-up {ready - cold:g} s after the spike + cold start "
+                    f"{cold:g} s = {ready:g} s"
+                )
+                if ready is not None
+                else "no scale-up",
+                required=f"<= {spike.scale_out_s:g} s (profile spike.scale_out_s)",
+                fix="lower the HPA target, shorten scaleUp stabilization, or cut the cold start",
+                basis=f"{simulate.__module__}; {t.cold_start_p95_s.basis}",
+            )
+        ]
     return []
 
 

@@ -35,13 +35,24 @@ DEFAULT_SCALE_DOWN = {
     "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}],
 }
 
-SCALE_UP_STABILIZED = ("ScaleUpStabilized", "recent recommendations were lower than current one, "
-                       "applying the lowest recent recommendation")
-SCALE_DOWN_STABILIZED = ("ScaleDownStabilized", "recent recommendations were higher than current one, "
-                         "applying the highest recent recommendation")
+SCALE_UP_STABILIZED = (
+    "ScaleUpStabilized",
+    "recent recommendations were lower than current one, applying the lowest recent recommendation",
+)
+SCALE_DOWN_STABILIZED = (
+    "ScaleDownStabilized",
+    "recent recommendations were higher than current one, "
+    "applying the highest recent recommendation",
+)
 DESIRED_WITHIN_RANGE = ("DesiredWithinRange", "the desired count is within the acceptable range")
-_SCALE_UP_LIMIT = ("ScaleUpLimit", "the desired replica count is increasing faster than the maximum scale rate")
-_SCALE_DOWN_LIMIT = ("ScaleDownLimit", "the desired replica count is decreasing faster than the maximum scale rate")
+_SCALE_UP_LIMIT = (
+    "ScaleUpLimit",
+    "the desired replica count is increasing faster than the maximum scale rate",
+)
+_SCALE_DOWN_LIMIT = (
+    "ScaleDownLimit",
+    "the desired replica count is decreasing faster than the maximum scale rate",
+)
 _TOO_MANY = ("TooManyReplicas", "the desired replica count is more than the maximum replica count")
 _TOO_FEW = ("TooFewReplicas", "the desired replica count is less than the minimum replica count")
 
@@ -61,6 +72,7 @@ class TimestampedScaleEvent:
 
 # --- spec.behavior ----------------------------------------------------------------------------
 
+
 def scaling_rules(raw: dict | None, default: dict, field_name: str) -> dict:
     """copyHPAScalingRules: unset fields come from the defaults."""
     rules = dict(default)
@@ -74,30 +86,41 @@ def scaling_rules(raw: dict | None, default: dict, field_name: str) -> dict:
     for i, p in enumerate(policies):
         f = f"{field_name}.policies[{i}]"
         if p.get("type") not in ("Pods", "Percent"):
-            raise ModelInputError(f"type must be Pods or Percent, got {p.get('type')!r}", f + ".type")
+            raise ModelInputError(
+                f"type must be Pods or Percent, got {p.get('type')!r}", f + ".type"
+            )
         if not isinstance(p.get("value"), int) or p["value"] <= 0:
             raise ModelInputError("value must be a positive integer", f + ".value")
         period = p.get("periodSeconds")
         if not isinstance(period, int) or not 0 < period <= 1800:
-            raise ModelInputError("periodSeconds must be an integer in 1..1800", f + ".periodSeconds")
+            raise ModelInputError(
+                "periodSeconds must be an integer in 1..1800", f + ".periodSeconds"
+            )
     if rules["selectPolicy"] not in ("Max", "Min", "Disabled"):
-        raise ModelInputError("selectPolicy must be Max, Min or Disabled", field_name + ".selectPolicy")
+        raise ModelInputError(
+            "selectPolicy must be Max, Min or Disabled", field_name + ".selectPolicy"
+        )
     return rules
 
 
-def parse_behavior(behavior: dict, downscale_stabilization_s: float,
-                   tolerance: float) -> tuple[dict, Tolerances]:
+def parse_behavior(
+    behavior: dict, downscale_stabilization_s: float, tolerance: float
+) -> tuple[dict, Tolerances]:
     """spec.behavior with the defaults applied -> ({scaleUp, scaleDown}, per-direction tolerances).
 
     An unset scaleDown window is the controller's downscale-stabilization flag."""
     up = scaling_rules(behavior.get("scaleUp"), DEFAULT_SCALE_UP, "hpa.spec.behavior.scaleUp")
-    down = scaling_rules(behavior.get("scaleDown"), DEFAULT_SCALE_DOWN, "hpa.spec.behavior.scaleDown")
+    down = scaling_rules(
+        behavior.get("scaleDown"), DEFAULT_SCALE_DOWN, "hpa.spec.behavior.scaleDown"
+    )
     if down["stabilizationWindowSeconds"] is None:
         down["stabilizationWindowSeconds"] = downscale_stabilization_s
     for name, rules in (("scaleUp", up), ("scaleDown", down)):
         w = rules["stabilizationWindowSeconds"]
         if not isinstance(w, (int, float)) or not 0 <= w <= 3600:
-            raise ModelInputError("must be 0..3600", f"hpa.spec.behavior.{name}.stabilizationWindowSeconds")
+            raise ModelInputError(
+                "must be 0..3600", f"hpa.spec.behavior.{name}.stabilizationWindowSeconds"
+            )
     tol_up = tol_down = tolerance
     if up.get("tolerance") is not None:
         tol_up = to_milli(up["tolerance"], "hpa.spec.behavior.scaleUp.tolerance") / 1000
@@ -108,14 +131,22 @@ def parse_behavior(behavior: dict, downscale_stabilization_s: float,
 
 # --- rate limits ----------------------------------------------------------------------------
 
-def get_replicas_change_per_period(period: float, events: list[TimestampedScaleEvent], now: float) -> int:
+
+def get_replicas_change_per_period(
+    period: float, events: list[TimestampedScaleEvent], now: float
+) -> int:
     """getReplicasChangePerPeriod: the replica change of the events newer than now - period."""
     cutoff = now - period
     return sum(e.change for e in events if e.timestamp > cutoff)
 
 
-def scale_up_limit_with_rules(current: int, up: list[TimestampedScaleEvent], down: list[TimestampedScaleEvent],
-                              rules: dict, now: float) -> int:
+def scale_up_limit_with_rules(
+    current: int,
+    up: list[TimestampedScaleEvent],
+    down: list[TimestampedScaleEvent],
+    rules: dict,
+    now: float,
+) -> int:
     """calculateScaleUpLimitWithScalingRules."""
     select = rules["selectPolicy"]
     if select == "Disabled":
@@ -123,8 +154,11 @@ def scale_up_limit_with_rules(current: int, up: list[TimestampedScaleEvent], dow
     result: int | None = None
     for p in rules["policies"]:
         period = p["periodSeconds"]
-        start = (current - get_replicas_change_per_period(period, up, now)
-                 + get_replicas_change_per_period(period, down, now))
+        start = (
+            current
+            - get_replicas_change_per_period(period, up, now)
+            + get_replicas_change_per_period(period, down, now)
+        )
         if p["type"] == "Pods":
             proposed = start + p["value"]
         else:
@@ -136,8 +170,13 @@ def scale_up_limit_with_rules(current: int, up: list[TimestampedScaleEvent], dow
     return result if result is not None else -(2**31)
 
 
-def scale_down_limit_with_rules(current: int, up: list[TimestampedScaleEvent], down: list[TimestampedScaleEvent],
-                                rules: dict, now: float) -> int:
+def scale_down_limit_with_rules(
+    current: int,
+    up: list[TimestampedScaleEvent],
+    down: list[TimestampedScaleEvent],
+    rules: dict,
+    now: float,
+) -> int:
     """calculateScaleDownLimitWithBehaviors (Percent truncates)."""
     select = rules["selectPolicy"]
     if select == "Disabled":
@@ -145,8 +184,11 @@ def scale_down_limit_with_rules(current: int, up: list[TimestampedScaleEvent], d
     result: int | None = None
     for p in rules["policies"]:
         period = p["periodSeconds"]
-        start = (current - get_replicas_change_per_period(period, up, now)
-                 + get_replicas_change_per_period(period, down, now))
+        start = (
+            current
+            - get_replicas_change_per_period(period, up, now)
+            + get_replicas_change_per_period(period, down, now)
+        )
         if p["type"] == "Pods":
             proposed = start - p["value"]
         else:
@@ -159,7 +201,11 @@ def scale_down_limit_with_rules(current: int, up: list[TimestampedScaleEvent], d
 
 
 def convert_desired_replicas_with_rules(
-    current: int, desired: int, min_r: int, max_r: int, *,
+    current: int,
+    desired: int,
+    min_r: int,
+    max_r: int,
+    *,
     scale_up_limit_factor: float = SCALE_UP_LIMIT_FACTOR,
 ) -> tuple[int, str, str]:
     """Legacy (no behavior) clamp: scale-up limit max(factor*current, 4).
@@ -178,12 +224,21 @@ def convert_desired_replicas_with_rules(
 
 
 def convert_desired_replicas_with_behavior_rate(
-    current: int, desired: int, now: float, behavior: dict, min_r: int, max_r: int,
-    up_events: list[TimestampedScaleEvent], down_events: list[TimestampedScaleEvent],
+    current: int,
+    desired: int,
+    now: float,
+    behavior: dict,
+    min_r: int,
+    max_r: int,
+    up_events: list[TimestampedScaleEvent],
+    down_events: list[TimestampedScaleEvent],
 ) -> tuple[int, str, str]:
     """convertDesiredReplicasWithBehaviorRate -> (replicas, ScalingLimited reason, message)."""
     if desired > current:
-        limit = max(scale_up_limit_with_rules(current, up_events, down_events, behavior["scaleUp"], now), current)
+        limit = max(
+            scale_up_limit_with_rules(current, up_events, down_events, behavior["scaleUp"], now),
+            current,
+        )
         if max_r > limit:
             maximum, reason, msg = limit, *_SCALE_UP_LIMIT
         else:
@@ -191,7 +246,12 @@ def convert_desired_replicas_with_behavior_rate(
         if desired > maximum:
             return maximum, reason, msg
     elif desired < current:
-        limit = min(scale_down_limit_with_rules(current, up_events, down_events, behavior["scaleDown"], now), current)
+        limit = min(
+            scale_down_limit_with_rules(
+                current, up_events, down_events, behavior["scaleDown"], now
+            ),
+            current,
+        )
         if min_r < limit:
             minimum, reason, msg = limit, *_SCALE_DOWN_LIMIT
         else:
@@ -203,7 +263,10 @@ def convert_desired_replicas_with_behavior_rate(
 
 # --- stabilization ----------------------------------------------------------------------------
 
-def _record(recommendations: list[TimestampedRecommendation], old_idx: int, desired: int, now: float) -> None:
+
+def _record(
+    recommendations: list[TimestampedRecommendation], old_idx: int, desired: int, now: float
+) -> None:
     """Store the new recommendation in the slot of an outdated one, else append it."""
     new = TimestampedRecommendation(desired, now)
     if old_idx >= 0:
@@ -212,8 +275,9 @@ def _record(recommendations: list[TimestampedRecommendation], old_idx: int, desi
         recommendations.append(new)
 
 
-def stabilize_recommendation(recommendations: list[TimestampedRecommendation], desired: int,
-                             now: float, window: float) -> int:
+def stabilize_recommendation(
+    recommendations: list[TimestampedRecommendation], desired: int, now: float, window: float
+) -> int:
     """stabilizeRecommendation (no spec.behavior): the max over the downscale window."""
     cutoff = now - window
     best = desired
@@ -228,7 +292,11 @@ def stabilize_recommendation(recommendations: list[TimestampedRecommendation], d
 
 
 def stabilize_recommendation_with_behaviors(
-    recommendations: list[TimestampedRecommendation], current: int, desired: int, now: float, behavior: dict,
+    recommendations: list[TimestampedRecommendation],
+    current: int,
+    desired: int,
+    now: float,
+    behavior: dict,
 ) -> tuple[int, str, str]:
     """stabilizeRecommendationWithBehaviors -> (replicas, AbleToScale reason, message)."""
     up_cutoff = now - float(behavior["scaleUp"]["stabilizationWindowSeconds"])
@@ -255,8 +323,15 @@ def stabilize_recommendation_with_behaviors(
 
 # --- scale events ----------------------------------------------------------------------------
 
-def store_scale_event(behavior: dict, up_events: list[TimestampedScaleEvent],
-                      down_events: list[TimestampedScaleEvent], prev: int, new: int, now: float) -> None:
+
+def store_scale_event(
+    behavior: dict,
+    up_events: list[TimestampedScaleEvent],
+    down_events: list[TimestampedScaleEvent],
+    prev: int,
+    new: int,
+    now: float,
+) -> None:
     """storeScaleEvent: reuses an outdated slot (older than the longest policy period)."""
     if new > prev:
         events, rules, change = up_events, behavior["scaleUp"], new - prev

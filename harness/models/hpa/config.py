@@ -9,23 +9,42 @@ from harness.models._k8s import ModelInputError, parse_duration
 
 # kube-controller-manager's HPA settings: model keyword -> (input key, flag, config field, default)
 CONTROLLER_SETTINGS: dict[str, tuple[str, str, str, float]] = {
-    "tolerance": ("tolerance", "horizontal-pod-autoscaler-tolerance",
-                  "HorizontalPodAutoscalerTolerance", 0.1),
-    "sync_period_s": ("syncPeriod", "horizontal-pod-autoscaler-sync-period",
-                      "HorizontalPodAutoscalerSyncPeriod", 15.0),
-    "downscale_stabilization_s": ("downscaleStabilization",
-                                  "horizontal-pod-autoscaler-downscale-stabilization",
-                                  "HorizontalPodAutoscalerDownscaleStabilizationWindow", 300.0),
-    "cpu_initialization_period_s": ("cpuInitializationPeriod",
-                                    "horizontal-pod-autoscaler-cpu-initialization-period",
-                                    "HorizontalPodAutoscalerCPUInitializationPeriod", 300.0),
-    "initial_readiness_delay_s": ("initialReadinessDelay",
-                                  "horizontal-pod-autoscaler-initial-readiness-delay",
-                                  "HorizontalPodAutoscalerInitialReadinessDelay", 30.0),
+    "tolerance": (
+        "tolerance",
+        "horizontal-pod-autoscaler-tolerance",
+        "HorizontalPodAutoscalerTolerance",
+        0.1,
+    ),
+    "sync_period_s": (
+        "syncPeriod",
+        "horizontal-pod-autoscaler-sync-period",
+        "HorizontalPodAutoscalerSyncPeriod",
+        15.0,
+    ),
+    "downscale_stabilization_s": (
+        "downscaleStabilization",
+        "horizontal-pod-autoscaler-downscale-stabilization",
+        "HorizontalPodAutoscalerDownscaleStabilizationWindow",
+        300.0,
+    ),
+    "cpu_initialization_period_s": (
+        "cpuInitializationPeriod",
+        "horizontal-pod-autoscaler-cpu-initialization-period",
+        "HorizontalPodAutoscalerCPUInitializationPeriod",
+        300.0,
+    ),
+    "initial_readiness_delay_s": (
+        "initialReadinessDelay",
+        "horizontal-pod-autoscaler-initial-readiness-delay",
+        "HorizontalPodAutoscalerInitialReadinessDelay",
+        30.0,
+    ),
 }
-_IGNORED_SETTINGS = {"concurrent-horizontal-pod-autoscaler-syncs",
-                     "ConcurrentHorizontalPodAutoscalerSyncs",
-                     "concurrentHorizontalPodAutoscalerSyncs"}
+_IGNORED_SETTINGS = {
+    "concurrent-horizontal-pod-autoscaler-syncs",
+    "ConcurrentHorizontalPodAutoscalerSyncs",
+    "concurrentHorizontalPodAutoscalerSyncs",
+}
 
 
 def controller_options(cfg: Any, field_name: str = "controller") -> dict[str, float]:
@@ -52,7 +71,8 @@ def controller_options(cfg: Any, field_name: str = "controller") -> dict[str, fl
             f = f"{field_name}[{i}]"
             if not isinstance(flag, str):
                 raise ModelInputError(
-                    "expected a flag string such as --horizontal-pod-autoscaler-sync-period=15s", f)
+                    "expected a flag string such as --horizontal-pod-autoscaler-sync-period=15s", f
+                )
             name, eq, value = flag.lstrip("-").partition("=")
             if name not in by_name:
                 continue  # the rest of a kube-controller-manager command line
@@ -70,8 +90,11 @@ def controller_options(cfg: Any, field_name: str = "controller") -> dict[str, fl
                 continue
             if name not in by_name:
                 known = ", ".join(names[0] for names in CONTROLLER_SETTINGS.values())
-                raise ModelInputError(f"unknown controller setting {key!r}", f,
-                                      f"one of {known} (or the kube-controller-manager flag names)")
+                raise ModelInputError(
+                    f"unknown controller setting {key!r}",
+                    f,
+                    f"one of {known} (or the kube-controller-manager flag names)",
+                )
             items.append((name, value, f))
     else:
         raise ModelInputError("expected a mapping of settings or a list of flags", field_name)
@@ -83,8 +106,9 @@ def controller_options(cfg: Any, field_name: str = "controller") -> dict[str, fl
             except (TypeError, ValueError):
                 tol = -1.0
             if not tol >= 0 or tol == float("inf"):
-                raise ModelInputError(f"tolerance must be a number >= 0, got {value!r}", f,
-                                      "e.g. 0.1 for 10 %")
+                raise ModelInputError(
+                    f"tolerance must be a number >= 0, got {value!r}", f, "e.g. 0.1 for 10 %"
+                )
             out[kw] = tol
         else:
             out[kw] = parse_duration(value, f)

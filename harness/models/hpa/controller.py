@@ -29,8 +29,10 @@ from harness.models.hpa.metrics import MetricInputs, compute_replicas_for_metric
 from harness.models.hpa.metrics_client import parse_custom_metrics
 from harness.models.hpa.replica_calculator import ReplicaCalculator, Tolerances
 
-DEFAULT_METRIC = {"type": "Resource",
-                  "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}
+DEFAULT_METRIC = {
+    "type": "Resource",
+    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}},
+}
 _READY_FOR_NEW_SCALE = ("ReadyForNewScale", "recommended size matches current size")
 
 
@@ -73,7 +75,9 @@ class HPAController:
         downscale_stabilization_s: float = 300,
     ) -> None:
         if not isinstance(hpa, dict) or not isinstance(hpa.get("spec"), dict):
-            raise ModelInputError("expected an autoscaling/v2 HorizontalPodAutoscaler with a spec", "hpa.spec")
+            raise ModelInputError(
+                "expected an autoscaling/v2 HorizontalPodAutoscaler with a spec", "hpa.spec"
+            )
         self.hpa = hpa
         spec = hpa["spec"]
         max_r = spec.get("maxReplicas")
@@ -81,7 +85,9 @@ class HPAController:
             raise ModelInputError("maxReplicas must be an integer >= 1", "hpa.spec.maxReplicas")
         min_r = spec.get("minReplicas")
         if min_r is not None and (not isinstance(min_r, int) or min_r < 0 or min_r > max_r):
-            raise ModelInputError("minReplicas must be an integer in 0..maxReplicas", "hpa.spec.minReplicas")
+            raise ModelInputError(
+                "minReplicas must be an integer in 0..maxReplicas", "hpa.spec.minReplicas"
+            )
         self.max_replicas: int = max_r
         self.min_replicas: int = 1 if min_r is None else min_r
         self.metrics: list[dict] = list(spec.get("metrics") or [DEFAULT_METRIC])
@@ -92,7 +98,8 @@ class HPAController:
         self.tolerances = Tolerances(scale_down=float(tolerance), scale_up=float(tolerance))
         if spec.get("behavior") is not None:
             self.behavior, self.tolerances = parse_behavior(
-                spec["behavior"], self.downscale_stabilization, float(tolerance))
+                spec["behavior"], self.downscale_stabilization, float(tolerance)
+            )
         self.calc = ReplicaCalculator(
             cpu_initialization_period_s=cpu_initialization_period_s,
             initial_readiness_delay_s=initial_readiness_delay_s,
@@ -119,8 +126,10 @@ class HPAController:
             ltt = c.get("lastTransitionTime")
             since = None if ltt is None else to_epoch(ltt, f"{f}.lastTransitionTime")
             self._conditions[str(c["type"])] = {
-                "type": str(c["type"]), "status": str(c.get("status", "Unknown")),
-                "reason": c.get("reason", ""), "message": c.get("message", ""),
+                "type": str(c["type"]),
+                "status": str(c.get("status", "Unknown")),
+                "reason": c.get("reason", ""),
+                "message": c.get("message", ""),
                 "lastTransitionTime": since,
             }
 
@@ -129,8 +138,11 @@ class HPAController:
         """Seed recommendations / scale events (kubectl can't show them; users reconstruct them)."""
         if not history:
             return
-        for key, target in (("recommendations", None), ("scaleUpEvents", self.scale_up_events),
-                            ("scaleDownEvents", self.scale_down_events)):
+        for key, target in (
+            ("recommendations", None),
+            ("scaleUpEvents", self.scale_up_events),
+            ("scaleDownEvents", self.scale_down_events),
+        ):
             for i, item in enumerate(history.get(key) or []):
                 f = f"history.{key}[{i}]"
                 if not isinstance(item, dict) or "timestamp" not in item:
@@ -144,14 +156,23 @@ class HPAController:
                 else:
                     change = item.get("replicaChange")
                     if not isinstance(change, int) or change < 0:
-                        raise ModelInputError("replicaChange must be a non-negative integer", f + ".replicaChange")
+                        raise ModelInputError(
+                            "replicaChange must be a non-negative integer", f + ".replicaChange"
+                        )
                     target.append(TimestampedScaleEvent(change, ts))
 
     def history(self) -> dict:
         return {
-            "recommendations": [{"replicas": r.replicas, "timestamp": r.timestamp} for r in self.recommendations],
-            "scaleUpEvents": [{"replicaChange": e.change, "timestamp": e.timestamp} for e in self.scale_up_events],
-            "scaleDownEvents": [{"replicaChange": e.change, "timestamp": e.timestamp} for e in self.scale_down_events],
+            "recommendations": [
+                {"replicas": r.replicas, "timestamp": r.timestamp} for r in self.recommendations
+            ],
+            "scaleUpEvents": [
+                {"replicaChange": e.change, "timestamp": e.timestamp} for e in self.scale_up_events
+            ],
+            "scaleDownEvents": [
+                {"replicaChange": e.change, "timestamp": e.timestamp}
+                for e in self.scale_down_events
+            ],
         }
 
     # --- conditions ---------------------------------------------------------------------------
@@ -159,8 +180,13 @@ class HPAController:
         st = "True" if status else "False"
         old = self._conditions.get(ctype)
         ltt = old["lastTransitionTime"] if old and old["status"] == st else self._now
-        self._conditions[ctype] = {"type": ctype, "status": st, "reason": reason, "message": message,
-                                   "lastTransitionTime": ltt}
+        self._conditions[ctype] = {
+            "type": ctype,
+            "status": st,
+            "reason": reason,
+            "message": message,
+            "lastTransitionTime": ltt,
+        }
 
     def _condition_list(self) -> list[dict]:
         """status.conditions in the API's shape: list order as set, lastTransitionTime RFC 3339."""
@@ -187,12 +213,22 @@ class HPAController:
         self._now = now
         current = int(spec_replicas)
         if status_replicas is None:
-            status_replicas = sum(
-                1 for p in pods
-                if dig(p, "metadata", "deletionTimestamp") is None
-                and dig(p, "status", "phase") not in ("Failed", "Succeeded")
-            ) if pods else current
-        self._set("AbleToScale", True, "SucceededGetScale", "the HPA controller was able to get the target's current scale")
+            status_replicas = (
+                sum(
+                    1
+                    for p in pods
+                    if dig(p, "metadata", "deletionTimestamp") is None
+                    and dig(p, "status", "phase") not in ("Failed", "Succeeded")
+                )
+                if pods
+                else current
+            )
+        self._set(
+            "AbleToScale",
+            True,
+            "SucceededGetScale",
+            "the HPA controller was able to get the target's current scale",
+        )
         if not self.recommendations:  # recordInitialRecommendation
             self.recommendations.append(TimestampedRecommendation(current, now))
         statuses: list[dict] = []
@@ -201,22 +237,44 @@ class HPAController:
         reason = ""
         custom = parse_custom_metrics(custom_metrics, now)
         if current == 0 and self.min_replicas != 0:
-            self._set("ScalingActive", False, "ScalingDisabled", "scaling is disabled since the replica count of the target is zero")
-            return HPADecision(0, [], self._condition_list(), "scaling is disabled", False, current,
-                               lastScaleTime=self._last_scale_rfc3339())
+            self._set(
+                "ScalingActive",
+                False,
+                "ScalingDisabled",
+                "scaling is disabled since the replica count of the target is zero",
+            )
+            return HPADecision(
+                0,
+                [],
+                self._condition_list(),
+                "scaling is disabled",
+                False,
+                current,
+                lastScaleTime=self._last_scale_rfc3339(),
+            )
         if current > self.max_replicas:
             reason, desired = "Current number of replicas above Spec.MaxReplicas", self.max_replicas
         elif current < self.min_replicas:
             reason, desired = "Current number of replicas below Spec.MinReplicas", self.min_replicas
         else:
             inputs = MetricInputs(now, current, status_replicas, pods, pod_metrics, custom)
-            proposal = compute_replicas_for_metrics(self.calc, self.tolerances, self.metrics, inputs)
+            proposal = compute_replicas_for_metrics(
+                self.calc, self.tolerances, self.metrics, inputs
+            )
             self._set("ScalingActive", *proposal.scaling_active)
             statuses, proposals, error = proposal.statuses, proposal.proposals, proposal.error
             if proposal.replicas == -1:
-                return HPADecision(current, statuses, self._condition_list(),
-                                   f"failed to compute desired number of replicas based on listed metrics: {error}",
-                                   False, current, error, proposals, self._last_scale_rfc3339())
+                return HPADecision(
+                    current,
+                    statuses,
+                    self._condition_list(),
+                    f"failed to compute desired number of replicas based on listed metrics: {error}",
+                    False,
+                    current,
+                    error,
+                    proposals,
+                    self._last_scale_rfc3339(),
+                )
             desired = proposal.replicas
             if desired > current:
                 reason = f"{proposal.metric_name} above target"
@@ -229,10 +287,24 @@ class HPAController:
         rescale = desired != current
         if rescale:
             self._store_scale_event(current, desired, now)
-            self._set("AbleToScale", True, "SucceededRescale", f"the HPA controller was able to update the target scale to {desired}")
+            self._set(
+                "AbleToScale",
+                True,
+                "SucceededRescale",
+                f"the HPA controller was able to update the target scale to {desired}",
+            )
             self.last_scale_time = now
-        return HPADecision(desired, statuses, self._condition_list(), reason, rescale, current,
-                           error, proposals, self._last_scale_rfc3339())
+        return HPADecision(
+            desired,
+            statuses,
+            self._condition_list(),
+            reason,
+            rescale,
+            current,
+            error,
+            proposals,
+            self._last_scale_rfc3339(),
+        )
 
     def _last_scale_rfc3339(self) -> str | None:
         return to_rfc3339(self.last_scale_time) if self.last_scale_time is not None else None
@@ -241,7 +313,9 @@ class HPAController:
     def stabilize_recommendation(self, desired: int, now: float) -> int:
         """stabilizeRecommendation: the max over the downscale window (no spec.behavior)."""
         self._now = to_epoch(now, "now")
-        return stabilize_recommendation(self.recommendations, desired, self._now, self.downscale_stabilization)
+        return stabilize_recommendation(
+            self.recommendations, desired, self._now, self.downscale_stabilization
+        )
 
     def stabilize_recommendation_with_behaviors(
         self, current: int, desired: int, now: float
@@ -249,7 +323,8 @@ class HPAController:
         """stabilizeRecommendationWithBehaviors -> (replicas, AbleToScale reason, message)."""
         behavior = self._require_behavior()
         return stabilize_recommendation_with_behaviors(
-            self.recommendations, current, desired, to_epoch(now, "now"), behavior)
+            self.recommendations, current, desired, to_epoch(now, "now"), behavior
+        )
 
     def convert_desired_replicas_with_behavior_rate(
         self, current: int, desired: int, now: float
@@ -270,19 +345,26 @@ class HPAController:
     # --- normalization --------------------------------------------------------------------------
     def _normalize(self, current: int, desired: int) -> int:
         """normalizeDesiredReplicas (legacy path, spec.behavior == nil)."""
-        stabilized = stabilize_recommendation(self.recommendations, desired, self._now, self.downscale_stabilization)
+        stabilized = stabilize_recommendation(
+            self.recommendations, desired, self._now, self.downscale_stabilization
+        )
         if stabilized != desired:
             self._set("AbleToScale", True, *SCALE_DOWN_STABILIZED)
         else:
             self._set("AbleToScale", True, *_READY_FOR_NEW_SCALE)
-        out, cond, msg = convert_desired_replicas_with_rules(current, stabilized, self.min_replicas, self.max_replicas)
+        out, cond, msg = convert_desired_replicas_with_rules(
+            current, stabilized, self.min_replicas, self.max_replicas
+        )
         self._set("ScalingLimited", out != stabilized, cond, msg)
         return out
 
-    def _normalize_with_behaviors(self, current: int, desired: int, now: float, behavior: dict) -> int:
+    def _normalize_with_behaviors(
+        self, current: int, desired: int, now: float, behavior: dict
+    ) -> int:
         """normalizeDesiredReplicasWithBehaviors."""
         stabilized, reason, msg = stabilize_recommendation_with_behaviors(
-            self.recommendations, current, desired, now, behavior)
+            self.recommendations, current, desired, now, behavior
+        )
         if stabilized != desired:
             self._set("AbleToScale", True, reason, msg)
         else:
@@ -291,12 +373,23 @@ class HPAController:
         self._set("ScalingLimited", out != stabilized, reason, msg)
         return out
 
-    def _convert_with_behavior_rate(self, current: int, desired: int, now: float, behavior: dict) -> tuple[int, str, str]:
+    def _convert_with_behavior_rate(
+        self, current: int, desired: int, now: float, behavior: dict
+    ) -> tuple[int, str, str]:
         return convert_desired_replicas_with_behavior_rate(
-            current, desired, now, behavior, self.min_replicas, self.max_replicas,
-            self.scale_up_events, self.scale_down_events)
+            current,
+            desired,
+            now,
+            behavior,
+            self.min_replicas,
+            self.max_replicas,
+            self.scale_up_events,
+            self.scale_down_events,
+        )
 
     def _store_scale_event(self, prev: int, new: int, now: float) -> None:
         """storeScaleEvent: only with spec.behavior."""
         if self.behavior is not None:
-            store_scale_event(self.behavior, self.scale_up_events, self.scale_down_events, prev, new, now)
+            store_scale_event(
+                self.behavior, self.scale_up_events, self.scale_down_events, prev, new, now
+            )

@@ -35,7 +35,9 @@ class PodMetric:
     window: float = 0.0
 
 
-def resource_pod_metrics(pod_metrics: list[dict], resource: str, container: str = "") -> dict[str, PodMetric]:
+def resource_pod_metrics(
+    pod_metrics: list[dict], resource: str, container: str = ""
+) -> dict[str, PodMetric]:
     """metrics.k8s.io PodMetrics -> per-pod milli usage (sum of containers, or one container).
 
     A pod with a container lacking the resource is dropped (it becomes a "missing" pod)."""
@@ -67,10 +69,12 @@ def resource_pod_metrics(pod_metrics: list[dict], resource: str, container: str 
 
 DEFAULT_WINDOW_S = 60.0  # metricServerDefaultMetricWindow
 _LIST_KINDS = ("MetricValueList", "ExternalMetricValueList")
-_SHAPE_FIX = ("customMetrics is {pods: {METRIC: {POD: value} | MetricValueList}, object: {METRIC: "
-              "value | MetricValueList}, external: {METRIC: [values] | ExternalMetricValueList}}, "
-              "or a MetricValueList / ExternalMetricValueList (or a list of them) as kubectl get "
-              "--raw prints it")
+_SHAPE_FIX = (
+    "customMetrics is {pods: {METRIC: {POD: value} | MetricValueList}, object: {METRIC: "
+    "value | MetricValueList}, external: {METRIC: [values] | ExternalMetricValueList}}, "
+    "or a MetricValueList / ExternalMetricValueList (or a list of them) as kubectl get "
+    "--raw prints it"
+)
 
 
 @dataclass(frozen=True)
@@ -103,8 +107,9 @@ class CustomMetrics:
         return None
 
     def timestamps(self) -> list[float]:
-        out = [m.timestamp for per_pod in self.pods.values() for m in per_pod.values()
-               if m.timestamp]
+        out = [
+            m.timestamp for per_pod in self.pods.values() for m in per_pod.values() if m.timestamp
+        ]
         out += [v.timestamp for vs in self.objects.values() for v in vs if v.timestamp is not None]
         return out
 
@@ -117,7 +122,8 @@ def is_metric_list(obj: Any) -> bool:
         return True
     api = str(obj.get("apiVersion") or "")
     return isinstance(obj.get("items"), list) and api.startswith(
-        ("custom.metrics.k8s.io/", "external.metrics.k8s.io/"))
+        ("custom.metrics.k8s.io/", "external.metrics.k8s.io/")
+    )
 
 
 def parse_custom_metrics(raw: Any, now: float, field_name: str = "customMetrics") -> CustomMetrics:
@@ -132,8 +138,9 @@ def parse_custom_metrics(raw: Any, now: float, field_name: str = "customMetrics"
         raise ModelInputError("expected a mapping or a metric value list", field_name, _SHAPE_FIX)
     unknown = sorted(set(raw) - {"pods", "object", "external"})
     if unknown:
-        raise ModelInputError(f"unknown key(s) {', '.join(unknown)}", f"{field_name}.{unknown[0]}",
-                              _SHAPE_FIX)
+        raise ModelInputError(
+            f"unknown key(s) {', '.join(unknown)}", f"{field_name}.{unknown[0]}", _SHAPE_FIX
+        )
     for section in ("pods", "object", "external"):
         value = raw.get(section)
         f = f"{field_name}.{section}"
@@ -168,48 +175,90 @@ def _add_named(out: CustomMetrics, section: str, metric: str, v: Any, f: str, no
     else:
         values = v if isinstance(v, list) else [v]
         out.external.setdefault(metric, []).extend(
-            to_milli(x, f"{f}[{j}]") for j, x in enumerate(values))
+            to_milli(x, f"{f}[{j}]") for j, x in enumerate(values)
+        )
 
 
-def _add_lists(out: CustomMetrics, raw: Any, f: str, now: float, *, section: str | None,
-               expect_metric: str | None = None) -> None:
+def _add_lists(
+    out: CustomMetrics,
+    raw: Any,
+    f: str,
+    now: float,
+    *,
+    section: str | None,
+    expect_metric: str | None = None,
+) -> None:
     lists = raw if isinstance(raw, list) else [raw]
     for i, lst in enumerate(lists):
         lf = f"{f}[{i}]" if isinstance(raw, list) else f
         if not isinstance(lst, dict):
             raise ModelInputError("expected a metric value list or item", lf, _SHAPE_FIX)
         if "items" not in lst:  # a bare MetricValue item in a list
-            _add_item(out, lst, lf, now, section, expect_metric,
-                      external=section == "external" or "metricLabels" in lst)
+            _add_item(
+                out,
+                lst,
+                lf,
+                now,
+                section,
+                expect_metric,
+                external=section == "external" or "metricLabels" in lst,
+            )
             continue
         items = lst.get("items")
         if not isinstance(items, list):
             raise ModelInputError("items must be a list", f"{lf}.items", _SHAPE_FIX)
         external = lst.get("kind") == "ExternalMetricValueList" or str(
-            lst.get("apiVersion") or "").startswith("external.metrics.k8s.io/")
+            lst.get("apiVersion") or ""
+        ).startswith("external.metrics.k8s.io/")
         if section == "external" and not external and items and "describedObject" in items[0]:
-            raise ModelInputError("a custom metrics MetricValueList under external", lf,
-                                  "put it under customMetrics.pods or customMetrics.object")
+            raise ModelInputError(
+                "a custom metrics MetricValueList under external",
+                lf,
+                "put it under customMetrics.pods or customMetrics.object",
+            )
         if section in ("pods", "object") and external:
-            raise ModelInputError("an ExternalMetricValueList under " + section, lf,
-                                  "put it under customMetrics.external")
+            raise ModelInputError(
+                "an ExternalMetricValueList under " + section,
+                lf,
+                "put it under customMetrics.external",
+            )
         for j, item in enumerate(items):
-            _add_item(out, item, f"{lf}.items[{j}]", now, section, expect_metric,
-                      external=external or section == "external")
+            _add_item(
+                out,
+                item,
+                f"{lf}.items[{j}]",
+                now,
+                section,
+                expect_metric,
+                external=external or section == "external",
+            )
 
 
-def _add_item(out: CustomMetrics, item: Any, f: str, now: float, section: str | None,
-              expect_metric: str | None, *, external: bool = False) -> None:
+def _add_item(
+    out: CustomMetrics,
+    item: Any,
+    f: str,
+    now: float,
+    section: str | None,
+    expect_metric: str | None,
+    *,
+    external: bool = False,
+) -> None:
     if not isinstance(item, dict):
         raise ModelInputError("expected a metric value item", f, _SHAPE_FIX)
     metric = dig(item, "metric", "name") or item.get("metricName") or expect_metric
     if not metric:
-        raise ModelInputError("the item names no metric (metric.name or metricName)", f,
-                              "paste the list as kubectl get --raw prints it")
+        raise ModelInputError(
+            "the item names no metric (metric.name or metricName)",
+            f,
+            "paste the list as kubectl get --raw prints it",
+        )
     if expect_metric is not None and metric != expect_metric:
-        raise ModelInputError(f"item is for metric {metric!r}, listed under {expect_metric!r}",
-                              f + (".metricName" if "metricName" in item else ".metric.name"),
-                              f"list it under {metric!r}, or use the {expect_metric!r} list")
+        raise ModelInputError(
+            f"item is for metric {metric!r}, listed under {expect_metric!r}",
+            f + (".metricName" if "metricName" in item else ".metric.name"),
+            f"list it under {metric!r}, or use the {expect_metric!r} list",
+        )
     if "value" not in item:
         raise ModelInputError("value is required", f"{f}.value", "a quantity such as 1500m")
     value = to_milli(item["value"], f"{f}.value")
@@ -219,14 +268,18 @@ def _add_item(out: CustomMetrics, item: Any, f: str, now: float, section: str | 
         return
     described = item.get("describedObject")
     if not isinstance(described, dict) or not described.get("kind") or not described.get("name"):
-        raise ModelInputError("describedObject with kind and name is required",
-                              f"{f}.describedObject",
-                              "paste the list as kubectl get --raw prints it")
+        raise ModelInputError(
+            "describedObject with kind and name is required",
+            f"{f}.describedObject",
+            "paste the list as kubectl get --raw prints it",
+        )
     kind, name = str(described["kind"]), str(described["name"])
     if section == "pods" and kind != "Pod":
-        raise ModelInputError(f"a Pods metric must describe Pods, got kind {kind!r}",
-                              f"{f}.describedObject.kind",
-                              "put Object metrics under customMetrics.object")
+        raise ModelInputError(
+            f"a Pods metric must describe Pods, got kind {kind!r}",
+            f"{f}.describedObject.kind",
+            "put Object metrics under customMetrics.object",
+        )
     if kind == "Pod" and section in ("pods", None):
         window = item.get("windowSeconds", DEFAULT_WINDOW_S)
         if window is None:
@@ -234,6 +287,7 @@ def _add_item(out: CustomMetrics, item: Any, f: str, now: float, section: str | 
         if isinstance(window, bool) or not isinstance(window, (int, float)):
             raise ModelInputError("windowSeconds must be a number", f"{f}.windowSeconds")
         out.pods.setdefault(str(metric), {})[name] = PodMetric(
-            value, ts if ts is not None else now, float(window))
+            value, ts if ts is not None else now, float(window)
+        )
     if section in ("object", None):
         out.objects.setdefault(str(metric), []).append(ObjectValue(kind, name, value, ts))

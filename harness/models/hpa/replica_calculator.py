@@ -85,7 +85,9 @@ def group_pods(
                 ltt = cond.get("lastTransitionTime")
                 ltt_t = to_epoch(ltt, "lastTransitionTime") if ltt is not None else _ZERO_TIME
                 if start_t + cpu_initialization_period > now:
-                    is_unready = cond.get("status") == "False" or metric.timestamp < ltt_t + metric.window
+                    is_unready = (
+                        cond.get("status") == "False" or metric.timestamp < ltt_t + metric.window
+                    )
                 else:
                     is_unready = (
                         cond.get("status") == "False"
@@ -109,7 +111,9 @@ def calculate_requests(pods: list[dict], container: str, resource: str) -> dict[
         name = _pod_name(pod)
         spec = pod.get("spec") or {}
         containers = list(spec.get("containers") or [])
-        containers += [c for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"]
+        containers += [
+            c for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"
+        ]
         total = 0
         found = False
         for c in containers:
@@ -117,8 +121,12 @@ def calculate_requests(pods: list[dict], container: str, resource: str) -> dict[
             if container == "" or container == cname:
                 req = ((c.get("resources") or {}).get("requests") or {}).get(resource)
                 if req is None:
-                    raise MetricError(f"missing request for {resource} in container {cname} of Pod {name}")
-                total += to_milli(req, f"pods[{name}].spec.containers[{cname}].resources.requests.{resource}")
+                    raise MetricError(
+                        f"missing request for {resource} in container {cname} of Pod {name}"
+                    )
+                total += to_milli(
+                    req, f"pods[{name}].spec.containers[{cname}].resources.requests.{resource}"
+                )
             if container and container == cname:
                 found = True
                 break
@@ -196,14 +204,21 @@ class ReplicaCalculator:
         if not pods:
             raise MetricError("no pods returned by selector while calculating replica count")
         ready, unready, missing, ignored = group_pods(
-            pods, metrics, resource, now, self.cpu_initialization_period, self.initial_readiness_delay
+            pods,
+            metrics,
+            resource,
+            now,
+            self.cpu_initialization_period,
+            self.initial_readiness_delay,
         )
         for name in ignored | unready:
             metrics.pop(name, None)
         requests = calculate_requests(pods, container, resource)
         if not metrics:
             raise MetricError("did not receive metrics for targeted pods (pods might be unready)")
-        usage_ratio, utilization, raw = resource_utilization_ratio(metrics, requests, target_utilization)
+        usage_ratio, utilization, raw = resource_utilization_ratio(
+            metrics, requests, target_utilization
+        )
         scale_up_with_unready = bool(unready) and usage_ratio > 1.0
         if not scale_up_with_unready and not missing:
             if tolerances.is_within(usage_ratio):
@@ -250,7 +265,12 @@ class ReplicaCalculator:
             raise MetricError("no pods returned by selector while calculating replica count")
         metrics = dict(metrics)
         ready, unready, missing, ignored = group_pods(
-            pods, metrics, resource, now, self.cpu_initialization_period, self.initial_readiness_delay
+            pods,
+            metrics,
+            resource,
+            now,
+            self.cpu_initialization_period,
+            self.initial_readiness_delay,
         )
         for name in ignored | unready:
             metrics.pop(name, None)
@@ -287,31 +307,49 @@ class ReplicaCalculator:
         return new_replicas, usage
 
     def get_raw_resource_replicas(
-        self, current_replicas: int, target_usage: int, resource: str, tolerances: Tolerances,
-        pods: list[dict], metrics: dict[str, PodMetric], now: float,
+        self,
+        current_replicas: int,
+        target_usage: int,
+        resource: str,
+        tolerances: Tolerances,
+        pods: list[dict],
+        metrics: dict[str, PodMetric],
+        now: float,
     ) -> tuple[int, int]:
         if not metrics:
             raise MetricError(
                 f"unable to get metrics for resource {resource}: no metrics returned from resource metrics API"
             )
-        return self.calc_plain_metric_replicas(metrics, current_replicas, target_usage, tolerances, resource, pods, now)
+        return self.calc_plain_metric_replicas(
+            metrics, current_replicas, target_usage, tolerances, resource, pods, now
+        )
 
     def get_metric_replicas(
-        self, current_replicas: int, target_usage: int, metric_name: str, tolerances: Tolerances,
-        pods: list[dict], metrics: dict[str, PodMetric], now: float,
+        self,
+        current_replicas: int,
+        target_usage: int,
+        metric_name: str,
+        tolerances: Tolerances,
+        pods: list[dict],
+        metrics: dict[str, PodMetric],
+        now: float,
     ) -> tuple[int, int]:
         if not metrics:
-            raise MetricError(f"unable to get metric {metric_name}: no metrics returned from custom metrics API")
-        return self.calc_plain_metric_replicas(metrics, current_replicas, target_usage, tolerances, "", pods, now)
+            raise MetricError(
+                f"unable to get metric {metric_name}: no metrics returned from custom metrics API"
+            )
+        return self.calc_plain_metric_replicas(
+            metrics, current_replicas, target_usage, tolerances, "", pods, now
+        )
 
     # --- Object and External ---------------------------------------------------------------------
     @staticmethod
     def ready_pods_count(pods: list[dict]) -> int:
         if not pods:
-            raise MetricError("unable to calculate ready pods: no pods returned by selector while calculating replica count")
-        return sum(
-            1 for p in pods if dig(p, "status", "phase") == "Running" and is_pod_ready(p)
-        )
+            raise MetricError(
+                "unable to calculate ready pods: no pods returned by selector while calculating replica count"
+            )
+        return sum(1 for p in pods if dig(p, "status", "phase") == "Running" and is_pod_ready(p))
 
     def usage_ratio_replica_count(
         self, current_replicas: int, usage_ratio: float, tolerances: Tolerances, pods: list[dict]
@@ -324,9 +362,16 @@ class ReplicaCalculator:
         return math.ceil(usage_ratio)
 
     def get_object_metric_replicas(
-        self, current_replicas: int, target_usage: int, usage: int, tolerances: Tolerances, pods: list[dict]
+        self,
+        current_replicas: int,
+        target_usage: int,
+        usage: int,
+        tolerances: Tolerances,
+        pods: list[dict],
     ) -> tuple[int, int]:
-        return self.usage_ratio_replica_count(current_replicas, usage / target_usage, tolerances, pods), usage
+        return self.usage_ratio_replica_count(
+            current_replicas, usage / target_usage, tolerances, pods
+        ), usage
 
     @staticmethod
     def get_object_per_pod_metric_replicas(
@@ -340,10 +385,17 @@ class ReplicaCalculator:
         return replicas, avg
 
     def get_external_metric_replicas(
-        self, current_replicas: int, target_usage: int, values: list[int], tolerances: Tolerances, pods: list[dict]
+        self,
+        current_replicas: int,
+        target_usage: int,
+        values: list[int],
+        tolerances: Tolerances,
+        pods: list[dict],
     ) -> tuple[int, int]:
         usage = sum(values)
-        return self.usage_ratio_replica_count(current_replicas, usage / target_usage, tolerances, pods), usage
+        return self.usage_ratio_replica_count(
+            current_replicas, usage / target_usage, tolerances, pods
+        ), usage
 
     @staticmethod
     def get_external_per_pod_metric_replicas(

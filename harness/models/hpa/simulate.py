@@ -114,7 +114,8 @@ def simulate(
     needed = math.ceil(peak / capacity_per_replica) if peak > 0 else 0
     res_names = {
         dig(m, "resource", "name") or dig(m, "containerResource", "name")
-        for m in ctl.metrics if m.get("type") in ("Resource", "ContainerResource")
+        for m in ctl.metrics
+        if m.get("type") in ("Resource", "ContainerResource")
     } - {None}
     container_spec = [{"name": "main", "resources": {"requests": dict(requests)}}]
     req_milli = {r: _milli(requests.get(r, "0")) for r in res_names}
@@ -138,23 +139,39 @@ def simulate(
         for p in pods:
             is_ready = p.ready_at <= t
             phase = "Running" if is_ready or cold_pod_phase == "Running" else "Pending"
-            pod_objs.append({
-                "metadata": {"name": p.name},
-                "spec": {"containers": container_spec},
-                "status": {
-                    "phase": phase,
-                    "startTime": p.created,
-                    "conditions": [{"type": "Ready", "status": "True" if is_ready else "False",
-                                    "lastTransitionTime": p.ready_at if is_ready else p.created}],
-                },
-            })
+            pod_objs.append(
+                {
+                    "metadata": {"name": p.name},
+                    "spec": {"containers": container_spec},
+                    "status": {
+                        "phase": phase,
+                        "startTime": p.created,
+                        "conditions": [
+                            {
+                                "type": "Ready",
+                                "status": "True" if is_ready else "False",
+                                "lastTransitionTime": p.ready_at if is_ready else p.created,
+                            }
+                        ],
+                    },
+                }
+            )
             if phase == "Pending":
                 continue
             load = f_res if is_ready else 0.0
-            pod_metrics.append({
-                "metadata": {"name": p.name}, "timestamp": t, "window": 15.0,
-                "containers": [{"name": "main", "usage": {r: f"{int(load * req_milli[r])}m" for r in res_names}}],
-            })
+            pod_metrics.append(
+                {
+                    "metadata": {"name": p.name},
+                    "timestamp": t,
+                    "window": 15.0,
+                    "containers": [
+                        {
+                            "name": "main",
+                            "usage": {r: f"{int(load * req_milli[r])}m" for r in res_names},
+                        }
+                    ],
+                }
+            )
             for m in ctl.metrics:
                 if m.get("type") == "Pods":
                     name = dig(m, "pods", "metric", "name")
@@ -169,13 +186,30 @@ def simulate(
                 custom[key][name] = total if key == "object" else [total]
         pods_evaluated += len(pods)
         current = len(pods)
-        decision = ctl.reconcile(t, spec_replicas=current, status_replicas=current, pods=pod_objs,
-                                 pod_metrics=pod_metrics, custom_metrics=custom)
+        decision = ctl.reconcile(
+            t,
+            spec_replicas=current,
+            status_replicas=current,
+            pods=pod_objs,
+            pod_metrics=pod_metrics,
+            custom_metrics=custom,
+        )
         util = _utilization(decision.currentMetrics)
-        timeline.append({"t": t, "rps": rps, "desired": decision.desiredReplicas, "ready": len(ready),
-                         "current": current, "utilization": util, "loadPerReadyReplica": round(f, 4)})
+        timeline.append(
+            {
+                "t": t,
+                "rps": rps,
+                "desired": decision.desiredReplicas,
+                "ready": len(ready),
+                "current": current,
+                "utilization": util,
+                "loadPerReadyReplica": round(f, 4),
+            }
+        )
         if decision.rescale:
-            decisions.append({"t": t, "from": current, "to": decision.desiredReplicas, "reason": decision.reason})
+            decisions.append(
+                {"t": t, "from": current, "to": decision.desiredReplicas, "reason": decision.reason}
+            )
             if decision.desiredReplicas > current:
                 if first_up is None:
                     first_up = t
@@ -184,7 +218,9 @@ def simulate(
                     serial += 1
             else:
                 drop = current - decision.desiredReplicas
-                order = sorted(range(len(pods)), key=lambda i: (pods[i].ready_at <= t, -pods[i].created, -i))
+                order = sorted(
+                    range(len(pods)), key=lambda i: (pods[i].ready_at <= t, -pods[i].created, -i)
+                )
                 gone = set(order[:drop])
                 pods = [p for i, p in enumerate(pods) if i not in gone]
         max_seen = max(max_seen, len(pods))
@@ -199,8 +235,17 @@ def simulate(
                 n_ready = sum(1 for p in pods if p.ready_at <= a)
                 if _rps_at(times, levels, a) > n_ready * capacity_per_replica:
                     breach += b - a
-    return SimResult(timeline, first_up, max_seen, round(breach, 6), needed, ctl.max_replicas,
-                     decisions, n_syncs, pods_evaluated)
+    return SimResult(
+        timeline,
+        first_up,
+        max_seen,
+        round(breach, 6),
+        needed,
+        ctl.max_replicas,
+        decisions,
+        n_syncs,
+        pods_evaluated,
+    )
 
 
 def _milli(q: str) -> int:

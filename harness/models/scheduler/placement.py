@@ -27,8 +27,13 @@ class Placement:
     assignments: list[dict]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"perZone": self.per_zone, "perNode": self.per_node, "pending": self.pending,
-                "reasons": self.reasons, "assignments": self.assignments}
+        return {
+            "perZone": self.per_zone,
+            "perNode": self.per_node,
+            "pending": self.pending,
+            "reasons": self.reasons,
+            "assignments": self.assignments,
+        }
 
 
 @dataclass
@@ -42,8 +47,15 @@ class ZoneFailure:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"zone": self.zone, "lost": self.lost, "replaced": self.replaced, "stranded": self.stranded,
-                "before": self.before.to_dict(), "after": self.after.to_dict(), "notes": self.notes}
+        return {
+            "zone": self.zone,
+            "lost": self.lost,
+            "replaced": self.replaced,
+            "stranded": self.stranded,
+            "before": self.before.to_dict(),
+            "after": self.after.to_dict(),
+            "notes": self.notes,
+        }
 
 
 def _template_pod(deployment: dict) -> dict:
@@ -55,19 +67,28 @@ def _template_pod(deployment: dict) -> dict:
     if tmpl is not None and "pod-template-hash" not in labels:
         digest = hashlib.sha256(json.dumps(tmpl, sort_keys=True, default=str).encode()).hexdigest()
         labels["pod-template-hash"] = digest[:10]
-    return {"metadata": {"labels": labels, "namespace": meta.get("namespace", "default")}, "spec": spec}
+    return {
+        "metadata": {"labels": labels, "namespace": meta.get("namespace", "default")},
+        "spec": spec,
+    }
 
 
 def _zone_of(nodes_by_name: dict[str, dict], name: str) -> str:
     return str(dig(nodes_by_name.get(name, {}), "metadata", "labels", ZONE_KEY, default="<none>"))
 
 
-def place(deployment: dict, nodes: list[dict], replicas: int, existing: list[dict] | None = None) -> Placement:
+def place(
+    deployment: dict, nodes: list[dict], replicas: int, existing: list[dict] | None = None
+) -> Placement:
     """Schedule `replicas` pods of the workload one by one, like the scheduler's queue."""
     if not isinstance(replicas, int) or replicas < 0:
         raise ModelInputError("replicas must be an integer >= 0", "replicas")
     template = _template_pod(deployment)
-    spec, labels, ns = template["spec"], template["metadata"]["labels"], template["metadata"]["namespace"]
+    spec, labels, ns = (
+        template["spec"],
+        template["metadata"]["labels"],
+        template["metadata"]["namespace"],
+    )
     name_prefix = dig(deployment, "metadata", "name", default="pod")
     pods = [dict(p) for p in (existing or [])]
     want = pod_requests(spec)
@@ -77,13 +98,21 @@ def place(deployment: dict, nodes: list[dict], replicas: int, existing: list[dic
     for i in range(replicas):
         node, why = schedule(spec, labels, ns, nodes, pods)
         pod_name = f"{name_prefix}-{i}"
-        assignments.append({"pod": pod_name, "node": node, "zone": _zone_of(by_name, node) if node else None,
-                            "reason": why})
+        assignments.append(
+            {
+                "pod": pod_name,
+                "node": node,
+                "zone": _zone_of(by_name, node) if node else None,
+                "reason": why,
+            }
+        )
         if node is None:
             if why not in reasons:
                 reasons.append(why)
             continue
-        pods.append({**existing_pod(pod_name, labels, ns, node, spec.get("affinity")), "_requests": want})
+        pods.append(
+            {**existing_pod(pod_name, labels, ns, node, spec.get("affinity")), "_requests": want}
+        )
     return _summarize(assignments, reasons, by_name)
 
 
@@ -91,7 +120,13 @@ def _summarize(assignments: list[dict], reasons: list[str], by_name: dict[str, d
     per_node: Counter[str] = Counter(a["node"] for a in assignments if a["node"])
     per_zone: Counter[str] = Counter(_zone_of(by_name, a["node"]) for a in assignments if a["node"])
     pending = sum(1 for a in assignments if a["node"] is None)
-    return Placement(dict(sorted(per_node.items())), dict(sorted(per_zone.items())), pending, reasons, assignments)
+    return Placement(
+        dict(sorted(per_node.items())),
+        dict(sorted(per_zone.items())),
+        pending,
+        reasons,
+        assignments,
+    )
 
 
 def fail_zone_nodes(nodes: list[dict], zone: str) -> list[dict]:
@@ -101,9 +136,11 @@ def fail_zone_nodes(nodes: list[dict], zone: str) -> list[dict]:
         if dig(n, "metadata", "labels", ZONE_KEY) == zone:
             n = json.loads(json.dumps(n))
             taints = n.setdefault("spec", {}).setdefault("taints", []) or []
-            n["spec"]["taints"] = [*taints,
-                                   {"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"},
-                                   {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}]
+            n["spec"]["taints"] = [
+                *taints,
+                {"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"},
+                {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"},
+            ]
         out.append(n)
     return out
 
@@ -115,12 +152,18 @@ def zone_failure(deployment: dict, nodes: list[dict], replicas: int, zone: str) 
     longer count for spreading but their zone still is a domain under nodeTaintsPolicy Ignore."""
     zones = {dig(n, "metadata", "labels", ZONE_KEY) for n in nodes}
     if zone not in zones:
-        raise ModelInputError(f"no node is in zone {zone!r} (zones: {', '.join(sorted(map(str, zones - {None}))) or 'none'})",
-                              "failZone")
+        raise ModelInputError(
+            f"no node is in zone {zone!r} (zones: {', '.join(sorted(map(str, zones - {None}))) or 'none'})",
+            "failZone",
+        )
     before = place(deployment, nodes, replicas)
     by_name = {dig(n, "metadata", "name"): n for n in nodes}
     template = _template_pod(deployment)
-    spec, labels, ns = template["spec"], template["metadata"]["labels"], template["metadata"]["namespace"]
+    spec, labels, ns = (
+        template["spec"],
+        template["metadata"]["labels"],
+        template["metadata"]["namespace"],
+    )
     want = pod_requests(spec)
     survivors: list[dict] = []
     pods: list[dict] = []
@@ -128,7 +171,10 @@ def zone_failure(deployment: dict, nodes: list[dict], replicas: int, zone: str) 
     for a in before.assignments:
         if a["node"] is None:
             continue
-        p = {**existing_pod(a["pod"], labels, ns, a["node"], spec.get("affinity")), "_requests": want}
+        p = {
+            **existing_pod(a["pod"], labels, ns, a["node"], spec.get("affinity")),
+            "_requests": want,
+        }
         if _zone_of(by_name, a["node"]) == zone:
             p["metadata"]["deletionTimestamp"] = "evicted"
             lost += 1
@@ -143,20 +189,38 @@ def zone_failure(deployment: dict, nodes: list[dict], replicas: int, zone: str) 
     for i in range(to_place):
         node, why = schedule(spec, labels, ns, failed_nodes, pods)
         name = f"{dig(deployment, 'metadata', 'name', default='pod')}-r{i}"
-        assignments.append({"pod": name, "node": node, "zone": _zone_of(by_name, node) if node else None, "reason": why})
+        assignments.append(
+            {
+                "pod": name,
+                "node": node,
+                "zone": _zone_of(by_name, node) if node else None,
+                "reason": why,
+            }
+        )
         if node is None:
             if why not in reasons:
                 reasons.append(why)
             continue
         replaced += 1
-        pods.append({"metadata": {"name": name, "labels": labels, "namespace": ns}, "spec": {"nodeName": node},
-                     "_requests": want})
+        pods.append(
+            {
+                "metadata": {"name": name, "labels": labels, "namespace": ns},
+                "spec": {"nodeName": node},
+                "_requests": want,
+            }
+        )
     after = _summarize(assignments, reasons, by_name)
     stranded = max(0, lost - replaced)
     notes = []
     constraints = parse_constraints(spec, labels)
-    if stranded and any(c.when_unsatisfiable == "DoNotSchedule" and c.node_taints_policy == "Ignore"
-                        and c.topology_key == ZONE_KEY for c in constraints):
-        notes.append(f"zone {zone} still counts as a spread domain with 0 matching pods (nodeTaintsPolicy: Ignore), "
-                     "so global minimum is 0 and healthy zones are capped at maxSkew; set nodeTaintsPolicy: Honor")
+    if stranded and any(
+        c.when_unsatisfiable == "DoNotSchedule"
+        and c.node_taints_policy == "Ignore"
+        and c.topology_key == ZONE_KEY
+        for c in constraints
+    ):
+        notes.append(
+            f"zone {zone} still counts as a spread domain with 0 matching pods (nodeTaintsPolicy: Ignore), "
+            "so global minimum is 0 and healthy zones are capped at maxSkew; set nodeTaintsPolicy: Honor"
+        )
     return ZoneFailure(zone, before, after, lost, replaced, stranded, notes)

@@ -19,8 +19,13 @@ def node_affinity_matches(spec: dict, node: dict) -> bool:
     for k, v in (spec.get("nodeSelector") or {}).items():
         if labels.get(k) != v:
             return False
-    terms = dig(spec, "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution",
-                "nodeSelectorTerms")
+    terms = dig(
+        spec,
+        "affinity",
+        "nodeAffinity",
+        "requiredDuringSchedulingIgnoredDuringExecution",
+        "nodeSelectorTerms",
+    )
     if terms:
         ok = False
         for term in terms:
@@ -66,7 +71,9 @@ def untolerated_taint(spec: dict, node: dict) -> dict | None:
 
 def node_predicates(spec: dict, node: dict) -> str | None:
     """The first failing of NodeUnschedulable, TaintToleration, NodeAffinity (None: all pass)."""
-    if dig(node, "spec", "unschedulable") and not tolerates(spec.get("tolerations") or [], UNSCHEDULABLE_TAINT):
+    if dig(node, "spec", "unschedulable") and not tolerates(
+        spec.get("tolerations") or [], UNSCHEDULABLE_TAINT
+    ):
         return R_UNSCHEDULABLE
     taint = untolerated_taint(spec, node)
     if taint is not None:

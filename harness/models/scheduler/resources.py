@@ -18,10 +18,13 @@ def pod_requests(spec: dict) -> dict[str, int]:
     """Effective requests in milli-units: sum of containers (+ sidecars), max with init containers.
 
     A resource with only a limit (e.g. nvidia.com/gpu) requests its limit, as API defaulting does."""
+
     def one(c: dict) -> dict[str, int]:
         res = c.get("resources") or {}
-        out = {k: to_milli(v, f"containers[{c.get('name')}].resources.requests.{k}")
-               for k, v in (res.get("requests") or {}).items()}
+        out = {
+            k: to_milli(v, f"containers[{c.get('name')}].resources.requests.{k}")
+            for k, v in (res.get("requests") or {}).items()
+        }
         for k, v in (res.get("limits") or {}).items():
             out.setdefault(k, to_milli(v, f"containers[{c.get('name')}].resources.limits.{k}"))
         return out

@@ -27,7 +27,9 @@ from harness.models.scheduler.topology_spread import (
 )
 
 
-def schedule_pod(pod_spec: dict, nodes: list[dict], existing_pods: list[dict]) -> tuple[str | None, str]:
+def schedule_pod(
+    pod_spec: dict, nodes: list[dict], existing_pods: list[dict]
+) -> tuple[str | None, str]:
     """Place one pod: (node name, "Scheduled") or (None, FailedScheduling-style message).
 
     pod_spec: a v1 Pod, a Deployment (its template) or a PodSpec; existing_pods: v1 Pods with
@@ -37,7 +39,9 @@ def schedule_pod(pod_spec: dict, nodes: list[dict], existing_pods: list[dict]) -
     return schedule(spec, labels, ns, nodes, existing_pods)
 
 
-def schedule(spec: dict, labels: dict, ns: str, nodes: list[dict], existing: list[dict]) -> tuple[str | None, str]:
+def schedule(
+    spec: dict, labels: dict, ns: str, nodes: list[dict], existing: list[dict]
+) -> tuple[str | None, str]:
     """schedule_pod for a pod already split into (spec, labels, namespace)."""
     if not nodes:
         return None, "0/0 nodes are available: no nodes"
@@ -49,7 +53,8 @@ def schedule(spec: dict, labels: dict, ns: str, nodes: list[dict], existing: lis
     state = spread_state(hard, spec, nodes, by_node, ns) if hard else []
     nodes_by_name = {dig(n, "metadata", "name"): n for n in nodes}
     inter_pod = has_inter_pod_terms(spec) or any(
-        has_inter_pod_terms(p.get("spec") or {}) for p in existing)
+        has_inter_pod_terms(p.get("spec") or {}) for p in existing
+    )
     failures: Counter[str] = Counter()
     feasible: list[dict] = []
     for node in nodes:
@@ -61,15 +66,22 @@ def schedule(spec: dict, labels: dict, ns: str, nodes: list[dict], existing: lis
         else:
             feasible.append(node)
     if not feasible:
-        parts = ", ".join(f"{n} {r}" for r, n in sorted(failures.items(), key=lambda x: (-x[1], x[0])))
+        parts = ", ".join(
+            f"{n} {r}" for r, n in sorted(failures.items(), key=lambda x: (-x[1], x[0]))
+        )
         return None, f"0/{len(nodes)} nodes are available: {parts}."
     spread = spread_scores(soft, spec, feasible, nodes, by_node, ns)
-    affinity = inter_pod_scores(spec, labels, ns, feasible, nodes_by_name, existing) if inter_pod else {}
+    affinity = (
+        inter_pod_scores(spec, labels, ns, feasible, nodes_by_name, existing) if inter_pod else {}
+    )
     best: tuple[float, str] | None = None
     for node in feasible:
         name = dig(node, "metadata", "name")
-        score = (2 * spread.get(name, 0.0) + 2 * affinity.get(name, 0.0)
-                 + least_allocated(want, node, by_node.get(name, [])))
+        score = (
+            2 * spread.get(name, 0.0)
+            + 2 * affinity.get(name, 0.0)
+            + least_allocated(want, node, by_node.get(name, []))
+        )
         key = (-score, name)
         if best is None or key < (best[0], best[1]):
             best = (-score, name)
@@ -77,10 +89,19 @@ def schedule(spec: dict, labels: dict, ns: str, nodes: list[dict], existing: lis
     return best[1], "Scheduled"
 
 
-def _filter(spec: dict, labels: dict, want: dict[str, int], node: dict, by_node: dict[str, list[dict]],
-            hard: list[Constraint], state: list[dict[str, int]]) -> str | None:
+def _filter(
+    spec: dict,
+    labels: dict,
+    want: dict[str, int],
+    node: dict,
+    by_node: dict[str, list[dict]],
+    hard: list[Constraint],
+    state: list[dict[str, int]],
+) -> str | None:
     """The filter plugins before InterPodAffinity, in order; the first failure's reason."""
-    reason = node_predicates(spec, node) or fit_filter(want, node, by_node.get(dig(node, "metadata", "name"), []))
+    reason = node_predicates(spec, node) or fit_filter(
+        want, node, by_node.get(dig(node, "metadata", "name"), [])
+    )
     if reason or not hard:
         return reason
     return spread_filter_node(hard, state, labels, node)

@@ -32,7 +32,9 @@ class Constraint:
     node_taints_policy: str = "Ignore"
 
 
-def parse_constraints(spec: dict, pod_labels: dict, field_name: str = "spec.topologySpreadConstraints") -> list[Constraint]:
+def parse_constraints(
+    spec: dict, pod_labels: dict, field_name: str = "spec.topologySpreadConstraints"
+) -> list[Constraint]:
     out = []
     for i, raw in enumerate(spec.get("topologySpreadConstraints") or []):
         f = f"{field_name}[{i}]"
@@ -42,8 +44,14 @@ def parse_constraints(spec: dict, pod_labels: dict, field_name: str = "spec.topo
             raise ModelInputError("topologyKey is required", f + ".topologyKey")
         when = raw.get("whenUnsatisfiable", "DoNotSchedule")
         if when not in ("DoNotSchedule", "ScheduleAnyway"):
-            raise ModelInputError("must be DoNotSchedule or ScheduleAnyway", f + ".whenUnsatisfiable")
-        selector = json.loads(json.dumps(raw.get("labelSelector"))) if raw.get("labelSelector") is not None else None
+            raise ModelInputError(
+                "must be DoNotSchedule or ScheduleAnyway", f + ".whenUnsatisfiable"
+            )
+        selector = (
+            json.loads(json.dumps(raw.get("labelSelector")))
+            if raw.get("labelSelector") is not None
+            else None
+        )
         keys = raw.get("matchLabelKeys") or []
         if keys and selector is not None:
             exprs = selector.setdefault("matchExpressions", [])
@@ -58,8 +66,17 @@ def parse_constraints(spec: dict, pod_labels: dict, field_name: str = "spec.topo
         for key, val in (("nodeAffinityPolicy", nap), ("nodeTaintsPolicy", ntp)):
             if val not in ("Honor", "Ignore"):
                 raise ModelInputError("must be Honor or Ignore", f"{f}.{key}")
-        out.append(Constraint(raw["maxSkew"], raw["topologyKey"], when, selector if selector is not None else None,
-                              int(min_domains), nap, ntp))
+        out.append(
+            Constraint(
+                raw["maxSkew"],
+                raw["topologyKey"],
+                when,
+                selector if selector is not None else None,
+                int(min_domains),
+                nap,
+                ntp,
+            )
+        )
     return out
 
 
@@ -74,11 +91,19 @@ def default_constraints() -> list[dict]:
 def constraints_for(spec: dict, labels: dict) -> tuple[list[Constraint], list[Constraint]]:
     """(hard, soft): the pod's own constraints, else the defaults (soft) selecting its labels."""
     if not spec.get("topologySpreadConstraints"):
-        return [], parse_constraints({"topologySpreadConstraints": [
-            dict(d, labelSelector={"matchLabels": labels}) for d in default_constraints()]}, labels)
+        return [], parse_constraints(
+            {
+                "topologySpreadConstraints": [
+                    dict(d, labelSelector={"matchLabels": labels}) for d in default_constraints()
+                ]
+            },
+            labels,
+        )
     constraints = parse_constraints(spec, labels)
-    return ([c for c in constraints if c.when_unsatisfiable == "DoNotSchedule"],
-            [c for c in constraints if c.when_unsatisfiable == "ScheduleAnyway"])
+    return (
+        [c for c in constraints if c.when_unsatisfiable == "DoNotSchedule"],
+        [c for c in constraints if c.when_unsatisfiable == "ScheduleAnyway"],
+    )
 
 
 def _selector_empty(selector: dict | None) -> bool:
@@ -88,7 +113,9 @@ def _selector_empty(selector: dict | None) -> bool:
     return not selector.get("matchLabels") and not selector.get("matchExpressions")
 
 
-def _count_matching(existing_by_node: dict[str, list[dict]], node_name: str, c: Constraint, namespace: str) -> int:
+def _count_matching(
+    existing_by_node: dict[str, list[dict]], node_name: str, c: Constraint, namespace: str
+) -> int:
     """countPodsMatchSelector: an empty selector counts no pod (the incoming one still matches)."""
     if _selector_empty(c.selector):
         return 0
@@ -112,7 +139,11 @@ def _included(c: Constraint, spec: dict, node: dict) -> bool:
 
 
 def spread_state(
-    constraints: list[Constraint], spec: dict, nodes: list[dict], existing_by_node: dict[str, list[dict]], namespace: str
+    constraints: list[Constraint],
+    spec: dict,
+    nodes: list[dict],
+    existing_by_node: dict[str, list[dict]],
+    namespace: str,
 ) -> list[dict[str, int]]:
     """PreFilter: TpValueToMatchNum per constraint over eligible nodes."""
     keys = [c.topology_key for c in constraints]
@@ -126,7 +157,9 @@ def spread_state(
             if not _included(c, spec, node):
                 continue
             dom = labels[c.topology_key]
-            state[i][dom] = state[i].get(dom, 0) + _count_matching(existing_by_node, name, c, namespace)
+            state[i][dom] = state[i].get(dom, 0) + _count_matching(
+                existing_by_node, name, c, namespace
+            )
     return state
 
 
@@ -149,8 +182,14 @@ def spread_filter_node(
     return None
 
 
-def spread_scores(constraints: list[Constraint], spec: dict, feasible: list[dict], all_nodes: list[dict],
-                  existing_by_node: dict[str, list[dict]], namespace: str) -> dict[str, float]:
+def spread_scores(
+    constraints: list[Constraint],
+    spec: dict,
+    feasible: list[dict],
+    all_nodes: list[dict],
+    existing_by_node: dict[str, list[dict]],
+    namespace: str,
+) -> dict[str, float]:
     """scoring.go: Σ cnt*log(#domains+2) + maxSkew-1, inverted-normalized to 0..100."""
     if not constraints:
         return {dig(n, "metadata", "name"): float(MAX_NODE_SCORE) for n in feasible}
@@ -169,8 +208,9 @@ def spread_scores(constraints: list[Constraint], spec: dict, feasible: list[dict
                 continue
             if not _included(c, spec, node):
                 continue
-            counts[i][labels[c.topology_key]] = counts[i].get(labels[c.topology_key], 0) + _count_matching(
-                existing_by_node, name, c, namespace)
+            counts[i][labels[c.topology_key]] = counts[i].get(
+                labels[c.topology_key], 0
+            ) + _count_matching(existing_by_node, name, c, namespace)
     raw: dict[str, float] = {}
     ignored: set[str] = set()
     for node in feasible:

@@ -44,9 +44,17 @@ def make_backend(server: MockServer, tmp_path: Path) -> Iterator[Any]:
     made: list[KubeBackend] = []
 
     def make(**kw: Any) -> KubeBackend:
-        opts: dict[str, Any] = {"context": CTX, "allowed_contexts": [CTX], "chaos_allowed": True,
-                                "api_client": api_client(server), "poll_s": 0.05, "metrics_poll_s": 0.05,
-                                "eviction_retry_s": 0.05, "outage_wait_s": 10.0, "rollout_timeout_s": 30.0}
+        opts: dict[str, Any] = {
+            "context": CTX,
+            "allowed_contexts": [CTX],
+            "chaos_allowed": True,
+            "api_client": api_client(server),
+            "poll_s": 0.05,
+            "metrics_poll_s": 0.05,
+            "eviction_retry_s": 0.05,
+            "outage_wait_s": 10.0,
+            "rollout_timeout_s": 30.0,
+        }
         opts.update(kw)
         b = KubeBackend(tmp_path / f"work{len(made)}", **opts)
         made.append(b)

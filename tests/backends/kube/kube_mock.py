@@ -100,11 +100,16 @@ class KubeApiMock(kmock.KubernetesEmulator):
         m = _NS_PATH.match(raw_request.path)
         if m:
             await raw_request.read()
-            return self._namespaces(raw_request.method, m.group(1), await raw_request.json()
-                                    if raw_request.method == "POST" else None)
+            return self._namespaces(
+                raw_request.method,
+                m.group(1),
+                await raw_request.json() if raw_request.method == "POST" else None,
+            )
         return await super().__call__(raw_request)
 
-    def _namespaces(self, method: str, name: str | None, body: K8sObject | None) -> aiohttp.web.Response:
+    def _namespaces(
+        self, method: str, name: str | None, body: K8sObject | None
+    ) -> aiohttp.web.Response:
         if method == "POST" and body is not None:
             ns = body["metadata"]["name"]
             if ns in self.namespaces:
@@ -114,8 +119,13 @@ class KubeApiMock(kmock.KubernetesEmulator):
             self.namespaces[ns] = body
             return aiohttp.web.json_response(body, status=201)
         if method == "GET" and name is None:
-            return aiohttp.web.json_response({"kind": "NamespaceList", "apiVersion": "v1",
-                                              "items": list(self.namespaces.values())})
+            return aiohttp.web.json_response(
+                {
+                    "kind": "NamespaceList",
+                    "apiVersion": "v1",
+                    "items": list(self.namespaces.values()),
+                }
+            )
         if name not in self.namespaces:
             return _status(404, "NotFound", f'namespaces "{name}" not found')
         if method == "GET":
@@ -132,11 +142,19 @@ class KubeApiMock(kmock.KubernetesEmulator):
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         if request.subresource == "eviction" and request.resource is not None:
             return await self._evict(request)
-        if request.action == kmock.action.CREATE and request.resource is not None and request.subresource is None:
+        if (
+            request.action == kmock.action.CREATE
+            and request.resource is not None
+            and request.subresource is None
+        ):
             self._system_fields(request.resource, request.data)
         response = await super()._handle(request)
-        if (request.action == kmock.action.UPDATE and request.resource == RESOURCES["Deployment"]
-                and request.subresource in (None, "scale") and "spec" in (request.data or {})):
+        if (
+            request.action == kmock.action.UPDATE
+            and request.resource == RESOURCES["Deployment"]
+            and request.subresource in (None, "scale")
+            and "spec" in (request.data or {})
+        ):
             await self._bump_generation(request.namespace, request.name or "")
         return response
 
@@ -170,29 +188,49 @@ class KubeApiMock(kmock.KubernetesEmulator):
         code, message = self.eviction_policy(ns, name) if self.eviction_policy else (201, "")
         self.evictions.append((ns, name, code))
         if code >= 400:
-            return _status(code, "TooManyRequests" if code == 429 else "InternalError", message,
-                           causes=[{"reason": "DisruptionBudget", "message": message}] if code == 429 else None)
+            return _status(
+                code,
+                "TooManyRequests" if code == 429 else "InternalError",
+                message,
+                causes=[{"reason": "DisruptionBudget", "message": message}]
+                if code == 429
+                else None,
+            )
         async with self._lock:
             self.objects[key].delete()
-        return aiohttp.web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201},
-                                         status=201)
+        return aiohttp.web.json_response(
+            {"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201}, status=201
+        )
 
     async def _serve_list(self, request: kmock.Request) -> Any:
         try:
             out = await super()._serve_list(request)
         except kmock_k8s.KubernetesResourceNotFoundError:
-            if request.resource is not None and request.resource.group == "metrics.k8s.io" and not self.metrics:
+            if (
+                request.resource is not None
+                and request.resource.group == "metrics.k8s.io"
+                and not self.metrics
+            ):
                 raise
             out = {"metadata": {}, "items": []}
         items = out["items"]
         labels = request.params.get("labelSelector")
         fields = request.params.get("fieldSelector")
         if labels:
-            items = [o for o in items if _labels_match((o.get("metadata") or {}).get("labels") or {}, labels)]
+            items = [
+                o
+                for o in items
+                if _labels_match((o.get("metadata") or {}).get("labels") or {}, labels)
+            ]
         if fields:
             items = [o for o in items if _fields_match(o, fields)]
         kind = next((k for k, r in RESOURCES.items() if r == request.resource), "Unknown")
-        return {"kind": f"{kind}List", "apiVersion": "v1", "metadata": out.get("metadata", {}), "items": items}
+        return {
+            "kind": f"{kind}List",
+            "apiVersion": "v1",
+            "metadata": out.get("metadata", {}),
+            "items": items,
+        }
 
     metrics = False
 
@@ -216,8 +254,11 @@ class KubeApiMock(kmock.KubernetesEmulator):
         return copy.deepcopy(self.objects[key].raw)
 
     def items(self, kind: str, namespace: str | None = None) -> list[K8sObject]:
-        return [copy.deepcopy(o.raw) for (r, ns, _), o in list(self.objects.items())
-                if r == RESOURCES[kind] and not o.deleted and (namespace is None or ns == namespace)]
+        return [
+            copy.deepcopy(o.raw)
+            for (r, ns, _), o in list(self.objects.items())
+            if r == RESOURCES[kind] and not o.deleted and (namespace is None or ns == namespace)
+        ]
 
     def remove(self, kind: str, namespace: str | None, name: str) -> None:
         key = (RESOURCES[kind], namespace, name)
@@ -225,9 +266,18 @@ class KubeApiMock(kmock.KubernetesEmulator):
             self.objects[key].delete()
 
 
-def _status(code: int, reason: str, message: str, causes: list[dict[str, str]] | None = None) -> aiohttp.web.Response:
-    body: K8sObject = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                       "code": code, "reason": reason, "message": message}
+def _status(
+    code: int, reason: str, message: str, causes: list[dict[str, str]] | None = None
+) -> aiohttp.web.Response:
+    body: K8sObject = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "code": code,
+        "reason": reason,
+        "message": message,
+    }
     if causes:
         body["details"] = {"causes": causes}
     return aiohttp.web.json_response(body, status=code)
@@ -266,9 +316,11 @@ class MockServer:
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run fn on the server loop (object store mutations must not race request handling)."""
+
         async def run() -> Any:
             async with self.api._lock:
                 return fn(*args)
+
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(30)
 
     def close(self) -> None:

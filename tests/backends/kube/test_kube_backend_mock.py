@@ -31,9 +31,13 @@ def wait_for(pred, timeout: float = 20.0, what: str = "") -> None:  # type: igno
 
 def test_refuses_context_not_allowed(tmp_path: Path, server) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ContextNotAllowedError) as err:
-        KubeBackend(tmp_path, context="prod-eu", allowed_contexts=["kind-gauntlet"], chaos_allowed=False)
+        KubeBackend(
+            tmp_path, context="prod-eu", allowed_contexts=["kind-gauntlet"], chaos_allowed=False
+        )
     text = str(err.value)
-    assert "prod-eu" in text and "kube.allowed_contexts" in text and "--allow-context prod-eu" in text
+    assert (
+        "prod-eu" in text and "kube.allowed_contexts" in text and "--allow-context prod-eu" in text
+    )
     assert isinstance(err.value, InputError)
     assert list(server.api) == []  # nothing was contacted
 
@@ -44,10 +48,16 @@ def test_unknown_context_in_kubeconfig_names_the_choices(tmp_path: Path) -> None
         "apiVersion: v1\nkind: Config\ncurrent-context: a\n"
         "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:1'}}]\n"
         "users: [{name: u, user: {}}]\n"
-        "contexts: [{name: a, context: {cluster: c, user: u}}]\n")
+        "contexts: [{name: a, context: {cluster: c, user: u}}]\n"
+    )
     with pytest.raises(InputError, match="has: a"):
-        KubeBackend(tmp_path / "w", context="b", allowed_contexts=["b"], chaos_allowed=False,
-                    kubeconfig=str(kubeconfig))
+        KubeBackend(
+            tmp_path / "w",
+            context="b",
+            allowed_contexts=["b"],
+            chaos_allowed=False,
+            kubeconfig=str(kubeconfig),
+        )
 
 
 def test_deploy_rollout_observe_teardown(make_backend, server, controllers, caplog) -> None:  # type: ignore[no-untyped-def]
@@ -60,22 +70,34 @@ def test_deploy_rollout_observe_teardown(make_backend, server, controllers, capl
     assert ns == "gauntlet-t1"
     assert server.api.namespaces[ns]["metadata"]["labels"][RUN_ID_LABEL] == "t1"
     assert f"creating namespace {ns}" in caplog.text  # said before it touched anything
-    kinds = sorted(o["kind"] for o in [*server.api.items("Deployment", ns), *server.api.items("Service", ns),
-                                        *server.api.items("HorizontalPodAutoscaler", ns),
-                                        *server.api.items("PodDisruptionBudget", ns)])
+    kinds = sorted(
+        o["kind"]
+        for o in [
+            *server.api.items("Deployment", ns),
+            *server.api.items("Service", ns),
+            *server.api.items("HorizontalPodAutoscaler", ns),
+            *server.api.items("PodDisruptionBudget", ns),
+        ]
+    )
     assert kinds == ["Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service"]
 
     status = b.wait_ready(timeout_s=20)
     assert status.readyReplicas == 3 and status.availableReplicas == 3
     dep = b.deployment()
-    assert (dep.metadata.name, dep.metadata.namespace, dep.spec.replicas) == ("gauntlet-inference", ns, 3)
+    assert (dep.metadata.name, dep.metadata.namespace, dep.spec.replicas) == (
+        "gauntlet-inference",
+        ns,
+        3,
+    )
     assert dep.metadata.generation == 1 and dep.status.observedGeneration == 1
 
     pods = b.pods()
     assert len(pods) == 3 and all(p.ready for p in pods)
     assert {p.zone for p in pods} == {"zone-a", "zone-b", "zone-c"}
     p0 = pods[0]
-    order = [p0.first_transition(t) for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")]
+    order = [
+        p0.first_transition(t) for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+    ]
     assert None not in order and order == sorted(order)  # type: ignore[type-var]
     # history kept the not-ready state before Ready (Kubernetes itself keeps only the last one)
     assert any(c.type == "Ready" and c.status == "False" for c in p0.conditionHistory)
@@ -90,7 +112,10 @@ def test_deploy_rollout_observe_teardown(make_backend, server, controllers, capl
     assert b.events(since=time.time() + 3600) == []
 
     # samples taken after the Deployment reported Ready (earlier ones may predate it)
-    wait_for(lambda: len(b.hpa_history()) >= 2 and b.hpa_history()[-1].readyReplicas == 3, what="HPA samples")
+    wait_for(
+        lambda: len(b.hpa_history()) >= 2 and b.hpa_history()[-1].readyReplicas == 3,
+        what="HPA samples",
+    )
     h = b.hpa_history()[-1]
     assert h.desiredReplicas == 3 and h.readyReplicas == 3
 
@@ -105,7 +130,9 @@ def test_deploy_rollout_observe_teardown(make_backend, server, controllers, capl
     b.teardown()  # idempotent
 
 
-def test_progress_deadline_exceeded_is_a_backend_error_with_reason(make_backend, controllers) -> None:  # type: ignore[no-untyped-def]
+def test_progress_deadline_exceeded_is_a_backend_error_with_reason(
+    make_backend, controllers
+) -> None:  # type: ignore[no-untyped-def]
     controllers.stuck = True
     controllers.start()
     b = make_backend()
@@ -128,8 +155,14 @@ def test_rollout_timeout_names_what_is_missing(make_backend, controllers) -> Non
 def test_failed_apply_cleans_up_namespace(make_backend, server) -> None:  # type: ignore[no-untyped-def]
     b = make_backend()
     bad = bundle()
-    bad.objects.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "gauntlet-inference"},
-                        "spec": {}})  # a second Service with the same name: 409 from the server
+    bad.objects.append(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "gauntlet-inference"},
+            "spec": {},
+        }
+    )  # a second Service with the same name: 409 from the server
     with pytest.raises(BackendError, match="Service/gauntlet-inference"), b:
         b.deploy(bad)
     assert b.namespace in server.api.deleted_namespaces
@@ -151,8 +184,12 @@ def test_chaos_refused_unless_allowed(make_backend, server, controllers) -> None
     b.deploy(bundle(replicas=3))
     b.wait_ready(timeout_s=20)
     pod = b.pods()[0].name
-    for action in (lambda: b.zone_outage("zone-a"), lambda: b.drain_zone("zone-a"),
-                   lambda: b.delete_pod(pod), lambda: b.hang_pod(pod)):
+    for action in (
+        lambda: b.zone_outage("zone-a"),
+        lambda: b.drain_zone("zone-a"),
+        lambda: b.delete_pod(pod),
+        lambda: b.hang_pod(pod),
+    ):
         with pytest.raises(ChaosNotAllowedError, match=r"kube\.chaos_allowed"):
             action()
     assert not any(n.unschedulable or n.taints for n in b.nodes())
@@ -211,7 +248,11 @@ def test_drain_reports_pdb_429_and_restores_on_teardown(make_backend, server, co
 
 
 def test_node_cordoned_by_someone_else_stays_cordoned(make_backend, server, controllers) -> None:  # type: ignore[no-untyped-def]
-    server.call(lambda: server.api.put("Node", {"metadata": {"name": "node-zone-c-0"}, "spec": {"unschedulable": True}}))
+    server.call(
+        lambda: server.api.put(
+            "Node", {"metadata": {"name": "node-zone-c-0"}, "spec": {"unschedulable": True}}
+        )
+    )
     controllers.start()
     b = make_backend()
     b.deploy(bundle(replicas=2, pdb_min_available=None))
@@ -237,7 +278,9 @@ def test_delete_pod_records_fault(make_backend, server, controllers) -> None:  #
     victim = b.pods()[0].name
     rec = b.delete_pod(victim, grace_period_s=0)
     assert rec.landed and rec.affected == [victim] and rec.kind == "kill-pod"
-    assert any(r.method == "DELETE" and r.params.get("gracePeriodSeconds") == "0" for r in server.api)
+    assert any(
+        r.method == "DELETE" and r.params.get("gracePeriodSeconds") == "0" for r in server.api
+    )
 
 
 def test_pods_include_deleted_gives_the_last_state_seen(make_backend, server, controllers) -> None:  # type: ignore[no-untyped-def]
@@ -288,33 +331,45 @@ def test_metrics_api_feeds_resource_samples(make_backend, server, controllers) -
 
     def add_metrics() -> None:
         server.api.metrics = True
-        server.api.put("PodMetrics", {"apiVersion": "metrics.k8s.io/v1beta1", "kind": "PodMetrics",
-                                      "metadata": {"name": pod, "namespace": b.namespace},
-                                      "timestamp": "2026-01-01T00:00:00Z", "window": "15s",
-                                      "containers": [{"name": "inference",
-                                                      "usage": {"cpu": "250m", "memory": "512Mi"}}]})
+        server.api.put(
+            "PodMetrics",
+            {
+                "apiVersion": "metrics.k8s.io/v1beta1",
+                "kind": "PodMetrics",
+                "metadata": {"name": pod, "namespace": b.namespace},
+                "timestamp": "2026-01-01T00:00:00Z",
+                "window": "15s",
+                "containers": [{"name": "inference", "usage": {"cpu": "250m", "memory": "512Mi"}}],
+            },
+        )
+
     b.recorder.metrics_available = None  # as if metrics-server just came up
     server.call(add_metrics)
     wait_for(lambda: b.resource_samples(), what="metrics samples")
     s = b.resource_samples()[-1]
     assert s.pod == pod and s.cpu_cores == 0.25 and s.memory_bytes == 512 * 2**20
     assert s.cpu_request_cores == 0.5 and s.memory_limit_bytes == 2**30
-    assert b.recorder.cadvisor_available is False and s.cpu_periods is None  # no nodes/proxy: no CFS counters
+    assert (
+        b.recorder.cadvisor_available is False and s.cpu_periods is None
+    )  # no nodes/proxy: no CFS counters
 
     # cAdvisor through the API server's node proxy: CFS counters summed over the pod's containers
     node = b.pods()[0].nodeName
     ns = b.namespace
-    server.api.cadvisor[node] = "\n".join([
-        "# TYPE container_cpu_cfs_periods_total counter",
-        f'container_cpu_cfs_periods_total{{container="inference",namespace="{ns}",pod="{pod}"}} 1000',
-        f'container_cpu_cfs_periods_total{{container="proxy",namespace="{ns}",pod="{pod}"}} 500',
-        f'container_cpu_cfs_periods_total{{container="",namespace="{ns}",pod="{pod}"}} 9999',
-        f'container_cpu_cfs_periods_total{{container="inference",namespace="other",pod="{pod}"}} 7',
-        "# TYPE container_cpu_cfs_throttled_periods_total counter",
-        f'container_cpu_cfs_throttled_periods_total{{container="inference",namespace="{ns}",pod="{pod}"}} 300',
-        "# TYPE container_cpu_cfs_throttled_seconds_total counter",
-        f'container_cpu_cfs_throttled_seconds_total{{container="inference",namespace="{ns}",pod="{pod}"}} 12.5',
-        ""])
+    server.api.cadvisor[node] = "\n".join(
+        [
+            "# TYPE container_cpu_cfs_periods_total counter",
+            f'container_cpu_cfs_periods_total{{container="inference",namespace="{ns}",pod="{pod}"}} 1000',
+            f'container_cpu_cfs_periods_total{{container="proxy",namespace="{ns}",pod="{pod}"}} 500',
+            f'container_cpu_cfs_periods_total{{container="",namespace="{ns}",pod="{pod}"}} 9999',
+            f'container_cpu_cfs_periods_total{{container="inference",namespace="other",pod="{pod}"}} 7',
+            "# TYPE container_cpu_cfs_throttled_periods_total counter",
+            f'container_cpu_cfs_throttled_periods_total{{container="inference",namespace="{ns}",pod="{pod}"}} 300',
+            "# TYPE container_cpu_cfs_throttled_seconds_total counter",
+            f'container_cpu_cfs_throttled_seconds_total{{container="inference",namespace="{ns}",pod="{pod}"}} 12.5',
+            "",
+        ]
+    )
     b.recorder.cadvisor_available = None
     wait_for(lambda: b.resource_samples()[-1].cpu_periods is not None, what="CFS counters")
     s = b.resource_samples()[-1]
@@ -344,7 +399,9 @@ def test_sigterm_restores_nodes_and_deletes_namespace(make_backend, server, cont
     b.deploy(bundle(replicas=3))
     b.wait_ready(timeout_s=20)
     b.zone_outage("zone-a")
-    prev = CLEANUP._previous.pop(signal.SIGTERM, None)  # no previous handler: exit 128+15 like SIGTERM
+    prev = CLEANUP._previous.pop(
+        signal.SIGTERM, None
+    )  # no previous handler: exit 128+15 like SIGTERM
     try:
         with pytest.raises(SystemExit) as err:
             CLEANUP._on_signal(signal.SIGTERM, None)
@@ -354,4 +411,6 @@ def test_sigterm_restores_nodes_and_deletes_namespace(make_backend, server, cont
     assert err.value.code == 143
     assert b.namespace in server.api.deleted_namespaces
     node_a = server.api.get("Node", None, "node-zone-a-0")
-    assert not (node_a.get("spec") or {}).get("unschedulable") and not (node_a.get("spec") or {}).get("taints")
+    assert not (node_a.get("spec") or {}).get("unschedulable") and not (
+        node_a.get("spec") or {}
+    ).get("taints")

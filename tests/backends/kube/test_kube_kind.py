@@ -32,11 +32,17 @@ def test_kind_config_has_three_zones_of_workers() -> None:
     cfg = yaml.safe_load(kind_cluster_config().read_text())
     roles = [n["role"] for n in cfg["nodes"]]
     assert roles.count("control-plane") == 1
-    zones = [n.get("labels", {}).get("topology.kubernetes.io/zone") for n in cfg["nodes"] if n["role"] == "worker"]
+    zones = [
+        n.get("labels", {}).get("topology.kubernetes.io/zone")
+        for n in cfg["nodes"]
+        if n["role"] == "worker"
+    ]
     assert sorted(zones) == ["zone-a", "zone-b", "zone-c"]
 
 
-@pytest.mark.skipif(HAVE_KIND, reason="docker and kind are present: the missing-prerequisite path cannot be shown")
+@pytest.mark.skipif(
+    HAVE_KIND, reason="docker and kind are present: the missing-prerequisite path cannot be shown"
+)
 def test_missing_prerequisites_fail_fast_with_one_message(tmp_path: Path) -> None:
     t0 = time.monotonic()
     with pytest.raises(SetupError) as err:
@@ -52,11 +58,17 @@ def test_missing_prerequisites_fail_fast_with_one_message(tmp_path: Path) -> Non
 
 @pytest.mark.cluster
 @pytest.mark.skipif(not HAVE_KIND, reason=NO_KIND_REASON)
-def test_kind_deploy_and_zone_outage(tmp_path: Path) -> None:  # pragma: no cover - needs docker + kind
+def test_kind_deploy_and_zone_outage(
+    tmp_path: Path,
+) -> None:  # pragma: no cover - needs docker + kind
     from harness.manifests.bundle import ManifestBundle
 
-    out = subprocess.run(["kubectl", "kustomize", "manifests/overlays/kind"], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        ["kubectl", "kustomize", "manifests/overlays/kind"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     bundle = ManifestBundle.from_yaml(out.stdout, source="manifests/overlays/kind")
     with KindBackend(tmp_path, cluster_name="gauntlet-test") as b:
         b.deploy(bundle)

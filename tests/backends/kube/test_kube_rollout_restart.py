@@ -16,10 +16,16 @@ from harness.backends.kube import ChaosNotAllowedError
 
 
 def deployment_patches(server: Any) -> list[Any]:
-    return [r for r in server.api if r.method == "PATCH" and r.url.path.endswith("/deployments/gauntlet-inference")]
+    return [
+        r
+        for r in server.api
+        if r.method == "PATCH" and r.url.path.endswith("/deployments/gauntlet-inference")
+    ]
 
 
-def test_rollout_restart_patches_the_template_and_waits_for_the_rollout(make_backend, server, controllers) -> None:  # type: ignore[no-untyped-def]
+def test_rollout_restart_patches_the_template_and_waits_for_the_rollout(
+    make_backend, server, controllers
+) -> None:  # type: ignore[no-untyped-def]
     controllers.start()
     b = make_backend()
     b.deploy(bundle(replicas=3))
@@ -43,7 +49,9 @@ def test_rollout_restart_patches_the_template_and_waits_for_the_rollout(make_bac
         stop.set()
         t.join(5)
 
-    assert rec.landed and rec.kind == "rollout-restart" and rec.target == "gauntlet-inference", rec.detail
+    assert rec.landed and rec.kind == "rollout-restart" and rec.target == "gauntlet-inference", (
+        rec.detail
+    )
     (patch,) = deployment_patches(server)
     assert patch.headers["Content-Type"] == "application/merge-patch+json"
     body = json.loads(patch.body)
@@ -53,16 +61,26 @@ def test_rollout_restart_patches_the_template_and_waits_for_the_rollout(make_bac
     assert rec.started_at - 1 <= when <= (rec.ended_at or 0)
     dep = server.api.get("Deployment", b.namespace, "gauntlet-inference")
     assert dep["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT] == stamp
-    assert dep["spec"]["template"]["metadata"]["labels"]  # merge patch: the rest of the template is kept
+    assert dep["spec"]["template"]["metadata"][
+        "labels"
+    ]  # merge patch: the rest of the template is kept
 
     # it waited: the rollout had to go through intermediate states, and it returned on the final one
-    assert any(st.get("updatedReplicas", 0) < 3 for st in observed if st.get("observedGeneration") == 2)
+    assert any(
+        st.get("updatedReplicas", 0) < 3 for st in observed if st.get("observedGeneration") == 2
+    )
     pods = b.pods()
     assert not before & {p.name for p in pods}
-    assert len(pods) == 3 and all(p.ready for p in pods) and {p.labels[HASH] for p in pods} != {old_hash}
+    assert (
+        len(pods) == 3
+        and all(p.ready for p in pods)
+        and {p.labels[HASH] for p in pods} != {old_hash}
+    )
     st = b.deployment_status()
     assert (st.replicas, st.updatedReplicas, st.availableReplicas) == (3, 3, 3)
-    assert "max surge 1, max unavailable 0" in rec.detail  # the fake controllers surge one pod at a time
+    assert (
+        "max surge 1, max unavailable 0" in rec.detail
+    )  # the fake controllers surge one pod at a time
     assert sorted(rec.affected) == sorted(before)
 
 

@@ -16,8 +16,12 @@ from harness.backends.local.podspec.rollout_strategy import parse_rollout
 HASH = "h1"
 
 
-def cluster(replicas: int = 2, *extra: dict[str, Any], zones: tuple[str, ...] = ("zone-a", "zone-b"),
-            dep: dict[str, Any] | None = None) -> ClusterState:
+def cluster(
+    replicas: int = 2,
+    *extra: dict[str, Any],
+    zones: tuple[str, ...] = ("zone-a", "zone-b"),
+    dep: dict[str, Any] | None = None,
+) -> ClusterState:
     """A deployed Deployment `standin` (template hash `h1`), no pods yet."""
     dep = dep or deployment(replicas=replicas)
     s = ClusterState("default", make_nodes(list(zones), 1))
@@ -29,11 +33,25 @@ def cluster(replicas: int = 2, *extra: dict[str, Any], zones: tuple[str, ...] = 
     return s
 
 
-def add_pod(s: ClusterState, name: str, *, h: str = HASH, node: str | None = "local-zone-a-0", ready: bool = False,
-            phase: str = "Running", created: float | None = None, ip: str | None = None) -> LocalPod:
+def add_pod(
+    s: ClusterState,
+    name: str,
+    *,
+    h: str = HASH,
+    node: str | None = "local-zone-a-0",
+    ready: bool = False,
+    phase: str = "Running",
+    created: float | None = None,
+    ip: str | None = None,
+) -> LocalPod:
     template = s.deployment.templates[h]
-    p = LocalPod(name=name, namespace=s.namespace, labels={**template.labels, TEMPLATE_HASH: h}, template=template,
-                 creation=time.time() if created is None else created)
+    p = LocalPod(
+        name=name,
+        namespace=s.namespace,
+        labels={**template.labels, TEMPLATE_HASH: h},
+        template=template,
+        creation=time.time() if created is None else created,
+    )
     p.node_name = node
     p.zone = next((n.zone for n in s.nodes if n.name == node), None)
     p.pod_ip = ip if ip is not None else (f"127.0.0.{len(s.pods) + 2}" if node else None)

@@ -20,7 +20,9 @@ lock = threading.Lock()
 
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed-ACK stalls
+    disable_nagle_algorithm = (
+        True  # headers and body are separate writes: no 40 ms delayed-ACK stalls
+    )
 
     def log_message(self, *a: object) -> None:
         pass
@@ -35,10 +37,15 @@ class H(BaseHTTPRequestHandler):
         if self.path == "/healthz":
             self._send(200, b"ok")
         elif self.path in ("/startup", "/ready"):
-            self._send(200 if state["loaded"] else 503, b"loaded" if state["loaded"] else b"loading")
+            self._send(
+                200 if state["loaded"] else 503, b"loaded" if state["loaded"] else b"loading"
+            )
         elif self.path == "/metrics":
-            self._send(200, f"# TYPE gauntlet:num_requests_running gauge\ngauntlet:num_requests_running {state['running']}\n"
-                            f"gauntlet:num_requests_waiting 0\n".encode())
+            self._send(
+                200,
+                f"# TYPE gauntlet:num_requests_running gauge\ngauntlet:num_requests_running {state['running']}\n"
+                f"gauntlet:num_requests_waiting 0\n".encode(),
+            )
         else:
             with lock:
                 state["running"] += 1

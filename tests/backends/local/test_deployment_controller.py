@@ -53,8 +53,13 @@ def test_observed_deployment_counts_non_terminating_pods() -> None:
     dep = ctl.observed()
     assert dep.metadata.name == "standin" and dep.spec.replicas == 3
     st = dep.status
-    assert (st.replicas, st.readyReplicas, st.availableReplicas, st.updatedReplicas, st.unavailableReplicas) == (
-        2, 1, 1, 2, 2)
+    assert (
+        st.replicas,
+        st.readyReplicas,
+        st.availableReplicas,
+        st.updatedReplicas,
+        st.unavailableReplicas,
+    ) == (2, 1, 1, 2, 2)
     ctl.sync_status(time.time())
     cond = ctl.observed().status.condition("Available")
     assert cond is not None and cond.reason == "MinimumReplicasUnavailable"  # 1 available < 3 - 0

@@ -15,8 +15,12 @@ from harness.errors import InputError
 
 
 def pdb(spec: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "standin"},
-            "spec": {"selector": {"matchLabels": {"app": "standin"}}, **spec}}
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "standin"},
+        "spec": {"selector": {"matchLabels": {"app": "standin"}}, **spec},
+    }
 
 
 def test_eviction_is_allowed_above_the_budget_and_refused_at_it() -> None:

@@ -28,5 +28,7 @@ def test_target_port_by_name_by_number_or_the_first_container_port() -> None:
     assert ctl.target_port == 8000
     assert ctl.resolve_service({"spec": {"ports": [{"port": 80, "targetPort": 9000}]}}, c) == 80
     assert ctl.target_port == 9000
-    assert ctl.resolve_service({"spec": {"ports": [{"port": 81}]}}, c) == 81 and ctl.target_port == 81
+    assert (
+        ctl.resolve_service({"spec": {"ports": [{"port": 81}]}}, c) == 81 and ctl.target_port == 81
+    )
     assert ctl.resolve_service(None, c) == 0 and ctl.target_port == 8000

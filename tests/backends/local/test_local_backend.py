@@ -40,11 +40,19 @@ def test_oom_killed_by_kernel_reported_137(tmp_path: Path, need_cgroups: None) -
         pod = b.pods()[0]
         term = pod.containerStatuses[0].lastState.terminated
         assert term is not None and term.reason == "OOMKilled" and term.exitCode == 137
-        assert any(e.reason == "OOMKilling" and e.involvedObject.name == pod.name for e in b.events())
-        b.wait_until(lambda: any((s.oom_kills or 0) >= 1 for s in b.resource_samples()), 30, what="oom_kill sample")
+        assert any(
+            e.reason == "OOMKilling" and e.involvedObject.name == pod.name for e in b.events()
+        )
+        b.wait_until(
+            lambda: any((s.oom_kills or 0) >= 1 for s in b.resource_samples()),
+            30,
+            what="oom_kill sample",
+        )
 
 
-def test_cpu_limit_is_a_cfs_quota_and_throttling_is_sampled(tmp_path: Path, need_cgroups: None) -> None:
+def test_cpu_limit_is_a_cfs_quota_and_throttling_is_sampled(
+    tmp_path: Path, need_cgroups: None
+) -> None:
     dep = deployment(work_ms=300)
     dep["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] = "100m"
     with LocalBackend(tmp_path, probe_jitter=False, sample_period_s=0.5) as b:
@@ -52,8 +60,11 @@ def test_cpu_limit_is_a_cfs_quota_and_throttling_is_sampled(tmp_path: Path, need
         b.wait_ready(timeout_s=60)
         for _ in range(6):  # the stand-in spins for 300 ms of wall time per request
             assert _get(b.service_url() + "/work")[0] == 200
-        b.wait_until(lambda: any((s.cpu_throttled_periods or 0) > 0 for s in b.resource_samples()), 10,
-                     what="a throttling sample")
+        b.wait_until(
+            lambda: any((s.cpu_throttled_periods or 0) > 0 for s in b.resource_samples()),
+            10,
+            what="a throttling sample",
+        )
         last = b.resource_samples()[-1]
         assert last.cpu_periods and last.cpu_throttled_periods and last.cpu_throttled_s
         assert last.cpu_throttled_periods <= last.cpu_periods and last.cpu_throttled_s > 0.5
@@ -62,13 +73,24 @@ def test_cpu_limit_is_a_cfs_quota_and_throttling_is_sampled(tmp_path: Path, need
 
 
 def test_liveness_too_short_kills_restarts_and_backs_off(tmp_path: Path) -> None:
-    probes = {"livenessProbe": {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 1,
-                                "failureThreshold": 2, "timeoutSeconds": 1}}
+    probes = {
+        "livenessProbe": {
+            "httpGet": {"path": "/ready", "port": "http"},
+            "periodSeconds": 1,
+            "failureThreshold": 2,
+            "timeoutSeconds": 1,
+        }
+    }
     with LocalBackend(tmp_path, probe_jitter=False, backoff_scale=0.2) as b:
         b.deploy(bundle(deployment(load_s=30, probes=probes, grace=1)))
-        b.wait_until(lambda: b.pods() and b.pods()[0].restarts >= 2, 120, what="two liveness restarts")
-        reasons = [e.reason for e in sorted(b.events(), key=lambda e: e.firstTimestamp)
-                   if e.involvedObject.kind == "Pod"]
+        b.wait_until(
+            lambda: b.pods() and b.pods()[0].restarts >= 2, 120, what="two liveness restarts"
+        )
+        reasons = [
+            e.reason
+            for e in sorted(b.events(), key=lambda e: e.firstTimestamp)
+            if e.involvedObject.kind == "Pod"
+        ]
         assert "Unhealthy" in reasons and "Killing" in reasons and "BackOff" in reasons
         assert reasons.index("Unhealthy") < reasons.index("Killing") < reasons.index("BackOff")
         killing = [e for e in b.events() if e.reason == "Killing"]
@@ -105,7 +127,11 @@ def test_zone_outage_removes_exactly_that_zone(tmp_path: Path) -> None:
         assert fault.landed and victim in fault.affected
         assert [n for n in fault.affected if n in before] == [victim]
         assert pid_handles is not None and pid_handles.wait(10) is not None  # really dead
-        b.wait_until(lambda: len(b.pods()) == 3 and all(p.name != victim for p in b.pods()), 60, what="replacement")
+        b.wait_until(
+            lambda: len(b.pods()) == 3 and all(p.name != victim for p in b.pods()),
+            60,
+            what="replacement",
+        )
         survivors = {p.name for p in b.pods() if p.zone != "zone-b" and p.nodeName}
         assert set(before) - {victim} <= survivors
         # nodeTaintsPolicy Ignore trap: zone-b is still a domain with 0 pods -> replacement Pending
@@ -120,8 +146,16 @@ def test_zone_outage_removes_exactly_that_zone(tmp_path: Path) -> None:
 
 def test_required_anti_affinity_leaves_the_extra_replica_pending(tmp_path: Path) -> None:
     dep = deployment(replicas=4)
-    dep["spec"]["template"]["spec"]["affinity"] = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
-        {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "standin"}}}]}}
+    dep["spec"]["template"]["spec"]["affinity"] = {
+        "podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "topologyKey": "kubernetes.io/hostname",
+                    "labelSelector": {"matchLabels": {"app": "standin"}},
+                }
+            ]
+        }
+    }
     with LocalBackend(tmp_path, probe_jitter=False) as b:  # 3 zones x 1 node
         b.deploy(bundle(dep))
         b.wait_ready(3, timeout_s=60)
@@ -135,28 +169,64 @@ def test_required_anti_affinity_leaves_the_extra_replica_pending(tmp_path: Path)
 
 
 def test_hpa_scales_up_under_load_and_back_down(tmp_path: Path) -> None:
-    hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "standin"},
-           "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "standin"}, "minReplicas": 1, "maxReplicas": 3,
-                    "metrics": [{"type": "Pods", "pods": {"metric": {"name": "gauntlet:num_requests_running"},
-                                                           "target": {"type": "AverageValue", "averageValue": "1"}}},
-                                {"type": "Resource", "resource": {"name": "cpu", "target": {
-                                    "type": "Utilization", "averageUtilization": 80}}}],
-                    "behavior": {"scaleDown": {"stabilizationWindowSeconds": 4},
-                                 "scaleUp": {"stabilizationWindowSeconds": 0}}}}
-    with LocalBackend(tmp_path, probe_jitter=False, hpa_sync_period_s=1.0, metric_resolution_s=2.0) as b:
+    hpa = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "standin"},
+        "spec": {
+            "scaleTargetRef": {"kind": "Deployment", "name": "standin"},
+            "minReplicas": 1,
+            "maxReplicas": 3,
+            "metrics": [
+                {
+                    "type": "Pods",
+                    "pods": {
+                        "metric": {"name": "gauntlet:num_requests_running"},
+                        "target": {"type": "AverageValue", "averageValue": "1"},
+                    },
+                },
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": 80},
+                    },
+                },
+            ],
+            "behavior": {
+                "scaleDown": {"stabilizationWindowSeconds": 4},
+                "scaleUp": {"stabilizationWindowSeconds": 0},
+            },
+        },
+    }
+    with LocalBackend(
+        tmp_path, probe_jitter=False, hpa_sync_period_s=1.0, metric_resolution_s=2.0
+    ) as b:
         b.deploy(bundle(deployment(work_ms=300), hpa))
         b.wait_ready(timeout_s=60)
         stop = time.monotonic() + 40
-        procs = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    textwrap.dedent(f"""
             import time, urllib.request
             end = time.monotonic() + 40
             while time.monotonic() < end:
                 try: urllib.request.urlopen("{b.service_url()}/work", timeout=10).read()
                 except Exception: time.sleep(0.05)
-            """)]) for _ in range(6)]
+            """),
+                ]
+            )
+            for _ in range(6)
+        ]
         try:
-            b.wait_until(lambda: b.deployment().spec.replicas >= 2 or time.monotonic() > stop, 45,
-                         what="scale up")
+            b.wait_until(
+                lambda: b.deployment().spec.replicas >= 2 or time.monotonic() > stop,
+                45,
+                what="scale up",
+            )
             assert b.deployment().spec.replicas >= 2
         finally:
             for p in procs:
@@ -164,7 +234,10 @@ def test_hpa_scales_up_under_load_and_back_down(tmp_path: Path) -> None:
                 p.wait()
         up_at = time.time()
         b.wait_until(lambda: b.deployment().spec.replicas == 1, 60, what="scale down")
-        rescale = sorted((e for e in b.events() if e.reason == "SuccessfulRescale"), key=lambda e: e.lastTimestamp)
+        rescale = sorted(
+            (e for e in b.events() if e.reason == "SuccessfulRescale"),
+            key=lambda e: e.lastTimestamp,
+        )
         assert len(rescale) >= 2 and "New size: 1" in rescale[-1].message
         # not before the 4 s stabilization window (the last high recommendation may predate
         # the end of the load by up to one 1 s sync period)
@@ -173,10 +246,18 @@ def test_hpa_scales_up_under_load_and_back_down(tmp_path: Path) -> None:
         assert history and any(s.desiredReplicas >= 2 for s in history)
         # both metrics reach the calculator: CPU from the replicas' cgroup or /proc accounting,
         # measured against the container's request (100m), and the Pods metric from /metrics
-        active = [s for s in history if {c["type"]: c["status"] for c in s.conditions}.get("ScalingActive") == "True"]
+        active = [
+            s
+            for s in history
+            if {c["type"]: c["status"] for c in s.conditions}.get("ScalingActive") == "True"
+        ]
         assert len(active) >= len(history) - 2, [(s.reason, s.error) for s in history]
-        cpu = [m["resource"]["current"]["averageUtilization"] for s in history for m in s.currentMetrics
-               if m.get("type") == "Resource"]
+        cpu = [
+            m["resource"]["current"]["averageUtilization"]
+            for s in history
+            for m in s.currentMetrics
+            if m.get("type") == "Resource"
+        ]
         pods_metric = [m for s in history for m in s.currentMetrics if m.get("type") == "Pods"]
         assert cpu and max(cpu) > 100 and pods_metric  # a busy replica runs ~1 core against 100m
 
@@ -200,7 +281,9 @@ def test_interrupted_run_leaves_nothing(tmp_path: Path, seed: int) -> None:
     sig = rnd.choice([signal.SIGINT, signal.SIGTERM])
     script = RUNNER.format(testdir=str(Path(__file__).parent), workdir=str(tmp_path))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env
+    )
     assert proc.stdout is not None
     run = proc.stdout.readline().strip()
     time.sleep(rnd.uniform(0.0, 3.0))  # a random moment: starting, loading, ready
@@ -231,7 +314,9 @@ def _descendant_like(run: str) -> list[int]:
 def test_cleanup_stale_removes_dead_owner_leftovers(tmp_path: Path, need_cgroups: None) -> None:
     script = RUNNER.format(testdir=str(Path(__file__).parent), workdir=str(tmp_path))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env
+    )
     assert proc.stdout is not None
     run = proc.stdout.readline().strip()
     time.sleep(2)

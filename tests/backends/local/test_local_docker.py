@@ -47,8 +47,12 @@ def in_container(**kw: Any) -> dict[str, Any]:
 
 
 def containers_of(run: str) -> list[str]:
-    out = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=gauntlet.run={run}"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label=gauntlet.run={run}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return out.stdout.split()
 
 
@@ -59,8 +63,11 @@ def test_containers_serve_behind_the_service_and_go_away(tmp_path: Path) -> None
         b.wait_ready(2, timeout_s=120)
         ids = containers_of(b.run)
         assert len(ids) == 2, f"one container per replica, got {ids}"
-        info = json.loads(subprocess.run(["docker", "inspect", ids[0]], capture_output=True, text=True,
-                                         check=True).stdout)[0]
+        info = json.loads(
+            subprocess.run(
+                ["docker", "inspect", ids[0]], capture_output=True, text=True, check=True
+            ).stdout
+        )[0]
         assert info["HostConfig"]["Memory"] == 256 * 2**20
         assert info["HostConfig"]["NetworkMode"] == "host"
         assert "ALL" in (info["HostConfig"]["CapDrop"] or [])
@@ -93,11 +100,15 @@ def test_init_container_fills_the_pods_empty_dir(tmp_path: Path) -> None:
     main["command"] = ["sh", "-c", "test -s /work/model && exec python3 /standin/standin_server.py"]
     main["volumeMounts"].append({"name": "work", "mountPath": "/work"})
     spec["volumes"].append({"name": "work", "emptyDir": {}})
-    spec["initContainers"] = [{
-        "name": "fetch-model", "image": IMAGE, "command": ["sh", "-c", "sleep 1; echo weights > /work/model"],
-        "volumeMounts": [{"name": "work", "mountPath": "/work"}],
-        "resources": {"limits": {"memory": "64Mi"}},
-    }]
+    spec["initContainers"] = [
+        {
+            "name": "fetch-model",
+            "image": IMAGE,
+            "command": ["sh", "-c", "sleep 1; echo weights > /work/model"],
+            "volumeMounts": [{"name": "work", "mountPath": "/work"}],
+            "resources": {"limits": {"memory": "64Mi"}},
+        }
+    ]
     with LocalBackend(tmp_path, runtime="docker", probe_jitter=False) as b:
         b.deploy(bundle(dep))
         b.wait_ready(1, timeout_s=120)
@@ -105,7 +116,10 @@ def test_init_container_fills_the_pods_empty_dir(tmp_path: Path) -> None:
         init = pod.initContainerStatuses[0]
         assert init.state.terminated is not None and init.state.terminated.reason == "Completed"
         assert pod.restarts == 0, "the container found the init container's file at its first start"
-        assert [e.message.split()[-1] for e in b.events() if e.reason == "Started"] == ["fetch-model", "server"]
+        assert [e.message.split()[-1] for e in b.events() if e.reason == "Started"] == [
+            "fetch-model",
+            "server",
+        ]
         run = b.run
     assert containers_of(run) == []
     assert not list(Path(volumes.DISK_ROOT / run).glob("*")), "the pod's emptyDir went with it"

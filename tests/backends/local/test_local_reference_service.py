@@ -32,8 +32,11 @@ def test_reference_service_serves_through_the_service(tmp_path: Path, tiny_model
         b.deploy(ManifestBundle([dep], source=str(dep_file)))
         b.wait_ready(timeout_s=240)
         body = json.dumps({"model": "tiny", "prompt": "hello", "max_tokens": 4}).encode()
-        req = urllib.request.Request(b.service_url() + "/v1/completions", data=body,
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            b.service_url() + "/v1/completions",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(req, timeout=60) as r:
             assert r.status == 200
             assert r.headers["x-gauntlet-pod"] == b.pods()[0].name

@@ -22,14 +22,18 @@ HASH = "pod-template-hash"
 
 def rolling(replicas: int, surge: int | str, unavailable: int | str, **kw: Any) -> dict[str, Any]:
     dep = deployment(replicas=replicas, **kw)
-    dep["spec"]["strategy"] = {"type": "RollingUpdate",
-                               "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable}}
+    dep["spec"]["strategy"] = {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable},
+    }
     return dep
 
 
 def pre_stop_sleep(dep: dict[str, Any], seconds: int) -> dict[str, Any]:
     """Terminating pods take `seconds` to go (and finish in-flight requests), like a real preStop."""
-    dep["spec"]["template"]["spec"]["containers"][0]["lifecycle"] = {"preStop": {"sleep": {"seconds": seconds}}}
+    dep["spec"]["template"]["spec"]["containers"][0]["lifecycle"] = {
+        "preStop": {"sleep": {"seconds": seconds}}
+    }
     return dep
 
 
@@ -93,7 +97,11 @@ def test_rolling_update_surge_one_never_drops_below_spec(tmp_path: Path) -> None
         assert len(counts) > 20
         assert max(active for active, _ in counts) == 4  # the surge was used, never exceeded
         assert min(ready for _, ready in counts) >= 3  # maxUnavailable 0, measured
-        mixed = [snap for snap in s.pods if len(hashes([p for p in snap if p.deletionTimestamp is None])) == 2]
+        mixed = [
+            snap
+            for snap in s.pods
+            if len(hashes([p for p in snap if p.deletionTimestamp is None])) == 2
+        ]
         assert mixed, "the sampler never saw old and new pods side by side"
         after = b.pods()
         (new,) = hashes(after)
@@ -103,7 +111,10 @@ def test_rolling_update_surge_one_never_drops_below_spec(tmp_path: Path) -> None
         assert len(gone) == 3 and all(p.deletionTimestamp is not None for p in gone)
         st = b.deployment_status()
         assert (st.replicas, st.updatedReplicas, st.availableReplicas) == (3, 3, 3)
-        assert _reason(st, "Progressing") == "NewReplicaSetAvailable" and _reason(st, "Available") == "MinimumReplicasAvailable"
+        assert (
+            _reason(st, "Progressing") == "NewReplicaSetAvailable"
+            and _reason(st, "Available") == "MinimumReplicasAvailable"
+        )
         seen = {_reason(x, "Progressing") for x in s.status}
         assert {"NewReplicaSetCreated", "ReplicaSetUpdated"} <= seen, seen
         msgs = scaling_messages(b)
@@ -142,7 +153,9 @@ def test_recreate_creates_nothing_before_every_old_pod_terminated(tmp_path: Path
         assert rec.landed, rec.detail
         # terminating pods included: no snapshot holds an old and a new pod together
         assert not [snap for snap in s.pods if len(hashes(snap)) == 2]
-        assert any(any(p.deletionTimestamp is not None for p in snap) for snap in s.pods)  # saw them terminate
+        assert any(
+            any(p.deletionTimestamp is not None for p in snap) for snap in s.pods
+        )  # saw them terminate
         everything = b.pods(include_deleted=True)
         old_pods = [p for p in everything if p.labels[HASH] == old]
         new_pods = [p for p in everything if p.labels[HASH] != old]
@@ -185,7 +198,9 @@ def test_service_loses_no_request_during_a_max_unavailable_zero_rollout(tmp_path
         new_names = {p.name for p in b.pods()}
         assert len(codes) >= 30
         assert codes.count(200) == len(codes), {c: codes.count(c) for c in set(codes)}
-        assert set(served_by) & old_names and set(served_by) & new_names  # traffic spanned the rollout
+        assert (
+            set(served_by) & old_names and set(served_by) & new_names
+        )  # traffic spanned the rollout
 
 
 def test_scale_during_rollout_is_proportional_across_replica_sets(tmp_path: Path) -> None:
@@ -196,7 +211,9 @@ def test_scale_during_rollout_is_proportional_across_replica_sets(tmp_path: Path
         b.wait_ready(timeout_s=60)
         (old,) = hashes(b.pods())
         result: list[Any] = []
-        t = threading.Thread(target=lambda: result.append(b.rollout_restart(timeout_s=90)), daemon=True)
+        t = threading.Thread(
+            target=lambda: result.append(b.rollout_restart(timeout_s=90)), daemon=True
+        )
         with Sampler(b) as s:
             t.start()
             b.wait_until(lambda: len(hashes(b.pods())) == 2, 30, what="a new pod")
@@ -224,19 +241,32 @@ def test_stalled_rollout_exceeds_its_progress_deadline(tmp_path: Path) -> None:
     with LocalBackend(tmp_path, probe_jitter=False, backoff_scale=0.05) as b:
         b.deploy(bundle(dep))
         b.wait_ready(timeout_s=60)
-        b.wait_until(lambda: _reason(b.deployment_status(), "Progressing") == "NewReplicaSetAvailable", 10,
-                     what="first rollout complete")
+        b.wait_until(
+            lambda: _reason(b.deployment_status(), "Progressing") == "NewReplicaSetAvailable",
+            10,
+            what="first rollout complete",
+        )
 
         def broken(d: dict[str, Any]) -> None:
-            d["spec"]["template"]["spec"]["containers"][0]["command"] = [sys.executable, "-c", "raise SystemExit(1)"]
+            d["spec"]["template"]["spec"]["containers"][0]["command"] = [
+                sys.executable,
+                "-c",
+                "raise SystemExit(1)",
+            ]
 
         new_hash = b.update_template(broken)
-        b.wait_until(lambda: _reason(b.deployment_status(), "Progressing") == "ProgressDeadlineExceeded", 30,
-                     what="the progress deadline")
+        b.wait_until(
+            lambda: _reason(b.deployment_status(), "Progressing") == "ProgressDeadlineExceeded",
+            30,
+            what="the progress deadline",
+        )
         st = b.deployment_status()
         prog = st.condition("Progressing")
         assert prog is not None and prog.status == "False" and f"standin-{new_hash}" in prog.message
-        assert prog.lastUpdateTime is not None and prog.lastUpdateTime - prog.lastTransitionTime <= 0.01
+        assert (
+            prog.lastUpdateTime is not None
+            and prog.lastUpdateTime - prog.lastTransitionTime <= 0.01
+        )
         assert _reason(st, "Available") == "MinimumReplicasAvailable" and st.readyReplicas == 2
         assert st.updatedReplicas == 1  # the surge pod, crash-looping; no old pod was taken down
         t0 = time.monotonic()

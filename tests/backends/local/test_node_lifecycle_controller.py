@@ -17,8 +17,12 @@ from harness.backends.local.controllers.node_lifecycle_controller import (
 from harness.backends.observe import FaultKind
 from harness.errors import InputError
 
-PDB = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "standin"},
-       "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "standin"}}}}
+PDB = {
+    "apiVersion": "policy/v1",
+    "kind": "PodDisruptionBudget",
+    "metadata": {"name": "standin"},
+    "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "standin"}}},
+}
 
 
 def setup(*extra: dict[str, Any]) -> tuple[ClusterState, NodeLifecycleController, list[str]]:
@@ -26,8 +30,13 @@ def setup(*extra: dict[str, Any]) -> tuple[ClusterState, NodeLifecycleController
     add_pod(s, "a", node="local-zone-a-0", ready=True)
     add_pod(s, "b", node="local-zone-b-0", ready=True)
     killed: list[str] = []
-    return s, NodeLifecycleController(s, ["zone-a", "zone-b"], DisruptionController(s, Deletions(s)),
-                                      killed.append), killed
+    return (
+        s,
+        NodeLifecycleController(
+            s, ["zone-a", "zone-b"], DisruptionController(s, Deletions(s)), killed.append
+        ),
+        killed,
+    )
 
 
 def test_zone_outage_taints_the_zone_and_kills_its_pods_then_restore_clears_it() -> None:
@@ -37,7 +46,9 @@ def test_zone_outage_taints_the_zone_and_kills_its_pods_then_restore_clears_it()
     assert rec.affected == ["b", "local-zone-b-0"]
     (node,) = s.zone_nodes("zone-b")
     assert not node.ready and {(t.key, t.effect) for t in node.taints} == {
-        (UNREACHABLE, "NoSchedule"), (UNREACHABLE, "NoExecute")}
+        (UNREACHABLE, "NoSchedule"),
+        (UNREACHABLE, "NoExecute"),
+    }
     assert s.wake.is_set()
     back = ctl.restore_zone("zone-b")
     assert back.kind is FaultKind.RESTORE and back.affected == ["local-zone-b-0"]
@@ -56,7 +67,12 @@ def test_drain_records_the_evictions_a_budget_refused() -> None:
 def test_drain_without_a_budget_evicts_every_pod_of_the_zone() -> None:
     s, ctl, _ = setup()
     rec = ctl.drain_zone("zone-b", timeout_s=0)
-    assert rec.landed and rec.affected == ["b"] and rec.evictions_blocked == [] and rec.eviction_429s == 0
+    assert (
+        rec.landed
+        and rec.affected == ["b"]
+        and rec.evictions_blocked == []
+        and rec.eviction_429s == 0
+    )
     assert rec.detail == "evicted 1; drain complete" and s.pods["a"].deletion is None
 
 

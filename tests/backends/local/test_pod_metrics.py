@@ -12,7 +12,9 @@ def _s(t: float, pod: str, cpu_s: float, mem: int = 100) -> ResourceSample:
 
 def test_cpu_is_the_rate_over_one_resolution_and_memory_the_latest() -> None:
     # pod a: idle for 10 s, then busy at 0.5 core; the metric averages over the 15 s window
-    samples = [_s(t, "a", 0.5 * max(0, t - 10)) for t in range(0, 31)] + [_s(30, "a", 10.0, mem=300)]
+    samples = [_s(t, "a", 0.5 * max(0, t - 10)) for t in range(0, 31)] + [
+        _s(30, "a", 10.0, mem=300)
+    ]
     (m,) = pod_metrics_from_samples(samples, {"a": "inference"}, 15.0)
     assert m["metadata"]["name"] == "a" and m["timestamp"] == 30
     assert m["window"] == "15.000s"
@@ -22,7 +24,9 @@ def test_cpu_is_the_rate_over_one_resolution_and_memory_the_latest() -> None:
 
 
 def test_a_pod_read_for_less_than_one_resolution_has_no_metrics_yet() -> None:
-    samples = [_s(t, "young", t * 1.0) for t in range(10)] + [_s(t, "old", t * 0.25) for t in range(20)]
+    samples = [_s(t, "young", t * 1.0) for t in range(10)] + [
+        _s(t, "old", t * 0.25) for t in range(20)
+    ]
     out = pod_metrics_from_samples(samples, {"young": "c", "old": "c"}, 15.0)
     assert [m["metadata"]["name"] for m in out] == ["old"]
     assert out[0]["containers"][0]["usage"]["cpu"] == "250m"

@@ -17,7 +17,9 @@ def test_missing_pods_are_created_unscheduled_with_the_template_hash() -> None:
     assert creates == [HASH, HASH] and deletes == []
     ctl.apply(creates, deletes)
     new = [p for p in s.pods.values() if p.name != "a"]
-    assert len(new) == 2 and all(p.labels[TEMPLATE_HASH] == HASH and p.node_name is None for p in new)
+    assert len(new) == 2 and all(
+        p.labels[TEMPLATE_HASH] == HASH and p.node_name is None for p in new
+    )
     assert all(p.conditions["PodScheduled"].status == "False" for p in new)
     assert sum(e.count for e in s.events.list() if e.reason == "SuccessfulCreate") == 2
 
@@ -33,7 +35,12 @@ def test_scale_down_deletes_unscheduled_then_pending_then_unready_then_newest() 
     deletions = Deletions(s)
     ctl = ReplicaSetController(s, deletions)
     ctl.sync()
-    assert [name for name, _ in deletions.calls] == ["unscheduled", "pending", "unready", "ready-new"]
+    assert [name for name, _ in deletions.calls] == [
+        "unscheduled",
+        "pending",
+        "unready",
+        "ready-new",
+    ]
     assert all(grace is None for _, grace in deletions.calls)  # the pod's own grace period
     assert ctl.diff() == ([], [])  # terminating pods no longer count
 

@@ -21,7 +21,9 @@ from harness.backends.local.controllers.deployment_rollout import (
 )
 
 
-def rs(name: str, replicas: int, available: int | None = None, created: float = 0.0) -> ReplicaSetState:
+def rs(
+    name: str, replicas: int, available: int | None = None, created: float = 0.0
+) -> ReplicaSetState:
     return ReplicaSetState(name, replicas, replicas if available is None else available, created)
 
 
@@ -108,7 +110,9 @@ class SimPod:
     deleting: int = -1  # ticks left until gone; -1 = not deleting
 
 
-def _simulate(s: Strategy, ready_after: int = 2, grace_ticks: int = 2) -> list[tuple[int, int, bool]]:
+def _simulate(
+    s: Strategy, ready_after: int = 2, grace_ticks: int = 2
+) -> list[tuple[int, int, bool]]:
     """Controllers in lock-step: plan, ReplicaSets match sizes (not-ready, newest first), pods age."""
     sizes = {"old": s.replicas, "new": 0}
     pods = [SimPod("old", age=99) for _ in range(s.replicas)]
@@ -117,14 +121,20 @@ def _simulate(s: Strategy, ready_after: int = 2, grace_ticks: int = 2) -> list[t
         active = [p for p in pods if p.deleting < 0]
         avail = {k: sum(1 for p in active if p.rs == k and p.age >= ready_after) for k in sizes}
         running_old = any(p.rs == "old" for p in pods)
-        changes = plan(s, ReplicaSetState("new", sizes["new"], avail["new"], 2.0),
-                       [ReplicaSetState("old", sizes["old"], avail["old"], 1.0)], running_old)
+        changes = plan(
+            s,
+            ReplicaSetState("new", sizes["new"], avail["new"], 2.0),
+            [ReplicaSetState("old", sizes["old"], avail["old"], 1.0)],
+            running_old,
+        )
         sizes.update(changes)
         for k, size in sizes.items():
             mine = [p for p in active if p.rs == k]
             for _ in range(size - len(mine)):
                 pods.append(SimPod(k))
-            for p in sorted(mine, key=lambda p: (p.age >= ready_after, -p.age))[:max(0, len(mine) - size)]:
+            for p in sorted(mine, key=lambda p: (p.age >= ready_after, -p.age))[
+                : max(0, len(mine) - size)
+            ]:
                 p.deleting = grace_ticks
         for p in pods:
             p.age += 1
@@ -134,13 +144,20 @@ def _simulate(s: Strategy, ready_after: int = 2, grace_ticks: int = 2) -> list[t
         active = [p for p in pods if p.deleting < 0]
         mixed = {p.rs for p in pods} == {"old", "new"}  # terminating pods included
         seen.append((len(active), sum(1 for p in active if p.age >= ready_after), mixed))
-        if not any(p.rs == "old" for p in pods) and sum(1 for p in active if p.age >= ready_after) == s.replicas:
+        if (
+            not any(p.rs == "old" for p in pods)
+            and sum(1 for p in active if p.age >= ready_after) == s.replicas
+        ):
             return seen
     raise AssertionError(f"rollout did not finish: {sizes}, {pods}")
 
 
-@pytest.mark.parametrize(("replicas", "surge", "unavailable"), [(3, 1, 0), (3, 0, 1), (4, 2, 1), (5, 2, 0), (1, 0, 1)])
-def test_rolling_update_bounds_hold_through_a_whole_rollout(replicas: int, surge: int, unavailable: int) -> None:
+@pytest.mark.parametrize(
+    ("replicas", "surge", "unavailable"), [(3, 1, 0), (3, 0, 1), (4, 2, 1), (5, 2, 0), (1, 0, 1)]
+)
+def test_rolling_update_bounds_hold_through_a_whole_rollout(
+    replicas: int, surge: int, unavailable: int
+) -> None:
     seen = _simulate(rolling(replicas, surge, unavailable))
     assert max(active for active, _, _ in seen) <= replicas + surge
     assert min(available for _, available, _ in seen) >= replicas - unavailable
@@ -157,14 +174,19 @@ def test_recreate_simulation_never_mixes_templates() -> None:
 def test_scaling_event_is_an_active_set_sized_for_another_count() -> None:
     assert rollout.is_scaling_event({"new": 1, "old": 2}, {"new": 2, "old": 2}, 4)
     assert not rollout.is_scaling_event({"new": 1, "old": 2}, {"new": 2, "old": 2}, 2)
-    assert not rollout.is_scaling_event({"new": 0, "old": 3}, {"new": 5, "old": 3}, 3)  # inactive sets do not count
+    assert not rollout.is_scaling_event(
+        {"new": 0, "old": 3}, {"new": 5, "old": 3}, 3
+    )  # inactive sets do not count
 
 
 def test_proportional_scale_up_mid_rollout() -> None:
     """2 -> 4 replicas with maxSurge 1 while 2 old + 1 new run: 3 old + 2 new (5 = 4 + surge)."""
     s = rollout.Strategy(rollout.ROLLING_UPDATE, 4, 1, 0)
     new, old = rollout.ReplicaSetState("new", 1, 0, 2.0), rollout.ReplicaSetState("old", 2, 2, 1.0)
-    assert rollout.scale(s, new, [old], {"new": 3, "old": 3}, 3, new_saturated=False) == {"old": 3, "new": 2}
+    assert rollout.scale(s, new, [old], {"new": 3, "old": 3}, 3, new_saturated=False) == {
+        "old": 3,
+        "new": 2,
+    }
 
 
 def test_proportional_scale_down_mid_rollout_takes_from_the_larger_older_first() -> None:
@@ -178,9 +200,15 @@ def test_proportional_scale_down_mid_rollout_takes_from_the_larger_older_first()
 def test_scale_with_one_active_set_or_a_saturated_new_one() -> None:
     s = rollout.Strategy(rollout.ROLLING_UPDATE, 5, 1, 0)
     only = rollout.ReplicaSetState("new", 3, 3, 2.0)
-    assert rollout.scale(s, only, [rollout.ReplicaSetState("old", 0, 0, 1.0)], {}, 3, False) == {"new": 5}
+    assert rollout.scale(s, only, [rollout.ReplicaSetState("old", 0, 0, 1.0)], {}, 3, False) == {
+        "new": 5
+    }
     sat = rollout.ReplicaSetState("new", 5, 5, 2.0)
-    assert rollout.scale(s, sat, [rollout.ReplicaSetState("old", 1, 1, 1.0)], {}, 6, True) == {"old": 0}
+    assert rollout.scale(s, sat, [rollout.ReplicaSetState("old", 1, 1, 1.0)], {}, 6, True) == {
+        "old": 0
+    }
     recreate = rollout.Strategy(rollout.RECREATE, 5, 0, 0)
     two = [rollout.ReplicaSetState("old", 1, 1, 1.0)]
-    assert rollout.scale(recreate, rollout.ReplicaSetState("new", 1, 0, 2.0), two, {}, 2, False) == {}
+    assert (
+        rollout.scale(recreate, rollout.ReplicaSetState("new", 1, 0, 2.0), two, {}, 2, False) == {}
+    )

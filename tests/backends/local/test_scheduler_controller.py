@@ -37,7 +37,10 @@ def test_no_feasible_node_leaves_the_pod_pending_with_the_schedulers_message() -
     scheduler(s, started).schedule_pending()
     assert started == [] and p.node_name is None
     cond = p.conditions["PodScheduled"]
-    assert (cond.status, cond.reason) == ("False", "Unschedulable") and "unschedulable" in cond.message
+    assert (cond.status, cond.reason) == (
+        "False",
+        "Unschedulable",
+    ) and "unschedulable" in cond.message
     (ev,) = [e for e in s.events.list() if e.reason == "FailedScheduling"]
     assert ev.message == cond.message and ev.type == "Warning"
 

@@ -15,8 +15,16 @@ class EventRecorder:
         self._index: dict[tuple[str, str, str, str, str], Event] = {}
         self._lock = threading.Lock()
 
-    def record(self, kind: str, name: str, reason: str, message: str = "", *, type_: str = "Normal",
-               source: str = "kubelet") -> Event:
+    def record(
+        self,
+        kind: str,
+        name: str,
+        reason: str,
+        message: str = "",
+        *,
+        type_: str = "Normal",
+        source: str = "kubelet",
+    ) -> Event:
         now = time.time()
         key = (kind, name, reason, message, type_)
         with self._lock:
@@ -25,13 +33,21 @@ class EventRecorder:
                 ev.count += 1
                 ev.lastTimestamp = now
                 return ev
-            ev = Event(type=type_, reason=reason, message=message, source=source,
-                       involvedObject=ObjectReference(kind=kind, name=name, namespace=self.namespace),
-                       firstTimestamp=now, lastTimestamp=now)
+            ev = Event(
+                type=type_,
+                reason=reason,
+                message=message,
+                source=source,
+                involvedObject=ObjectReference(kind=kind, name=name, namespace=self.namespace),
+                firstTimestamp=now,
+                lastTimestamp=now,
+            )
             self._events.append(ev)
             self._index[key] = ev
             return ev
 
     def list(self, since: float | None = None) -> list[Event]:
         with self._lock:
-            return [e.model_copy() for e in self._events if since is None or e.lastTimestamp >= since]
+            return [
+                e.model_copy() for e in self._events if since is None or e.lastTimestamp >= since
+            ]

@@ -39,7 +39,9 @@ class LocalPod:
     restart_count: int = 0
     started: bool = False
     ready: bool = False
-    state: ContainerState = field(default_factory=lambda: ContainerState(waiting=StateWaiting(reason="ContainerCreating")))
+    state: ContainerState = field(
+        default_factory=lambda: ContainerState(waiting=StateWaiting(reason="ContainerCreating"))
+    )
     last_state: ContainerState = field(default_factory=ContainerState)
     handle: ContainerHandle | None = None
     container_id: int = 0  # increments per container start
@@ -52,7 +54,13 @@ class LocalPod:
         cur = self.conditions.get(type_)
         if cur is not None and cur.status == status:
             return
-        c = Condition(type=type_, status=status, lastTransitionTime=time.time(), reason=reason, message=message)
+        c = Condition(
+            type=type_,
+            status=status,
+            lastTransitionTime=time.time(),
+            reason=reason,
+            message=message,
+        )
         self.conditions[type_] = c
         self.history.append(c)
 
@@ -63,12 +71,29 @@ class LocalPod:
 
     def to_observed(self) -> Pod:
         c = self.template.main
-        cs = ContainerStatus(name=c.name, ready=self.ready, started=self.started, restartCount=self.restart_count,
-                             image=c.image, state=self.state.model_copy(deep=True),
-                             lastState=self.last_state.model_copy(deep=True))
-        return Pod(name=self.name, namespace=self.namespace, labels=dict(self.labels), nodeName=self.node_name,
-                   zone=self.zone, podIP=self.pod_ip, phase=self.phase, reason=self.reason,
-                   creationTimestamp=self.creation, startTime=self.start_time, deletionTimestamp=self.deletion,
-                   conditions=list(self.conditions.values()), containerStatuses=[cs],
-                   initContainerStatuses=[st.model_copy(deep=True) for st in self.init_statuses],
-                   conditionHistory=list(self.history))
+        cs = ContainerStatus(
+            name=c.name,
+            ready=self.ready,
+            started=self.started,
+            restartCount=self.restart_count,
+            image=c.image,
+            state=self.state.model_copy(deep=True),
+            lastState=self.last_state.model_copy(deep=True),
+        )
+        return Pod(
+            name=self.name,
+            namespace=self.namespace,
+            labels=dict(self.labels),
+            nodeName=self.node_name,
+            zone=self.zone,
+            podIP=self.pod_ip,
+            phase=self.phase,
+            reason=self.reason,
+            creationTimestamp=self.creation,
+            startTime=self.start_time,
+            deletionTimestamp=self.deletion,
+            conditions=list(self.conditions.values()),
+            containerStatuses=[cs],
+            initContainerStatuses=[st.model_copy(deep=True) for st in self.init_statuses],
+            conditionHistory=list(self.history),
+        )

@@ -20,9 +20,15 @@ RESYNC_S = 0.5
 
 
 class ControllerManager:
-    def __init__(self, state: ClusterState, pod_workers: PodWorkers, deployments: DeploymentController,
-                 replicasets: ReplicaSetController, scheduler: SchedulerController,
-                 endpoints: EndpointsController) -> None:
+    def __init__(
+        self,
+        state: ClusterState,
+        pod_workers: PodWorkers,
+        deployments: DeploymentController,
+        replicasets: ReplicaSetController,
+        scheduler: SchedulerController,
+        endpoints: EndpointsController,
+    ) -> None:
         self.state = state
         self.pod_workers = pod_workers
         self.deployments = deployments
@@ -40,8 +46,14 @@ class ControllerManager:
             try:
                 self.reconcile()
             except Exception as err:  # keep the controllers alive; surface the problem as an event
-                s.events.record("Deployment", s.deployment.name, "ReconcileError", repr(err),
-                                type_="Warning", source="gauntlet")
+                s.events.record(
+                    "Deployment",
+                    s.deployment.name,
+                    "ReconcileError",
+                    repr(err),
+                    type_="Warning",
+                    source="gauntlet",
+                )
 
     def reconcile(self) -> None:
         with self.state.lock:  # one consistent view from garbage collection to the pod diff

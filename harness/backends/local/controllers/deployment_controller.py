@@ -76,17 +76,24 @@ class DeploymentController:
         if current not in s.replicasets:
             s.replicasets[current] = ReplicaSet(current, created=now)
             d.conditions["Progressing"] = conditions.new_replicaset_created(
-                d.conditions.get("Progressing"), s.rs_name(current), now)
+                d.conditions.get("Progressing"), s.rs_name(current), now
+            )
         available: dict[str, int] = dict.fromkeys(s.replicasets, 0)
         for p in s.pods.values():
             h = p.labels.get(TEMPLATE_HASH, "")
             if h in available and self.available(p, now):
                 available[h] += 1
-        states = {h: rollout.ReplicaSetState(h, rs.replicas, available[h], rs.created)
-                  for h, rs in s.replicasets.items()}
+        states = {
+            h: rollout.ReplicaSetState(h, rs.replicas, available[h], rs.created)
+            for h, rs in s.replicasets.items()
+        }
         new = states.pop(current)
-        old_running = any(p.labels.get(TEMPLATE_HASH) != current and not p.finished
-                          and p.phase not in ("Succeeded", "Failed") for p in s.pods.values())
+        old_running = any(
+            p.labels.get(TEMPLATE_HASH) != current
+            and not p.finished
+            and p.phase not in ("Succeeded", "Failed")
+            for p in s.pods.values()
+        )
         r = d.rollout
         spec = d.spec_replicas
         strategy = rollout.Strategy(r.strategy, spec, r.max_surge, r.max_unavailable)
@@ -95,8 +102,12 @@ class DeploymentController:
         if rollout.is_scaling_event(sizes, desired, spec):
             cur = s.replicasets[current]
             saturated = new.replicas == spec and cur.desired == spec and new.available == spec
-            max_before = {h: rs.max_replicas for h, rs in s.replicasets.items() if rs.max_replicas is not None}
-            changes = rollout.scale(strategy, new, list(states.values()), max_before, len(s.active_pods()), saturated)
+            max_before = {
+                h: rs.max_replicas for h, rs in s.replicasets.items() if rs.max_replicas is not None
+            }
+            changes = rollout.scale(
+                strategy, new, list(states.values()), max_before, len(s.active_pods()), saturated
+            )
             for h, n in sizes.items():
                 changes.setdefault(h, n)  # every active set is re-annotated for the new count
         else:
@@ -115,21 +126,35 @@ class DeploymentController:
         if size == old:
             return
         rs.replicas = size
-        self.state.events.record("Deployment", d.name, "ScalingReplicaSet",
-                                 f"Scaled {'up' if size > old else 'down'} replica set "
-                                 f"{self.state.rs_name(rs.hash)} to {size}", source="deployment-controller")
+        self.state.events.record(
+            "Deployment",
+            d.name,
+            "ScalingReplicaSet",
+            f"Scaled {'up' if size > old else 'down'} replica set "
+            f"{self.state.rs_name(rs.hash)} to {size}",
+            source="deployment-controller",
+        )
 
     def sync_status(self, now: float) -> None:
         """syncRolloutStatus (under the lock): Available and Progressing from this sync's counts."""
         d = self.state.deployment
         counts = self.counts(now)
         r = d.rollout
-        unavailable = rollout.max_unavailable(rollout.Strategy(r.strategy, d.spec_replicas, r.max_surge,
-                                                               r.max_unavailable))
+        unavailable = rollout.max_unavailable(
+            rollout.Strategy(r.strategy, d.spec_replicas, r.max_surge, r.max_unavailable)
+        )
         d.conditions["Available"] = conditions.available(
-            d.conditions.get("Available"), d.spec_replicas, unavailable, counts.available, now)
-        cond = conditions.progressing(d.conditions.get("Progressing"), self.state.rs_name(d.template_hash),
-                                      d.spec_replicas, self._last_counts, counts, r.progress_deadline_s, now)
+            d.conditions.get("Available"), d.spec_replicas, unavailable, counts.available, now
+        )
+        cond = conditions.progressing(
+            d.conditions.get("Progressing"),
+            self.state.rs_name(d.template_hash),
+            d.spec_replicas,
+            self._last_counts,
+            counts,
+            r.progress_deadline_s,
+            now,
+        )
         if cond is not None:
             d.conditions["Progressing"] = cond
         self._last_counts = counts
@@ -138,16 +163,21 @@ class DeploymentController:
     def available(self, p: LocalPod, now: float) -> bool:
         cond = p.conditions.get("Ready")
         since = cond.lastTransitionTime if cond is not None and cond.status == "True" else None
-        return (p.deletion is None and not p.finished
-                and rollout.is_available(p.ready, since, self.state.deployment.rollout.min_ready_s, now))
+        return (
+            p.deletion is None
+            and not p.finished
+            and rollout.is_available(p.ready, since, self.state.deployment.rollout.min_ready_s, now)
+        )
 
     def counts(self, now: float) -> conditions.Counts:
         active = self.state.active_pods()
         current = self.state.deployment.template_hash
-        return conditions.Counts(replicas=len(active),
-                                 updated=sum(1 for p in active if p.labels.get(TEMPLATE_HASH) == current),
-                                 ready=sum(1 for p in active if p.ready),
-                                 available=sum(1 for p in active if self.available(p, now)))
+        return conditions.Counts(
+            replicas=len(active),
+            updated=sum(1 for p in active if p.labels.get(TEMPLATE_HASH) == current),
+            ready=sum(1 for p in active if p.ready),
+            available=sum(1 for p in active if self.available(p, now)),
+        )
 
     def observed(self) -> Deployment:
         """The Deployment as `kubectl get -o yaml` shows it: updated = pods of the current template;
@@ -156,31 +186,59 @@ class DeploymentController:
         with s.lock:
             c = self.counts(time.time())
             desired = max(d.spec_replicas, sum(rs.replicas for rs in s.replicasets.values()))
-            status = DeploymentStatus(replicas=c.replicas, readyReplicas=c.ready, availableReplicas=c.available,
-                                      updatedReplicas=c.updated, unavailableReplicas=max(0, desired - c.available),
-                                      conditions=[x.model_copy() for x in d.conditions.values()])
-            return Deployment(metadata=ObjectMeta(name=d.name, namespace=s.namespace),
-                              spec=DeploymentSpec(replicas=d.spec_replicas), status=status)
+            status = DeploymentStatus(
+                replicas=c.replicas,
+                readyReplicas=c.ready,
+                availableReplicas=c.available,
+                updatedReplicas=c.updated,
+                unavailableReplicas=max(0, desired - c.available),
+                conditions=[x.model_copy() for x in d.conditions.values()],
+            )
+            return Deployment(
+                metadata=ObjectMeta(name=d.name, namespace=s.namespace),
+                spec=DeploymentSpec(replicas=d.spec_replicas),
+                status=status,
+            )
 
-    def rollout_progress(self, new_hash: str, watch: RolloutWatch, since: float) -> tuple[bool, bool, str]:
+    def rollout_progress(
+        self, new_hash: str, watch: RolloutWatch, since: float
+    ) -> tuple[bool, bool, str]:
         """(rollout complete?, past its progress deadline?, what is missing), sampling
         surge/unavailability into `watch`. Only a deadline crossed after `since` counts: a
         ProgressDeadlineExceeded left by an earlier rollout is not this one's. Complete means
         every old pod terminated, not only terminating."""
         with self.state.lock:
             dep = self.observed()
-            old_left = sum(1 for p in self.state.pods.values()
-                           if p.labels.get(TEMPLATE_HASH) != new_hash and not p.finished)
+            old_left = sum(
+                1
+                for p in self.state.pods.values()
+                if p.labels.get(TEMPLATE_HASH) != new_hash and not p.finished
+            )
         st, spec = dep.status, dep.spec.replicas
         watch.observe(spec, st.replicas, st.availableReplicas)
-        done = st.updatedReplicas == st.replicas == spec and st.availableReplicas >= spec and old_left == 0
+        done = (
+            st.updatedReplicas == st.replicas == spec
+            and st.availableReplicas >= spec
+            and old_left == 0
+        )
         prog = st.condition("Progressing")
-        failed = prog is not None and prog.reason == conditions.TIMED_OUT and prog.lastTransitionTime >= since
-        return done, failed, (f"{st.updatedReplicas}/{spec} updated, {st.availableReplicas} available, "
-                              f"{old_left} old pod(s) not yet terminated")
+        failed = (
+            prog is not None
+            and prog.reason == conditions.TIMED_OUT
+            and prog.lastTransitionTime >= since
+        )
+        return (
+            done,
+            failed,
+            (
+                f"{st.updatedReplicas}/{spec} updated, {st.availableReplicas} available, "
+                f"{old_left} old pod(s) not yet terminated"
+            ),
+        )
 
-    def rollout_restart(self, update_template: Callable[[Callable[[dict[str, Any]], None]], str],
-                        timeout_s: float) -> FaultRecord:
+    def rollout_restart(
+        self, update_template: Callable[[Callable[[dict[str, Any]], None]], str], timeout_s: float
+    ) -> FaultRecord:
         """`kubectl rollout restart`: a new restartedAt annotation (through `update_template`, which
         validates like the API server), then the rollout watched to its end or `timeout_s`."""
         s = self.state
@@ -204,16 +262,27 @@ class DeploymentController:
             time.sleep(0.05)
         took = time.time() - started
         r = s.deployment.rollout
-        knobs = (f"{r.strategy} maxSurge {r.max_surge} maxUnavailable {r.max_unavailable}"
-                 if r.strategy == ROLLING_UPDATE else r.strategy)
+        knobs = (
+            f"{r.strategy} maxSurge {r.max_surge} maxUnavailable {r.max_unavailable}"
+            if r.strategy == ROLLING_UPDATE
+            else r.strategy
+        )
         head = f"{s.rs_name(old_hash)} -> {s.rs_name(new_hash)} ({knobs}, restartedAt {stamp}): "
         if done:
             detail = f"complete in {took:.1f}s"
         elif failed:
-            detail = (f"failed after {took:.1f}s: exceeded its progress deadline ({conditions.TIMED_OUT}, "
-                      f"progressDeadlineSeconds {r.progress_deadline_s:g}): {missing}")
+            detail = (
+                f"failed after {took:.1f}s: exceeded its progress deadline ({conditions.TIMED_OUT}, "
+                f"progressDeadlineSeconds {r.progress_deadline_s:g}): {missing}"
+            )
         else:
             detail = f"not complete after {timeout_s:.0f}s: {missing}"
-        return FaultRecord(kind=FaultKind.ROLLOUT_RESTART, target=s.deployment.name, started_at=started,
-                           ended_at=time.time(), affected=old_pods, landed=done,
-                           detail=f"{head}{detail}; {watch.summary()}")
+        return FaultRecord(
+            kind=FaultKind.ROLLOUT_RESTART,
+            target=s.deployment.name,
+            started_at=started,
+            ended_at=time.time(),
+            affected=old_pods,
+            landed=done,
+            detail=f"{head}{detail}; {watch.summary()}",
+        )

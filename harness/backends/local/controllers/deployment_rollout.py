@@ -71,7 +71,9 @@ def new_replicas_rolling(s: Strategy, new: ReplicaSetState, olds: list[ReplicaSe
     return new.replicas + max(0, min(max_total - current, s.replicas - new.replicas))
 
 
-def scale_down_old(s: Strategy, new: ReplicaSetState, olds: list[ReplicaSetState]) -> dict[str, int]:
+def scale_down_old(
+    s: Strategy, new: ReplicaSetState, olds: list[ReplicaSetState]
+) -> dict[str, int]:
     """reconcileOldReplicaSets: new sizes of the old sets that shrink (unhealthy pods first)."""
     old_count = sum(o.replicas for o in olds)
     if old_count == 0:
@@ -116,8 +118,9 @@ def rolling_step(s: Strategy, new: ReplicaSetState, olds: list[ReplicaSetState])
     return scale_down_old(s, new, olds)
 
 
-def recreate_step(s: Strategy, new: ReplicaSetState, olds: list[ReplicaSetState],
-                  old_pods_running: bool) -> dict[str, int]:
+def recreate_step(
+    s: Strategy, new: ReplicaSetState, olds: list[ReplicaSetState], old_pods_running: bool
+) -> dict[str, int]:
     """One Recreate sync: old sets to 0, then (no old pod left running) the new set to replicas."""
     active_old = {o.name: 0 for o in olds if o.replicas > 0}
     if active_old:
@@ -130,15 +133,23 @@ def recreate_step(s: Strategy, new: ReplicaSetState, olds: list[ReplicaSetState]
 def is_scaling_event(sizes: dict[str, int], desired: dict[str, int], spec_replicas: int) -> bool:
     """isScalingEvent: an active ReplicaSet was sized for another spec.replicas (its
     desired-replicas annotation differs)."""
-    return any(n > 0 and desired.get(name, spec_replicas) != spec_replicas for name, n in sizes.items())
+    return any(
+        n > 0 and desired.get(name, spec_replicas) != spec_replicas for name, n in sizes.items()
+    )
 
 
 def _round_half_away(x: float) -> int:
     return math.floor(x + 0.5) if x >= 0 else -math.floor(-x + 0.5)
 
 
-def scale(s: Strategy, new: ReplicaSetState, olds: list[ReplicaSetState], max_before: dict[str, int],
-          status_replicas: int, new_saturated: bool) -> dict[str, int]:
+def scale(
+    s: Strategy,
+    new: ReplicaSetState,
+    olds: list[ReplicaSetState],
+    max_before: dict[str, int],
+    status_replicas: int,
+    new_saturated: bool,
+) -> dict[str, int]:
     """The controller's scale() for a scaling event (sync.go): one active set (or none) takes
     spec.replicas; a saturated new set means the old ones go to 0; otherwise, for RollingUpdate,
     the sets grow or shrink in proportion to their sizes, up to `replicas + maxSurge` in all,
@@ -159,7 +170,9 @@ def scale(s: Strategy, new: ReplicaSetState, olds: list[ReplicaSetState], max_be
     if to_add == 0:
         return {}
     newer_first = to_add > 0
-    ordered = sorted(active, key=lambda r: (-r.replicas, -r.created if newer_first else r.created, r.name))
+    ordered = sorted(
+        active, key=lambda r: (-r.replicas, -r.created if newer_first else r.created, r.name)
+    )
     sizes: dict[str, int] = {}
     added = 0
     for r in ordered:
@@ -169,18 +182,29 @@ def scale(s: Strategy, new: ReplicaSetState, olds: list[ReplicaSetState], max_be
                 fraction = -r.replicas
             else:
                 before = max_before.get(r.name) or status_replicas
-                fraction = 0 if before == 0 else _round_half_away(r.replicas * allowed / before) - r.replicas
-            proportion = min(fraction, to_add - added) if to_add > 0 else max(fraction, to_add - added)
+                fraction = (
+                    0
+                    if before == 0
+                    else _round_half_away(r.replicas * allowed / before) - r.replicas
+                )
+            proportion = (
+                min(fraction, to_add - added) if to_add > 0 else max(fraction, to_add - added)
+            )
         sizes[r.name] = r.replicas + proportion
         added += proportion
     first = ordered[0].name
     sizes[first] = max(0, sizes[first] + to_add - added)
-    return {name: n for name, n in sizes.items() if n != next(r.replicas for r in active if r.name == name)}
+    return {
+        name: n
+        for name, n in sizes.items()
+        if n != next(r.replicas for r in active if r.name == name)
+    }
 
 
-def plan(s: Strategy, new: ReplicaSetState, olds: list[ReplicaSetState], old_pods_running: bool) -> dict[str, int]:
+def plan(
+    s: Strategy, new: ReplicaSetState, olds: list[ReplicaSetState], old_pods_running: bool
+) -> dict[str, int]:
     """The ReplicaSet size changes of one Deployment sync."""
     if s.type == RECREATE:
         return recreate_step(s, new, olds, old_pods_running)
     return rolling_step(s, new, olds)
-

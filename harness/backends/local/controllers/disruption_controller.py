@@ -26,8 +26,12 @@ def check_budget(pdb: dict[str, Any] | None, source: str = "") -> None:
         try:
             scaled_value(spec[key], 1, True)
         except ValueError as err:
-            raise InputError(f"PodDisruptionBudget {key} {spec[key]!r}: {err}", file=source or None,
-                             field=f"spec.{key}", fix="use an integer or a percentage like 50%") from None
+            raise InputError(
+                f"PodDisruptionBudget {key} {spec[key]!r}: {err}",
+                file=source or None,
+                field=f"spec.{key}",
+                fix="use an integer or a percentage like 50%",
+            ) from None
 
 
 class DisruptionController:
@@ -51,12 +55,18 @@ class DisruptionController:
                 else:
                     desired = expected - scaled_value(spec.get("maxUnavailable", 0), expected, True)
                 allowed = healthy - desired
-                unhealthy_ok = not p.ready and (spec.get("unhealthyPodEvictionPolicy") == "AlwaysAllow"
-                                                or healthy >= desired)
+                unhealthy_ok = not p.ready and (
+                    spec.get("unhealthyPodEvictionPolicy") == "AlwaysAllow" or healthy >= desired
+                )
                 if allowed <= 0 and not unhealthy_ok:
-                    s.events.record("Pod", pod, "EvictionBlocked",
-                                    "Cannot evict pod as it would violate the pod's disruption budget.",
-                                    type_="Warning", source="gauntlet")
+                    s.events.record(
+                        "Pod",
+                        pod,
+                        "EvictionBlocked",
+                        "Cannot evict pod as it would violate the pod's disruption budget.",
+                        type_="Warning",
+                        source="gauntlet",
+                    )
                     return 429
         s.events.record("Pod", pod, "Evicted", "Evicted by drain", source="gauntlet")
         self.delete_pod(pod, None)

@@ -26,13 +26,19 @@ class EndpointsController:
         target = 0
         if ports:
             port = ports[0].get("targetPort", ports[0].get("port"))
-            target = port if isinstance(port, int) else container.ports.get(
-                str(port), int(port) if str(port).isdigit() else 0)
+            target = (
+                port
+                if isinstance(port, int)
+                else container.ports.get(str(port), int(port) if str(port).isdigit() else 0)
+            )
         self.target_port = target or container.first_port or DEFAULT_PORT
         return int(ports[0].get("port", 0)) if ports else 0
 
     def sync(self) -> None:
         s = self.state
         with s.lock:
-            s.endpoints = [(p.name, p.pod_ip or "", self.target_port)
-                           for p in s.pods.values() if p.serving and p.pod_ip]
+            s.endpoints = [
+                (p.name, p.pod_ip or "", self.target_port)
+                for p in s.pods.values()
+                if p.serving and p.pod_ip
+            ]

@@ -21,9 +21,18 @@ SOURCE = "horizontal-pod-autoscaler"
 
 
 class HorizontalPodAutoscalerController:
-    def __init__(self, state: ClusterState, hpa: dict[str, Any], *, period_s: float, metric_resolution_s: float,
-                 options: dict[str, Any], scale: Callable[[int], None], ready_replicas: Callable[[], int],
-                 metrics_port: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        state: ClusterState,
+        hpa: dict[str, Any],
+        *,
+        period_s: float,
+        metric_resolution_s: float,
+        options: dict[str, Any],
+        scale: Callable[[int], None],
+        ready_replicas: Callable[[], int],
+        metrics_port: Callable[[], int],
+    ) -> None:
         self.state = state
         self.hpa = hpa
         self.name = (hpa.get("metadata") or {}).get("name", "hpa")
@@ -40,8 +49,14 @@ class HorizontalPodAutoscalerController:
             try:
                 self.sync(time.time())
             except Exception as err:  # keep the loop alive; surface the problem as an event
-                self.state.events.record("HorizontalPodAutoscaler", self.name, "FailedComputeMetricsReplicas",
-                                         repr(err), type_="Warning", source=SOURCE)
+                self.state.events.record(
+                    "HorizontalPodAutoscaler",
+                    self.name,
+                    "FailedComputeMetricsReplicas",
+                    repr(err),
+                    type_="Warning",
+                    source=SOURCE,
+                )
 
     def sync(self, now: float) -> None:
         s = self.state
@@ -51,9 +66,12 @@ class HorizontalPodAutoscalerController:
             since = now - 3 * self.metric_resolution_s
             samples = [x for x in s.samples if x.time >= since]
         v1 = [hpa_inputs.v1_pod(obs, lp.template) for obs, lp in zip(pods, local, strict=True)]
-        pod_metrics = hpa_inputs.pod_metrics_from_samples(samples, {p.name: p.containerStatuses[0].name for p in pods},
-                                                          self.metric_resolution_s)
-        wanted = [m["pods"]["metric"]["name"] for m in self.model.metrics if m.get("type") == "Pods"]
+        pod_metrics = hpa_inputs.pod_metrics_from_samples(
+            samples, {p.name: p.containerStatuses[0].name for p in pods}, self.metric_resolution_s
+        )
+        wanted = [
+            m["pods"]["metric"]["name"] for m in self.model.metrics if m.get("type") == "Pods"
+        ]
         custom: dict[str, dict[str, dict[str, float]]] = {"pods": {}}
         if wanted:
             for p in pods:
@@ -66,16 +84,30 @@ class HorizontalPodAutoscalerController:
                         custom["pods"].setdefault(mname, {})[p.name] = v
         with s.lock:
             spec = s.deployment.spec_replicas
-        decision = self.model.reconcile(now, spec_replicas=spec, pods=v1, pod_metrics=pod_metrics,
-                                        custom_metrics=custom)
+        decision = self.model.reconcile(
+            now, spec_replicas=spec, pods=v1, pod_metrics=pod_metrics, custom_metrics=custom
+        )
         if decision.rescale and decision.desiredReplicas != spec:
             self.scale(decision.desiredReplicas)
             self.last_scale_time = now
-            s.events.record("HorizontalPodAutoscaler", self.name, "SuccessfulRescale",
-                            f"New size: {decision.desiredReplicas}; reason: {decision.reason}", source=SOURCE)
+            s.events.record(
+                "HorizontalPodAutoscaler",
+                self.name,
+                "SuccessfulRescale",
+                f"New size: {decision.desiredReplicas}; reason: {decision.reason}",
+                source=SOURCE,
+            )
         with s.lock:
-            s.hpa_history.append(HPAStatusSample(
-                time=now, currentReplicas=spec, desiredReplicas=decision.desiredReplicas,
-                readyReplicas=self.ready_replicas(), currentMetrics=decision.currentMetrics,
-                conditions=decision.conditions, lastScaleTime=self.last_scale_time, reason=decision.reason,
-                error=decision.error))
+            s.hpa_history.append(
+                HPAStatusSample(
+                    time=now,
+                    currentReplicas=spec,
+                    desiredReplicas=decision.desiredReplicas,
+                    readyReplicas=self.ready_replicas(),
+                    currentMetrics=decision.currentMetrics,
+                    conditions=decision.conditions,
+                    lastScaleTime=self.last_scale_time,
+                    reason=decision.reason,
+                    error=decision.error,
+                )
+            )

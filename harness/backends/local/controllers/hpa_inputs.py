@@ -10,8 +10,9 @@ from harness.backends.local.podspec.pod_template import PodTemplate
 from harness.backends.observe import Pod, ResourceSample
 
 
-def pod_metrics_from_samples(samples: list[ResourceSample], containers: dict[str, str],
-                             resolution_s: float) -> list[dict[str, Any]]:
+def pod_metrics_from_samples(
+    samples: list[ResourceSample], containers: dict[str, str], resolution_s: float
+) -> list[dict[str, Any]]:
     """metrics.k8s.io PodMetrics as metrics-server serves them: CPU is the rate between the
     latest reading and the one about `resolution_s` earlier (`window`), memory the latest working
     set. A pod read for less than one resolution has no metrics yet, like a pod metrics-server
@@ -36,8 +37,14 @@ def pod_metrics_from_samples(samples: list[ResourceSample], containers: dict[str
         usage = {"cpu": f"{int(used / window * 1000)}m"}
         if last.memory_bytes is not None:
             usage["memory"] = str(last.memory_bytes)
-        out.append({"metadata": {"name": pod}, "timestamp": last.time, "window": f"{window:.3f}s",
-                    "containers": [{"name": containers[pod], "usage": usage}]})
+        out.append(
+            {
+                "metadata": {"name": pod},
+                "timestamp": last.time,
+                "window": f"{window:.3f}s",
+                "containers": [{"name": containers[pod], "usage": usage}],
+            }
+        )
     return out
 
 
@@ -46,9 +53,21 @@ def v1_pod(p: Pod, template: PodTemplate) -> dict[str, Any]:
     container) with the template's resources, so Resource metrics pair its usage with its requests."""
     c = template.main
     return {
-        "metadata": {"name": p.name, "namespace": p.namespace, "labels": p.labels,
-                     "creationTimestamp": p.creationTimestamp, "deletionTimestamp": p.deletionTimestamp},
-        "spec": {"nodeName": p.nodeName, "containers": [{"name": c.name, "resources": c.raw.get("resources") or {}}]},
-        "status": {"phase": p.phase, "startTime": p.startTime, "podIP": p.podIP,
-                   "conditions": [cond.model_dump() for cond in p.conditions]},
+        "metadata": {
+            "name": p.name,
+            "namespace": p.namespace,
+            "labels": p.labels,
+            "creationTimestamp": p.creationTimestamp,
+            "deletionTimestamp": p.deletionTimestamp,
+        },
+        "spec": {
+            "nodeName": p.nodeName,
+            "containers": [{"name": c.name, "resources": c.raw.get("resources") or {}}],
+        },
+        "status": {
+            "phase": p.phase,
+            "startTime": p.startTime,
+            "podIP": p.podIP,
+            "conditions": [cond.model_dump() for cond in p.conditions],
+        },
     }

@@ -33,27 +33,43 @@ def proc_tree_usage(pids: list[int]) -> tuple[float | None, int | None]:
 
 
 class MetricsController:
-    def __init__(self, state: ClusterState, run: str, *, period_s: float, pod_cgroups: bool,
-                 limits_enforced: bool, limits_reason: str) -> None:
+    def __init__(
+        self,
+        state: ClusterState,
+        run: str,
+        *,
+        period_s: float,
+        pod_cgroups: bool,
+        limits_enforced: bool,
+        limits_reason: str,
+    ) -> None:
         self.state = state
         self.run_name = run
         self.period_s = period_s
         self.pod_cgroups = pod_cgroups
         self.limits_enforced = limits_enforced
         self.limits_reason = limits_reason
-        self._cpu_prev: dict[str, tuple[float, float]] = {}  # pod -> (time, CPU seconds) of its last reading
+        self._cpu_prev: dict[
+            str, tuple[float, float]
+        ] = {}  # pod -> (time, CPU seconds) of its last reading
         self._mem_warned: set[str] = set()
 
     def run(self) -> None:
         while not self.state.stop.wait(self.period_s):
-            with contextlib.suppress(Exception):  # a pod vanishing mid-read must not end the sampler
+            with contextlib.suppress(
+                Exception
+            ):  # a pod vanishing mid-read must not end the sampler
                 self.sample(time.time())
 
     def sample(self, now: float) -> None:
         s = self.state
         with s.lock:
-            live = [(p, p.handle) for p in s.pods.values()
-                    if p.handle is not None or (self.pod_cgroups and p.start_time is not None and not p.finished)]
+            live = [
+                (p, p.handle)
+                for p in s.pods.values()
+                if p.handle is not None
+                or (self.pod_cgroups and p.start_time is not None and not p.finished)
+            ]
         out: list[ResourceSample] = []
         for p, handle in live:
             c = p.template.main  # its own template: during a rollout old and new pods may differ
@@ -78,17 +94,38 @@ class MetricsController:
                 if prev is not None and now > prev[0] and cpu_s >= prev[1]:
                     cores = (cpu_s - prev[1]) / (now - prev[0])
                 self._cpu_prev[p.name] = (now, cpu_s)
-            if (not self.limits_enforced and c.memory_limit and mem and mem > c.memory_limit
-                    and p.name not in self._mem_warned):
+            if (
+                not self.limits_enforced
+                and c.memory_limit
+                and mem
+                and mem > c.memory_limit
+                and p.name not in self._mem_warned
+            ):
                 self._mem_warned.add(p.name)
-                s.events.record("Pod", p.name, "MemoryLimitExceeded",
-                                f"working set {mem} > limit {c.memory_limit} (limits monitored, not enforced: "
-                                f"{self.limits_reason})", type_="Warning", source="gauntlet")
-            out.append(ResourceSample(time=now, pod=p.name, cpu_cores=cores, cpu_request_cores=c.cpu_request,
-                                      cpu_limit_cores=c.cpu_limit, memory_bytes=mem, memory_limit_bytes=c.memory_limit,
-                                      oom_kills=ooms, cpu_usage_s=cpu_s,
-                                      cpu_periods=throttling[0] if throttling else None,
-                                      cpu_throttled_periods=throttling[1] if throttling else None,
-                                      cpu_throttled_s=throttling[2] / 1e9 if throttling else None))
+                s.events.record(
+                    "Pod",
+                    p.name,
+                    "MemoryLimitExceeded",
+                    f"working set {mem} > limit {c.memory_limit} (limits monitored, not enforced: "
+                    f"{self.limits_reason})",
+                    type_="Warning",
+                    source="gauntlet",
+                )
+            out.append(
+                ResourceSample(
+                    time=now,
+                    pod=p.name,
+                    cpu_cores=cores,
+                    cpu_request_cores=c.cpu_request,
+                    cpu_limit_cores=c.cpu_limit,
+                    memory_bytes=mem,
+                    memory_limit_bytes=c.memory_limit,
+                    oom_kills=ooms,
+                    cpu_usage_s=cpu_s,
+                    cpu_periods=throttling[0] if throttling else None,
+                    cpu_throttled_periods=throttling[1] if throttling else None,
+                    cpu_throttled_s=throttling[2] / 1e9 if throttling else None,
+                )
+            )
         with s.lock:
             s.samples.extend(out)

@@ -21,8 +21,14 @@ DRAIN_RETRY_S = 5.0  # kubectl drain's wait between refused evictions
 
 
 class NodeLifecycleController:
-    def __init__(self, state: ClusterState, zones: list[str], disruption: DisruptionController,
-                 kill_pod: Callable[[str], None], eviction_delay_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        state: ClusterState,
+        zones: list[str],
+        disruption: DisruptionController,
+        kill_pod: Callable[[str], None],
+        eviction_delay_s: float = 0.0,
+    ) -> None:
         self.state = state
         self.zones = zones
         self.disruption = disruption
@@ -45,21 +51,40 @@ class NodeLifecycleController:
             for n in s.zone_nodes(zone):
                 n.ready = False
                 n.taints = [t for t in n.taints if t.key != UNREACHABLE] + [
-                    Taint(key=UNREACHABLE, effect="NoSchedule"), Taint(key=UNREACHABLE, effect="NoExecute")]
+                    Taint(key=UNREACHABLE, effect="NoSchedule"),
+                    Taint(key=UNREACHABLE, effect="NoExecute"),
+                ]
             victims = [p for p in s.active_pods() if p.zone == zone]
         for p in victims:
-            s.events.record("Pod", p.name, "NodeNotReady", f"Node {p.node_name} is unreachable",
-                            type_="Warning", source="node-controller")
+            s.events.record(
+                "Pod",
+                p.name,
+                "NodeNotReady",
+                f"Node {p.node_name} is unreachable",
+                type_="Warning",
+                source="node-controller",
+            )
             self.kill_pod(p.name)
         if self.eviction_delay_s > 0:
             time.sleep(self.eviction_delay_s)
         for p in victims:
-            s.events.record("Pod", p.name, "TaintManagerEviction", "Marking for deletion Pod",
-                            source="taint-eviction-controller")
+            s.events.record(
+                "Pod",
+                p.name,
+                "TaintManagerEviction",
+                "Marking for deletion Pod",
+                source="taint-eviction-controller",
+            )
         s.wake.set()
-        return FaultRecord(kind=FaultKind.ZONE_OUTAGE, target=zone, started_at=started, ended_at=time.time(),
-                           affected=[p.name for p in victims] + [n.name for n in s.zone_nodes(zone)],
-                           landed=bool(victims), detail=f"{len(victims)} pods SIGKILLed; nodes tainted {UNREACHABLE}")
+        return FaultRecord(
+            kind=FaultKind.ZONE_OUTAGE,
+            target=zone,
+            started_at=started,
+            ended_at=time.time(),
+            affected=[p.name for p in victims] + [n.name for n in s.zone_nodes(zone)],
+            landed=bool(victims),
+            detail=f"{len(victims)} pods SIGKILLed; nodes tainted {UNREACHABLE}",
+        )
 
     def restore_zone(self, zone: str) -> FaultRecord:
         self.check_zone(zone)
@@ -70,8 +95,14 @@ class NodeLifecycleController:
                 n.ready, n.unschedulable = True, False
                 n.taints = [t for t in n.taints if t.key not in (UNREACHABLE, UNSCHEDULABLE)]
         s.wake.set()
-        return FaultRecord(kind=FaultKind.RESTORE, target=zone, started_at=started, ended_at=time.time(), landed=True,
-                           affected=[n.name for n in s.zone_nodes(zone)])
+        return FaultRecord(
+            kind=FaultKind.RESTORE,
+            target=zone,
+            started_at=started,
+            ended_at=time.time(),
+            landed=True,
+            affected=[n.name for n in s.zone_nodes(zone)],
+        )
 
     def drain_zone(self, zone: str, timeout_s: float = 60.0) -> FaultRecord:
         """kubectl drain of the zone's nodes: cordon, then evictions through the PDB, a refused
@@ -99,8 +130,17 @@ class NodeLifecycleController:
                 break
             time.sleep(min(DRAIN_RETRY_S, max(0.0, deadline - time.monotonic())))
         left = self._zone_pods(zone)
-        detail = (f"evicted {len(evicted)}; " + (f"blocked by the PodDisruptionBudget (429) for {left}"
-                                                  if left else "drain complete"))
-        return FaultRecord(kind=FaultKind.DRAIN, target=zone, started_at=started, ended_at=time.time(),
-                           affected=evicted, landed=not left, detail=detail, evictions_blocked=left,
-                           eviction_429s=refused)
+        detail = f"evicted {len(evicted)}; " + (
+            f"blocked by the PodDisruptionBudget (429) for {left}" if left else "drain complete"
+        )
+        return FaultRecord(
+            kind=FaultKind.DRAIN,
+            target=zone,
+            started_at=started,
+            ended_at=time.time(),
+            affected=evicted,
+            landed=not left,
+            detail=detail,
+            evictions_blocked=left,
+            eviction_429s=refused,
+        )

@@ -44,8 +44,13 @@ class ReplicaSetController:
         for h in creates:
             self._create_pod(h)
         for h, name in deletes:
-            self.state.events.record("ReplicaSet", self.state.rs_name(h), "SuccessfulDelete", f"Deleted pod: {name}",
-                                     source="replicaset-controller")
+            self.state.events.record(
+                "ReplicaSet",
+                self.state.rs_name(h),
+                "SuccessfulDelete",
+                f"Deleted pod: {name}",
+                source="replicaset-controller",
+            )
             self.delete_pod(name, None)
 
     def sync(self) -> None:
@@ -58,9 +63,16 @@ class ReplicaSetController:
         template = s.deployment.templates[h]
         name = f"{s.rs_name(h)}-{uuid.uuid4().hex[:5]}"
         labels = {**template.labels, TEMPLATE_HASH: h}
-        pod = LocalPod(name=name, namespace=s.namespace, labels=labels, template=template, creation=time.time())
+        pod = LocalPod(
+            name=name, namespace=s.namespace, labels=labels, template=template, creation=time.time()
+        )
         pod.set_condition("PodScheduled", "False", "Unschedulable", "waiting for the scheduler")
         with s.lock:
             s.pods[name] = pod
-        s.events.record("ReplicaSet", s.rs_name(h), "SuccessfulCreate", f"Created pod: {name}",
-                        source="replicaset-controller")
+        s.events.record(
+            "ReplicaSet",
+            s.rs_name(h),
+            "SuccessfulCreate",
+            f"Created pod: {name}",
+            source="replicaset-controller",
+        )

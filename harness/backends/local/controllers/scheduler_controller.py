@@ -26,29 +26,48 @@ HOST = "kubernetes.io/hostname"
 
 
 def make_nodes(zones: list[str], per_zone: int) -> list[Node]:
-    return [Node(name=f"local-{z}-{i}", labels={ZONE: z, HOST: f"local-{z}-{i}"})
-            for z in zones for i in range(per_zone)]
+    return [
+        Node(name=f"local-{z}-{i}", labels={ZONE: z, HOST: f"local-{z}-{i}"})
+        for z in zones
+        for i in range(per_zone)
+    ]
 
 
 def resolve_allocatable(alloc: dict[str, Any] | None) -> dict[str, float]:
     """Per node: the given cpu/memory quantities, else this machine's cores and memory."""
     alloc = alloc or {}
-    return {"cpu": cpu_cores(alloc.get("cpu", os.cpu_count() or 1)),
-            "memory": float(memory_bytes(alloc.get("memory", psutil.virtual_memory().total)))}
+    return {
+        "cpu": cpu_cores(alloc.get("cpu", os.cpu_count() or 1)),
+        "memory": float(memory_bytes(alloc.get("memory", psutil.virtual_memory().total))),
+    }
 
 
 def _node_dict(node: Node, allocatable: dict[str, float]) -> dict[str, Any]:
-    alloc = {k: (f"{v:.3f}" if k == "cpu" else str(int(v))) for k, v in allocatable.items() if v != float("inf")}
+    alloc = {
+        k: (f"{v:.3f}" if k == "cpu" else str(int(v)))
+        for k, v in allocatable.items()
+        if v != float("inf")
+    }
     return {
         "metadata": {"name": node.name, "labels": dict(node.labels)},
-        "spec": {"unschedulable": node.unschedulable, "taints": [t.model_dump() for t in node.taints]},
+        "spec": {
+            "unschedulable": node.unschedulable,
+            "taints": [t.model_dump() for t in node.taints],
+        },
         "status": {"allocatable": alloc},
     }
 
 
 def _pod_dict(p: dict[str, Any], namespace: str) -> dict[str, Any]:
     requests = {"cpu": f"{p.get('cpu', 0.0):.3f}", "memory": str(int(p.get("memory", 0)))}
-    pod = existing_pod(p.get("name", ""), p["labels"], namespace, p["nodeName"], p.get("affinity"), p.get("deleted"))
+    pod = existing_pod(
+        p.get("name", ""),
+        p["labels"],
+        namespace,
+        p["nodeName"],
+        p.get("affinity"),
+        p.get("deleted"),
+    )
     pod["spec"]["containers"] = [{"name": "c", "resources": {"requests": requests}}]
     return pod
 
@@ -58,8 +77,13 @@ def _requests(template: PodTemplate) -> dict[str, float]:
     return {"cpu": c.cpu_request or 0.0, "memory": float(c.memory_request or 0)}
 
 
-def schedule(pod: dict[str, Any], nodes: list[Node], existing: list[dict[str, Any]],
-             allocatable: dict[str, float], namespace: str = "default") -> tuple[Node | None, str]:
+def schedule(
+    pod: dict[str, Any],
+    nodes: list[Node],
+    existing: list[dict[str, Any]],
+    allocatable: dict[str, float],
+    namespace: str = "default",
+) -> tuple[Node | None, str]:
     """Pick a node for `pod` ({metadata:{labels}, spec}); existing: [{nodeName, labels, cpu, memory,
     affinity}] (their pod (anti-)affinity terms count too).
 
@@ -67,7 +91,9 @@ def schedule(pod: dict[str, Any], nodes: list[Node], existing: list[dict[str, An
     """
     pod = {"metadata": {**pod.get("metadata", {}), "namespace": namespace}, "spec": pod["spec"]}
     name, why = schedule_pod(
-        pod, [_node_dict(n, allocatable) for n in nodes], [_pod_dict(p, namespace) for p in existing]
+        pod,
+        [_node_dict(n, allocatable) for n in nodes],
+        [_pod_dict(p, namespace) for p in existing],
     )
     if name is None:
         return None, why
@@ -75,8 +101,13 @@ def schedule(pod: dict[str, Any], nodes: list[Node], existing: list[dict[str, An
 
 
 class SchedulerController:
-    def __init__(self, state: ClusterState, allocatable: dict[str, float], allocate_ip: Callable[[], str],
-                 run_pod: Callable[[LocalPod], None]) -> None:
+    def __init__(
+        self,
+        state: ClusterState,
+        allocatable: dict[str, float],
+        allocate_ip: Callable[[], str],
+        run_pod: Callable[[LocalPod], None],
+    ) -> None:
         self.state = state
         self.allocatable = allocatable
         self.allocate_ip = allocate_ip  # under the lock
@@ -91,18 +122,39 @@ class SchedulerController:
             with s.lock:
                 # terminating pods too, as in the scheduler's cache: they hold their node's
                 # resources and anti-affinity domain until they are gone
-                existing = [{"name": q.name, "nodeName": q.node_name, "labels": q.labels, "deleted": q.deletion,
-                             "affinity": q.template.spec.get("affinity"), **_requests(q.template)}
-                            for q in s.pods.values() if q.node_name and not q.finished]
-                node, why = schedule({"metadata": {"labels": p.labels}, "spec": p.template.spec},
-                                     s.nodes, existing, self.allocatable, s.namespace)
+                existing = [
+                    {
+                        "name": q.name,
+                        "nodeName": q.node_name,
+                        "labels": q.labels,
+                        "deleted": q.deletion,
+                        "affinity": q.template.spec.get("affinity"),
+                        **_requests(q.template),
+                    }
+                    for q in s.pods.values()
+                    if q.node_name and not q.finished
+                ]
+                node, why = schedule(
+                    {"metadata": {"labels": p.labels}, "spec": p.template.spec},
+                    s.nodes,
+                    existing,
+                    self.allocatable,
+                    s.namespace,
+                )
             if node is None:
                 cond = p.conditions.get("PodScheduled")
                 if cond is None or cond.message != why:
                     with s.lock:
                         p.conditions.pop("PodScheduled", None)
                         p.set_condition("PodScheduled", "False", "Unschedulable", why)
-                s.events.record("Pod", p.name, "FailedScheduling", why, type_="Warning", source="default-scheduler")
+                s.events.record(
+                    "Pod",
+                    p.name,
+                    "FailedScheduling",
+                    why,
+                    type_="Warning",
+                    source="default-scheduler",
+                )
                 continue
             self.bind(p, node)
 
@@ -114,6 +166,11 @@ class SchedulerController:
             p.node_name, p.zone = node.name, node.zone
             p.pod_ip = self.allocate_ip()
             p.set_condition("PodScheduled", "True")
-        s.events.record("Pod", p.name, "Scheduled", f"Successfully assigned {s.namespace}/{p.name} to {node.name}",
-                        source="default-scheduler")
+        s.events.record(
+            "Pod",
+            p.name,
+            "Scheduled",
+            f"Successfully assigned {s.namespace}/{p.name} to {node.name}",
+            source="default-scheduler",
+        )
         self.run_pod(p)

@@ -21,7 +21,11 @@ class CrashLoopBackOff:
         self.scale = scale  # tests may shrink the schedule; 1.0 is the kubelet's
 
     def next_delay(self, finished_at: float, started_at: float | None) -> float:
-        if self.last_finished is not None and started_at is not None and finished_at - started_at > RESET_AFTER_S:
+        if (
+            self.last_finished is not None
+            and started_at is not None
+            and finished_at - started_at > RESET_AFTER_S
+        ):
             self.n = 0
         delay = delay_for(self.n) * self.scale
         self.n += 1

@@ -30,7 +30,9 @@ def support() -> tuple[bool, str]:
         return False, "not root: cannot create cgroups (limits are monitored, not enforced)"
     mem = CGROUP_ROOT / "memory"
     if not (mem / "memory.limit_in_bytes").exists():
-        if (CGROUP_ROOT / "cgroup.controllers").exists() and "memory" in (CGROUP_ROOT / "cgroup.controllers").read_text():
+        if (CGROUP_ROOT / "cgroup.controllers").exists() and "memory" in (
+            CGROUP_ROOT / "cgroup.controllers"
+        ).read_text():
             return False, "cgroup v2 unified hierarchy: only cgroup v1 is supported by this backend"
         return False, "no cgroup v1 memory controller at /sys/fs/cgroup/memory"
     if not os.access(mem, os.W_OK):
@@ -136,7 +138,11 @@ class PodCgroup:
         """cpu.stat: (nr_periods, nr_throttled, throttled_time ns), cumulative."""
         path = self.paths.get("cpu")
         try:
-            stat = dict(line.split() for line in (path / "cpu.stat").read_text().splitlines()) if path else {}
+            stat = (
+                dict(line.split() for line in (path / "cpu.stat").read_text().splitlines())
+                if path
+                else {}
+            )
             return int(stat["nr_periods"]), int(stat["nr_throttled"]), int(stat["throttled_time"])
         except (OSError, KeyError, ValueError):
             return None
@@ -157,7 +163,9 @@ class PodCgroup:
         """Kill what is left in the groups and remove them; True when every directory is gone."""
         deadline = time.monotonic() + timeout_s
         while self.kill_all(signal.SIGKILL) and time.monotonic() < deadline:
-            for pid in self.pids():  # a SIGSTOPped process dies on SIGKILL too, but needs CONT for v1 freezer cases
+            for pid in (
+                self.pids()
+            ):  # a SIGSTOPped process dies on SIGKILL too, but needs CONT for v1 freezer cases
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGCONT)
             time.sleep(0.02)

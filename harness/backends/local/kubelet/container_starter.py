@@ -35,7 +35,9 @@ def limits_policy(runtime: str, enforce_limits: bool | None) -> tuple[bool, str]
     """(limits enforced?, why or why not) for this runtime on this machine; SetupError when the
     asked-for enforcement is impossible here."""
     if runtime not in RUNTIMES:
-        raise InputError(f"unknown runtime {runtime!r}", field="runtime", fix="use 'process' or 'docker'")
+        raise InputError(
+            f"unknown runtime {runtime!r}", field="runtime", fix="use 'process' or 'docker'"
+        )
     if runtime == "docker":
         ok, why = docker_available()
         if not ok:
@@ -52,15 +54,24 @@ def limits_policy(runtime: str, enforce_limits: bool | None) -> tuple[bool, str]
 
 
 class ContainerStarter:
-    def __init__(self, state: ClusterState, runtime: str, run: str, ledger: Ledger, workdir: Path,
-                 limits_enforced: bool) -> None:
+    def __init__(
+        self,
+        state: ClusterState,
+        runtime: str,
+        run: str,
+        ledger: Ledger,
+        workdir: Path,
+        limits_enforced: bool,
+    ) -> None:
         self.state = state
         self.runtime = runtime
         self.run = run
         self.ledger = ledger
         self.workdir = workdir
         self.limits_enforced = limits_enforced
-        self._flags_warned: set[tuple[str, str]] = set()  # (pod, container) whose docker-flag deviations were told
+        self._flags_warned: set[tuple[str, str]] = (
+            set()
+        )  # (pod, container) whose docker-flag deviations were told
 
     @property
     def pod_cgroups(self) -> bool:
@@ -69,12 +80,18 @@ class ContainerStarter:
 
     def check_runnable(self, template: PodTemplate, bundle: ManifestBundle) -> None:
         """Refuse at deploy what would fail every container start (CreateContainerConfigError)."""
-        probe_identity = PodIdentity("pod", self.state.namespace, "127.0.0.1", "node", template.labels)
+        probe_identity = PodIdentity(
+            "pod", self.state.namespace, "127.0.0.1", "node", template.labels
+        )
         for c in [*template.init_containers, template.main]:
             if self.runtime == "process" and not c.command and default_entrypoint(c.image) is None:
-                raise InputError("the process runtime needs the container's command (there is no image to read "
-                                 "its ENTRYPOINT from)", file=bundle.source or None, field=f"{c.field_path}.command",
-                                 fix="set command/args, or use the docker runtime")
+                raise InputError(
+                    "the process runtime needs the container's command (there is no image to read "
+                    "its ENTRYPOINT from)",
+                    file=bundle.source or None,
+                    field=f"{c.field_path}.command",
+                    fix="set command/args, or use the docker runtime",
+                )
             resolve_env(c, probe_identity, bundle.objects, bundle.source)
 
     def warn_unreproduced(self, template: PodTemplate) -> None:
@@ -83,16 +100,24 @@ class ContainerStarter:
         sidecars = template.sidecars
         if extra or sidecars:
             self.state.events.record(
-                "Deployment", self.state.deployment.name, "RuntimeDeviation",
+                "Deployment",
+                self.state.deployment.name,
+                "RuntimeDeviation",
                 f"only container {template.main.name} (after the init containers) runs locally; not run: "
-                + ", ".join([f"containers {extra}"] * bool(extra)
-                            + [f"sidecar initContainers {sidecars}"] * bool(sidecars)),
-                type_="Warning", source="gauntlet")
+                + ", ".join(
+                    [f"containers {extra}"] * bool(extra)
+                    + [f"sidecar initContainers {sidecars}"] * bool(sidecars)
+                ),
+                type_="Warning",
+                source="gauntlet",
+            )
 
     def start(self, pod: LocalPod, c: ContainerSpec) -> ContainerHandle:
         bundle = self.state.bundle
         assert bundle is not None
-        ident = PodIdentity(pod.name, pod.namespace, pod.pod_ip or "127.0.0.1", pod.node_name or "", pod.labels)
+        ident = PodIdentity(
+            pod.name, pod.namespace, pod.pod_ip or "127.0.0.1", pod.node_name or "", pod.labels
+        )
         env = resolve_env(c, ident, bundle.objects, bundle.source)
         pod.env = {**os.environ, **env}
         command = [expand(x, env) for x in c.command]
@@ -100,7 +125,9 @@ class ContainerStarter:
         log = self.workdir / "logs" / f"{pod.name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as f:
-            f.write(f"--- container {c.name} start {time.time():.3f} restart {pod.restart_count}\n".encode())
+            f.write(
+                f"--- container {c.name} start {time.time():.3f} restart {pod.restart_count}\n".encode()
+            )
         if self.runtime == "docker":
             return self._docker(pod, c, command, args, env, log)
         cg = None
@@ -110,17 +137,43 @@ class ContainerStarter:
         with self.state.lock:
             if self.state.closed:
                 raise BackendError("backend is shutting down")
-            return ProcessContainer(process_argv(command, args, c.image), pod.env, c.working_dir, log, cg,
-                                    self.ledger)
+            return ProcessContainer(
+                process_argv(command, args, c.image), pod.env, c.working_dir, log, cg, self.ledger
+            )
 
-    def _docker(self, pod: LocalPod, c: ContainerSpec, command: list[str], args: list[str], env: dict[str, str],
-                log: Path) -> ContainerHandle:
-        run = docker_run_args(pod.template.spec, c, volumes.empty_dirs(pod.template.spec, self.run, pod.name))
+    def _docker(
+        self,
+        pod: LocalPod,
+        c: ContainerSpec,
+        command: list[str],
+        args: list[str],
+        env: dict[str, str],
+        log: Path,
+    ) -> ContainerHandle:
+        run = docker_run_args(
+            pod.template.spec, c, volumes.empty_dirs(pod.template.spec, self.run, pod.name)
+        )
         if (pod.name, c.name) not in self._flags_warned:
             self._flags_warned.add((pod.name, c.name))
             for note in run.warnings:
-                self.state.events.record("Pod", pod.name, "RuntimeDeviation", note, type_="Warning",
-                                         source="gauntlet-docker-runtime")
+                self.state.events.record(
+                    "Pod",
+                    pod.name,
+                    "RuntimeDeviation",
+                    note,
+                    type_="Warning",
+                    source="gauntlet-docker-runtime",
+                )
         name = f"gauntlet-{self.run.split('@')[0]}-{pod.name}-{c.name}-{pod.container_id + 1}"
-        return DockerContainer(name[:120], c.image, command, args, env, c.working_dir, run.flags,
-                               {"gauntlet.run": self.run, "gauntlet.pod": pod.name}, self.ledger, log)
+        return DockerContainer(
+            name[:120],
+            c.image,
+            command,
+            args,
+            env,
+            c.working_dir,
+            run.flags,
+            {"gauntlet.run": self.run, "gauntlet.pod": pod.name},
+            self.ledger,
+            log,
+        )

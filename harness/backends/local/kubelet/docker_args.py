@@ -46,11 +46,15 @@ def _mount_flag(m: VolumeMount, empty_dirs: dict[str, str]) -> tuple[list[str], 
             if ed.get("medium") == "Memory":
                 size = f",tmpfs-size={memory_bytes(ed['sizeLimit'])}" if ed.get("sizeLimit") else ""
                 return ["--mount", f"type=tmpfs,destination={m.mount_path}{size}"], (
-                    f"volume {m.name}: emptyDir not shared with the pod's other containers")
+                    f"volume {m.name}: emptyDir not shared with the pod's other containers"
+                )
             return ["--mount", f"type=volume,destination={m.mount_path}{ro}"], (
-                f"volume {m.name}: emptyDir not shared with the pod's other containers")
+                f"volume {m.name}: emptyDir not shared with the pod's other containers"
+            )
         # The pod's directory (kubelet/volumes.py): shared by its containers, kept across restarts.
-        note = f"volume {m.name}: emptyDir sizeLimit is not enforced" if ed.get("sizeLimit") else None
+        note = (
+            f"volume {m.name}: emptyDir sizeLimit is not enforced" if ed.get("sizeLimit") else None
+        )
         return ["--mount", f"type=bind,source={host},destination={m.mount_path}{ro}"], note
     kind = next(iter(k for k in src if k != "name"), "unknown")
     return [], f"volume {m.name} ({kind}) is not mounted by the docker runtime"
@@ -59,8 +63,10 @@ def _mount_flag(m: VolumeMount, empty_dirs: dict[str, str]) -> tuple[list[str], 
 def security_flags(pod_spec: dict[str, Any], c: ContainerSpec) -> tuple[list[str], list[str]]:
     """Container securityContext over the pod's, as the kubelet merges them."""
     pod_sc = pod_spec.get("securityContext") or {}
-    sc = {**{k: pod_sc[k] for k in ("runAsUser", "runAsGroup", "runAsNonRoot") if k in pod_sc},
-          **(c.raw.get("securityContext") or {})}
+    sc = {
+        **{k: pod_sc[k] for k in ("runAsUser", "runAsGroup", "runAsNonRoot") if k in pod_sc},
+        **(c.raw.get("securityContext") or {}),
+    }
     flags: list[str] = []
     warnings: list[str] = []
     if "runAsUser" in sc:
@@ -78,12 +84,15 @@ def security_flags(pod_spec: dict[str, Any], c: ContainerSpec) -> tuple[list[str
     for cap in caps.get("add") or []:
         flags += ["--cap-add", str(cap)]
     if sc.get("runAsNonRoot") and str(sc.get("runAsUser", "")) == "0":
-        warnings.append("runAsNonRoot with runAsUser 0: the kubelet would refuse to start this container")
+        warnings.append(
+            "runAsNonRoot with runAsUser 0: the kubelet would refuse to start this container"
+        )
     return flags, warnings
 
 
-def docker_run_args(pod_spec: dict[str, Any], c: ContainerSpec,
-                    empty_dirs: dict[str, str] | None = None) -> DockerRunArgs:
+def docker_run_args(
+    pod_spec: dict[str, Any], c: ContainerSpec, empty_dirs: dict[str, str] | None = None
+) -> DockerRunArgs:
     """`empty_dirs`: the pod's emptyDir host directories by volume name (volumes.empty_dirs)."""
     out = DockerRunArgs(flags=resource_flags(c))
     for m in c.mounts:

@@ -38,9 +38,18 @@ StartFn = Callable[[LocalPod, ContainerSpec], ContainerHandle]
 class PodWorker:
     """Runs one pod to completion (deletion). All pod mutations happen under `lock`."""
 
-    def __init__(self, pod: LocalPod, start: StartFn, events: EventRecorder, lock: threading.RLock,
-                 probe_log: list[ProbeRecord], *, jitter: bool = True, backoff_scale: float = 1.0,
-                 on_change: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        pod: LocalPod,
+        start: StartFn,
+        events: EventRecorder,
+        lock: threading.RLock,
+        probe_log: list[ProbeRecord],
+        *,
+        jitter: bool = True,
+        backoff_scale: float = 1.0,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
         self.pod = pod
         self.start_fn = start
         self.events = events
@@ -66,14 +75,32 @@ class PodWorker:
         with self.lock:
             p.start_time = time.time()
             p.set_condition("PodReadyToStartContainers", "True")
-            p.set_condition("ContainersReady", "False", "ContainersNotReady", f"containers with unready status: [{c.name}]")
-            p.set_condition("Ready", "False", "ContainersNotReady", f"containers with unready status: [{c.name}]")
+            p.set_condition(
+                "ContainersReady",
+                "False",
+                "ContainersNotReady",
+                f"containers with unready status: [{c.name}]",
+            )
+            p.set_condition(
+                "Ready",
+                "False",
+                "ContainersNotReady",
+                f"containers with unready status: [{c.name}]",
+            )
         if not self._run_init_containers():
             self._finish()
             return
         for kind, probe in c.probes.items():
-            self.probers[kind] = ProbeWorker(p, probe, self.lock, self.stop, self.events, self.probe_log,
-                                             self._apply_result, self.jitter)
+            self.probers[kind] = ProbeWorker(
+                p,
+                probe,
+                self.lock,
+                self.stop,
+                self.events,
+                self.probe_log,
+                self._apply_result,
+                self.jitter,
+            )
             self.probers[kind].start()
         delay = 0.0
         while not self.stop.is_set():
@@ -85,8 +112,14 @@ class PodWorker:
                 self.events.record("Pod", p.name, "Failed", f"Error: {err}", type_="Warning")
                 info = ExitInfo(128, None, False, time.time())
                 with self.lock:
-                    p.last_state = ContainerState(terminated=StateTerminated(exitCode=128, reason="StartError",
-                                                                             finishedAt=info.finished_at, message=str(err)))
+                    p.last_state = ContainerState(
+                        terminated=StateTerminated(
+                            exitCode=128,
+                            reason="StartError",
+                            finishedAt=info.finished_at,
+                            message=str(err),
+                        )
+                    )
                 delay = self.backoff.next_delay(info.finished_at, info.finished_at)
                 continue
             info = self._wait_exit()
@@ -98,16 +131,28 @@ class PodWorker:
             delay = self.backoff.next_delay(info.finished_at, p.started_at)
         self._finish()
 
-    def _back_off(self, c: ContainerSpec, delay: float, set_state: Callable[[ContainerState], None]) -> bool:
+    def _back_off(
+        self, c: ContainerSpec, delay: float, set_state: Callable[[ContainerState], None]
+    ) -> bool:
         """The CrashLoopBackOff wait before restarting `c` (waiting state, BackOff event); False
         when the pod was deleted meanwhile."""
         p = self.pod
         with self.lock:
-            set_state(ContainerState(waiting=StateWaiting(
-                reason="CrashLoopBackOff",
-                message=f"back-off {delay:g}s restarting failed container={c.name} pod={p.name}")))
-        self.events.record("Pod", p.name, "BackOff", "Back-off restarting failed container "
-                           f"{c.name} in pod {p.name}", type_="Warning")
+            set_state(
+                ContainerState(
+                    waiting=StateWaiting(
+                        reason="CrashLoopBackOff",
+                        message=f"back-off {delay:g}s restarting failed container={c.name} pod={p.name}",
+                    )
+                )
+            )
+        self.events.record(
+            "Pod",
+            p.name,
+            "BackOff",
+            f"Back-off restarting failed container {c.name} in pod {p.name}",
+            type_="Warning",
+        )
         self.on_change()
         return not self.stop.wait(delay)
 
@@ -115,7 +160,11 @@ class PodWorker:
         p = self.pod
         with self.lock:
             p.finished = True
-            p.phase = "Succeeded" if p.phase == "Succeeded" else ("Failed" if p.reason == "Evicted" else p.phase)
+            p.phase = (
+                "Succeeded"
+                if p.phase == "Succeeded"
+                else ("Failed" if p.reason == "Evicted" else p.phase)
+            )
         self.on_change()
 
     # init containers -----------------------------------------------------------------------------
@@ -126,15 +175,25 @@ class PodWorker:
         p = self.pod
         inits = p.template.init_containers
         with self.lock:
-            p.init_statuses = [ContainerStatus(name=ic.name, image=ic.image, state=ContainerState(
-                waiting=StateWaiting(reason="PodInitializing"))) for ic in inits]
+            p.init_statuses = [
+                ContainerStatus(
+                    name=ic.name,
+                    image=ic.image,
+                    state=ContainerState(waiting=StateWaiting(reason="PodInitializing")),
+                )
+                for ic in inits
+            ]
             if inits:
                 p.state = ContainerState(waiting=StateWaiting(reason="PodInitializing"))
         for i, ic in enumerate(inits):
             pending = ", ".join(x.name for x in inits[i:])
             with self.lock:
-                p.set_condition("Initialized", "False", "ContainersNotInitialized",
-                                f"containers with incomplete status: [{pending}]")
+                p.set_condition(
+                    "Initialized",
+                    "False",
+                    "ContainersNotInitialized",
+                    f"containers with incomplete status: [{pending}]",
+                )
             if not self._run_to_completion(ic, p.init_statuses[i]):
                 return False
         with self.lock:
@@ -156,8 +215,11 @@ class PodWorker:
                 self.events.record("Pod", p.name, "Failed", f"Error: {err}", type_="Warning")
                 now = time.time()
                 with self.lock:
-                    status.lastState = ContainerState(terminated=StateTerminated(
-                        exitCode=128, reason="StartError", finishedAt=now, message=str(err)))
+                    status.lastState = ContainerState(
+                        terminated=StateTerminated(
+                            exitCode=128, reason="StartError", finishedAt=now, message=str(err)
+                        )
+                    )
                 delay = backoff.next_delay(now, now)
                 continue
             started = time.time()
@@ -215,17 +277,31 @@ class PodWorker:
             if info is not None:
                 return info
 
-    def _terminated(self, c: ContainerSpec, info: ExitInfo, started_at: float | None) -> StateTerminated:
+    def _terminated(
+        self, c: ContainerSpec, info: ExitInfo, started_at: float | None
+    ) -> StateTerminated:
         """A container's end as the kubelet reports it (OOMKilled / Completed / Error), with the
         OOMKilling event when its cgroup counted a kill."""
-        reason = "OOMKilled" if info.oom_killed else ("Completed" if info.exit_code == 0 else "Error")
+        reason = (
+            "OOMKilled" if info.oom_killed else ("Completed" if info.exit_code == 0 else "Error")
+        )
         if info.oom_kills > 0:
-            self.events.record("Pod", self.pod.name, "OOMKilling",
-                               f"Memory cgroup out of memory: Killed process in container {c.name} "
-                               f"(oom_kill +{info.oom_kills}, limit {c.memory_limit} bytes)", type_="Warning")
-        return StateTerminated(exitCode=info.exit_code, reason=reason, startedAt=started_at,
-                               finishedAt=info.finished_at, signal=info.signal,
-                               message=f"cgroup oom_kill +{info.oom_kills}" if info.oom_kills else "")
+            self.events.record(
+                "Pod",
+                self.pod.name,
+                "OOMKilling",
+                f"Memory cgroup out of memory: Killed process in container {c.name} "
+                f"(oom_kill +{info.oom_kills}, limit {c.memory_limit} bytes)",
+                type_="Warning",
+            )
+        return StateTerminated(
+            exitCode=info.exit_code,
+            reason=reason,
+            startedAt=started_at,
+            finishedAt=info.finished_at,
+            signal=info.signal,
+            message=f"cgroup oom_kill +{info.oom_kills}" if info.oom_kills else "",
+        )
 
     def _started_events(self, c: ContainerSpec) -> None:
         self.events.record("Pod", self.pod.name, "Created", f"Created container: {c.name}")
@@ -236,8 +312,11 @@ class PodWorker:
         term = self._terminated(p.template.main, info, p.started_at)
         with self.lock:
             p.last_state = ContainerState(terminated=term)
-            p.state = ContainerState(terminated=term) if self.stop.is_set() else ContainerState(
-                waiting=StateWaiting(reason="ContainerCreating"))
+            p.state = (
+                ContainerState(terminated=term)
+                if self.stop.is_set()
+                else ContainerState(waiting=StateWaiting(reason="ContainerCreating"))
+            )
             p.started = False
             p.ready = False
             p.handle = None
@@ -249,7 +328,11 @@ class PodWorker:
         c = p.template.main
         with self.lock:
             running = p.state.running is not None
-            ready = running and p.started and ("readiness" not in c.probes or bool(self.results.get("readiness")))
+            ready = (
+                running
+                and p.started
+                and ("readiness" not in c.probes or bool(self.results.get("readiness")))
+            )
             changed = ready != p.ready
             p.ready = ready
             if ready:
@@ -280,7 +363,9 @@ class PodWorker:
                 p.started = True
             self._update_ready()
             if "readiness" in self.probers:
-                self.probers["readiness"].trigger.set()  # manual trigger: readiness right after startup
+                self.probers[
+                    "readiness"
+                ].trigger.set()  # manual trigger: readiness right after startup
             return False
         if success:
             return False
@@ -300,7 +385,12 @@ class PodWorker:
                 handle = p.handle
                 if handle is None or (cid is not None and p.container_id != cid):
                     return
-            self.events.record("Pod", p.name, "Killing", message if message else f"Stopping container {p.template.main.name}")
+            self.events.record(
+                "Pod",
+                p.name,
+                "Killing",
+                message if message else f"Stopping container {p.template.main.name}",
+            )
             deadline = time.monotonic() + grace_s
             if p.hung:
                 handle.signal(signal.SIGCONT)  # a frozen process must run to see SIGTERM/SIGKILL
@@ -312,24 +402,40 @@ class PodWorker:
                 handle.signal(signal.SIGKILL)
                 handle.wait(10.0)
 
-    def _pre_stop(self, handle: ContainerHandle, grace_s: float, hook: dict[str, Any] | None) -> None:
+    def _pre_stop(
+        self, handle: ContainerHandle, grace_s: float, hook: dict[str, Any] | None
+    ) -> None:
         if not hook:
             return
         try:
             if "exec" in hook:
-                subprocess.run(handle.exec_argv([str(x) for x in hook["exec"].get("command", [])]),
-                               timeout=grace_s, capture_output=True, env=self.pod.env or None)
+                subprocess.run(
+                    handle.exec_argv([str(x) for x in hook["exec"].get("command", [])]),
+                    timeout=grace_s,
+                    capture_output=True,
+                    env=self.pod.env or None,
+                )
             elif "httpGet" in hook:
                 h = hook["httpGet"]
                 port = h.get("port")
-                port = self.pod.template.main.ports.get(str(port), port) if isinstance(port, str) else port
+                port = (
+                    self.pod.template.main.ports.get(str(port), port)
+                    if isinstance(port, str)
+                    else port
+                )
                 url = f"http://{h.get('host') or self.pod.pod_ip}:{port}{h.get('path', '/')}"
                 with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=grace_s):
                     pass
             elif "sleep" in hook:
                 time.sleep(min(float(hook["sleep"].get("seconds", 0)), grace_s))
         except (OSError, subprocess.SubprocessError) as err:
-            self.events.record("Pod", self.pod.name, "FailedPreStopHook", f"PreStopHook failed: {err}", type_="Warning")
+            self.events.record(
+                "Pod",
+                self.pod.name,
+                "FailedPreStopHook",
+                f"PreStopHook failed: {err}",
+                type_="Warning",
+            )
 
     def delete(self, grace_s: float | None = None, reason: str = "") -> None:
         """Pod deletion: terminating (out of endpoints at once), container killed with the grace period."""

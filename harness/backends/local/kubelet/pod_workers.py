@@ -19,8 +19,16 @@ from harness.backends.local.kubelet.pod_worker import PodWorker, StartFn
 
 
 class PodWorkers:
-    def __init__(self, state: ClusterState, start: StartFn, run: str, *, jitter: bool, backoff_scale: float,
-                 on_change: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        state: ClusterState,
+        start: StartFn,
+        run: str,
+        *,
+        jitter: bool,
+        backoff_scale: float,
+        on_change: Callable[[], None],
+    ) -> None:
         self.state = state
         self._start = start
         self.run = run
@@ -32,8 +40,16 @@ class PodWorkers:
     def start(self, pod: LocalPod) -> None:
         """Run a pod just bound to a node (not once teardown has begun)."""
         s = self.state
-        w = PodWorker(pod, self._start, s.events, s.lock, s.probe_log, jitter=self.jitter,
-                      backoff_scale=self.backoff_scale, on_change=self.on_change)
+        w = PodWorker(
+            pod,
+            self._start,
+            s.events,
+            s.lock,
+            s.probe_log,
+            jitter=self.jitter,
+            backoff_scale=self.backoff_scale,
+            on_change=self.on_change,
+        )
         with s.lock:
             if s.closed:
                 return

@@ -44,19 +44,30 @@ class ProbeOutcome:
     message: str = ""
 
 
-def run_probe(probe: ProbeSpec, pod_ip: str, exec_argv: Callable[[list[str]], list[str]],
-              env: dict[str, str] | None = None) -> ProbeOutcome:
+def run_probe(
+    probe: ProbeSpec,
+    pod_ip: str,
+    exec_argv: Callable[[list[str]], list[str]],
+    env: dict[str, str] | None = None,
+) -> ProbeOutcome:
     try:
         if probe.handler == "httpGet":
             return _http(probe, probe.host or pod_ip)
         if probe.handler == "tcpSocket":
-            with socket.create_connection((probe.host or pod_ip, probe.port or 0), timeout=probe.timeout_s):
+            with socket.create_connection(
+                (probe.host or pod_ip, probe.port or 0), timeout=probe.timeout_s
+            ):
                 return ProbeOutcome(True)
         if probe.handler == "exec":
-            out = subprocess.run(exec_argv(probe.command), capture_output=True, timeout=probe.timeout_s, env=env)
+            out = subprocess.run(
+                exec_argv(probe.command), capture_output=True, timeout=probe.timeout_s, env=env
+            )
             if out.returncode == 0:
                 return ProbeOutcome(True)
-            return ProbeOutcome(False, f"command exited {out.returncode}: {out.stdout[-200:].decode(errors='replace')}")
+            return ProbeOutcome(
+                False,
+                f"command exited {out.returncode}: {out.stdout[-200:].decode(errors='replace')}",
+            )
         return ProbeOutcome(False, f"{probe.handler} probes are not supported by the local backend")
     except subprocess.TimeoutExpired:
         return ProbeOutcome(False, f"command timed out after {probe.timeout_s:g}s")
@@ -67,26 +78,50 @@ def run_probe(probe: ProbeSpec, pod_ip: str, exec_argv: Callable[[list[str]], li
 
 
 def _http(probe: ProbeSpec, host: str) -> ProbeOutcome:
-    cls = http.client.HTTPSConnection if probe.scheme.upper() == "HTTPS" else http.client.HTTPConnection
+    cls = (
+        http.client.HTTPSConnection
+        if probe.scheme.upper() == "HTTPS"
+        else http.client.HTTPConnection
+    )
     conn = cls(host, probe.port, timeout=probe.timeout_s)
     try:
-        headers = {"User-Agent": "kube-probe/1.33", "Accept": "*/*", "Connection": "close", **probe.headers}
+        headers = {
+            "User-Agent": "kube-probe/1.33",
+            "Accept": "*/*",
+            "Connection": "close",
+            **probe.headers,
+        }
         conn.request("GET", probe.path, headers=headers)
         resp = conn.getresponse()
         body = resp.read(10 * 1024)
         if 200 <= resp.status < 400:
             return ProbeOutcome(True)
-        return ProbeOutcome(False, f"HTTP probe failed with statuscode: {resp.status} {body[:120].decode(errors='replace')}".strip())
+        return ProbeOutcome(
+            False,
+            f"HTTP probe failed with statuscode: {resp.status} {body[:120].decode(errors='replace')}".strip(),
+        )
     except TimeoutError:
-        return ProbeOutcome(False, f'Get "http://{host}:{probe.port}{probe.path}": context deadline exceeded '
-                                   f"(Client.Timeout exceeded while awaiting headers)")
+        return ProbeOutcome(
+            False,
+            f'Get "http://{host}:{probe.port}{probe.path}": context deadline exceeded '
+            f"(Client.Timeout exceeded while awaiting headers)",
+        )
     finally:
         conn.close()
 
 
 class ProbeWorker:
-    def __init__(self, pod: LocalPod, probe: ProbeSpec, lock: threading.RLock, stop: threading.Event,
-                 events: EventRecorder, probe_log: list[ProbeRecord], on_result: ResultFn, jitter: bool) -> None:
+    def __init__(
+        self,
+        pod: LocalPod,
+        probe: ProbeSpec,
+        lock: threading.RLock,
+        stop: threading.Event,
+        events: EventRecorder,
+        probe_log: list[ProbeRecord],
+        on_result: ResultFn,
+        jitter: bool,
+    ) -> None:
         self.pod = pod
         self.probe = probe
         self.lock = lock
@@ -98,7 +133,9 @@ class ProbeWorker:
         self.trigger = threading.Event()  # a manual run (readiness right after startup) or the stop
 
     def start(self) -> None:
-        threading.Thread(target=self.run, daemon=True, name=f"probe-{self.probe.kind}-{self.pod.name}").start()
+        threading.Thread(
+            target=self.run, daemon=True, name=f"probe-{self.probe.kind}-{self.pod.name}"
+        ).start()
 
     def run(self) -> None:
         p, probe = self.pod, self.probe
@@ -113,19 +150,38 @@ class ProbeWorker:
                 cid, handle, started_at, started = p.container_id, p.handle, p.started_at, p.started
             if cid != seen_id:
                 seen_id, on_hold, result_run, last = cid, False, 0, None
-            skip = (on_hold or handle is None or started_at is None
-                    or int(time.time() - started_at) < probe.initial_delay_s
-                    or (probe.kind == "startup" and started) or (probe.kind != "startup" and not started))
+            skip = (
+                on_hold
+                or handle is None
+                or started_at is None
+                or int(time.time() - started_at) < probe.initial_delay_s
+                or (probe.kind == "startup" and started)
+                or (probe.kind != "startup" and not started)
+            )
             if not skip and handle is not None:
                 outcome = run_probe(probe, p.pod_ip or "127.0.0.1", handle.exec_argv, p.env or None)
                 with self.lock:
                     if p.container_id != cid:  # container changed while probing: discard
                         continue
-                self.probe_log.append(ProbeRecord(time.time(), p.name, p.template.main.name, probe.kind,
-                                                  p.restart_count, outcome.success, outcome.message))
+                self.probe_log.append(
+                    ProbeRecord(
+                        time.time(),
+                        p.name,
+                        p.template.main.name,
+                        probe.kind,
+                        p.restart_count,
+                        outcome.success,
+                        outcome.message,
+                    )
+                )
                 if not outcome.success:
-                    self.events.record("Pod", p.name, "Unhealthy",
-                                       f"{probe.kind.capitalize()} probe failed: {outcome.message}", type_="Warning")
+                    self.events.record(
+                        "Pod",
+                        p.name,
+                        "Unhealthy",
+                        f"{probe.kind.capitalize()} probe failed: {outcome.message}",
+                        type_="Warning",
+                    )
                 result_run = result_run + 1 if outcome.success == last else 1
                 last = outcome.success
                 threshold = probe.success_threshold if outcome.success else probe.failure_threshold

@@ -73,8 +73,15 @@ def _pdeathsig(argv: list[str]) -> list[str]:
 
 
 class ProcessContainer(ContainerHandle):
-    def __init__(self, argv: list[str], env: dict[str, str], cwd: str | None, log: Path,
-                 cgroup: PodCgroup | None, ledger: Ledger) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        cwd: str | None,
+        log: Path,
+        cgroup: PodCgroup | None,
+        ledger: Ledger,
+    ) -> None:
         self.cgroup = cgroup
         self.ledger = ledger
         self.env = env
@@ -83,8 +90,13 @@ class ProcessContainer(ContainerHandle):
         full = cgroup.attach_argv(argv) if cgroup else argv
         self._log = open(log, "ab")  # noqa: SIM115 (lives as long as the container)
         self.proc = subprocess.Popen(
-            _pdeathsig(full), env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=self._log,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            _pdeathsig(full),
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.pid = self.proc.pid
         ledger.add_pid(self.pid)
@@ -103,8 +115,13 @@ class ProcessContainer(ContainerHandle):
         sig = -rc if rc < 0 else None
         code = 128 + sig if sig else rc
         new_ooms = (self.cgroup.oom_kills() - self._oom_before) if self.cgroup else 0
-        self._exit = ExitInfo(code, sig, oom_killed=(sig == signal.SIGKILL and new_ooms > 0),
-                              finished_at=now, oom_kills=new_ooms)
+        self._exit = ExitInfo(
+            code,
+            sig,
+            oom_killed=(sig == signal.SIGKILL and new_ooms > 0),
+            finished_at=now,
+            oom_kills=new_ooms,
+        )
         return self._exit
 
     def signal(self, sig: int) -> None:
@@ -129,12 +146,33 @@ class DockerContainer(ContainerHandle):
     """`docker run --network host` of the Deployment's image; limits, volumes and security
     context come as `run_flags` (see docker_args.py)."""
 
-    def __init__(self, name: str, image: str, command: list[str], args: list[str], env: dict[str, str],
-                 cwd: str | None, run_flags: list[str], labels: dict[str, str], ledger: Ledger, log: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        image: str,
+        command: list[str],
+        args: list[str],
+        env: dict[str, str],
+        cwd: str | None,
+        run_flags: list[str],
+        labels: dict[str, str],
+        ledger: Ledger,
+        log: Path,
+    ) -> None:
         self.name = name
         self.ledger = ledger
         self.log = log
-        argv = ["docker", "run", "-d", "--name", name, "--network", "host", "--init=false", *run_flags]
+        argv = [
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "host",
+            "--init=false",
+            *run_flags,
+        ]
         for k, v in labels.items():
             argv += ["--label", f"{k}={v}"]
         for k, v in env.items():
@@ -158,8 +196,12 @@ class DockerContainer(ContainerHandle):
         self._exit: ExitInfo | None = None
 
     def _state(self) -> dict:
-        out = subprocess.run(["docker", "inspect", "-f", "{{json .State}}", self.name],
-                             capture_output=True, text=True, timeout=30)
+        out = subprocess.run(
+            ["docker", "inspect", "-f", "{{json .State}}", self.name],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         return json.loads(out.stdout) if out.returncode == 0 and out.stdout.strip() else {}
 
     def poll(self) -> ExitInfo | None:
@@ -176,10 +218,14 @@ class DockerContainer(ContainerHandle):
         code = int(st.get("ExitCode", 137))
         oom = bool(st.get("OOMKilled"))
         with contextlib.suppress(OSError, subprocess.SubprocessError), open(self.log, "ab") as f:
-            subprocess.run(["docker", "logs", self.name], stdout=f, stderr=subprocess.STDOUT, timeout=30)
+            subprocess.run(
+                ["docker", "logs", self.name], stdout=f, stderr=subprocess.STDOUT, timeout=30
+            )
         subprocess.run(["docker", "rm", "-f", "-v", self.name], capture_output=True, timeout=60)
         self.ledger.drop_container(self.name)
-        self._exit = ExitInfo(code, signal.SIGKILL if code == 137 else None, oom, time.time(), int(oom))
+        self._exit = ExitInfo(
+            code, signal.SIGKILL if code == 137 else None, oom, time.time(), int(oom)
+        )
         return self._exit
 
     def signal(self, sig: int) -> None:
@@ -214,8 +260,12 @@ def docker_available() -> tuple[bool, str]:
     if not shutil.which("docker"):
         return False, "no docker CLI on PATH"
     try:
-        out = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"],
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["docker", "version", "--format", "{{.Server.Version}}"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.SubprocessError) as err:
         return False, f"docker did not answer: {err}"
     if out.returncode != 0:

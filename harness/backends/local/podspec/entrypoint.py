@@ -15,7 +15,11 @@ def gauntlet_command() -> list[str]:
     found = shutil.which("gauntlet")
     if found:
         return [found]
-    return [sys.executable, "-c", "import sys; from harness.cli import main; sys.argv[0] = 'gauntlet'; main()"]
+    return [
+        sys.executable,
+        "-c",
+        "import sys; from harness.cli import main; sys.argv[0] = 'gauntlet'; main()",
+    ]
 
 
 def default_entrypoint(image: str) -> list[str] | None:

@@ -42,9 +42,14 @@ class PodIdentity:
 
 def _field_ref(path: str, pod: PodIdentity) -> str | None:
     simple = {
-        "status.podIP": pod.pod_ip, "status.podIPs": pod.pod_ip, "status.hostIP": "127.0.0.1",
-        "metadata.name": pod.name, "metadata.namespace": pod.namespace, "spec.nodeName": pod.node_name,
-        "spec.serviceAccountName": pod.service_account, "metadata.uid": pod.name,
+        "status.podIP": pod.pod_ip,
+        "status.podIPs": pod.pod_ip,
+        "status.hostIP": "127.0.0.1",
+        "metadata.name": pod.name,
+        "metadata.namespace": pod.namespace,
+        "spec.nodeName": pod.node_name,
+        "spec.serviceAccountName": pod.service_account,
+        "metadata.uid": pod.name,
     }
     if path in simple:
         return simple[path]
@@ -58,11 +63,18 @@ def _resource_ref(ref: dict[str, Any], c: ContainerSpec, source: str, where: str
     res = ref.get("resource", "")
     divisor = ref.get("divisor", "1")
     values = {
-        "limits.cpu": c.cpu_limit, "requests.cpu": c.cpu_request,
-        "limits.memory": c.memory_limit, "requests.memory": c.memory_request,
+        "limits.cpu": c.cpu_limit,
+        "requests.cpu": c.cpu_request,
+        "limits.memory": c.memory_limit,
+        "requests.memory": c.memory_request,
     }
     if res not in values:
-        raise field_error(source, where, f"unsupported resourceFieldRef {res!r}", "use limits/requests.cpu or .memory")
+        raise field_error(
+            source,
+            where,
+            f"unsupported resourceFieldRef {res!r}",
+            "use limits/requests.cpu or .memory",
+        )
     v = values[res]
     if v is None:  # unset limit: the node allocatable in Kubernetes; we report 0 = unknown
         v = float(os.cpu_count() or 1) if res.endswith("cpu") else 0
@@ -70,7 +82,9 @@ def _resource_ref(ref: dict[str, Any], c: ContainerSpec, source: str, where: str
     return str(int(-(-float(v) // div)))  # rounded up, like the kubelet
 
 
-def resolve_env(c: ContainerSpec, pod: PodIdentity, objects: list[dict[str, Any]], source: str = "") -> dict[str, str]:
+def resolve_env(
+    c: ContainerSpec, pod: PodIdentity, objects: list[dict[str, Any]], source: str = ""
+) -> dict[str, str]:
     """The container's environment as the kubelet builds it: `envFrom` ConfigMaps/Secrets first
     (with their prefix), then `env` on top (downward API, ConfigMap/Secret keys), `$(VAR)`
     expanded against what is defined before it."""
@@ -78,15 +92,28 @@ def resolve_env(c: ContainerSpec, pod: PodIdentity, objects: list[dict[str, Any]
     env: dict[str, str] = {}
     for i, src in enumerate(c.raw.get("envFrom") or []):
         fw = f"{c.field_path}.envFrom[{i}]"
-        kind, ref = ("ConfigMap", src["configMapRef"]) if "configMapRef" in src else ("Secret", src.get("secretRef"))
+        kind, ref = (
+            ("ConfigMap", src["configMapRef"])
+            if "configMapRef" in src
+            else ("Secret", src.get("secretRef"))
+        )
         if not isinstance(ref, dict):
-            raise field_error(source, fw, "envFrom entry without configMapRef or secretRef", "name a ConfigMap or Secret")
+            raise field_error(
+                source,
+                fw,
+                "envFrom entry without configMapRef or secretRef",
+                "name a ConfigMap or Secret",
+            )
         obj = by_kind_name.get((kind, ref.get("name")))
         if obj is None:
             if ref.get("optional"):
                 continue
-            raise field_error(source, fw, f"{kind} {ref.get('name')!r} is not in the manifests",
-                       f"include the {kind} in the bundle or mark the ref optional")
+            raise field_error(
+                source,
+                fw,
+                f"{kind} {ref.get('name')!r} is not in the manifests",
+                f"include the {kind} in the bundle or mark the ref optional",
+            )
         prefix = str(src.get("prefix") or "")
         for key in {**(obj.get("data") or {}), **(obj.get("stringData") or {})}:
             env[prefix + key] = _object_value(obj, key)
@@ -104,20 +131,33 @@ def resolve_env(c: ContainerSpec, pod: PodIdentity, objects: list[dict[str, Any]
             path = vf["fieldRef"].get("fieldPath", "")
             value = _field_ref(path, pod)
             if value is None:
-                raise field_error(source, f"{fw}.valueFrom.fieldRef.fieldPath", f"unsupported field {path!r}",
-                           "use status.podIP, metadata.name, metadata.namespace, spec.nodeName or metadata.labels['k']")
+                raise field_error(
+                    source,
+                    f"{fw}.valueFrom.fieldRef.fieldPath",
+                    f"unsupported field {path!r}",
+                    "use status.podIP, metadata.name, metadata.namespace, spec.nodeName or metadata.labels['k']",
+                )
         elif "resourceFieldRef" in vf:
-            value = _resource_ref(vf["resourceFieldRef"], c, source, f"{fw}.valueFrom.resourceFieldRef")
+            value = _resource_ref(
+                vf["resourceFieldRef"], c, source, f"{fw}.valueFrom.resourceFieldRef"
+            )
         elif "configMapKeyRef" in vf or "secretKeyRef" in vf:
             kind = "ConfigMap" if "configMapKeyRef" in vf else "Secret"
             ref = vf.get("configMapKeyRef") or vf.get("secretKeyRef") or {}
             obj = by_kind_name.get((kind, ref.get("name")))
             key = ref.get("key")
-            if obj is not None and key in {**(obj.get("data") or {}), **(obj.get("stringData") or {})}:
+            if obj is not None and key in {
+                **(obj.get("data") or {}),
+                **(obj.get("stringData") or {}),
+            }:
                 value = _object_value(obj, str(key))
             elif not ref.get("optional"):
-                raise field_error(source, f"{fw}.valueFrom", f"{kind} {ref.get('name')!r} key {key!r} not in the manifests",
-                           f"include the {kind} in the bundle or mark the ref optional")
+                raise field_error(
+                    source,
+                    f"{fw}.valueFrom",
+                    f"{kind} {ref.get('name')!r} key {key!r} not in the manifests",
+                    f"include the {kind} in the bundle or mark the ref optional",
+                )
         else:
             value = ""
         if value is not None:

@@ -60,7 +60,9 @@ class ContainerSpec:
     pre_stop: dict[str, Any] | None
     raw: dict[str, Any]
     mounts: list[VolumeMount] = field(default_factory=list)
-    field_path: str = "spec.template.spec.containers[0]"  # where it stands in the manifest, for errors
+    field_path: str = (
+        "spec.template.spec.containers[0]"  # where it stands in the manifest, for errors
+    )
 
     @property
     def first_port(self) -> int | None:
@@ -83,7 +85,11 @@ class PodTemplate:
 
     @property
     def sidecars(self) -> list[str]:
-        return [str(c.get("name")) for c in self.spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"]
+        return [
+            str(c.get("name"))
+            for c in self.spec.get("initContainers") or []
+            if c.get("restartPolicy") == "Always"
+        ]
 
 
 def field_error(source: str, field_: str, message: str, fix: str) -> InputError:
@@ -99,11 +105,18 @@ def resolve_port(port: Any, ports: dict[str, int], where: str, source: str) -> i
         return int(port)
     if isinstance(port, str) and port in ports:
         return ports[port]
-    raise field_error(source, where, f"port {port!r} is neither a number nor a named containerPort "
-               f"(named: {sorted(k for k in ports if not k.isdigit())})", "name the port in ports[] or use its number")
+    raise field_error(
+        source,
+        where,
+        f"port {port!r} is neither a number nor a named containerPort "
+        f"(named: {sorted(k for k in ports if not k.isdigit())})",
+        "name the port in ports[] or use its number",
+    )
 
 
-def parse_probe(kind: str, raw: dict[str, Any], ports: dict[str, int], where: str, source: str) -> ProbeSpec:
+def parse_probe(
+    kind: str, raw: dict[str, Any], ports: dict[str, int], where: str, source: str
+) -> ProbeSpec:
     p = ProbeSpec(kind=kind, handler="")
     if "httpGet" in raw:
         h = raw["httpGet"]
@@ -115,23 +128,36 @@ def parse_probe(kind: str, raw: dict[str, Any], ports: dict[str, int], where: st
         p.headers = {x["name"]: str(x.get("value", "")) for x in h.get("httpHeaders", []) or []}
     elif "tcpSocket" in raw:
         p.handler = "tcpSocket"
-        p.port = resolve_port(raw["tcpSocket"].get("port"), ports, f"{where}.tcpSocket.port", source)
+        p.port = resolve_port(
+            raw["tcpSocket"].get("port"), ports, f"{where}.tcpSocket.port", source
+        )
         p.host = raw["tcpSocket"].get("host")
     elif "exec" in raw:
         p.handler = "exec"
         p.command = [str(c) for c in raw["exec"].get("command", [])]
         if not p.command:
-            raise field_error(source, f"{where}.exec.command", "empty exec probe command", "give the command to run")
+            raise field_error(
+                source,
+                f"{where}.exec.command",
+                "empty exec probe command",
+                "give the command to run",
+            )
     elif "grpc" in raw:
         p.handler = "grpc"
         p.port = resolve_port(raw["grpc"].get("port"), ports, f"{where}.grpc.port", source)
     else:
-        raise field_error(source, where, "probe has no handler", "use httpGet, tcpSocket, exec or grpc")
+        raise field_error(
+            source, where, "probe has no handler", "use httpGet, tcpSocket, exec or grpc"
+        )
     try:  # timings, defaults and the API server's validation: one reader, the probe model's
         timing = probes_model.parse_probe(raw, kind, where)
     except ModelInputError as err:
-        raise field_error(source, err.field or where, err.message,
-                   err.fix or "fix the probe field as the API server requires") from None
+        raise field_error(
+            source,
+            err.field or where,
+            err.message,
+            err.fix or "fix the probe field as the API server requires",
+        ) from None
     assert timing is not None
     p.initial_delay_s = timing.initial_delay
     p.period_s = timing.period
@@ -148,18 +174,27 @@ def _quantity(res: dict[str, Any], key: str, conv: Any, where: str, source: str)
     try:
         return conv(res[key])
     except ValueError as err:
-        raise field_error(source, f"{where}.{key}", str(err), "use a Kubernetes quantity like 500m, 2, 512Mi") from None
+        raise field_error(
+            source, f"{where}.{key}", str(err), "use a Kubernetes quantity like 500m, 2, 512Mi"
+        ) from None
 
 
 def parse_container(raw: dict[str, Any], where: str, source: str) -> ContainerSpec:
     name = raw.get("name")
     if not name:
-        raise field_error(source, f"{where}.name", "container has no name", "give every container a name")
+        raise field_error(
+            source, f"{where}.name", "container has no name", "give every container a name"
+        )
     ports: dict[str, int] = {}
     for i, p in enumerate(raw.get("ports", []) or []):
         cp = p.get("containerPort")
         if not isinstance(cp, int):
-            raise field_error(source, f"{where}.ports[{i}].containerPort", f"not a port number: {cp!r}", "use an integer")
+            raise field_error(
+                source,
+                f"{where}.ports[{i}].containerPort",
+                f"not a port number: {cp!r}",
+                "use an integer",
+            )
         ports[p.get("name") or str(cp)] = cp
     res = raw.get("resources", {}) or {}
     limits = res.get("limits", {}) or {}
@@ -169,7 +204,9 @@ def parse_container(raw: dict[str, Any], where: str, source: str) -> ContainerSp
     probes = {}
     for kind in PROBE_KINDS:
         if raw.get(f"{kind}Probe"):
-            probes[kind] = parse_probe(kind, raw[f"{kind}Probe"], ports, f"{where}.{kind}Probe", source)
+            probes[kind] = parse_probe(
+                kind, raw[f"{kind}Probe"], ports, f"{where}.{kind}Probe", source
+            )
     pre_stop = ((raw.get("lifecycle") or {}).get("preStop")) or None
     return ContainerSpec(
         name=name,
@@ -182,7 +219,9 @@ def parse_container(raw: dict[str, Any], where: str, source: str) -> ContainerSp
         probes=probes,
         cpu_request=_quantity(requests, "cpu", cpu_cores, f"{where}.resources.requests", source),
         cpu_limit=_quantity(limits, "cpu", cpu_cores, f"{where}.resources.limits", source),
-        memory_request=_quantity(requests, "memory", memory_bytes, f"{where}.resources.requests", source),
+        memory_request=_quantity(
+            requests, "memory", memory_bytes, f"{where}.resources.requests", source
+        ),
         memory_limit=_quantity(limits, "memory", memory_bytes, f"{where}.resources.limits", source),
         pre_stop=pre_stop,
         raw=raw,
@@ -198,7 +237,9 @@ def parse_template(deployment: dict[str, Any], source: str = "") -> PodTemplate:
     spec = tpl.get("spec") or {}
     containers = spec.get("containers") or []
     if not containers:
-        raise field_error(source, f"{where}.spec.containers", "no containers", "add at least one container")
+        raise field_error(
+            source, f"{where}.spec.containers", "no containers", "add at least one container"
+        )
     volumes = {v.get("name"): v for v in spec.get("volumes") or []}
 
     def parse_all(key: str, raws: list[tuple[int, dict[str, Any]]]) -> list[ContainerSpec]:
@@ -209,7 +250,11 @@ def parse_template(deployment: dict[str, Any], source: str = "") -> PodTemplate:
             out.append(c)
         return out
 
-    inits = [(i, c) for i, c in enumerate(spec.get("initContainers") or []) if c.get("restartPolicy") != "Always"]
+    inits = [
+        (i, c)
+        for i, c in enumerate(spec.get("initContainers") or [])
+        if c.get("restartPolicy") != "Always"
+    ]
     return PodTemplate(
         labels=dict(((tpl.get("metadata") or {}).get("labels")) or {}),
         containers=parse_all("containers", list(enumerate(containers))),
@@ -219,15 +264,28 @@ def parse_template(deployment: dict[str, Any], source: str = "") -> PodTemplate:
     )
 
 
-def parse_mounts(container: dict[str, Any], volumes: dict[str, dict[str, Any]], where: str,
-                 source: str) -> list[VolumeMount]:
+def parse_mounts(
+    container: dict[str, Any], volumes: dict[str, dict[str, Any]], where: str, source: str
+) -> list[VolumeMount]:
     mounts = []
     for i, m in enumerate(container.get("volumeMounts") or []):
         name, path = m.get("name"), m.get("mountPath")
         if not path:
-            raise field_error(source, f"{where}[{i}].mountPath", "volume mount without a mountPath", "set mountPath")
+            raise field_error(
+                source,
+                f"{where}[{i}].mountPath",
+                "volume mount without a mountPath",
+                "set mountPath",
+            )
         if name not in volumes:
-            raise field_error(source, f"{where}[{i}].name", f"no volume named {name!r} in the pod spec "
-                       f"(volumes: {sorted(str(v) for v in volumes)})", "add it to spec.template.spec.volumes")
-        mounts.append(VolumeMount(str(name), str(path), bool(m.get("readOnly", False)), volumes[name]))
+            raise field_error(
+                source,
+                f"{where}[{i}].name",
+                f"no volume named {name!r} in the pod spec "
+                f"(volumes: {sorted(str(v) for v in volumes)})",
+                "add it to spec.template.spec.volumes",
+            )
+        mounts.append(
+            VolumeMount(str(name), str(path), bool(m.get("readOnly", False)), volumes[name])
+        )
     return mounts

@@ -26,7 +26,9 @@ def _fencepost(value: Any, replicas: int, round_up: bool, field_: str, source: s
     try:
         return scaled_value(value, replicas, round_up)
     except ValueError:
-        raise field_error(source, field_, f"not an int or percentage: {value!r}", "use e.g. 1 or 25%") from None
+        raise field_error(
+            source, field_, f"not an int or percentage: {value!r}", "use e.g. 1 or 25%"
+        ) from None
 
 
 def parse_rollout(deployment: dict[str, Any], source: str = "") -> RolloutSpec:
@@ -36,13 +38,26 @@ def parse_rollout(deployment: dict[str, Any], source: str = "") -> RolloutSpec:
     strategy = spec.get("strategy") or {}
     stype = strategy.get("type", ROLLING_UPDATE)
     ru = strategy.get("rollingUpdate") or {}
-    surge = _fencepost(ru.get("maxSurge", "25%"), replicas, True, "spec.strategy.rollingUpdate.maxSurge", source)
-    unavail = _fencepost(ru.get("maxUnavailable", "25%"), replicas, False,
-                         "spec.strategy.rollingUpdate.maxUnavailable", source)
+    surge = _fencepost(
+        ru.get("maxSurge", "25%"), replicas, True, "spec.strategy.rollingUpdate.maxSurge", source
+    )
+    unavail = _fencepost(
+        ru.get("maxUnavailable", "25%"),
+        replicas,
+        False,
+        "spec.strategy.rollingUpdate.maxUnavailable",
+        source,
+    )
     if surge == 0 and unavail == 0:
         unavail = 1
     deadline = spec.get("progressDeadlineSeconds", 600)
     if not isinstance(deadline, int) or deadline <= 0:
-        raise field_error(source, "spec.progressDeadlineSeconds", f"not a positive integer: {deadline!r}",
-                          "use seconds, e.g. 600 (the default)")
-    return RolloutSpec(replicas, surge, unavail, float(spec.get("minReadySeconds", 0)), stype, float(deadline))
+        raise field_error(
+            source,
+            "spec.progressDeadlineSeconds",
+            f"not a positive integer: {deadline!r}",
+            "use seconds, e.g. 600 (the default)",
+        )
+    return RolloutSpec(
+        replicas, surge, unavail, float(spec.get("minReadySeconds", 0)), stype, float(deadline)
+    )
