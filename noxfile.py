@@ -32,7 +32,17 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff lint and mypy."""
     _install(session)
-    session.run("ruff", "check", "harness", "reference_service", "tests", "scenarios", "benchmarks")
+    paths = (
+        "harness",
+        "reference_service",
+        "tests",
+        "scenarios",
+        "benchmarks",
+        "noxfile.py",
+        "scripts",
+    )
+    session.run("ruff", "check", *paths)
+    session.run("ruff", "format", "--check", *paths)
     session.run("mypy")
 
 
@@ -74,7 +84,8 @@ def image(session: nox.Session) -> None:
 
 @nox.session
 def gpu(session: nox.Session) -> None:
-    """One short GPU check (tiny model on CUDA, 200 requests); skipped with a reason without CUDA."""
+    """One short GPU check (tiny model on CUDA, 200 requests); skipped with a reason without
+    CUDA."""
     _install(session)
     session.run("python", "scripts/gpu_check.py", *session.posargs)
 

@@ -120,15 +120,21 @@ def main() -> None:
                     break
             rows.append(
                 {
-                    "rate": rate, "achieved": r.achieved_rate, "sched_p50_ms": r.schedule_delay_ms["p50"],
-                    "sched_p99_ms": p99, "latency_p99_ms": r.latency_ms["p99"], "dropped": r.dropped,
-                    "errors": r.errors, "generator_cpu": r.generator_cpu, "valid": r.valid, "sustained": ok,
+                    "rate": rate, "achieved": r.achieved_rate,
+                    "sched_p50_ms": r.schedule_delay_ms["p50"], "sched_p99_ms": p99,
+                    "latency_p99_ms": r.latency_ms["p99"], "dropped": r.dropped,
+                    "errors": r.errors, "generator_cpu": r.generator_cpu, "valid": r.valid,
+                    "sustained": ok,
                 }
             )  # fmt: skip
+            verdict = (
+                "OK" if ok else "NOT sustained: " + "; ".join(r.invalid_reasons) or "sched p99"
+            )
             print(
-                f"rate {rate:7.0f}  achieved {r.achieved_rate:8.1f}  sched p50 {r.schedule_delay_ms['p50']} "
+                f"rate {rate:7.0f}  achieved {r.achieved_rate:8.1f}  "
+                f"sched p50 {r.schedule_delay_ms['p50']} "
                 f"p99 {p99:.2f} ms  latency p99 {r.latency_ms['p99']} ms  cpu {r.generator_cpu}  "
-                f"{'OK' if ok else 'NOT sustained: ' + '; '.join(r.invalid_reasons) or 'sched p99'}",
+                f"{verdict}",
                 flush=True,
             )
             if ok:
@@ -141,11 +147,13 @@ def main() -> None:
     ratio = best / wrk if wrk else None
     print(f"\nopen-loop max sustained (1 core, schedule-delay p99 < 10 ms): {best:.0f} req/s")
     print(
-        f"wrk max (1 thread, 32 connections, same core and endpoint):  {wrk or float('nan'):.0f} req/s"
+        "wrk max (1 thread, 32 connections, same core and endpoint):  "
+        f"{wrk or float('nan'):.0f} req/s"
     )
     if ratio is not None:
         print(
-            f"ratio gauntlet/wrk: {ratio:.3f}   goal >= 2500 req/s: {'met' if best >= 2500 else 'NOT met'}"
+            f"ratio gauntlet/wrk: {ratio:.3f}   "
+            f"goal >= 2500 req/s: {'met' if best >= 2500 else 'NOT met'}"
         )
     out = ROOT / "reports" / "bench" / "load.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,8 @@
 """Time the models: 1 h of 15 s HPA syncs at up to 100 replicas, probes, spread placement.
 
 Ratio baseline (same run): the cost of one bare reconcile of 100 pods, so the simulation cost is
-reported as "reconciles' worth" and is comparable across machines. Writes reports/bench/models.json."""
+reported as "reconciles' worth" and is comparable across machines. Writes
+reports/bench/models.json."""
 
 from __future__ import annotations
 

@@ -217,7 +217,8 @@ def main() -> None:
     }
     print(
         f"  bare imports {imports:.2f}s, process->started {to_ready:.2f}s "
-        f"({to_ready / imports:.2f}x), phases {json.dumps({k: round(v, 3) for k, v in phases.items()})}"
+        f"({to_ready / imports:.2f}x), "
+        f"phases {json.dumps({k: round(v, 3) for k, v in phases.items()})}"
     )
 
     print("service (dynamic batching, max batch 32)")
@@ -244,8 +245,8 @@ def main() -> None:
         "service_vs_bound": svc / bound if bound else None,
     }
     print(
-        f"\nthroughput at p90<{P90_TARGET_S * 1000:.0f}ms: service {svc:.1f} req/s, naive {naive:.1f} "
-        f"req/s, bound {bound:.1f} req/s"
+        f"\nthroughput at p90<{P90_TARGET_S * 1000:.0f}ms: service {svc:.1f} req/s, "
+        f"naive {naive:.1f} req/s, bound {bound:.1f} req/s"
     )
 
     def fmt(x: float | None, spec: str) -> str:

@@ -178,7 +178,10 @@ def evaluate(
             target=True,
             ok=result.valid,
             note="; ".join(result.invalid_reasons)
-            or f"schedule delay p50 {result.schedule_delay_ms.get('p50')} ms, dropped {result.dropped}",
+            or (
+                f"schedule delay p50 {result.schedule_delay_ms.get('p50')} ms, "
+                f"dropped {result.dropped}"
+            ),
         )
     )
 

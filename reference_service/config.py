@@ -45,7 +45,8 @@ except ImportError:  # pragma: no cover - depends on the environment
 def cgroup_memory_limit(
     proc_root: Path = Path("/proc"), cg_root: Path = Path("/sys/fs/cgroup")
 ) -> int | None:
-    """The memory limit of this process's cgroup (v1 or v2), the tightest up the tree; None if unlimited."""
+    """The memory limit of this process's cgroup (v1 or v2), the tightest up the tree; None if
+    unlimited."""
     limits: list[int] = []
     try:
         lines = (proc_root / "self" / "cgroup").read_text().splitlines()
@@ -102,8 +103,10 @@ class ServiceSettings(_Base):
         None,
         ge=0,
         le=65535,
-        description="Also serve /startup /ready /healthz on this port from a thread of their own, so "
-        "probes stay fast while the API's event loop is flooded (retry storms, overload).",
+        description=(
+            "Also serve /startup /ready /healthz on this port from a thread of their own, so "
+            "probes stay fast while the API's event loop is flooded (retry storms, overload)."
+        ),
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"

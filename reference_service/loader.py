@@ -40,7 +40,8 @@ def resolve_dtype(settings: ServiceSettings, device: str) -> str:
 
 
 def load_model(settings: ServiceSettings, phases: dict[str, float]) -> LoadedModel:
-    """Import, wait for 'storage', load weights; fills `phases` as each one ends (warm-up is the engine's)."""
+    """Import, wait for 'storage', load weights; fills `phases` as each one ends (warm-up is the
+    engine's)."""
     if settings.model_dir is None:
         raise ValueError("no model folder: set GAUNTLET_MODEL_DIR or pass --model-dir")
     model_dir = Path(settings.model_dir)

@@ -1,4 +1,5 @@
-"""Build the reference causal LM from a config with a fixed seed (no download, same seed = same bytes).
+"""Build the reference causal LM from a config with a fixed seed (no download, same seed = same
+bytes).
 
 Presets: `tiny` (~3 M parameters, fast enough for CI on 2 cores) and `small` (~100 M).
 Weights are saved as safetensors (memory-mappable) and every file is made readable by all

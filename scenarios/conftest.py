@@ -111,7 +111,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     except InputError as err:
         pytest.exit(f"error: {err}", returncode=2)
     order = {name: i for i, name in enumerate(scenarios_base.SCENARIOS)}
-    keep, drop = [], []
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
     for item in items:
         name = scenario_of(item)
         (drop if wanted is not None and name is not None and name not in wanted else keep).append(
@@ -175,8 +176,8 @@ class ScenarioTest:
             pytest.skip(r.reason)
         if r.verdict != "pass":
             failing = [
-                f"  {c.name} ({c.outcome}): measured {c.measured}{c.unit} vs target {c.target}{c.unit}"
-                + (f"; {c.note}" if c.note else "")
+                f"  {c.name} ({c.outcome}): measured {c.measured}{c.unit} "
+                f"vs target {c.target}{c.unit}" + (f"; {c.note}" if c.note else "")
                 for c in r.checks
                 if not c.ok
             ]
@@ -209,7 +210,8 @@ def gauntlet_scenario(gauntlet_run: Run, request: pytest.FixtureRequest) -> Scen
         raise InputError(
             f"{request.node.nodeid}: no scenario",
             fix="name the file test_<scenario>.py "
-            f"(one of {', '.join(scenarios_base.SCENARIOS)}) or mark it @pytest.mark.scenario(name)",
+            f"(one of {', '.join(scenarios_base.SCENARIOS)}) "
+            "or mark it @pytest.mark.scenario(name)",
         )
     return ScenarioTest(gauntlet_run, name)
 

@@ -4,10 +4,17 @@ Logic in harness/scenarios/zone_failure.py; how a verdict and a check become pyt
 scenarios/conftest.py.
 """
 
+from __future__ import annotations
 
-def test_scenario(gauntlet_scenario):
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from scenarios.conftest import ScenarioTest
+
+
+def test_scenario(gauntlet_scenario: ScenarioTest) -> None:
     gauntlet_scenario.verdict()
 
 
-def test_check(gauntlet_scenario, gauntlet_check):
+def test_check(gauntlet_scenario: ScenarioTest, gauntlet_check: str) -> None:
     gauntlet_scenario.check(gauntlet_check)

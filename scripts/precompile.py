@@ -16,9 +16,9 @@ import warnings
 GROUPS = (
     # gevent monkey-patches ssl/threading: locust must be the first import of its process.
     "import locust, locust.main",
-    "import torch, transformers, safetensors, tokenizers, fastapi, uvicorn, httpx, kubernetes, numpy, "
-    "chaoslib, chaostoolkit, matplotlib.pyplot, jinja2, rich, tenacity, yaml, click, psutil, "
-    "pydantic_settings, pytest\n"
+    "import torch, transformers, safetensors, tokenizers, fastapi, uvicorn, httpx, kubernetes, "
+    "numpy, chaoslib, chaostoolkit, matplotlib.pyplot, jinja2, rich, tenacity, yaml, click, "
+    "psutil, pydantic_settings, pytest\n"
     "from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast\n"
     "import reference_service.server, reference_service.loader, reference_service.engine\n"
     "import harness.cli, harness.run.engine, harness.chaos.control",

@@ -25,7 +25,8 @@ BACKENDS: dict[str, str] = {
     "kube": "harness.backends.kube:KubeBackend",
 }
 
-#: Each backend's declaration of its options: module:function with the `OptionsDeclaration` signature.
+#: Each backend's declaration of its options: module:function with the `OptionsDeclaration`
+#: signature.
 BACKEND_OPTIONS: dict[str, str] = {
     "local": "harness.backends.local.options:options",
     "kind": "harness.backends.kind:options",
@@ -53,7 +54,8 @@ def _load(target: str) -> Any:
 def backend_options(
     name: str, profile: Profile, *, context: str | None, allow_contexts: list[str], runtime: str
 ) -> dict[str, Any]:
-    """The keyword arguments `get_backend(name, workdir, **options)` takes for this profile and these flags.
+    """The keyword arguments `get_backend(name, workdir, **options)` takes for this profile and
+    these flags.
 
     InputError (field names are the CLI flags): an unknown backend (--backend) or runtime
     (--runtime); then the backend's own: --context with local or kind, kube without --context.

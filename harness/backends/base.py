@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from harness.backends.observe import (
     Deployment,
@@ -31,7 +32,8 @@ class BackendError(RuntimeError):
 
 
 def restarted_at_stamp(t: float | None = None) -> str:
-    """RFC3339 UTC time for the restartedAt annotation (microseconds: two restarts never collide)."""
+    """RFC3339 UTC time for the restartedAt annotation (microseconds: two restarts never
+    collide)."""
     when = datetime.fromtimestamp(time.time() if t is None else t, tz=UTC)
     return when.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
@@ -75,7 +77,8 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def wait_ready(self, replicas: int | None = None, timeout_s: float = 300.0) -> DeploymentStatus:
-        """Block until `replicas` (default: spec.replicas) pods are Ready; BackendError on timeout."""
+        """Block until `replicas` (default: spec.replicas) pods are Ready; BackendError on
+        timeout."""
 
     @abc.abstractmethod
     def teardown(self) -> None:
@@ -153,7 +156,7 @@ class Backend(abc.ABC):
                 )
             time.sleep(poll_s)
 
-    def __enter__(self) -> Backend:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -199,4 +202,5 @@ class ClusterProvisioner(abc.ABC):
     @classmethod
     @abc.abstractmethod
     def check_prerequisites(cls) -> None:
-        """SetupError in seconds, naming everything missing to create the cluster and how to get it."""
+        """SetupError in seconds, naming everything missing to create the cluster and how to get
+        it."""

@@ -69,7 +69,8 @@ def check_prerequisites() -> str:
             )
             if res.returncode != 0:
                 missing.append(
-                    "docker daemon not reachable (start it: `dockerd &` or `systemctl start docker`; "
+                    "docker daemon not reachable (start it: `dockerd &` or "
+                    "`systemctl start docker`; "
                     f"docker said: {res.stderr.strip()[:120]})"
                 )
         except subprocess.TimeoutExpired:
@@ -174,7 +175,8 @@ class KindBackend(KubeBackend, ClusterProvisioner):
         root = source_checkout()
         if root is None:
             raise SetupError(
-                f"building {image} needs gauntlet's source checkout (reference_service/Dockerfile); "
+                f"building {image} needs gauntlet's source checkout "
+                "(reference_service/Dockerfile); "
                 f"pass build_image=False with an image already in the local docker engine"
             )
         dockerfile = dockerfile or root / "reference_service" / "Dockerfile"
@@ -285,7 +287,10 @@ class KindBackend(KubeBackend, ClusterProvisioner):
             cid[:12],
             node,
         )
-        script = f"kill -STOP $(crictl inspect --output go-template --template '{{{{.info.pid}}}}' {cid})"
+        script = (
+            "kill -STOP $(crictl inspect --output go-template --template '{{.info.pid}}' "
+            f"{cid})"
+        )
         res = subprocess.run(
             ["docker", "exec", node, "sh", "-c", script], capture_output=True, text=True, timeout=60
         )

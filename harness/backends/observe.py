@@ -218,8 +218,9 @@ class ResourceSample(_Obs):
     memory_bytes: int | None = None  # working set (cgroup usage minus inactive file) or RSS
     memory_limit_bytes: int | None = None
     oom_kills: int | None = None  # cgroup memory.oom_control oom_kill / docker OOMKilled
-    # CFS quota accounting, cumulative, as cAdvisor's container_cpu_cfs_{periods,throttled_periods}_total
-    # and _throttled_seconds_total (cgroup cpu.stat; None where no CPU limit is enforced)
+    # CFS quota accounting, cumulative, as cAdvisor's
+    # container_cpu_cfs_{periods,throttled_periods}_total and _throttled_seconds_total (cgroup
+    # cpu.stat; None where no CPU limit is enforced)
     cpu_periods: int | None = None
     cpu_throttled_periods: int | None = None
     cpu_throttled_s: float | None = None

@@ -25,7 +25,8 @@ MAX_BACKGROUND_S = 1800.0
 def start_background_load(
     rate_rps: float | None = None, duration_s: float = 600.0
 ) -> dict[str, Any]:
-    """Open-loop load at the profile's baseline (or `rate_rps`) until stopped (at most `duration_s`)."""
+    """Open-loop load at the profile's baseline (or `rate_rps`) until stopped (at most
+    `duration_s`)."""
     gd = current()
     if gd.load is not None and gd.load.running:
         raise ActivityFailed("background load is already running")
@@ -46,7 +47,8 @@ def start_background_load(
 
 
 def stop_background_load() -> dict[str, Any]:
-    """Stop the background load; fails if it delivered nothing (the fault ran against no traffic)."""
+    """Stop the background load; fails if it delivered nothing (the fault ran against no
+    traffic)."""
     gd = active()
     if gd is None or gd.load is None:
         return {"stopped": False, "reason": "no background load running"}
@@ -70,7 +72,8 @@ def stop_background_load() -> dict[str, Any]:
 
 
 def zone_outage(zone: str | None = None) -> dict[str, Any]:
-    """Lose a zone (default: the one holding most Ready pods): its pods die, its nodes go NotReady."""
+    """Lose a zone (default: the one holding most Ready pods): its pods die, its nodes go
+    NotReady."""
     gd = current()
     target = zone or _busiest_zone(gd)
     gd.lost_zones.append(target)  # before the fault: the rollback restores it even if this fails
@@ -208,7 +211,10 @@ def spike(factor: float | None = None, duration_s: float = 30.0) -> dict[str, An
         landed=delivered,
         detail=("generator did not keep the schedule: " + "; ".join(result.invalid_reasons))
         if not delivered
-        else f"ok {result.ok}, errors {dict(Counter(result.errors))}, p90 {result.latency_ms.get('p90')} ms",
+        else (
+            f"ok {result.ok}, errors {dict(Counter(result.errors))}, "
+            f"p90 {result.latency_ms.get('p90')} ms"
+        ),
     )
     return {
         **gd.record(fault),

@@ -1,7 +1,9 @@
 """chaostoolkit control: deploy before the experiment, tear down after it (rollbacks run first).
 
 Use in an experiment:
-    "controls": [{"name": "gauntlet", "provider": {"type": "python", "module": "harness.chaos.control"}}]
+    "controls": [
+        {"name": "gauntlet", "provider": {"type": "python", "module": "harness.chaos.control"}}
+    ]
 Configuration keys (all optional, see `harness.chaos.session.DEFAULTS`): gauntlet_backend,
 gauntlet_profile, gauntlet_manifests, gauntlet_out, gauntlet_runtime, gauntlet_debug_endpoints,
 gauntlet_context, gauntlet_report, gauntlet_deploy_timeout_s.

@@ -14,11 +14,17 @@ TOUCHES = {
     "kill_replica": "one pod: {pod} (default: the oldest Ready pod), deleted without grace",
     "memory_pressure": "one pod: {pod} (default: the newest Ready pod) made to hold {mb} MiB more",
     "release_memory": "the pods memory_pressure hit: the held memory is released",
-    "start_background_load": "the deployment's Service: open-loop load at {rate_rps} req/s until stopped",
+    "start_background_load": (
+        "the deployment's Service: open-loop load at {rate_rps} req/s until stopped"
+    ),
     "stop_background_load": "nothing (stops Gauntlet's own load)",
     "spike": "the deployment's Service: {factor} x baseline for {duration_s} s",
-    "wait_for_ready_replicas": "nothing (waits up to {timeout_s} s for the Deployment's Ready replicas)",
-    "slo_holds": "the deployment's Service: open-loop load at {rate_rps} req/s for {window_s} s (probe)",
+    "wait_for_ready_replicas": (
+        "nothing (waits up to {timeout_s} s for the Deployment's Ready replicas)"
+    ),
+    "slo_holds": (
+        "the deployment's Service: open-loop load at {rate_rps} req/s for {window_s} s (probe)"
+    ),
 }
 DEFAULT_ARGS = {
     "zone": None,
@@ -46,7 +52,8 @@ def describe(
     settings: dict[str, Any],
     configuration: dict[str, Any] | None = None,
 ) -> list[dict[str, str]]:
-    """One row per activity: phase, name, what it touches (arguments resolved from `configuration`)."""
+    """One row per activity: phase, name, what it touches (arguments resolved from
+    `configuration`)."""
     manifests = (
         settings.get("gauntlet_manifests") or f"the packaged overlays/{resources.DEFAULT_OVERLAY}"
     )
@@ -55,7 +62,8 @@ def describe(
             "phase": "control",
             "activity": "deploy",
             "touches": f"{settings.get('gauntlet_backend')} backend: deploys {manifests} "
-            f"(profile {settings.get('gauntlet_profile')}); evidence in {settings.get('gauntlet_out') or 'reports/'}",
+            f"(profile {settings.get('gauntlet_profile')}); "
+            f"evidence in {settings.get('gauntlet_out') or 'reports/'}",
         }
     ]
     baseline: dict[str, Any] = {}
@@ -96,7 +104,9 @@ def describe(
         {
             "phase": "control",
             "activity": "teardown",
-            "touches": "after the rollbacks: stops Gauntlet's load, deletes everything the deploy created",
+            "touches": (
+                "after the rollbacks: stops Gauntlet's load, deletes everything the deploy created"
+            ),
         }
     )
     return rows

@@ -227,7 +227,8 @@ def close_gameday() -> GameDay | None:
 
 
 def save_observations(gd: GameDay) -> None:
-    """The observations of the deployment (deleted pods included), the load summaries, the faults."""
+    """The observations of the deployment (deleted pods included), the load summaries, the
+    faults."""
     evidence.save_observations(gd.backend, gd.out_dir, append=False, include_deleted=True)
     evidence.write_json(gd.out_dir / evidence.GAMEDAY_MEASUREMENTS, gd.load_results)
     gd.save()

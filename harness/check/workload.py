@@ -1,4 +1,5 @@
-"""The workloads in a bundle (Deployments, StatefulSets) and what belongs to each: HPA, PDB, Services."""
+"""The workloads in a bundle (Deployments, StatefulSets) and what belongs to each: HPA, PDB,
+Services."""
 
 from __future__ import annotations
 
@@ -152,7 +153,8 @@ def env_value(container: dict[str, Any], pattern: re.Pattern[str]) -> tuple[str,
 
 
 def prestop_seconds(container: dict[str, Any]) -> float | None:
-    """Seconds a preStop hook takes when the manifest says (sleep action or `sleep N`), else None."""
+    """Seconds a preStop hook takes when the manifest says (sleep action or `sleep N`), else
+    None."""
     hook = ((container.get("lifecycle") or {}).get("preStop")) or None
     if hook is None:
         return None

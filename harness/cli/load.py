@@ -110,7 +110,8 @@ def load(**opts: Any) -> None:
         signal.signal(signal.SIGTERM, old)
     lat, sd = result.latency_ms, result.schedule_delay_ms
     click.echo(
-        f"{result.requests} requests, {result.ok} ok, errors {json.dumps(result.errors)}, dropped {result.dropped}; "
+        f"{result.requests} requests, {result.ok} ok, errors {json.dumps(result.errors)}, "
+        f"dropped {result.dropped}; "
         f"achieved {result.achieved_rate:g} req/s"
         + (f" of {result.requested_rate:g} requested" if result.requested_rate is not None else "")
     )
@@ -155,10 +156,10 @@ def _build_spec(opts: dict[str, Any], LoadSpec: Any, Shape: Any) -> Any:
     }  # fmt: skip
     shape_fields = {k: v for k, v in shape_fields.items() if v is not None}
     overrides: dict[str, Any] = {
-        "path": opts["path"], "method": opts["method"], "mode": opts["mode"], "rate_rps": opts["rate"],
-        "users": opts["users"], "duration_s": opts["duration"], "arrival": opts["arrival"],
-        "timeout_s": opts["timeout_s"], "max_requests": opts["max_requests"], "workers": opts["workers"],
-        "seed": opts["seed"],
+        "path": opts["path"], "method": opts["method"], "mode": opts["mode"],
+        "rate_rps": opts["rate"], "users": opts["users"], "duration_s": opts["duration"],
+        "arrival": opts["arrival"], "timeout_s": opts["timeout_s"],
+        "max_requests": opts["max_requests"], "workers": opts["workers"], "seed": opts["seed"],
     }  # fmt: skip
     overrides = {k: v for k, v in overrides.items() if v is not None}
     overrides["allow_targets"] = list(opts["allow_targets"])

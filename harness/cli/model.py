@@ -1,4 +1,5 @@
-"""`gauntlet model hpa|probes|spread --input FILE`: what Kubernetes would do, from pasted objects."""
+"""`gauntlet model hpa|probes|spread --input FILE`: what Kubernetes would do, from pasted
+objects."""
 
 from __future__ import annotations
 
@@ -153,9 +154,11 @@ def hpa(input_path: str, fmt: str) -> None:
             )
             result["simulation"] = r.to_dict()
             lines.append(
-                f"simulation: first scale-up at {r.first_scale_up_s}s, max replicas {r.max_replicas}, "
+                f"simulation: first scale-up at {r.first_scale_up_s}s, "
+                f"max replicas {r.max_replicas}, "
                 f"needed {r.needed_replicas} (maxReplicas {r.hpa_max_replicas}"
-                f"{'' if r.max_replicas_sufficient else ' - TOO LOW'}), breach {r.breach_seconds:.0f}s"
+                f"{'' if r.max_replicas_sufficient else ' - TOO LOW'}), "
+                f"breach {r.breach_seconds:.0f}s"
             )
             for dec in r.decisions:
                 lines.append(f"  t={dec['t']:>6.0f}s {dec['from']} -> {dec['to']}: {dec['reason']}")
@@ -232,7 +235,8 @@ def probes(input_path: str, fmt: str) -> None:
     )
     a = _wrap(input_path, lambda: analyze(pod, data.get("container"), load))
     lines = [
-        f"container {a.container}: startup gated by {a.gate or 'nothing (never killed during startup)'}",
+        f"container {a.container}: startup gated by "
+        f"{a.gate or 'nothing (never killed during startup)'}",
         f"  kill window after container start: {a.kill_earliest_s}s .. {a.kill_latest_s}s"
         f" (+ grace {a.grace_period_s:.0f}s)",
         f"  killed fraction over {len(a.samples)} load sample(s): {a.killed_fraction:.1%}",
@@ -267,7 +271,8 @@ def spread(input_path: str, fmt: str) -> None:
             zf = zone_failure(dep, nodes, replicas, str(zone))
             text = [
                 f"before: {zf.before.per_zone} pending {zf.before.pending}",
-                f"zone {zone} lost: {zf.lost} pod(s); replaced {zf.replaced}; stranded (Pending) {zf.stranded}",
+                f"zone {zone} lost: {zf.lost} pod(s); replaced {zf.replaced}; "
+                f"stranded (Pending) {zf.stranded}",
                 f"after: {zf.after.per_zone} pending {zf.after.pending}",
             ]
             text += [f"  reason: {r}" for r in zf.after.reasons] + [

@@ -62,8 +62,8 @@ def build_result(
             )
         if scheduled and dropped > MAX_DROPPED_FRACTION * scheduled:
             reasons.append(
-                f"dropped {dropped} of {scheduled} requests ({dropped_late} behind schedule by more "
-                f"than {spec.max_lag_s:g} s, {dropped_slot} with no free in-flight slot)"
+                f"dropped {dropped} of {scheduled} requests ({dropped_late} behind schedule by "
+                f"more than {spec.max_lag_s:g} s, {dropped_slot} with no free in-flight slot)"
             )
         if scheduled == 0:
             reasons.append("no request was scheduled")

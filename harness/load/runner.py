@@ -243,10 +243,12 @@ class LoadHandle:
             users = 1 if spec.mode == "open" else cfg["users"]
             safety = spec.duration_s + spec.timeout_s + READY_TIMEOUT_S + 60
             cmd = [
-                sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary",
+                sys.executable, "-m", "locust", "-f", str(LOCUSTFILE),
+                "--headless", "--only-summary",
                 "-u", str(users), "-r", str(max(users, 1)), "--run-time", f"{math.ceil(safety)}s",
                 "--exit-code-on-error", "0", "--loglevel", "WARNING",
-                "--logfile", str(self.wdir / f"locust-{k}.log"), "--host", cfg["target"], user_class,
+                "--logfile", str(self.wdir / f"locust-{k}.log"),
+                "--host", cfg["target"], user_class,
             ]  # fmt: skip
             wenv = dict(env, GAUNTLET_LOAD_CONFIG=str(cfg_path))
             cpus = spec.worker_cpus

@@ -170,7 +170,8 @@ def compare_reports(
     )
     if baseline.profile.name != candidate.profile.name:
         cmp.warnings.append(
-            f"profiles differ ({baseline.profile.name} vs {candidate.profile.name}): numbers may not be comparable"
+            f"profiles differ ({baseline.profile.name} vs {candidate.profile.name}): "
+            "numbers may not be comparable"
         )
     if baseline.backend.name != candidate.backend.name:
         cmp.warnings.append(

@@ -64,7 +64,8 @@ class EnvironmentInfo(_Model):
 
 
 class ScenarioResult(_Model):
-    """One scenario's verdict as the report stores it (the Verdict's fields, status as `verdict`)."""
+    """One scenario's verdict as the report stores it (the Verdict's fields, status as
+    `verdict`)."""
 
     name: str
     verdict: Status

@@ -75,12 +75,14 @@ BACKGROUND_RUN = "background"
 
 
 def load_copy(run: str) -> str:
-    """Where a scenario's load run `run` is copied up: `load.json` for the main run, else `<run>.json`."""
+    """Where a scenario's load run `run` is copied up: `load.json` for the main run, else
+    `<run>.json`."""
     return LOAD if run == LOAD_RUN else f"{run}.json"
 
 
 def gameday_load(label: str) -> str:
-    """Where a game day's load run `label` is copied up (`load-background.json`): the report plots it."""
+    """Where a game day's load run `label` is copied up (`load-background.json`): the report
+    plots it."""
     return f"load-{label}.json"
 
 

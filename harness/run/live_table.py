@@ -1,4 +1,5 @@
-"""certify's live table: one row per scenario, the running one with its elapsed time, the last log line."""
+"""certify's live table: one row per scenario, the running one with its elapsed time, the last
+log line."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The five certification scenarios. Each is `run(ctx: ScenarioContext) -> Verdict`, backend-agnostic."""
+"""The five certification scenarios. Each is `run(ctx: ScenarioContext) -> Verdict`,
+backend-agnostic."""
 
 from harness.scenarios.base import SCENARIOS, ScenarioContext, run_scenario
 

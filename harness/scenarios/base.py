@@ -94,7 +94,8 @@ class ScenarioContext:
 
 
 def run_scenario(name: str, ctx: ScenarioContext) -> Verdict:
-    """Run one scenario; an unexpected exception becomes an `error` verdict with the traceback saved."""
+    """Run one scenario; an unexpected exception becomes an `error` verdict with the traceback
+    saved."""
     module_name, func = SCENARIOS[name].split(":")
     started = time.monotonic()
     try:

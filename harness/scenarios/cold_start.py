@@ -161,7 +161,8 @@ def _scale_to_zero(backend: Backend, timeout_s: float) -> None:
 
 
 def observe_start(backend: Backend, seen: set[str], timeout_s: float) -> dict[str, Any]:
-    """Follow one new pod from creation to Ready (or to the timeout), polling for the startup flip."""
+    """Follow one new pod from creation to Ready (or to the timeout), polling for the startup
+    flip."""
     deadline = time.monotonic() + timeout_s
     pod: Pod | None = None
     started_flip: float | None = None

@@ -159,7 +159,8 @@ def count_status(result: LoadResult, *codes: int | str) -> int:
 
 
 def error_budget(requests: int, errors: int, slo: SLO) -> dict[str, Any]:
-    """Availability as an error budget (harness.sla): allowed vs burned, also minutes per 30 days."""
+    """Availability as an error budget (harness.sla): allowed vs burned, also minutes per 30
+    days."""
     from harness.sla import error_budget as sla_budget
 
     b = sla_budget(requests, errors, slo)
@@ -181,7 +182,8 @@ def error_budget(requests: int, errors: int, slo: SLO) -> dict[str, Any]:
 def load_validity_check(
     result: LoadResult, what: str = "load generator", name: str = "load_valid"
 ) -> Check:
-    """A run whose generator could not hold its schedule is invalid: the scenario fails, never passes."""
+    """A run whose generator could not hold its schedule is invalid: the scenario fails, never
+    passes."""
     valid = result.valid
     reasons = "; ".join(result.invalid_reasons)
     return Check(
@@ -303,7 +305,8 @@ def cpu_throttling(samples: Iterable[ResourceSample]) -> dict[str, Any]:
 def wait_rollout(
     backend: Backend, replicas: int | None, timeout_s: float, restart_loop_kills: int = 3
 ) -> tuple[bool, str]:
-    """Wait for `replicas` Ready pods; (ok, message) instead of raising, so a fail keeps its evidence.
+    """Wait for `replicas` Ready pods; (ok, message) instead of raising, so a fail keeps its
+    evidence.
 
     Gives up early once one pod's container was killed by its probes, or restarted for any
     reason (OOM kill, crash), `restart_loop_kills` times: that is a restart loop

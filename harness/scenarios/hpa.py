@@ -12,7 +12,8 @@ else the HPA status history) and to the first new replica Ready (vs `spike.scale
 SLA-breach seconds from the spike on (vs `spike.max_breach_s`) with the unserved demand and the
 replicas reached as supporting evidence, and flapping on the way down. A spike the generator
 did not deliver fails; one the initial replicas served within the SLA without any scale-up is
-inconclusive. The HPA model's prediction (harness.models.hpa.simulate) is kept beside the measurement.
+inconclusive. The HPA model's prediction (harness.models.hpa.simulate) is kept beside the
+measurement.
 """
 
 from __future__ import annotations
@@ -343,7 +344,10 @@ def spike_phase(
             ended_at=spike_t1,
             affected=[f"{base_rate:g} -> {spike_rate:.1f} req/s"],
             landed=bool(result.valid and delivered >= SPIKE_DELIVERED_MIN),
-            detail=f"delivered {spike_win.rate_rps:.1f} req/s of {spike_rate:.1f} requested ({delivered:.0%})",
+            detail=(
+                f"delivered {spike_win.rate_rps:.1f} req/s of {spike_rate:.1f} requested "
+                f"({delivered:.0%})"
+            ),
         )
     )
 
@@ -394,7 +398,8 @@ def spike_phase(
     ctx.write_json(evidence.REPLICAS, watch.samples)
     scaled = reached > initial
     held = breach["seconds"] <= sp.max_breach_s
-    # nothing asked the autoscaler for capacity: its speed cannot be judged, and a pass would be empty
+    # nothing asked the autoscaler for capacity: its speed cannot be judged, and a pass would be
+    # empty
     untested = not scaled and held
     untested_note = (
         f"the {initial} initial replicas held the SLA at {spike_win.rate_rps:.1f} req/s "

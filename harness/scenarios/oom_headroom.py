@@ -245,7 +245,8 @@ def _drive(
                 f"{over_rate} req/s past peak were all queued and served within the limit: "
                 "admission never had to refuse, so shedding was not exercised"
                 if bounded
-                else f"{over_rate} req/s past peak were never refused: admission control did not engage"
+                else f"{over_rate} req/s past peak were never refused: "
+                "admission control did not engage"
             ),
         ),
         Check(

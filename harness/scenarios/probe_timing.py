@@ -130,8 +130,8 @@ def model_checks(ctx: ScenarioContext, bundle: ManifestBundle) -> dict[str, Any]
             unit="s",
             ok=ok,
             note=(
-                f"the {analysis.gate} probe kills a container still loading after {budget:.1f}s; the "
-                f"cold start is p95 {p95:.1f}s x margin {ctx.profile.probes.margin} ({source})"
+                f"the {analysis.gate} probe kills a container still loading after {budget:.1f}s; "
+                f"the cold start is p95 {p95:.1f}s x margin {ctx.profile.probes.margin} ({source})"
             )
             if not ok
             else source,
@@ -227,7 +227,8 @@ def full_load_phase(
     ):  # a probe answered late because its pod ran out of CPU quota
         kill_note += (
             f" (CPU throttled in {throttling['cpu_throttled_ratio']:.0%} of CFS periods, "
-            f"worst {throttling['cpu_throttled_worst_pod']} {throttling['cpu_throttled_worst_ratio']:.0%})"
+            f"worst {throttling['cpu_throttled_worst_pod']} "
+            f"{throttling['cpu_throttled_worst_ratio']:.0%})"
         )
     checks = [
         common.load_validity_check(result),

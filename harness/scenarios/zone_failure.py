@@ -1,4 +1,5 @@
-"""zone-failure: lose one zone under steady load; SLA per window, budget, placement, recovery; drain.
+"""zone-failure: lose one zone under steady load; SLA per window, budget, placement, recovery;
+drain.
 
 Steady open-loop load at `load.baseline_rps`; at `zones.fault_at_s` the zone with most replicas
 (or `zones.fail_zone`) is lost (`backend.zone_outage`). Measured: SLA per `slo.window_s` window
@@ -243,7 +244,8 @@ def sla_windows(ctx: ScenarioContext, result: Any, t_fault: float) -> list[dict[
 
 
 def recovery_after(windows: list[dict[str, Any]], t_fault: float) -> float | None:
-    """Seconds from the fault to the start of the first window after which every window met the SLA."""
+    """Seconds from the fault to the start of the first window after which every window met the
+    SLA."""
     relevant = [w for w in windows if w["after_fault"] or w["contains_fault"]]
     if not relevant:
         return None
@@ -356,8 +358,8 @@ def drain_phase(
                 target="> 0 in flight at SIGTERM",
                 ok=bool(running_at_sigterm),
                 inconclusive=not running_at_sigterm,
-                note=f"{len(running_at_sigterm)} of {len(accepted)} accepted requests were still running "
-                f"{timing['pre_stop_s']:g}s (preStop) after the eviction; planned "
+                note=f"{len(running_at_sigterm)} of {len(accepted)} accepted requests were still "
+                f"running {timing['pre_stop_s']:g}s (preStop) after the eviction; planned "
                 f"{timing['work_s']:g}s of work each",
             )
         )

@@ -1,4 +1,7 @@
-"""`gauntlet check`: every broken variant is caught by its rule, good overlays pass, bad input = 2."""
+"""`gauntlet check`.
+
+Every broken variant is caught by its rule, good overlays pass, bad input = 2.
+"""
 
 from __future__ import annotations
 

@@ -50,7 +50,9 @@ def test_overlay_shapes() -> None:
     assert vs is not None
     weights = [d["weight"] for d in vs["spec"]["http"][1]["route"]]
     assert sum(weights) == 100
-    assert istio.one("DestinationRule")["spec"]["trafficPolicy"]["outlierDetection"]
+    dr = istio.one("DestinationRule")
+    assert dr is not None
+    assert dr["spec"]["trafficPolicy"]["outlierDetection"]
 
 
 @pytest.mark.parametrize("variant", BROKEN)

@@ -176,7 +176,9 @@ def pol(*items):
     ],
 )
 def test_upstream_generate_scale_up_rules(given, policies, stabilization, select):
-    up = HPAController(hpa(behavior={"scaleUp": given})).behavior["scaleUp"]
+    behavior = HPAController(hpa(behavior={"scaleUp": given})).behavior
+    assert behavior is not None
+    up = behavior["scaleUp"]
     got = (up["policies"], up["stabilizationWindowSeconds"], up["selectPolicy"])
     assert got == (policies, stabilization, select)
 
@@ -216,6 +218,7 @@ def test_upstream_generate_scale_up_rules(given, policies, stabilization, select
 def test_upstream_generate_scale_down_rules(given, policies, stabilization, select):
     flag = 123.0  # stands for the controller flag, so that "nil" shows
     ctl = HPAController(hpa(behavior={"scaleDown": given}), downscale_stabilization_s=flag)
+    assert ctl.behavior is not None
     down = ctl.behavior["scaleDown"]
     window = flag if stabilization is None else stabilization
     got = (down["policies"], down["stabilizationWindowSeconds"], down["selectPolicy"])

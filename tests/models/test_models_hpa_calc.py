@@ -9,6 +9,7 @@ zero time unless "hot" (now) or "cool" (now - 3 min), Ready lastTransitionTime u
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,7 @@ def make_pods(
         if requests is not None and i < len(requests):
             for c in containers:
                 c["resources"] = {"requests": {resource: requests[i]}}
-        pod = {
+        pod: dict[str, Any] = {
             "metadata": {"name": f"test-pod-{i}"},
             "spec": {"containers": containers},
             "status": {
@@ -307,7 +308,10 @@ def test_all_unready_error():
 
 
 def test_computed_tolerance_alg_implementation():
-    """TestReplicaCalcComputedToleranceAlgImplementation: minimal scale-down, then inside the margin."""
+    """TestReplicaCalcComputedToleranceAlgImplementation.
+
+    Minimal scale-down, then inside the margin.
+    """
     start_pods = 10
     total_used = start_pods * 150
     total_requested = 2 * total_used
@@ -325,7 +329,7 @@ def test_computed_tolerance_alg_implementation():
     assert run_resource(start_pods, reqs, levels, int(target * 100))[0] == start_pods
 
 
-# --- Pods (custom) metrics: calcPlainMetricReplicas -------------------------------------------------
+# --- Pods (custom) metrics: calcPlainMetricReplicas ---------------------------------------------
 
 
 def run_pods_metric(current, levels, target, readiness=None, start=None, tol=TOL):

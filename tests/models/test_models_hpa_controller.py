@@ -108,7 +108,8 @@ def test_legacy_downscale_stabilization_keeps_max_of_5_minutes():
 
 
 def test_behavior_default_scale_up_rate_worked_example():
-    # reference: default behavior, current 10, desired 50 -> max(10+4, ceil(10*2)) = 20 (ScaleUpLimit)
+    # reference: default behavior, current 10, desired 50
+    #   -> max(10+4, ceil(10*2)) = 20 (ScaleUpLimit)
     ctl = HPAController(cpu_hpa(max_r=100, behavior={}))
     d = reconcile(ctl, 10, 2500)  # 250 % / 50 % -> ratio 5 -> 50
     assert d.desiredReplicas == 20
@@ -141,7 +142,8 @@ def test_behavior_percent_scale_down_truncates_and_select_min():
     d = reconcile(ctl, 80, 50)  # wants 8 ; int(80 * 0.9) = 72
     assert d.desiredReplicas == 72
     assert {c["type"]: c["reason"] for c in d.conditions}["ScalingLimited"] == "ScaleDownLimit"
-    # 60 s later the period start is 72 + 8 = 80 again... within the period it is 80 - 72 + 8: int(80*0.9) = 72 -> no change
+    # 60 s later the period start is 72 + 8 = 80 again... within the period it is
+    # 80 - 72 + 8: int(80*0.9) = 72 -> no change
     assert reconcile(ctl, 72, 50, now=NOW + 30).desiredReplicas == 72
     d = reconcile(ctl, 72, 50, now=NOW + 61)  # int(72 * 0.9) = int(64.8) = 64
     assert d.desiredReplicas == 64
@@ -306,7 +308,8 @@ def test_simulate_spike_breach_and_first_scale_up():
         initial_replicas=4,
     )
     assert r.first_scale_up_s == 300.0  # the first sync that sees the spike
-    # 4 ready replicas carry 40 rps < 100 from t=300 until the new pods are ready at 360 (+ later ones)
+    # 4 ready replicas carry 40 rps < 100 from t=300 until the new pods are ready at 360
+    # (+ later ones)
     assert 60.0 <= r.breach_seconds <= 120.0
     assert r.timeline[-1]["ready"] >= r.needed_replicas
 

@@ -62,6 +62,7 @@ def test_bad_durations_name_the_field_and_the_fix(text, message, fix):
     with pytest.raises(ModelInputError) as e:
         parse_duration(text, "controller.syncPeriod")
     assert e.value.field == "controller.syncPeriod"
+    assert e.value.fix is not None
     assert message in e.value.message and fix in e.value.fix
 
 
@@ -477,7 +478,8 @@ def test_object_target_type_mismatch_is_a_metric_error():
     d = HPAController(hpa).reconcile(
         NOW, spec_replicas=2, pods=[], pod_metrics=[], custom_metrics={"object": {"rps": 50}}
     )
-    assert not d.rescale and "neither a value target nor an average value target" in d.error
+    assert not d.rescale and d.error is not None
+    assert "neither a value target nor an average value target" in d.error
     assert {c["type"]: c["reason"] for c in d.conditions}[
         "ScalingActive"
     ] == "FailedGetObjectMetric"

@@ -1,4 +1,7 @@
-"""Inter-pod affinity / anti-affinity in the scheduler model (InterPodAffinity filtering.go / scoring.go)."""
+"""Inter-pod affinity / anti-affinity in the scheduler model.
+
+Upstream: InterPodAffinity filtering.go / scoring.go.
+"""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ R_SPREAD, UnschedulableAndUnresolvable -> R_SPREAD_LABEL.
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import pytest
 
@@ -58,7 +59,10 @@ def c(max_skew, key, selector, min_domains=None, affinity=None, taints=None):
 
 def pod(labels, *constraints, node_selector=None, affinity=None):
     """The incoming pod; labels "foo" / "foo,bar"; affinity (key, operator, values)."""
-    spec = {"containers": [{"name": "c"}], "topologySpreadConstraints": list(constraints)}
+    spec: dict[str, Any] = {
+        "containers": [{"name": "c"}],
+        "topologySpreadConstraints": list(constraints),
+    }
     if node_selector is not None:
         spec["nodeSelector"] = node_selector
     if affinity is not None:

@@ -159,7 +159,7 @@ def loopback_url() -> Iterator[str]:
 @pytest.fixture
 def env(
     monkeypatch: pytest.MonkeyPatch, fake_env: Callable[[dict[str, str]], None], loopback_url: str
-) -> Callable[[str], None]:
+) -> Iterator[Callable[[str], None]]:
     """Registry: cold-start (passes), probe-timing = the case under test, hpa (never reached)."""
     fake_env({})
     HOOKS.clear()

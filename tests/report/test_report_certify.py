@@ -7,6 +7,7 @@ import os
 import signal
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import fakes_report
 import pytest
@@ -21,10 +22,10 @@ from harness.run.options import CertifyOptions
 GOOD = {"cold-start": "cold_start_pass", "zone-failure": "zone_pass"}
 
 
-def run(tmp_path: Path, manifests: Path, html: bool = False, **kw: object) -> tuple[int, Path]:
+def run(tmp_path: Path, manifests: Path, html: bool = False, **kw: Any) -> tuple[int, Path]:
     """html off unless a test reads it: plots cost seconds on a loaded 2-core machine."""
     out = tmp_path / "run"
-    opts = CertifyOptions(manifests=str(manifests), out=out, html=html, **kw)  # type: ignore[arg-type]
+    opts = CertifyOptions(manifests=str(manifests), out=out, html=html, **kw)
     report, run_dir = certify(opts, console=quiet())
     return exit_code(report, opts.fail_on_skip), run_dir
 
@@ -32,7 +33,7 @@ def run(tmp_path: Path, manifests: Path, html: bool = False, **kw: object) -> tu
 def junit_suites(run_dir: Path) -> dict[str, ET.Element]:
     root = ET.parse(run_dir / "junit.xml").getroot()
     assert root.tag == "testsuites"
-    return {s.get("name"): s for s in root.iter("testsuite")}
+    return {s.get("name", ""): s for s in root.iter("testsuite")}
 
 
 def junit_cases(run_dir: Path) -> dict[str, ET.Element]:
@@ -42,7 +43,7 @@ def junit_cases(run_dir: Path) -> dict[str, ET.Element]:
 
 def junit_checks(run_dir: Path, scenario: str) -> dict[str, ET.Element]:
     """The scenario's per-check testcases."""
-    return {c.get("name"): c for c in junit_suites(run_dir)[scenario].findall("testcase")[1:]}
+    return {c.get("name", ""): c for c in junit_suites(run_dir)[scenario].findall("testcase")[1:]}
 
 
 def test_all_pass_writes_valid_report_junit_and_html(tmp_path, manifests_file, fake_env):
@@ -138,10 +139,11 @@ def test_fail_error_and_skip_verdicts(tmp_path, manifests_file, fake_env):
     assert checks["latency_p90_ms"].find("failure") is not None
     assert checks["availability"].find("failure") is not None
     assert checks["recovery_s"].find("failure") is None
-    zone = junit_suites(run_dir)["zone-failure"]
-    assert (zone.get("tests"), zone.get("failures")) == ("4", "3")
+    zone_suite = junit_suites(run_dir)["zone-failure"]
+    assert (zone_suite.get("tests"), zone_suite.get("failures")) == ("4", "3")
     root = ET.parse(run_dir / "junit.xml").getroot()
-    # 4 scenario testcases + 4 checks (cold-start 1, zone-failure 3): 3 failures = the scenario + 2 checks
+    # 4 scenario testcases + 4 checks (cold-start 1, zone-failure 3):
+    # 3 failures = the scenario + 2 checks
     assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == (
         "8",
         "3",
@@ -234,7 +236,9 @@ def test_interrupt_writes_partial_report_and_tears_down(tmp_path, manifests_file
     )  # + preflight
     cases = junit_cases(run_dir)
     assert set(cases) == {"cold-start", "probe-timing", "hpa"}
-    assert "interrupted" in (cases["hpa"].find("skipped").get("message") or "")  # type: ignore[union-attr]
+    skipped = cases["hpa"].find("skipped")
+    assert skipped is not None
+    assert "interrupted" in (skipped.get("message") or "")
     html = (run_dir / "report.html").read_text()
     assert "partial report" in html and "not run" in html
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,7 +52,7 @@ def make_report(run_id: str, **scenarios: tuple[str, dict]) -> Report:
     ).finalize()
 
 
-BASE = {
+BASE: dict[str, tuple[str, dict[str, Any]]] = {
     "cold_start": ("pass", {"cold_start_p95_s": 10.0, "phases": {"weights_s": 4.0}}),
     "hpa": ("pass", {"breach_s": 5.0, "max_replicas_reached": 4, "capacity_per_replica": 10.0}),
     "zone_failure": ("pass", {"latency_ms": {"p90": 200.0}, "availability": 0.999, "errors": 0}),

@@ -80,7 +80,7 @@ def test_evidence_reader_collects_all_files(tmp_path):
 def test_unserialisable_measurements_are_kept_as_text():
     v = fakes_report.nan_measurement(
         type("Ctx", (), {"profile": type("P", (), {"name": "local"})})()
-    )  # type: ignore[arg-type]
+    )
     assert isinstance(v, Verdict)
     r = ScenarioResult.from_verdict(v)
     assert r.measurements["breach_s"] is None  # JSON has no NaN: the report says "no value"

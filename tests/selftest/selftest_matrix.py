@@ -88,7 +88,8 @@ MATRIX: tuple[Case, ...] = (
         "grace-shorter-than-drain",
         "zone-failure",
         "drain_lost_requests",
-        "accepted in-flight requests cut off by SIGKILL when the grace period ends before the drain",
+        "accepted in-flight requests cut off by SIGKILL when the grace period ends "
+        "before the drain",
     ),
     Case(
         "spread-honor-missing",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -85,13 +86,19 @@ def test_oom_zero_kills_is_inconclusive_where_limits_are_not_enforced() -> None:
     assert killed.failed
 
 
+class _Server(ThreadingHTTPServer):
+    mode = "served"  # how _Handler answers: served | refused | failed | cut
+
+
 class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
     def log_message(self, *args: Any) -> None:
         pass
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length", 0)))
-        mode = self.server.mode  # type: ignore[attr-defined]
+        mode = self.server.mode
         if mode == "cut":  # accepted, then the connection dies without an answer
             self.connection.close()
             return
@@ -104,8 +111,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def server() -> Any:
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+def server() -> Iterator[_Server]:
+    srv = _Server(("127.0.0.1", 0), _Handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     yield srv
     srv.shutdown()
@@ -120,7 +127,7 @@ def server() -> Any:
         ("cut", "accepted_then_cut"),
     ],
 )
-def test_drain_requests_are_classified(server: Any, mode: str, outcome: str) -> None:
+def test_drain_requests_are_classified(server: _Server, mode: str, outcome: str) -> None:
     server.mode = mode
     backend = _Backend(f"http://127.0.0.1:{server.server_port}")
     got = zone_failure._long_request(backend, "pod", {"prompt": "x"})  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from selftest_matrix import MATRIX
 
+from harness.backends.base import Backend
 from harness.backends.observe import (
     Condition,
     ContainerState,
@@ -87,10 +88,14 @@ def test_sla_windows_place_the_breach_against_the_fault(tmp_path: Path) -> None:
     t0 = 1_700_000_000.0
     result = build_result(spec, rec, started_at=t0, duration_s=20)
     result.attach_records(rec)
+
+    def no_backend(_: Path) -> Backend:
+        raise AssertionError("sla_windows makes no backend")
+
     ctx = ScenarioContext(
         profile=prof,
         bundle=ManifestBundle([], source="t"),
-        backend_factory=lambda _: None,
+        backend_factory=no_backend,
         backend_name="none",
         out_dir=tmp_path,
     )

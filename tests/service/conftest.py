@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -59,7 +59,7 @@ class ServerProcess:
     def wait_started(self, timeout: float = START_TIMEOUT_S) -> None:
         self._wait(lambda r: r.status_code == 200, "/startup", timeout)
 
-    def _wait(self, ok, path: str, timeout: float) -> None:  # type: ignore[no-untyped-def]
+    def _wait(self, ok: Callable[[httpx.Response], bool], path: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

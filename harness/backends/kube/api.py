@@ -63,7 +63,8 @@ def resource_path(
     name: str | None = None,
     subresource: str | None = None,
 ) -> str:
-    """REST path of a collection or object, e.g. /apis/apps/v1/namespaces/ns/deployments/x/status."""
+    """REST path of a collection or object, e.g.
+    /apis/apps/v1/namespaces/ns/deployments/x/status."""
     plural, namespaced = KINDS.get(kind, (kind.lower() + "s", True))
     base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
     if namespaced and namespace:

@@ -6,26 +6,16 @@ import copy
 import logging
 import re
 import secrets
-import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from kubernetes import client
 
-from harness.backends.base import (
-    RESTARTED_AT,
-    Backend,
-    BackendError,
-    RolloutRestarter,
-    RolloutWatch,
-    restarted_at_stamp,
-)
-from harness.backends.kube import convert, zones
+from harness.backends.base import Backend, BackendError, RolloutRestarter
+from harness.backends.kube import convert, faults, zones
 from harness.backends.kube.api import (
     IN_CLUSTER,
     KubeApi,
@@ -37,13 +27,12 @@ from harness.backends.kube.api import (
 )
 from harness.backends.kube.portforward import PortForward, find_kubectl
 from harness.backends.kube.recorder import Recorder
-from harness.backends.kube.rollout_status import RolloutState, rollout_state
-from harness.backends.kube.safety import CLEANUP, check_chaos, check_context
+from harness.backends.kube.rollout_status import rollout_state
+from harness.backends.kube.safety import CLEANUP, check_context
 from harness.backends.observe import (
     Deployment,
     DeploymentStatus,
     Event,
-    FaultKind,
     FaultRecord,
     HPAStatusSample,
     Node,
@@ -125,7 +114,8 @@ class KubeBackend(Backend, RolloutRestarter):
                 names, _ = kubeconfig_contexts(kubeconfig)
                 if context not in names:
                     raise InputError(
-                        f"context {context!r} is not in the kubeconfig (has: {', '.join(names) or 'none'})",
+                        f"context {context!r} is not in the kubeconfig "
+                        f"(has: {', '.join(names) or 'none'})",
                         file=kubeconfig or "$KUBECONFIG / ~/.kube/config",
                         field="contexts",
                         fix="pick one with `kubectl config get-contexts` or pass --kubeconfig",
@@ -222,7 +212,8 @@ class KubeBackend(Backend, RolloutRestarter):
     def wait_ready(
         self, replicas: int | None = None, timeout_s: float | None = None
     ) -> DeploymentStatus:
-        """Wait as `kubectl rollout status` does; `timeout_s` None: the backend's rollout_timeout_s."""
+        """Wait as `kubectl rollout status` does; `timeout_s` None: the backend's
+        rollout_timeout_s."""
         name = self._dep_name()
         limit = self.rollout_timeout_s if timeout_s is None else timeout_s
         deadline = time.monotonic() + limit
@@ -242,7 +233,8 @@ class KubeBackend(Backend, RolloutRestarter):
             time.sleep(min(self.poll_s, 2.0))
 
     def _why_not_ready(self) -> str:
-        """The warnings a user needs to see next to a rollout failure (FailedScheduling, BackOff...)."""
+        """The warnings a user needs to see next to a rollout failure (FailedScheduling,
+        BackOff...)."""
         try:
             warnings = [e for e in self.events() if e.type == "Warning"]
         except (KubeApiError, BackendError):
@@ -273,9 +265,8 @@ class KubeBackend(Backend, RolloutRestarter):
             if touched:
                 log.info("restored nodes (untaint/uncordon): %s", ", ".join(touched))
         except Exception as exc:
-            errors.append(
-                f"restoring nodes {sorted(self.node_changes.cordoned | self.node_changes.tainted)}: {exc}"
-            )
+            changed = sorted(self.node_changes.cordoned | self.node_changes.tainted)
+            errors.append(f"restoring nodes {changed}: {exc}")
         if self._namespace_created and not self.keep_namespace:
             try:
                 log.info("deleting namespace %s", self.namespace)
@@ -404,286 +395,30 @@ class KubeBackend(Backend, RolloutRestarter):
             {"spec": {"replicas": int(replicas)}},
         )
 
+    # faults: harness.backends.kube.faults, through this backend ------------------------------
     def delete_pod(self, pod: str, grace_period_s: float | None = None) -> FaultRecord:
-        check_chaos("delete_pod", self.context, self.chaos_allowed)
-        log.info("deleting pod %s/%s (grace %s)", self.namespace, pod, grace_period_s)
-        started = time.time()
-        query = {"gracePeriodSeconds": int(grace_period_s)} if grace_period_s is not None else {}
-        try:
-            self.api.delete(resource_path("v1", "Pod", self.namespace, pod), **query)
-        except KubeApiError as exc:
-            return FaultRecord(
-                kind=FaultKind.KILL_POD,
-                target=pod,
-                started_at=started,
-                ended_at=time.time(),
-                landed=False,
-                detail=f"delete refused: {exc}",
-            )
-        landed = self._gone_or_terminating(pod)
-        return FaultRecord(
-            kind=FaultKind.KILL_POD,
-            target=pod,
-            started_at=started,
-            ended_at=time.time(),
-            affected=[pod],
-            landed=landed,
-            detail="pod deleted" if landed else "pod still present and not terminating",
-        )
-
-    def _gone_or_terminating(self, pod: str, uid: str | None = None) -> bool:
-        try:
-            obj = self.api.get(resource_path("v1", "Pod", self.namespace, pod))
-        except KubeApiError as exc:
-            return exc.status == 404
-        meta = obj.get("metadata") or {}
-        return bool(meta.get("deletionTimestamp")) or (uid is not None and meta.get("uid") != uid)
-
-    def _zone_nodes(self, zone: str) -> list[dict[str, Any]]:
-        nodes = zones.zone_nodes(self.api, zone)
-        if not nodes:
-            present = sorted({z for z in self._zones(refresh=True).values() if z})
-            raise BackendError(
-                f"no node is labelled {convert.ZONE_LABEL}={zone} "
-                f"(zones present: {', '.join(present) or 'none'})"
-            )
-        return nodes
-
-    def _announce(self, action: str, zone: str, node_names: list[str]) -> list[dict[str, Any]]:
-        mine = zones.pods_on(self.api, node_names, self.namespace)
-        others = [
-            p
-            for p in zones.pods_on(self.api, node_names, None)
-            if p["metadata"].get("namespace") != self.namespace
-        ]
-        log.warning(
-            "%s zone %s on context %s: nodes %s; our pods there: %s; pods of other namespaces "
-            "on those nodes: %d",
-            action,
-            zone,
-            self.context,
-            ", ".join(node_names),
-            ", ".join(p["metadata"]["name"] for p in mine) or "none",
-            len(others),
-        )
-        return mine
+        return faults.delete_pod(self, pod, grace_period_s)
 
     def zone_outage(self, zone: str) -> FaultRecord:
-        check_chaos("zone_outage", self.context, self.chaos_allowed)
-        if self.zone_outage_mode == "drain":
-            rec = self.drain_zone(zone, timeout_s=self.outage_wait_s)
-            return rec.model_copy(update={"kind": FaultKind.ZONE_OUTAGE})
-        started = time.time()
-        nodes = self._zone_nodes(zone)
-        names = [n["metadata"]["name"] for n in nodes]
-        mine = self._announce("zone outage (cordon + NoExecute taint)", zone, names)
-        for n in nodes:
-            self.node_changes.cordon(self.api, n)
-            self.node_changes.taint(self.api, n, zone)
-        uids = {p["metadata"]["name"]: p["metadata"].get("uid") for p in mine}
-        gone: list[str] = []
-        deadline = time.monotonic() + self.outage_wait_s
-        while True:
-            gone = [p for p, uid in uids.items() if self._gone_or_terminating(p, uid)]
-            if len(gone) == len(uids) or time.monotonic() > deadline:
-                break
-            time.sleep(min(self.poll_s, 1.0))
-        landed = len(gone) == len(uids)
-        detail = (
-            f"tainted {zones.OUTAGE_TAINT_KEY}={zone}:NoExecute and cordoned {len(names)} node(s); "
-            f"{len(gone)}/{len(uids)} of our pods in the zone evicted"
-        )
-        if not landed:
-            detail += f" within {self.outage_wait_s:.0f}s (pods tolerating the taint stay)"
-        return FaultRecord(
-            kind=FaultKind.ZONE_OUTAGE,
-            target=zone,
-            started_at=started,
-            ended_at=time.time(),
-            affected=names + gone,
-            landed=landed,
-            detail=detail,
-        )
+        """Cordon and NoExecute-taint the zone's nodes (or drain them, `zone_outage_mode`)."""
+        return faults.zone_outage(self, zone)
 
     def restore_zone(self, zone: str) -> FaultRecord:
-        started = time.time()
-        nodes = {n["metadata"]["name"] for n in zones.zone_nodes(self.api, zone)}
-        log.info(
-            "restoring zone %s: untaint/uncordon %s", zone, ", ".join(sorted(nodes)) or "no nodes"
-        )
-        touched = self.node_changes.restore(self.api, only=nodes)
-        return FaultRecord(
-            kind=FaultKind.RESTORE,
-            target=zone,
-            started_at=started,
-            ended_at=time.time(),
-            affected=touched,
-            landed=True,
-            detail=f"restored {len(touched)} node(s)" if touched else "nothing to restore",
-        )
+        return faults.restore_zone(self, zone)
 
     def drain_zone(self, zone: str, timeout_s: float = 60.0) -> FaultRecord:
-        check_chaos("drain_zone", self.context, self.chaos_allowed)
-        started = time.time()
-        nodes = self._zone_nodes(zone)
-        names = [n["metadata"]["name"] for n in nodes]
-        mine = self._announce("drain (cordon + Eviction API)", zone, names)
-        for n in nodes:
-            self.node_changes.cordon(self.api, n)
-        out = zones.drain(self.api, mine, timeout_s=timeout_s, retry_s=self.eviction_retry_s)
-        parts = [f"cordoned {len(names)} node(s); evicted {len(out.evicted)}/{len(mine)} pod(s)"]
-        if out.blocked:
-            msg = next(iter(out.blocked.values()))
-            parts.append(
-                f"{len(out.blocked)} blocked by a PodDisruptionBudget (429 x{out.attempts_429}): {msg}"
-            )
-        if out.failed:
-            parts.append("failed: " + "; ".join(f"{k}: {v}" for k, v in out.failed.items()))
-        return FaultRecord(
-            kind=FaultKind.DRAIN,
-            target=zone,
-            started_at=started,
-            ended_at=time.time(),
-            affected=names + out.evicted,
-            landed=not out.blocked and not out.failed,
-            detail="; ".join(parts),
-            evictions_blocked=sorted(out.blocked),
-            eviction_429s=out.attempts_429,
-        )
+        return faults.drain_zone(self, zone, timeout_s)
 
     def hang_pod(self, pod: str) -> FaultRecord:
-        """SIGSTOP every process of the pod's first container except PID 1 (`kill -STOP -1`).
-
-        A PID 1 cannot be stopped from inside its PID namespace; a server running as PID 1 (no
-        init such as tini) is then reported as not landed. The kind backend freezes from the node.
-        """
-        check_chaos("hang_pod", self.context, self.chaos_allowed)
-        started = time.time()
-        obj = self.api.get(resource_path("v1", "Pod", self.namespace, pod))
-        container = ((obj.get("spec") or {}).get("containers") or [{}])[0].get("name", "")
-        log.warning(
-            "hanging pod %s/%s (SIGSTOP inside container %s)", self.namespace, pod, container
-        )
-        cmd = [self._kubectl or find_kubectl(), "exec", "-n", self.namespace, pod, "-c", container]
-        if self.kubeconfig:
-            cmd += ["--kubeconfig", self.kubeconfig]
-        if self.context != IN_CLUSTER:
-            cmd += ["--context", self.context]
-        cmd += ["--", "sh", "-c", "kill -STOP -1"]
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-        landed = self._unresponsive(pod)
-        detail = (
-            "pod stopped answering"
-            if landed
-            else "pod still answers: its server is probably PID 1, which ignores SIGSTOP from inside "
-            "its PID namespace (run it under an init such as tini, or use the kind backend)"
-        )
-        if res.returncode != 0:
-            detail = (
-                f"kubectl exec failed ({res.returncode}): {res.stderr.strip()[:200]}; " + detail
-            )
-        return FaultRecord(
-            kind=FaultKind.HANG,
-            target=pod,
-            started_at=started,
-            ended_at=time.time(),
-            affected=[pod] if landed else [],
-            landed=landed,
-            detail=detail,
-        )
+        """SIGSTOP the pod's first container but its PID 1, from inside (see `faults.hang_pod`)."""
+        return faults.hang_pod(self, pod)
 
     def rollout_restart(self, timeout_s: float = 300.0) -> FaultRecord:
-        """`kubectl rollout restart`: merge-patch the restartedAt template annotation, then wait for
-        the rollout as `kubectl rollout status` does (observedGeneration, updated, available, no
-        old replicas); old pods may still be terminating when it returns."""
-        check_chaos("rollout_restart", self.context, self.chaos_allowed)
-        name = self._dep_name()
-        path = resource_path("apps/v1", "Deployment", self.namespace, name)
-        started = time.time()
-        stamp = restarted_at_stamp(started)
-        log.warning(
-            "rollout restart of deployment %s/%s on context %s (%s=%s)",
-            self.namespace,
-            name,
-            self.context,
-            RESTARTED_AT,
-            stamp,
-        )
-        patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
-        before = self._pod_names()
-        try:
-            self.api.merge_patch(path, patch)
-        except KubeApiError as exc:
-            return FaultRecord(
-                kind=FaultKind.ROLLOUT_RESTART,
-                target=name,
-                started_at=started,
-                ended_at=time.time(),
-                landed=False,
-                detail=f"patch refused: {exc}",
-            )
-        watch = RolloutWatch()
-        state = self._watch_rollout(path, watch, time.monotonic() + timeout_s)
-        took = time.time() - started
-        if state.done:
-            detail = f"complete in {took:.1f}s"
-        elif state.failed:
-            detail = f"failed after {took:.1f}s: {state.message}"
-        else:
-            detail = f"not complete after {timeout_s:.0f}s: {state.message}"
-        replaced = sorted(before - self._pod_names())
-        return FaultRecord(
-            kind=FaultKind.ROLLOUT_RESTART,
-            target=name,
-            started_at=started,
-            ended_at=time.time(),
-            affected=replaced,
-            landed=state.done,
-            detail=f"restartedAt {stamp}: {detail}; {watch.summary()}",
-        )
-
-    def _pod_names(self) -> set[str]:
-        try:
-            return {
-                p["metadata"]["name"]
-                for p in self.api.list(resource_path("v1", "Pod", self.namespace))
-            }
-        except KubeApiError:
-            return set()
-
-    def _watch_rollout(self, path: str, watch: RolloutWatch, deadline: float) -> RolloutState:
-        """Poll the Deployment until its rollout is done, failed, or the deadline passes."""
-        state = RolloutState(False, False, "no Deployment status read yet")
-        while True:
-            try:
-                dep = self.api.get(path)
-            except KubeApiError as exc:  # a transient API error: keep waiting until the deadline
-                state = RolloutState(False, False, f"reading the Deployment failed: {exc}")
-            else:
-                state = rollout_state(dep)
-                st = dep.get("status") or {}
-                replicas = (dep.get("spec") or {}).get("replicas")
-                watch.observe(
-                    1 if replicas is None else int(replicas),
-                    int(st.get("replicas") or 0),
-                    int(st.get("availableReplicas") or 0),
-                )
-            if state.done or state.failed or time.monotonic() > deadline:
-                return state
-            time.sleep(min(self.poll_s, 2.0))
+        """`kubectl rollout restart`, then wait as `kubectl rollout status` does (`faults`)."""
+        return faults.rollout_restart(self, timeout_s)
 
     def _unresponsive(self, pod: str, path: str = "/healthz", timeout_s: float = 3.0) -> bool:
-        try:
-            url = self.pod_url(pod) + path
-        except BackendError:
-            return False
-        try:
-            urllib.request.urlopen(url, timeout=timeout_s).close()
-            return False
-        except urllib.error.HTTPError:
-            return False  # it answered, even if with an error
-        except (urllib.error.URLError, TimeoutError, OSError):
-            return True
+        return faults.unresponsive(self, pod, path, timeout_s)
 
     # helpers ---------------------------------------------------------------------------------
     def _dep_name(self) -> str:

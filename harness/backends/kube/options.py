@@ -12,14 +12,16 @@ from harness.profile import Profile
 
 
 def allowed_contexts(profile: Profile, allow_contexts: list[str]) -> list[str]:
-    """The profile's allowed contexts, then those allowed on the command line (no duplicates, in order)."""
+    """The profile's allowed contexts, then those allowed on the command line (no duplicates, in
+    order)."""
     return list(dict.fromkeys([*profile.kube.allowed_contexts, *allow_contexts]))
 
 
 def options(
     profile: Profile, *, context: str | None, allow_contexts: list[str], runtime: str
 ) -> dict[str, Any]:
-    """KubeBackend(workdir, **options): the context, the contexts allowed for it, and whether chaos is.
+    """KubeBackend(workdir, **options): the context, the contexts allowed for it, and whether
+    chaos is.
 
     `runtime` is ignored (pods run in the cluster's container runtime). The context itself is
     checked against the allowed ones when the backend is built (`safety.check_context`).

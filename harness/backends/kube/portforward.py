@@ -145,7 +145,8 @@ class PortForward:
                 out = "\n".join(self._output[-5:])
                 _terminate(proc)
                 raise BackendError(
-                    f"kubectl port-forward to {self.namespace}/{self.target} failed: {out or 'no output'}"
+                    f"kubectl port-forward to {self.namespace}/{self.target} failed: "
+                    f"{out or 'no output'}"
                 )
 
     @property

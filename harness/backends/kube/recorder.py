@@ -198,8 +198,8 @@ class Recorder:
             except KubeApiError as exc:
                 if exc.status in (401, 403, 404, 503):
                     log.info(
-                        "cAdvisor metrics through nodes/proxy not available (%s): no CPU throttling "
-                        "counters",
+                        "cAdvisor metrics through nodes/proxy not available (%s): "
+                        "no CPU throttling counters",
                         exc.status,
                     )
                     self.cadvisor_available = False

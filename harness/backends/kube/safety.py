@@ -21,7 +21,8 @@ CHAOS_ACTIONS = ("zone_outage", "drain_zone", "delete_pod", "hang_pod", "rollout
 
 
 class ContextNotAllowedError(InputError):
-    """The kube context is not on the allow-list (profile `kube.allowed_contexts` / --allow-context)."""
+    """The kube context is not on the allow-list (profile `kube.allowed_contexts` /
+    --allow-context)."""
 
 
 class ChaosNotAllowedError(BackendError, InputError):
@@ -43,7 +44,10 @@ def check_context(context: str, allowed_contexts: list[str]) -> None:
         raise ContextNotAllowedError(
             f"refusing kube context {context!r}: it is not explicitly allowed (allowed: {allowed})",
             field="kube.allowed_contexts",
-            fix=f"add {context!r} to the profile's kube.allowed_contexts or pass --allow-context {context}",
+            fix=(
+                f"add {context!r} to the profile's kube.allowed_contexts "
+                f"or pass --allow-context {context}"
+            ),
         )
 
 

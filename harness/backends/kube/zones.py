@@ -60,7 +60,8 @@ class NodeChanges:
         self.tainted.add(name)
 
     def restore(self, api: KubeApi, only: set[str] | None = None) -> list[str]:
-        """Untaint and uncordon what we changed (optionally only some nodes). Returns nodes touched."""
+        """Untaint and uncordon what we changed (optionally only some nodes). Returns nodes
+        touched."""
         touched: list[str] = []
         for name in sorted(self.tainted | self.cordoned):
             if only is not None and name not in only:

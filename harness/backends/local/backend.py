@@ -284,7 +284,7 @@ class LocalBackend(Backend, RolloutRestarter):
     def requests_by_pod(self) -> dict[str, int]:
         return dict(self._proxy.requests_by_pod) if self._proxy else {}
 
-    # observation -----------------------------------------------------------------------------------
+    # observation ------------------------------------------------------------------------------
     def pods(self, include_deleted: bool = False) -> list[Pod]:
         s = self.state
         with s.lock:
@@ -313,7 +313,7 @@ class LocalBackend(Backend, RolloutRestarter):
     def probe_timeline(self) -> list[ProbeRecord]:
         return list(self.state.probe_log)
 
-    # actions ----------------------------------------------------------------------------------------
+    # actions ----------------------------------------------------------------------------------
     def scale(self, replicas: int) -> None:
         """spec.replicas; the controller applies it to the current ReplicaSet (during a rollout,
         proportionally across the active ones) and records ScalingReplicaSet."""

@@ -1,4 +1,5 @@
-"""Nothing outlives a run: owner-stamped run ids, a pid ledger, signal/atexit teardown, stale sweeps.
+"""Nothing outlives a run: owner-stamped run ids, a pid ledger, signal/atexit teardown, stale
+sweeps.
 
 Every run is named `<run-id>@<owner-pid>.<owner-start-ticks>`; that name is the cgroup
 directory and the ledger file in the state dir. A run whose owner process is gone is stale:
@@ -106,7 +107,8 @@ def docker_rm(ids: list[str]) -> None:
 
 
 def cleanup_stale() -> list[str]:
-    """Remove leftovers (processes, cgroups, containers, emptyDir directories) of runs whose owner is dead."""
+    """Remove leftovers (processes, cgroups, containers, emptyDir directories) of runs whose
+    owner is dead."""
     removed: list[str] = []
     names = set(cgroups.run_dirs())
     if STATE_DIR.is_dir():

@@ -235,7 +235,8 @@ class ServiceProxy:
                 r, w, reused = await self._pool.get(ip, port)
             except OSError:
                 if attempt < 2:
-                    continue  # endpoint vanished between pick and dial: kube-proxy would also pick anew
+                    # endpoint vanished between pick and dial: kube-proxy would also pick anew
+                    continue
                 break
             req = (
                 start
@@ -288,7 +289,8 @@ class ServiceProxy:
                 self._pool.put(ip, port, r, w)
             return keep
         cwriter.write(
-            b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nx-gauntlet-proxy: upstream-failed\r\n\r\n"
+            b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n"
+            b"x-gauntlet-proxy: upstream-failed\r\n\r\n"
         )
         await cwriter.drain()
         return False

@@ -37,8 +37,9 @@ def _zone_anti_affinity_findings(w: Workload, t: Targets) -> list[Finding]:
     zones = t.profile.zones.zones
     where = f"{POD_SPEC}.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution"
     fix = (
-        "spread with topologySpreadConstraints (maxSkew: 1, topologyKey: topology.kubernetes.io/zone, "
-        "whenUnsatisfiable: DoNotSchedule, nodeTaintsPolicy: Honor) or make the anti-affinity preferred"
+        "spread with topologySpreadConstraints (maxSkew: 1, topologyKey: "
+        "topology.kubernetes.io/zone, whenUnsatisfiable: DoNotSchedule, nodeTaintsPolicy: Honor) "
+        "or make the anti-affinity preferred"
     )
     out: list[Finding] = []
     if w.max_replicas > len(zones):
@@ -48,8 +49,9 @@ def _zone_anti_affinity_findings(w: Workload, t: Targets) -> list[Finding]:
                 "zone-anti-affinity-caps-replicas",
                 "error",
                 where,
-                f"required zone anti-affinity allows one replica per zone: replicas beyond {len(zones)} "
-                'stay Pending ("didn\'t match pod anti-affinity rules"), so the autoscaler cannot add capacity',
+                "required zone anti-affinity allows one replica per zone: replicas beyond "
+                f'{len(zones)} stay Pending ("didn\'t match pod anti-affinity rules"), so the '
+                "autoscaler cannot add capacity",
                 measured=f"max {w.max_replicas} replicas, {len(zones)} zones",
                 required=f"at most {len(zones)} replicas, or no per-zone exclusivity",
                 fix=fix,
@@ -128,9 +130,10 @@ def zone_spread(w: Workload, t: Targets) -> list[Finding]:
                 "zone-spread-taints-ignored",
                 "error",
                 f"{TSC}[{i}].nodeTaintsPolicy",
-                "DoNotSchedule zone spread with nodeTaintsPolicy Ignore (the default): after a zone "
-                "dies its tainted nodes still count as a domain with 0 pods, so replacements of "
-                'the lost replicas stay Pending ("didn\'t match pod topology spread constraints")',
+                "DoNotSchedule zone spread with nodeTaintsPolicy Ignore (the default): after a "
+                "zone dies its tainted nodes still count as a domain with 0 pods, so replacements "
+                "of the lost replicas stay Pending "
+                '("didn\'t match pod topology spread constraints")',
                 measured=f"{loss.stranded} of {loss.lost} replicas from the lost zone cannot be "
                 f"placed again ({n} replicas over {len(zones)} zones)",
                 required="every lost replica rescheduled in the surviving zones",
@@ -243,7 +246,9 @@ def zone_capacity(w: Workload, t: Targets) -> list[Finding]:
                 "after losing one zone the surviving replicas cannot carry the baseline load "
                 "until new ones are Ready",
                 resource=f"HorizontalPodAutoscaler/{w.hpa['metadata']['name']}" if w.hpa else None,
-                measured=f"{survivors} replicas x {cap.value:g} rps = {survivors * cap.value:g} rps",
+                measured=(
+                    f"{survivors} replicas x {cap.value:g} rps = {survivors * cap.value:g} rps"
+                ),
                 required=f">= baseline {base:g} rps",
                 fix=f"raise minReplicas to about {min_total}",
                 basis=cap.basis,

@@ -90,12 +90,16 @@ def readiness(w: Workload, t: Targets) -> list[Finding]:
                     "readiness-missing",
                     "error",
                     w.container_field(i, "readinessProbe"),
-                    f"container {c.get('name')!r} has no readinessProbe: it counts as Ready as soon "
-                    "as it starts, so traffic reaches replicas still loading the model or draining",
+                    f"container {c.get('name')!r} has no readinessProbe: it counts as Ready as "
+                    "soon as it starts, so traffic reaches replicas still loading the model or "
+                    "draining",
                     measured="no readinessProbe",
                     required="a readinessProbe that fails until the "
                     "model is loaded and while draining",
-                    fix="add readinessProbe: {httpGet: {path: /ready, port: http}, periodSeconds: 2}",
+                    fix=(
+                        "add readinessProbe: {httpGet: {path: /ready, port: http}, "
+                        "periodSeconds: 2}"
+                    ),
                 )
             )
             continue
@@ -110,7 +114,9 @@ def readiness(w: Workload, t: Targets) -> list[Finding]:
                     "readiness and liveness probe the same endpoint: a busy or draining replica is "
                     "either kept in rotation or restarted, never just taken out of traffic",
                     measured=f"both call {'/'.join(probe_target(r))}",
-                    required="distinct endpoints (ready = can take traffic; healthz = process alive)",
+                    required=(
+                        "distinct endpoints (ready = can take traffic; healthz = process alive)"
+                    ),
                     fix="point readinessProbe at a readiness endpoint (e.g. /ready)",
                 )
             )
@@ -148,7 +154,9 @@ def liveness(w: Workload, t: Targets) -> list[Finding]:
                     "warning",
                     w.container_field(i, "livenessProbe"),
                     "a hung replica is detected later than the profile allows",
-                    measured=f"up to {worst:g} s (failureThreshold x periodSeconds + timeoutSeconds)",
+                    measured=(
+                        f"up to {worst:g} s (failureThreshold x periodSeconds + timeoutSeconds)"
+                    ),
                     required=f"<= {target:g} s (profile probes.hang_detect_s)",
                     fix="lower livenessProbe.periodSeconds or failureThreshold",
                     basis=f"profile {t.profile.name}",

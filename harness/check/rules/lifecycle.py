@@ -53,11 +53,13 @@ def grace(w: Workload, t: Targets) -> list[Finding]:
                     "error",
                     gfield,
                     f"grace period {g} s is shorter than preStop {pre or 0:g} s + drain "
-                    f"{drain[1]:g} s: in-flight requests are cut off by SIGKILL on every scale-down, "
-                    "rollout and drain",
+                    f"{drain[1]:g} s: in-flight requests are cut off by SIGKILL on every "
+                    "scale-down, rollout and drain",
                     measured=f"terminationGracePeriodSeconds {g}",
                     required=f">= preStop {pre or 0:g} s + {drain[0]} {drain[1]:g} s = {need:g} s",
-                    fix=f"set terminationGracePeriodSeconds: {int(need) + 5} (or shorten the drain)",
+                    fix=(
+                        f"set terminationGracePeriodSeconds: {int(need) + 5} (or shorten the drain)"
+                    ),
                     basis="manifest",
                 )
             )

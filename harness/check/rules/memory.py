@@ -32,8 +32,9 @@ def memory(w: Workload, t: Targets) -> list[Finding]:
                     "memory-limit-missing",
                     "warning",
                     f"{field}.limits.memory",
-                    f"container {c.get('name')!r} has no memory limit: a leak or an oversized batch "
-                    "takes the node's memory until the kubelet evicts pods (not just this one)",
+                    f"container {c.get('name')!r} has no memory limit: a leak or an oversized "
+                    "batch takes the node's memory until the kubelet evicts pods "
+                    "(not just this one)",
                     measured="no limits.memory",
                     required=f"a memory limit with {headroom:.0%} headroom over the peak",
                     fix="set resources.limits.memory",

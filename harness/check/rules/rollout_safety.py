@@ -30,9 +30,9 @@ def gpu_surge(w: Workload, t: Targets) -> list[Finding]:
                 "gpu-rollout-deadlock",
                 "error",
                 ROLLING_UPDATE,
-                "a GPU rollout must first start a surge pod, which needs a free GPU; when every GPU "
-                "is taken (the usual state at scale) it stays Pending and, with no pod allowed to "
-                "go unavailable, the rollout never progresses",
+                "a GPU rollout must first start a surge pod, which needs a free GPU; when every "
+                "GPU is taken (the usual state at scale) it stays Pending and, with no pod allowed "
+                "to go unavailable, the rollout never progresses",
                 measured=f"maxSurge {surge}, maxUnavailable {unavailable} at {n} replicas",
                 required="maxSurge 0 and maxUnavailable >= 1 (or type Recreate)",
                 fix="set strategy.rollingUpdate: {maxSurge: 0, maxUnavailable: 1}",

@@ -95,7 +95,9 @@ def hpa_capacity(w: Workload, t: Targets) -> list[Finding]:
                 f"at maxReplicas the service cannot carry the {spike.factor:g}x spike",
                 resource=res,
                 measured=f"maxReplicas {hi} x {cap.value:g} rps = {hi * cap.value:g} rps",
-                required=f">= {spike.factor:g} x {base:g} rps = {peak:g} rps -> maxReplicas >= {need}",
+                required=(
+                    f">= {spike.factor:g} x {base:g} rps = {peak:g} rps -> maxReplicas >= {need}"
+                ),
                 fix=f"set maxReplicas: {need} (or more for headroom)",
                 basis=cap.basis,
             )
@@ -138,8 +140,8 @@ def hpa_signal(w: Workload, t: Targets) -> list[Finding]:
                 "hpa-behavior-missing",
                 "info",
                 "spec.behavior",
-                "no behavior: legacy scaling rules apply (scale-up capped at max(2 x current, 4) per "
-                "sync, 5 min scale-down stabilization)",
+                "no behavior: legacy scaling rules apply (scale-up capped at max(2 x current, 4) "
+                "per sync, 5 min scale-down stabilization)",
                 resource=res,
                 fix="set spec.behavior.scaleUp/scaleDown explicitly",
             )

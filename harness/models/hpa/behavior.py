@@ -30,7 +30,8 @@ DEFAULT_SCALE_UP = {
     ],
 }
 DEFAULT_SCALE_DOWN = {
-    "stabilizationWindowSeconds": None,  # controller flag --horizontal-pod-autoscaler-downscale-stabilization
+    # None: the controller flag --horizontal-pod-autoscaler-downscale-stabilization
+    "stabilizationWindowSeconds": None,
     "selectPolicy": "Max",
     "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}],
 }

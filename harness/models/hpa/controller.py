@@ -201,7 +201,7 @@ class HPAController:
     # --- reconcile ------------------------------------------------------------------------------
     def reconcile(
         self,
-        now: float,
+        now: float | str,
         *,
         spec_replicas: int,
         status_replicas: int | None = None,
@@ -268,7 +268,8 @@ class HPAController:
                     current,
                     statuses,
                     self._condition_list(),
-                    f"failed to compute desired number of replicas based on listed metrics: {error}",
+                    "failed to compute desired number of replicas based on listed metrics: "
+                    f"{error}",
                     False,
                     current,
                     error,

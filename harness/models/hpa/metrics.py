@@ -115,7 +115,10 @@ def compute_replicas_for_metrics(
     failed = (
         None
         if invalid == 0
-        else f"invalid metrics ({invalid} invalid out of {len(specs)}), first error is: {first_error}"
+        else (
+            f"invalid metrics ({invalid} invalid out of {len(specs)}), "
+            f"first error is: {first_error}"
+        )
     )
     if invalid >= len(specs) or (invalid > 0 and replicas < inputs.spec_replicas):
         assert invalid_cond is not None

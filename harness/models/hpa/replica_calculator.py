@@ -198,7 +198,8 @@ class ReplicaCalculator:
         """-> (replicas, utilization %, rawAverageValue milli). Raises MetricError."""
         if not metrics:
             raise MetricError(
-                f"unable to get metrics for resource {resource}: no metrics returned from resource metrics API"
+                f"unable to get metrics for resource {resource}: "
+                "no metrics returned from resource metrics API"
             )
         metrics = dict(metrics)
         if not pods:
@@ -318,7 +319,8 @@ class ReplicaCalculator:
     ) -> tuple[int, int]:
         if not metrics:
             raise MetricError(
-                f"unable to get metrics for resource {resource}: no metrics returned from resource metrics API"
+                f"unable to get metrics for resource {resource}: "
+                "no metrics returned from resource metrics API"
             )
         return self.calc_plain_metric_replicas(
             metrics, current_replicas, target_usage, tolerances, resource, pods, now
@@ -347,7 +349,8 @@ class ReplicaCalculator:
     def ready_pods_count(pods: list[dict]) -> int:
         if not pods:
             raise MetricError(
-                "unable to calculate ready pods: no pods returned by selector while calculating replica count"
+                "unable to calculate ready pods: "
+                "no pods returned by selector while calculating replica count"
             )
         return sum(1 for p in pods if dig(p, "status", "phase") == "Running" and is_pod_ready(p))
 

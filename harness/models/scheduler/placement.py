@@ -153,7 +153,8 @@ def zone_failure(deployment: dict, nodes: list[dict], replicas: int, zone: str) 
     zones = {dig(n, "metadata", "labels", ZONE_KEY) for n in nodes}
     if zone not in zones:
         raise ModelInputError(
-            f"no node is in zone {zone!r} (zones: {', '.join(sorted(map(str, zones - {None}))) or 'none'})",
+            f"no node is in zone {zone!r} "
+            f"(zones: {', '.join(sorted(map(str, zones - {None}))) or 'none'})",
             "failZone",
         )
     before = place(deployment, nodes, replicas)
@@ -220,7 +221,9 @@ def zone_failure(deployment: dict, nodes: list[dict], replicas: int, zone: str) 
         for c in constraints
     ):
         notes.append(
-            f"zone {zone} still counts as a spread domain with 0 matching pods (nodeTaintsPolicy: Ignore), "
-            "so global minimum is 0 and healthy zones are capped at maxSkew; set nodeTaintsPolicy: Honor"
+            f"zone {zone} still counts as a spread domain with 0 matching pods "
+            "(nodeTaintsPolicy: Ignore), "
+            "so global minimum is 0 and healthy zones are capped at maxSkew; "
+            "set nodeTaintsPolicy: Honor"
         )
     return ZoneFailure(zone, before, after, lost, replaced, stranded, notes)

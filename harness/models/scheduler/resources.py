@@ -17,7 +17,8 @@ R_TOO_MANY = "Too many pods"
 def pod_requests(spec: dict) -> dict[str, int]:
     """Effective requests in milli-units: sum of containers (+ sidecars), max with init containers.
 
-    A resource with only a limit (e.g. nvidia.com/gpu) requests its limit, as API defaulting does."""
+    A resource with only a limit (e.g. nvidia.com/gpu) requests its limit, as API defaulting
+    does."""
 
     def one(c: dict) -> dict[str, int]:
         res = c.get("resources") or {}

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from kube_controllers import FakeControllers, make_nodes
 from kube_mock import MockServer
-from kube_objects import CTX
+from kube_objects import CTX, MakeBackend
 from kubernetes import client
 
 from harness.backends.kube import KubeBackend
@@ -40,7 +40,7 @@ def api_client(server: MockServer) -> client.ApiClient:
 
 
 @pytest.fixture()
-def make_backend(server: MockServer, tmp_path: Path) -> Iterator[Any]:
+def make_backend(server: MockServer, tmp_path: Path) -> Iterator[MakeBackend]:
     made: list[KubeBackend] = []
 
     def make(**kw: Any) -> KubeBackend:

@@ -163,7 +163,9 @@ class FakeControllers:
         tpl = template_hash(dep)
         new = [p for p in pods if p["metadata"]["labels"].get(HASH) == tpl]
         old = [p for p in pods if p["metadata"]["labels"].get(HASH) != tpl]
-        if old:  # a rolling update, maxSurge 1 / maxUnavailable 0: a new pod, then an old one once it is Ready
+        # a rolling update, maxSurge 1 / maxUnavailable 0: a new pod, then an old one
+        # once it is Ready
+        if old:
             if len(new) < want and len(pods) < want + 1:
                 pods.append(self._new_pod(ns, name, labels, tpl))
             if sum(1 for p in pods if _ready(p)) > want:

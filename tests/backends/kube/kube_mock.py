@@ -89,7 +89,7 @@ class KubeApiMock(kmock.KubernetesEmulator):
         self._uids = 0
         for res in RESOURCES.values():
             if res.group != "metrics.k8s.io":
-                self.resources[res] = {}
+                self.resources[res] = kmock.ResourceInfo()
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         c = _CADVISOR_PATH.match(raw_request.path)
@@ -203,8 +203,12 @@ class KubeApiMock(kmock.KubernetesEmulator):
         )
 
     async def _serve_list(self, request: kmock.Request) -> Any:
+        out: K8sObject
         try:
-            out = await super()._serve_list(request)
+            listed = await super()._serve_list(request)
+            # kmock's emulator returns a plain dict here (annotated as the wide `Payload` union)
+            assert isinstance(listed, dict)
+            out = listed
         except kmock_k8s.KubernetesResourceNotFoundError:
             if (
                 request.resource is not None
@@ -235,7 +239,9 @@ class KubeApiMock(kmock.KubernetesEmulator):
     metrics = False
 
     # test-side helpers (thread-safe: they run on the server's loop) -------------------------------
-    def put(self, kind: str, obj: K8sObject) -> None:
+    # put/get deliberately shadow kmock's HTTP-client shortcuts (put(url, **kw), get(url, **kw)):
+    # these tests reach the store through them and send HTTP through the backend under test
+    def put(self, kind: str, obj: K8sObject) -> None:  # type: ignore[override]
         meta = obj["metadata"]
         meta.setdefault("creationTimestamp", now_rfc3339())
         meta.setdefault("uid", f"uid-{meta['name']}-{len(self.objects)}")

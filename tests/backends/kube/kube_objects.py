@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from harness.backends.kube import KubeBackend
 from harness.manifests.bundle import ManifestBundle
 
 CTX = "mock-ctx"
+
+# the `make_backend` fixture: KubeBackend(**options) against the mock server, torn down after
+MakeBackend = Callable[..., KubeBackend]
 
 
 def bundle(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from kube_controllers import ZONE
-from kube_objects import CTX, bundle
+from kube_controllers import ZONE, FakeControllers
+from kube_mock import MockServer
+from kube_objects import CTX, MakeBackend, bundle
 
 from harness.backends.base import BackendError, RolloutRestarter
 from harness.backends.kube import (
@@ -21,7 +23,7 @@ from harness.backends.observe import FaultKind
 from harness.errors import InputError
 
 
-def wait_for(pred, timeout: float = 20.0, what: str = "") -> None:  # type: ignore[no-untyped-def]
+def wait_for(pred: Callable[[], object], timeout: float = 20.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while not pred():
         if time.monotonic() > deadline:
@@ -29,7 +31,7 @@ def wait_for(pred, timeout: float = 20.0, what: str = "") -> None:  # type: igno
         time.sleep(0.05)
 
 
-def test_refuses_context_not_allowed(tmp_path: Path, server) -> None:  # type: ignore[no-untyped-def]
+def test_refuses_context_not_allowed(tmp_path: Path, server: MockServer) -> None:
     with pytest.raises(ContextNotAllowedError) as err:
         KubeBackend(
             tmp_path, context="prod-eu", allowed_contexts=["kind-gauntlet"], chaos_allowed=False
@@ -60,7 +62,12 @@ def test_unknown_context_in_kubeconfig_names_the_choices(tmp_path: Path) -> None
         )
 
 
-def test_deploy_rollout_observe_teardown(make_backend, server, controllers, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_deploy_rollout_observe_teardown(
+    make_backend: MakeBackend,
+    server: MockServer,
+    controllers: FakeControllers,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     controllers.oom_pod_index = 0
     controllers.start()
     b = make_backend(run_id="t1")
@@ -98,12 +105,16 @@ def test_deploy_rollout_observe_teardown(make_backend, server, controllers, capl
     order = [
         p0.first_transition(t) for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
     ]
-    assert None not in order and order == sorted(order)  # type: ignore[type-var]
+    times = [t for t in order if t is not None]
+    assert times == order and times == sorted(times)  # all four happened, in this order
     # history kept the not-ready state before Ready (Kubernetes itself keeps only the last one)
     assert any(c.type == "Ready" and c.status == "False" for c in p0.conditionHistory)
     oom = [p for p in pods if p.containerStatuses and p.containerStatuses[0].lastState.terminated]
-    assert oom and oom[0].containerStatuses[0].lastState.terminated.reason == "OOMKilled"  # type: ignore[union-attr]
-    assert oom[0].containerStatuses[0].lastState.terminated.exitCode == 137  # type: ignore[union-attr]
+    assert oom
+    terminated = oom[0].containerStatuses[0].lastState.terminated
+    assert terminated is not None  # the filter above kept only pods with one
+    assert terminated.reason == "OOMKilled"
+    assert terminated.exitCode == 137
     assert oom[0].restarts == 1
 
     reasons = {e.reason for e in b.events()}
@@ -131,8 +142,8 @@ def test_deploy_rollout_observe_teardown(make_backend, server, controllers, capl
 
 
 def test_progress_deadline_exceeded_is_a_backend_error_with_reason(
-    make_backend, controllers
-) -> None:  # type: ignore[no-untyped-def]
+    make_backend: MakeBackend, controllers: FakeControllers
+) -> None:
     controllers.stuck = True
     controllers.start()
     b = make_backend()
@@ -143,7 +154,9 @@ def test_progress_deadline_exceeded_is_a_backend_error_with_reason(
     assert "FailedScheduling" in str(err.value) and "Insufficient nvidia.com/gpu" in str(err.value)
 
 
-def test_rollout_timeout_names_what_is_missing(make_backend, controllers) -> None:  # type: ignore[no-untyped-def]
+def test_rollout_timeout_names_what_is_missing(
+    make_backend: MakeBackend, controllers: FakeControllers
+) -> None:
     controllers.ready_after_ticks = 10**9  # pods never become Ready
     controllers.start()
     b = make_backend()
@@ -152,7 +165,7 @@ def test_rollout_timeout_names_what_is_missing(make_backend, controllers) -> Non
         b.wait_ready(timeout_s=1.5)
 
 
-def test_failed_apply_cleans_up_namespace(make_backend, server) -> None:  # type: ignore[no-untyped-def]
+def test_failed_apply_cleans_up_namespace(make_backend: MakeBackend, server: MockServer) -> None:
     b = make_backend()
     bad = bundle()
     bad.objects.append(
@@ -169,7 +182,7 @@ def test_failed_apply_cleans_up_namespace(make_backend, server) -> None:  # type
     assert server.api.items("Deployment", b.namespace) == []
 
 
-def test_cluster_scoped_objects_are_refused(make_backend, server) -> None:  # type: ignore[no-untyped-def]
+def test_cluster_scoped_objects_are_refused(make_backend: MakeBackend, server: MockServer) -> None:
     b = make_backend()
     bad = bundle()
     bad.objects.append({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "x"}})
@@ -178,7 +191,9 @@ def test_cluster_scoped_objects_are_refused(make_backend, server) -> None:  # ty
     assert server.api.namespaces == {}
 
 
-def test_chaos_refused_unless_allowed(make_backend, server, controllers) -> None:  # type: ignore[no-untyped-def]
+def test_chaos_refused_unless_allowed(
+    make_backend: MakeBackend, server: MockServer, controllers: FakeControllers
+) -> None:
     controllers.start()
     b = make_backend(chaos_allowed=False)
     b.deploy(bundle(replicas=3))
@@ -196,7 +211,12 @@ def test_chaos_refused_unless_allowed(make_backend, server, controllers) -> None
     assert server.api.get("Pod", b.namespace, pod) is not None
 
 
-def test_zone_outage_taints_evicts_and_restores(make_backend, server, controllers, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_zone_outage_taints_evicts_and_restores(
+    make_backend: MakeBackend,
+    server: MockServer,
+    controllers: FakeControllers,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     controllers.start()
     b = make_backend()
     b.deploy(bundle(replicas=3))
@@ -220,7 +240,9 @@ def test_zone_outage_taints_evicts_and_restores(make_backend, server, controller
     assert not node_a.unschedulable and not node_a.taints
 
 
-def test_drain_reports_pdb_429_and_restores_on_teardown(make_backend, server, controllers) -> None:  # type: ignore[no-untyped-def]
+def test_drain_reports_pdb_429_and_restores_on_teardown(
+    make_backend: MakeBackend, server: MockServer, controllers: FakeControllers
+) -> None:
     controllers.start()
     msg = "Cannot evict pod as it would violate the pod's disruption budget."
     server.api.eviction_policy = lambda ns, name: (429, msg)
@@ -247,7 +269,9 @@ def test_drain_reports_pdb_429_and_restores_on_teardown(make_backend, server, co
     assert ns in server.api.deleted_namespaces
 
 
-def test_node_cordoned_by_someone_else_stays_cordoned(make_backend, server, controllers) -> None:  # type: ignore[no-untyped-def]
+def test_node_cordoned_by_someone_else_stays_cordoned(
+    make_backend: MakeBackend, server: MockServer, controllers: FakeControllers
+) -> None:
     server.call(
         lambda: server.api.put(
             "Node", {"metadata": {"name": "node-zone-c-0"}, "spec": {"unschedulable": True}}
@@ -259,10 +283,14 @@ def test_node_cordoned_by_someone_else_stays_cordoned(make_backend, server, cont
     b.wait_ready(timeout_s=20)
     b.drain_zone("zone-c", timeout_s=2)
     b.teardown()
-    assert server.api.get("Node", None, "node-zone-c-0")["spec"]["unschedulable"] is True
+    node = server.api.get("Node", None, "node-zone-c-0")
+    assert node is not None
+    assert node["spec"]["unschedulable"] is True
 
 
-def test_unknown_zone_names_the_zones(make_backend, controllers) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_zone_names_the_zones(
+    make_backend: MakeBackend, controllers: FakeControllers
+) -> None:
     controllers.start()
     b = make_backend()
     b.deploy(bundle(replicas=1))
@@ -270,7 +298,9 @@ def test_unknown_zone_names_the_zones(make_backend, controllers) -> None:  # typ
         b.zone_outage("zone-x")
 
 
-def test_delete_pod_records_fault(make_backend, server, controllers) -> None:  # type: ignore[no-untyped-def]
+def test_delete_pod_records_fault(
+    make_backend: MakeBackend, server: MockServer, controllers: FakeControllers
+) -> None:
     controllers.start()
     b = make_backend()
     b.deploy(bundle(replicas=2))
@@ -283,7 +313,9 @@ def test_delete_pod_records_fault(make_backend, server, controllers) -> None:  #
     )
 
 
-def test_pods_include_deleted_gives_the_last_state_seen(make_backend, server, controllers) -> None:  # type: ignore[no-untyped-def]
+def test_pods_include_deleted_gives_the_last_state_seen(
+    make_backend: MakeBackend, server: MockServer, controllers: FakeControllers
+) -> None:
     controllers.start()
     b = make_backend()
     b.deploy(bundle(replicas=2))
@@ -300,7 +332,9 @@ def test_pods_include_deleted_gives_the_last_state_seen(make_backend, server, co
     assert any(c.type == "Ready" and c.status == "False" for c in gone.conditionHistory)
 
 
-def test_drain_mode_zone_outage_is_a_zone_outage_record(make_backend, server, controllers) -> None:  # type: ignore[no-untyped-def]
+def test_drain_mode_zone_outage_is_a_zone_outage_record(
+    make_backend: MakeBackend, server: MockServer, controllers: FakeControllers
+) -> None:
     controllers.start()
     b = make_backend(zone_outage_mode="drain")
     b.deploy(bundle(replicas=3))
@@ -311,7 +345,9 @@ def test_drain_mode_zone_outage_is_a_zone_outage_record(make_backend, server, co
     assert rec.model_dump(mode="json")["kind"] == "zone-outage"
 
 
-def test_nodes_carry_allocatable_as_quantities(make_backend, server) -> None:  # type: ignore[no-untyped-def]
+def test_nodes_carry_allocatable_as_quantities(
+    make_backend: MakeBackend, server: MockServer
+) -> None:
     b = make_backend()
     node = next(n for n in b.nodes() if n.name == "node-zone-a-0")
     assert node.allocatable == {"cpu": "4", "memory": "8Gi"} and node.capacity == {}
@@ -322,12 +358,16 @@ def test_kube_backend_can_rollout_restart() -> None:
     assert issubclass(KubeBackend, RolloutRestarter)
 
 
-def test_metrics_api_feeds_resource_samples(make_backend, server, controllers) -> None:  # type: ignore[no-untyped-def]
+def test_metrics_api_feeds_resource_samples(
+    make_backend: MakeBackend, server: MockServer, controllers: FakeControllers
+) -> None:
     controllers.start()
     b = make_backend()
     b.deploy(bundle(replicas=1))
     b.wait_ready(timeout_s=20)
     pod = b.pods()[0].name
+    recorder = b.recorder
+    assert recorder is not None  # deploy started it
 
     def add_metrics() -> None:
         server.api.metrics = True
@@ -343,45 +383,55 @@ def test_metrics_api_feeds_resource_samples(make_backend, server, controllers) -
             },
         )
 
-    b.recorder.metrics_available = None  # as if metrics-server just came up
+    recorder.metrics_available = None  # as if metrics-server just came up
     server.call(add_metrics)
     wait_for(lambda: b.resource_samples(), what="metrics samples")
     s = b.resource_samples()[-1]
     assert s.pod == pod and s.cpu_cores == 0.25 and s.memory_bytes == 512 * 2**20
     assert s.cpu_request_cores == 0.5 and s.memory_limit_bytes == 2**30
     assert (
-        b.recorder.cadvisor_available is False and s.cpu_periods is None
+        recorder.cadvisor_available is False and s.cpu_periods is None
     )  # no nodes/proxy: no CFS counters
 
     # cAdvisor through the API server's node proxy: CFS counters summed over the pod's containers
     node = b.pods()[0].nodeName
+    assert node is not None  # a Ready pod is bound
     ns = b.namespace
     server.api.cadvisor[node] = "\n".join(
         [
             "# TYPE container_cpu_cfs_periods_total counter",
-            f'container_cpu_cfs_periods_total{{container="inference",namespace="{ns}",pod="{pod}"}} 1000',
-            f'container_cpu_cfs_periods_total{{container="proxy",namespace="{ns}",pod="{pod}"}} 500',
+            'container_cpu_cfs_periods_total{container="inference",'
+            f'namespace="{ns}",pod="{pod}"}} 1000',
+            'container_cpu_cfs_periods_total{container="proxy",'
+            f'namespace="{ns}",pod="{pod}"}} 500',
             f'container_cpu_cfs_periods_total{{container="",namespace="{ns}",pod="{pod}"}} 9999',
-            f'container_cpu_cfs_periods_total{{container="inference",namespace="other",pod="{pod}"}} 7',
+            'container_cpu_cfs_periods_total{container="inference",'
+            f'namespace="other",pod="{pod}"}} 7',
             "# TYPE container_cpu_cfs_throttled_periods_total counter",
-            f'container_cpu_cfs_throttled_periods_total{{container="inference",namespace="{ns}",pod="{pod}"}} 300',
+            'container_cpu_cfs_throttled_periods_total{container="inference",'
+            f'namespace="{ns}",pod="{pod}"}} 300',
             "# TYPE container_cpu_cfs_throttled_seconds_total counter",
-            f'container_cpu_cfs_throttled_seconds_total{{container="inference",namespace="{ns}",pod="{pod}"}} 12.5',
+            'container_cpu_cfs_throttled_seconds_total{container="inference",'
+            f'namespace="{ns}",pod="{pod}"}} 12.5',
             "",
         ]
     )
-    b.recorder.cadvisor_available = None
+    recorder.cadvisor_available = None
     wait_for(lambda: b.resource_samples()[-1].cpu_periods is not None, what="CFS counters")
     s = b.resource_samples()[-1]
     assert (s.cpu_periods, s.cpu_throttled_periods, s.cpu_throttled_s) == (1500, 300, 12.5)
 
 
-def test_no_metrics_api_means_no_samples(make_backend, controllers) -> None:  # type: ignore[no-untyped-def]
+def test_no_metrics_api_means_no_samples(
+    make_backend: MakeBackend, controllers: FakeControllers
+) -> None:
     controllers.start()
     b = make_backend()
     b.deploy(bundle(replicas=1))
     b.wait_ready(timeout_s=20)
-    wait_for(lambda: b.recorder.metrics_available is False, what="metrics probe")
+    recorder = b.recorder
+    assert recorder is not None  # deploy started it
+    wait_for(lambda: recorder.metrics_available is False, what="metrics probe")
     assert b.resource_samples() == []
 
 
@@ -389,7 +439,9 @@ def test_zone_label_constant_is_the_well_known_one() -> None:
     assert ZONE == "topology.kubernetes.io/zone" and CTX
 
 
-def test_sigterm_restores_nodes_and_deletes_namespace(make_backend, server, controllers) -> None:  # type: ignore[no-untyped-def]
+def test_sigterm_restores_nodes_and_deletes_namespace(
+    make_backend: MakeBackend, server: MockServer, controllers: FakeControllers
+) -> None:
     import signal
 
     from harness.backends.kube.safety import CLEANUP
@@ -411,6 +463,7 @@ def test_sigterm_restores_nodes_and_deletes_namespace(make_backend, server, cont
     assert err.value.code == 143
     assert b.namespace in server.api.deleted_namespaces
     node_a = server.api.get("Node", None, "node-zone-a-0")
+    assert node_a is not None
     assert not (node_a.get("spec") or {}).get("unschedulable") and not (
         node_a.get("spec") or {}
     ).get("taints")

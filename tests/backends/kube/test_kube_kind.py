@@ -1,4 +1,7 @@
-"""KindBackend: prerequisite check (here) and real-cluster runs (`-m cluster`, where Docker exists)."""
+"""KindBackend: prerequisite check (here) and real-cluster runs.
+
+The real-cluster runs are marked `-m cluster` and run where Docker exists.
+"""
 
 from __future__ import annotations
 

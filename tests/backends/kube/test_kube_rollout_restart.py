@@ -8,8 +8,9 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from kube_controllers import HASH
-from kube_objects import bundle
+from kube_controllers import HASH, FakeControllers
+from kube_mock import MockServer
+from kube_objects import MakeBackend, bundle
 
 from harness.backends.base import RESTARTED_AT
 from harness.backends.kube import ChaosNotAllowedError
@@ -24,8 +25,8 @@ def deployment_patches(server: Any) -> list[Any]:
 
 
 def test_rollout_restart_patches_the_template_and_waits_for_the_rollout(
-    make_backend, server, controllers
-) -> None:  # type: ignore[no-untyped-def]
+    make_backend: MakeBackend, server: MockServer, controllers: FakeControllers
+) -> None:
     controllers.start()
     b = make_backend()
     b.deploy(bundle(replicas=3))
@@ -60,6 +61,7 @@ def test_rollout_restart_patches_the_template_and_waits_for_the_rollout(
     when = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()  # RFC3339
     assert rec.started_at - 1 <= when <= (rec.ended_at or 0)
     dep = server.api.get("Deployment", b.namespace, "gauntlet-inference")
+    assert dep is not None
     assert dep["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT] == stamp
     assert dep["spec"]["template"]["metadata"][
         "labels"
@@ -84,7 +86,9 @@ def test_rollout_restart_patches_the_template_and_waits_for_the_rollout(
     assert sorted(rec.affected) == sorted(before)
 
 
-def test_rollout_restart_timeout_is_reported_not_raised(make_backend, server, controllers) -> None:  # type: ignore[no-untyped-def]
+def test_rollout_restart_timeout_is_reported_not_raised(
+    make_backend: MakeBackend, server: MockServer, controllers: FakeControllers
+) -> None:
     controllers.start()
     b = make_backend()
     b.deploy(bundle(replicas=2))
@@ -97,7 +101,9 @@ def test_rollout_restart_timeout_is_reported_not_raised(make_backend, server, co
     assert len(deployment_patches(server)) == 1
 
 
-def test_rollout_restart_refused_without_chaos(make_backend, server, controllers) -> None:  # type: ignore[no-untyped-def]
+def test_rollout_restart_refused_without_chaos(
+    make_backend: MakeBackend, server: MockServer, controllers: FakeControllers
+) -> None:
     controllers.start()
     b = make_backend(chaos_allowed=False)
     b.deploy(bundle(replicas=1))

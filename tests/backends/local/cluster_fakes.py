@@ -1,4 +1,7 @@
-"""An in-memory ClusterState with the stand-in's Deployment, for controller unit tests (no processes)."""
+"""An in-memory ClusterState with the stand-in's Deployment.
+
+For controller unit tests (no processes).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""A small stand-in replica: /startup /ready /healthz /metrics, load delay, memory allocation, SIGTERM."""
+"""A small stand-in replica.
+
+/startup /ready /healthz /metrics, load delay, memory allocation, SIGTERM.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +11,14 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 HOST = os.environ.get("HOST", "127.0.0.1")
 PORT = int(os.environ.get("PORT", "8000"))
 LOAD_S = float(os.environ.get("LOAD_S", "0"))
 ALLOC_MB = int(os.environ.get("ALLOC_MB", "0"))
 WORK_MS = float(os.environ.get("WORK_MS", "0"))
-state = {"loaded": False, "running": 0}
+state: dict[str, Any] = {"loaded": False, "running": 0}  # + "blob": the allocation, kept
 lock = threading.Lock()
 
 
@@ -43,7 +47,8 @@ class H(BaseHTTPRequestHandler):
         elif self.path == "/metrics":
             self._send(
                 200,
-                f"# TYPE gauntlet:num_requests_running gauge\ngauntlet:num_requests_running {state['running']}\n"
+                "# TYPE gauntlet:num_requests_running gauge\n"
+                f"gauntlet:num_requests_running {state['running']}\n"
                 f"gauntlet:num_requests_waiting 0\n".encode(),
             )
         else:
@@ -61,14 +66,19 @@ class H(BaseHTTPRequestHandler):
 
 def main() -> None:
     server = ThreadingHTTPServer((HOST, PORT), H)
-    signal.signal(signal.SIGTERM, lambda *_: (server.server_close(), sys.exit(0)))
+
+    def on_sigterm(*_: object) -> None:
+        server.server_close()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     time.sleep(LOAD_S)
     if ALLOC_MB:
         blob = bytearray(ALLOC_MB * 1024 * 1024)
         for i in range(0, len(blob), 4096):
             blob[i] = 1
-        state["blob"] = blob  # type: ignore[assignment]
+        state["blob"] = blob
     state["loaded"] = True
     while True:
         time.sleep(3600)

@@ -10,11 +10,11 @@ from standin_specs import deployment
 
 from harness.backends.local.kubelet import volumes
 from harness.backends.local.kubelet.docker_args import docker_run_args
-from harness.backends.local.podspec.pod_template import parse_template
+from harness.backends.local.podspec.pod_template import PodTemplate, parse_template
 from harness.errors import InputError
 
 
-def _template(dep: dict[str, Any]):  # type: ignore[no-untyped-def]
+def _template(dep: dict[str, Any]) -> PodTemplate:
     return parse_template(dep, "deployment.yaml")
 
 

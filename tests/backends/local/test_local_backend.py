@@ -84,7 +84,7 @@ def test_liveness_too_short_kills_restarts_and_backs_off(tmp_path: Path) -> None
     with LocalBackend(tmp_path, probe_jitter=False, backoff_scale=0.2) as b:
         b.deploy(bundle(deployment(load_s=30, probes=probes, grace=1)))
         b.wait_until(
-            lambda: b.pods() and b.pods()[0].restarts >= 2, 120, what="two liveness restarts"
+            lambda: bool(b.pods()) and b.pods()[0].restarts >= 2, 120, what="two liveness restarts"
         )
         reasons = [
             e.reason
@@ -103,7 +103,7 @@ def test_liveness_too_short_kills_restarts_and_backs_off(tmp_path: Path) -> None
 def test_readiness_gates_traffic(tmp_path: Path) -> None:
     with LocalBackend(tmp_path, probe_jitter=False) as b:
         b.deploy(bundle(deployment(load_s=4)))
-        b.wait_until(lambda: b.pods() and b.pods()[0].phase == "Running", 60, what="running")
+        b.wait_until(lambda: bool(b.pods()) and b.pods()[0].phase == "Running", 60, what="running")
         code, why = _get(b.service_url() + "/x")
         assert code == 503 and why == "no-ready-endpoints"  # running but not Ready: no traffic
         b.wait_ready(timeout_s=60)
@@ -120,7 +120,7 @@ def test_zone_outage_removes_exactly_that_zone(tmp_path: Path) -> None:
         b.deploy(bundle(deployment(replicas=3, spread=True)))
         b.wait_ready(timeout_s=90)
         before = {p.name: p.zone for p in b.pods()}
-        assert sorted(before.values()) == ["zone-a", "zone-b", "zone-c"]
+        assert sorted(z or "" for z in before.values()) == ["zone-a", "zone-b", "zone-c"]
         victim = next(n for n, z in before.items() if z == "zone-b")
         pid_handles = b.state.pods[victim].handle
         fault = b.zone_outage("zone-b")
@@ -251,7 +251,7 @@ def test_hpa_scales_up_under_load_and_back_down(tmp_path: Path) -> None:
             for s in history
             if {c["type"]: c["status"] for c in s.conditions}.get("ScalingActive") == "True"
         ]
-        assert len(active) >= len(history) - 2, [(s.reason, s.error) for s in history]
+        assert len(active) >= len(history) - 2, [s.model_extra for s in history]  # reason=, error=
         cpu = [
             m["resource"]["current"]["averageUtilization"]
             for s in history
@@ -296,7 +296,10 @@ def test_interrupted_run_leaves_nothing(tmp_path: Path, seed: int) -> None:
 
 
 def _descendant_like(run: str) -> list[int]:
-    """Replica processes of that run still alive (their env carries POD_NAME; cmdline the server)."""
+    """Replica processes of that run still alive.
+
+    Their env carries POD_NAME; their cmdline, the server.
+    """
     import psutil
 
     out = []

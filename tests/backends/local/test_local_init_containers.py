@@ -31,7 +31,8 @@ def test_init_containers_complete_in_order_before_the_container(tmp_path: Path) 
         # the "download": takes a moment, leaves a file for the next one
         _init(
             "fetch-model",
-            f"import time, pathlib; time.sleep(1); pathlib.Path({str(work / 'model')!r}).write_text('w')",
+            "import time, pathlib; time.sleep(1); "
+            f"pathlib.Path({str(work / 'model')!r}).write_text('w')",
         ),
         # fails on its first two runs, succeeds on the third: the second retry waits a back-off
         # (the kubelet restarts at once after the first failure: 0, 10 s, 20 s, ... x 0.1 here)
@@ -51,8 +52,8 @@ def test_init_containers_complete_in_order_before_the_container(tmp_path: Path) 
         # while the init containers run, the pod is Pending, not Initialized and not serving
         b.wait_until(
             lambda: (
-                b.pods()
-                and b.pods()[0].initContainerStatuses
+                bool(b.pods())
+                and bool(b.pods()[0].initContainerStatuses)
                 and b.pods()[0].initContainerStatuses[0].state.running is not None
             ),
             30,
@@ -78,7 +79,9 @@ def test_init_containers_complete_in_order_before_the_container(tmp_path: Path) 
         assert verify.lastState.terminated is not None and verify.lastState.terminated.exitCode == 3
         assert verify.state.terminated is not None and verify.state.terminated.exitCode == 0
         # ordering: fetch ended before verify began; the container started after both
-        assert fetch.state.terminated.finishedAt <= verify.lastState.terminated.startedAt
+        verify_first_start = verify.lastState.terminated.startedAt
+        assert verify_first_start is not None
+        assert fetch.state.terminated.finishedAt <= verify_first_start
         started = pod.containerStatuses[0].state.running
         assert started is not None and started.startedAt >= verify.state.terminated.finishedAt
         assert (
@@ -111,7 +114,9 @@ def test_pod_deleted_during_init_stops_it(tmp_path: Path) -> None:
     with LocalBackend(tmp_path, probe_jitter=False) as b:
         b.deploy(bundle(dep))
         b.wait_until(
-            lambda: b.pods() and b.pods()[0].initContainerStatuses[0].state.running is not None,
+            lambda: (
+                bool(b.pods()) and b.pods()[0].initContainerStatuses[0].state.running is not None
+            ),
             30,
             what="init running",
         )

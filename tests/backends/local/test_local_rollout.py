@@ -30,7 +30,10 @@ def rolling(replicas: int, surge: int | str, unavailable: int | str, **kw: Any) 
 
 
 def pre_stop_sleep(dep: dict[str, Any], seconds: int) -> dict[str, Any]:
-    """Terminating pods take `seconds` to go (and finish in-flight requests), like a real preStop."""
+    """Terminating pods take `seconds` to go (and finish in-flight requests).
+
+    Like a real preStop.
+    """
     dep["spec"]["template"]["spec"]["containers"][0]["lifecycle"] = {
         "preStop": {"sleep": {"seconds": seconds}}
     }

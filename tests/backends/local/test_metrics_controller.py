@@ -1,4 +1,7 @@
-"""The resource sampler without cgroups: the process tree's CPU rate and RSS, and the over-limit warning."""
+"""The resource sampler without cgroups.
+
+The process tree's CPU rate and RSS, and the over-limit warning.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Zone outage, restore and drain on simulated nodes: taints, kills, evictions and their FaultRecords."""
+"""Zone outage, restore and drain on simulated nodes.
+
+Taints, kills, evictions and their FaultRecords.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The Deployment's Available / Progressing conditions (pure: pkg/controller/deployment progress.go)."""
+"""The Deployment's Available / Progressing conditions.
+
+Pure: pkg/controller/deployment progress.go.
+"""
 
 from __future__ import annotations
 

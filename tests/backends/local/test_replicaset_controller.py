@@ -1,4 +1,7 @@
-"""The ReplicaSet controller: missing pods created, surplus ones deleted in the controller's order."""
+"""The ReplicaSet controller.
+
+Missing pods created, surplus ones deleted in the controller's order.
+"""
 
 from __future__ import annotations
 

@@ -113,7 +113,10 @@ class SimPod:
 def _simulate(
     s: Strategy, ready_after: int = 2, grace_ticks: int = 2
 ) -> list[tuple[int, int, bool]]:
-    """Controllers in lock-step: plan, ReplicaSets match sizes (not-ready, newest first), pods age."""
+    """Controllers in lock-step.
+
+    Plan, ReplicaSets match sizes (not-ready, newest first), pods age.
+    """
     sizes = {"old": s.replicas, "new": 0}
     pods = [SimPod("old", age=99) for _ in range(s.replicas)]
     seen: list[tuple[int, int, bool]] = []

@@ -1,4 +1,7 @@
-"""The scheduler controller: pending pods bound through the shared model, or left Pending with its words."""
+"""The scheduler controller.
+
+Pending pods bound through the shared model, or left Pending with its words.
+"""
 
 from __future__ import annotations
 

@@ -38,7 +38,8 @@ class ReplicaSet:
 
 @dataclass
 class DeploymentObject:
-    """The Deployment: its manifest, spec.replicas (the HPA's), templates by hash, status conditions."""
+    """The Deployment: its manifest, spec.replicas (the HPA's), templates by hash, status
+    conditions."""
 
     manifest: dict[str, Any] = field(default_factory=dict)
     name: str = DEFAULT_DEPLOYMENT_NAME

@@ -43,7 +43,8 @@ class DeploymentController:
 
     # the object ----------------------------------------------------------------------------
     def template_hash(self, manifest: dict[str, Any]) -> str:
-        """pod-template-hash: a digest of spec.template (the same template -> the same ReplicaSet)."""
+        """pod-template-hash: a digest of spec.template (the same template -> the same
+        ReplicaSet)."""
         tpl = (manifest.get("spec") or {}).get("template") or {}
         text = json.dumps(tpl, sort_keys=True, default=str)
         return hashlib.sha256((self._salt + text).encode()).hexdigest()[:10]
@@ -272,7 +273,8 @@ class DeploymentController:
             detail = f"complete in {took:.1f}s"
         elif failed:
             detail = (
-                f"failed after {took:.1f}s: exceeded its progress deadline ({conditions.TIMED_OUT}, "
+                f"failed after {took:.1f}s: exceeded its progress deadline "
+                f"({conditions.TIMED_OUT}, "
                 f"progressDeadlineSeconds {r.progress_deadline_s:g}): {missing}"
             )
         else:

@@ -50,7 +50,8 @@ def pod_metrics_from_samples(
 
 def v1_pod(p: Pod, template: PodTemplate) -> dict[str, Any]:
     """The v1 Pod the HPA calculator reads. Its containers are the one the kubelet runs (the main
-    container) with the template's resources, so Resource metrics pair its usage with its requests."""
+    container) with the template's resources, so Resource metrics pair its usage with its
+    requests."""
     c = template.main
     return {
         "metadata": {

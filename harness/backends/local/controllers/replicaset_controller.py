@@ -18,7 +18,8 @@ DeletePod = Callable[[str, float | None], None]
 
 
 def deletion_rank(p: LocalPod) -> tuple[bool, int, bool, float]:
-    """Scale-down order, first deleted first: unscheduled < pending < running, not ready < ready, newest."""
+    """Scale-down order, first deleted first: unscheduled < pending < running, not ready < ready,
+    newest."""
     return (p.node_name is not None, 0 if p.phase == "Pending" else 1, p.ready, -p.creation)
 
 
@@ -28,7 +29,8 @@ class ReplicaSetController:
         self.delete_pod = delete_pod
 
     def diff(self) -> tuple[list[str], list[tuple[str, str]]]:
-        """Under the lock: the pods to create (their set's hash) and to delete ((hash, pod)) per set."""
+        """Under the lock: the pods to create (their set's hash) and to delete ((hash, pod)) per
+        set."""
         creates: list[str] = []
         deletes: list[tuple[str, str]] = []
         for h, rs in self.state.replicasets.items():

@@ -101,7 +101,10 @@ class PodCgroup:
     def attach_argv(self, argv: list[str]) -> list[str]:
         """Wrap argv so the process is in every group of the pod before the real exec."""
         procs = [str(p / "cgroup.procs") for p in self.paths.values()]
-        script = 'for f in "$@"; do [ "$f" = -- ] && break; echo $$ > "$f" || exit 126; shift; done; shift; exec "$@"'
+        script = (
+            'for f in "$@"; do [ "$f" = -- ] && break; echo $$ > "$f" || exit 126; shift; done; '
+            'shift; exec "$@"'
+        )
         return ["/bin/sh", "-c", script, "gauntlet-cgroup-attach", *procs, "--", *argv]
 
     # readings ---------------------------------------------------------------------------

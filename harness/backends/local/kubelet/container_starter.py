@@ -75,7 +75,8 @@ class ContainerStarter:
 
     @property
     def pod_cgroups(self) -> bool:
-        """Whether pods get their own cgroups (read by the resource sampler between restarts too)."""
+        """Whether pods get their own cgroups (read by the resource sampler between restarts
+        too)."""
         return self.limits_enforced and self.runtime == "process"
 
     def check_runnable(self, template: PodTemplate, bundle: ManifestBundle) -> None:
@@ -103,7 +104,8 @@ class ContainerStarter:
                 "Deployment",
                 self.state.deployment.name,
                 "RuntimeDeviation",
-                f"only container {template.main.name} (after the init containers) runs locally; not run: "
+                f"only container {template.main.name} (after the init containers) runs locally; "
+                "not run: "
                 + ", ".join(
                     [f"containers {extra}"] * bool(extra)
                     + [f"sidecar initContainers {sidecars}"] * bool(sidecars)
@@ -126,7 +128,9 @@ class ContainerStarter:
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as f:
             f.write(
-                f"--- container {c.name} start {time.time():.3f} restart {pod.restart_count}\n".encode()
+                (
+                    f"--- container {c.name} start {time.time():.3f} restart {pod.restart_count}\n"
+                ).encode()
             )
         if self.runtime == "docker":
             return self._docker(pod, c, command, args, env, log)

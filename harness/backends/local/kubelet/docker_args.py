@@ -1,9 +1,9 @@
 """Pod spec -> `docker run` flags: what a kubelet + CRI would set up for the container.
 
 Pure translation (no engine needed, unit-tested in CI). Covered: resources (limits), volumes
-(hostPath; emptyDir as the pod's host directory, on disk or in memory), and the securityContext fields Docker has flags for.
-Anything else in the pod spec that a container runtime would act on is returned as a warning,
-so the run's events say what the local backend did not reproduce.
+(hostPath; emptyDir as the pod's host directory, on disk or in memory), and the securityContext
+fields Docker has flags for. Anything else in the pod spec that a container runtime would act on
+is returned as a warning, so the run's events say what the local backend did not reproduce.
 """
 
 from __future__ import annotations

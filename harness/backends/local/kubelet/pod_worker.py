@@ -142,7 +142,9 @@ class PodWorker:
                 ContainerState(
                     waiting=StateWaiting(
                         reason="CrashLoopBackOff",
-                        message=f"back-off {delay:g}s restarting failed container={c.name} pod={p.name}",
+                        message=(
+                            f"back-off {delay:g}s restarting failed container={c.name} pod={p.name}"
+                        ),
                     )
                 )
             )
@@ -376,7 +378,7 @@ class PodWorker:
         threading.Thread(target=self.kill_container, args=(msg, grace, cid), daemon=True).start()
         return True
 
-    # killing -----------------------------------------------------------------------------------------
+    # killing ----------------------------------------------------------------------------------
     def kill_container(self, message: str, grace_s: float, cid: int | None = None) -> None:
         """Killing event, preStop hook, SIGTERM, SIGKILL after the (remaining) grace period."""
         p = self.pod
@@ -438,7 +440,8 @@ class PodWorker:
             )
 
     def delete(self, grace_s: float | None = None, reason: str = "") -> None:
-        """Pod deletion: terminating (out of endpoints at once), container killed with the grace period."""
+        """Pod deletion: terminating (out of endpoints at once), container killed with the grace
+        period."""
         p = self.pod
         with self.lock:
             if p.deletion is None:

@@ -80,7 +80,8 @@ class PodWorkers:
             w.kill_now()
 
     def freeze(self, name: str) -> list[int] | None:
-        """SIGSTOP the running container (it hangs without exiting); its pids, None when none runs."""
+        """SIGSTOP the running container (it hangs without exiting); its pids, None when none
+        runs."""
         with self.state.lock:
             p = self.state.pods.get(name)
             handle = p.handle if p else None

@@ -98,7 +98,10 @@ def _http(probe: ProbeSpec, host: str) -> ProbeOutcome:
             return ProbeOutcome(True)
         return ProbeOutcome(
             False,
-            f"HTTP probe failed with statuscode: {resp.status} {body[:120].decode(errors='replace')}".strip(),
+            (
+                f"HTTP probe failed with statuscode: {resp.status} "
+                f"{body[:120].decode(errors='replace')}"
+            ).strip(),
         )
     except TimeoutError:
         return ProbeOutcome(

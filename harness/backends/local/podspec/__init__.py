@@ -1,1 +1,2 @@
-"""The Deployment manifest read as the local backend runs it: pod template, env, strategy, entrypoint."""
+"""The Deployment manifest read as the local backend runs it: pod template, env, strategy,
+entrypoint."""

@@ -135,7 +135,10 @@ def resolve_env(
                     source,
                     f"{fw}.valueFrom.fieldRef.fieldPath",
                     f"unsupported field {path!r}",
-                    "use status.podIP, metadata.name, metadata.namespace, spec.nodeName or metadata.labels['k']",
+                    (
+                        "use status.podIP, metadata.name, metadata.namespace, spec.nodeName "
+                        "or metadata.labels['k']"
+                    ),
                 )
         elif "resourceFieldRef" in vf:
             value = _resource_ref(

@@ -32,7 +32,8 @@ def _fencepost(value: Any, replicas: int, round_up: bool, field_: str, source: s
 
 
 def parse_rollout(deployment: dict[str, Any], source: str = "") -> RolloutSpec:
-    """Deployment defaults and ResolveFenceposts (surge rounds up, unavailable down; both 0 -> 1)."""
+    """Deployment defaults and ResolveFenceposts (surge rounds up, unavailable down;
+    both 0 -> 1)."""
     spec = deployment.get("spec") or {}
     replicas = int(spec.get("replicas", 1))
     strategy = spec.get("strategy") or {}

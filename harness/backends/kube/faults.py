@@ -1,0 +1,321 @@
+"""The kube backend's faults: delete a pod, lose or drain a zone (and restore it), hang a pod,
+restart a rollout. Functions of the `KubeBackend` they act through, which delegates to them;
+each checks that chaos is allowed on the backend's context before it touches anything."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from typing import TYPE_CHECKING, Any
+
+from harness.backends.base import RESTARTED_AT, BackendError, RolloutWatch, restarted_at_stamp
+from harness.backends.kube import convert, zones
+from harness.backends.kube.api import IN_CLUSTER, KubeApiError, resource_path
+from harness.backends.kube.portforward import find_kubectl
+from harness.backends.kube.rollout_status import RolloutState, rollout_state
+from harness.backends.kube.safety import check_chaos
+from harness.backends.observe import FaultKind, FaultRecord
+
+if TYPE_CHECKING:
+    from harness.backends.kube.backend import KubeBackend
+
+log = logging.getLogger("harness.backends.kube")
+
+
+def delete_pod(backend: KubeBackend, pod: str, grace_period_s: float | None = None) -> FaultRecord:
+    check_chaos("delete_pod", backend.context, backend.chaos_allowed)
+    log.info("deleting pod %s/%s (grace %s)", backend.namespace, pod, grace_period_s)
+    started = time.time()
+    query = {"gracePeriodSeconds": int(grace_period_s)} if grace_period_s is not None else {}
+    try:
+        backend.api.delete(resource_path("v1", "Pod", backend.namespace, pod), **query)
+    except KubeApiError as exc:
+        return FaultRecord(
+            kind=FaultKind.KILL_POD,
+            target=pod,
+            started_at=started,
+            ended_at=time.time(),
+            landed=False,
+            detail=f"delete refused: {exc}",
+        )
+    landed = _gone_or_terminating(backend, pod)
+    return FaultRecord(
+        kind=FaultKind.KILL_POD,
+        target=pod,
+        started_at=started,
+        ended_at=time.time(),
+        affected=[pod],
+        landed=landed,
+        detail="pod deleted" if landed else "pod still present and not terminating",
+    )
+
+
+def _gone_or_terminating(backend: KubeBackend, pod: str, uid: str | None = None) -> bool:
+    try:
+        obj = backend.api.get(resource_path("v1", "Pod", backend.namespace, pod))
+    except KubeApiError as exc:
+        return exc.status == 404
+    meta = obj.get("metadata") or {}
+    return bool(meta.get("deletionTimestamp")) or (uid is not None and meta.get("uid") != uid)
+
+
+def _zone_nodes(backend: KubeBackend, zone: str) -> list[dict[str, Any]]:
+    nodes = zones.zone_nodes(backend.api, zone)
+    if not nodes:
+        present = sorted({z for z in backend._zones(refresh=True).values() if z})
+        raise BackendError(
+            f"no node is labelled {convert.ZONE_LABEL}={zone} "
+            f"(zones present: {', '.join(present) or 'none'})"
+        )
+    return nodes
+
+
+def _announce(
+    backend: KubeBackend, action: str, zone: str, node_names: list[str]
+) -> list[dict[str, Any]]:
+    mine = zones.pods_on(backend.api, node_names, backend.namespace)
+    others = [
+        p
+        for p in zones.pods_on(backend.api, node_names, None)
+        if p["metadata"].get("namespace") != backend.namespace
+    ]
+    log.warning(
+        "%s zone %s on context %s: nodes %s; our pods there: %s; pods of other namespaces "
+        "on those nodes: %d",
+        action,
+        zone,
+        backend.context,
+        ", ".join(node_names),
+        ", ".join(p["metadata"]["name"] for p in mine) or "none",
+        len(others),
+    )
+    return mine
+
+
+def zone_outage(backend: KubeBackend, zone: str) -> FaultRecord:
+    check_chaos("zone_outage", backend.context, backend.chaos_allowed)
+    if backend.zone_outage_mode == "drain":
+        rec = backend.drain_zone(zone, timeout_s=backend.outage_wait_s)
+        return rec.model_copy(update={"kind": FaultKind.ZONE_OUTAGE})
+    started = time.time()
+    nodes = _zone_nodes(backend, zone)
+    names = [n["metadata"]["name"] for n in nodes]
+    mine = _announce(backend, "zone outage (cordon + NoExecute taint)", zone, names)
+    for n in nodes:
+        backend.node_changes.cordon(backend.api, n)
+        backend.node_changes.taint(backend.api, n, zone)
+    uids = {p["metadata"]["name"]: p["metadata"].get("uid") for p in mine}
+    gone: list[str] = []
+    deadline = time.monotonic() + backend.outage_wait_s
+    while True:
+        gone = [p for p, uid in uids.items() if _gone_or_terminating(backend, p, uid)]
+        if len(gone) == len(uids) or time.monotonic() > deadline:
+            break
+        time.sleep(min(backend.poll_s, 1.0))
+    landed = len(gone) == len(uids)
+    detail = (
+        f"tainted {zones.OUTAGE_TAINT_KEY}={zone}:NoExecute and cordoned {len(names)} node(s); "
+        f"{len(gone)}/{len(uids)} of our pods in the zone evicted"
+    )
+    if not landed:
+        detail += f" within {backend.outage_wait_s:.0f}s (pods tolerating the taint stay)"
+    return FaultRecord(
+        kind=FaultKind.ZONE_OUTAGE,
+        target=zone,
+        started_at=started,
+        ended_at=time.time(),
+        affected=names + gone,
+        landed=landed,
+        detail=detail,
+    )
+
+
+def restore_zone(backend: KubeBackend, zone: str) -> FaultRecord:
+    started = time.time()
+    nodes = {n["metadata"]["name"] for n in zones.zone_nodes(backend.api, zone)}
+    log.info("restoring zone %s: untaint/uncordon %s", zone, ", ".join(sorted(nodes)) or "no nodes")
+    touched = backend.node_changes.restore(backend.api, only=nodes)
+    return FaultRecord(
+        kind=FaultKind.RESTORE,
+        target=zone,
+        started_at=started,
+        ended_at=time.time(),
+        affected=touched,
+        landed=True,
+        detail=f"restored {len(touched)} node(s)" if touched else "nothing to restore",
+    )
+
+
+def drain_zone(backend: KubeBackend, zone: str, timeout_s: float = 60.0) -> FaultRecord:
+    check_chaos("drain_zone", backend.context, backend.chaos_allowed)
+    started = time.time()
+    nodes = _zone_nodes(backend, zone)
+    names = [n["metadata"]["name"] for n in nodes]
+    mine = _announce(backend, "drain (cordon + Eviction API)", zone, names)
+    for n in nodes:
+        backend.node_changes.cordon(backend.api, n)
+    out = zones.drain(backend.api, mine, timeout_s=timeout_s, retry_s=backend.eviction_retry_s)
+    parts = [f"cordoned {len(names)} node(s); evicted {len(out.evicted)}/{len(mine)} pod(s)"]
+    if out.blocked:
+        msg = next(iter(out.blocked.values()))
+        parts.append(
+            f"{len(out.blocked)} blocked by a PodDisruptionBudget (429 x{out.attempts_429}): {msg}"
+        )
+    if out.failed:
+        parts.append("failed: " + "; ".join(f"{k}: {v}" for k, v in out.failed.items()))
+    return FaultRecord(
+        kind=FaultKind.DRAIN,
+        target=zone,
+        started_at=started,
+        ended_at=time.time(),
+        affected=names + out.evicted,
+        landed=not out.blocked and not out.failed,
+        detail="; ".join(parts),
+        evictions_blocked=sorted(out.blocked),
+        eviction_429s=out.attempts_429,
+    )
+
+
+def hang_pod(backend: KubeBackend, pod: str) -> FaultRecord:
+    """SIGSTOP every process of the pod's first container except PID 1 (`kill -STOP -1`).
+
+    A PID 1 cannot be stopped from inside its PID namespace; a server running as PID 1 (no
+    init such as tini) is then reported as not landed. The kind backend freezes from the node.
+    """
+    check_chaos("hang_pod", backend.context, backend.chaos_allowed)
+    started = time.time()
+    obj = backend.api.get(resource_path("v1", "Pod", backend.namespace, pod))
+    container = ((obj.get("spec") or {}).get("containers") or [{}])[0].get("name", "")
+    log.warning(
+        "hanging pod %s/%s (SIGSTOP inside container %s)", backend.namespace, pod, container
+    )
+    kubectl = backend._kubectl or find_kubectl()
+    cmd = [kubectl, "exec", "-n", backend.namespace, pod, "-c", container]
+    if backend.kubeconfig:
+        cmd += ["--kubeconfig", backend.kubeconfig]
+    if backend.context != IN_CLUSTER:
+        cmd += ["--context", backend.context]
+    cmd += ["--", "sh", "-c", "kill -STOP -1"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    landed = unresponsive(backend, pod)
+    detail = (
+        "pod stopped answering"
+        if landed
+        else "pod still answers: its server is probably PID 1, which ignores SIGSTOP from inside "
+        "its PID namespace (run it under an init such as tini, or use the kind backend)"
+    )
+    if res.returncode != 0:
+        detail = f"kubectl exec failed ({res.returncode}): {res.stderr.strip()[:200]}; " + detail
+    return FaultRecord(
+        kind=FaultKind.HANG,
+        target=pod,
+        started_at=started,
+        ended_at=time.time(),
+        affected=[pod] if landed else [],
+        landed=landed,
+        detail=detail,
+    )
+
+
+def rollout_restart(backend: KubeBackend, timeout_s: float = 300.0) -> FaultRecord:
+    """`kubectl rollout restart`: merge-patch the restartedAt template annotation, then wait for
+    the rollout as `kubectl rollout status` does (observedGeneration, updated, available, no
+    old replicas); old pods may still be terminating when it returns."""
+    check_chaos("rollout_restart", backend.context, backend.chaos_allowed)
+    name = backend._dep_name()
+    path = resource_path("apps/v1", "Deployment", backend.namespace, name)
+    started = time.time()
+    stamp = restarted_at_stamp(started)
+    log.warning(
+        "rollout restart of deployment %s/%s on context %s (%s=%s)",
+        backend.namespace,
+        name,
+        backend.context,
+        RESTARTED_AT,
+        stamp,
+    )
+    patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
+    before = _pod_names(backend)
+    try:
+        backend.api.merge_patch(path, patch)
+    except KubeApiError as exc:
+        return FaultRecord(
+            kind=FaultKind.ROLLOUT_RESTART,
+            target=name,
+            started_at=started,
+            ended_at=time.time(),
+            landed=False,
+            detail=f"patch refused: {exc}",
+        )
+    watch = RolloutWatch()
+    state = _watch_rollout(backend, path, watch, time.monotonic() + timeout_s)
+    took = time.time() - started
+    if state.done:
+        detail = f"complete in {took:.1f}s"
+    elif state.failed:
+        detail = f"failed after {took:.1f}s: {state.message}"
+    else:
+        detail = f"not complete after {timeout_s:.0f}s: {state.message}"
+    replaced = sorted(before - _pod_names(backend))
+    return FaultRecord(
+        kind=FaultKind.ROLLOUT_RESTART,
+        target=name,
+        started_at=started,
+        ended_at=time.time(),
+        affected=replaced,
+        landed=state.done,
+        detail=f"restartedAt {stamp}: {detail}; {watch.summary()}",
+    )
+
+
+def _pod_names(backend: KubeBackend) -> set[str]:
+    try:
+        return {
+            p["metadata"]["name"]
+            for p in backend.api.list(resource_path("v1", "Pod", backend.namespace))
+        }
+    except KubeApiError:
+        return set()
+
+
+def _watch_rollout(
+    backend: KubeBackend, path: str, watch: RolloutWatch, deadline: float
+) -> RolloutState:
+    """Poll the Deployment until its rollout is done, failed, or the deadline passes."""
+    state = RolloutState(False, False, "no Deployment status read yet")
+    while True:
+        try:
+            dep = backend.api.get(path)
+        except KubeApiError as exc:  # a transient API error: keep waiting until the deadline
+            state = RolloutState(False, False, f"reading the Deployment failed: {exc}")
+        else:
+            state = rollout_state(dep)
+            st = dep.get("status") or {}
+            replicas = (dep.get("spec") or {}).get("replicas")
+            watch.observe(
+                1 if replicas is None else int(replicas),
+                int(st.get("replicas") or 0),
+                int(st.get("availableReplicas") or 0),
+            )
+        if state.done or state.failed or time.monotonic() > deadline:
+            return state
+        time.sleep(min(backend.poll_s, 2.0))
+
+
+def unresponsive(
+    backend: KubeBackend, pod: str, path: str = "/healthz", timeout_s: float = 3.0
+) -> bool:
+    try:
+        url = backend.pod_url(pod) + path
+    except BackendError:
+        return False
+    try:
+        urllib.request.urlopen(url, timeout=timeout_s).close()
+        return False
+    except urllib.error.HTTPError:
+        return False  # it answered, even if with an error
+    except (urllib.error.URLError, TimeoutError, OSError):
+        return True
