@@ -1,6 +1,7 @@
 """The kube backend's faults: delete a pod, lose or drain a zone (and restore it), hang a pod,
-restart a rollout. Functions of the `KubeBackend` they act through, which delegates to them;
-each checks that chaos is allowed on the backend's context before it touches anything."""
+restart a rollout. Functions of the `KubeBackend` (a `KubeTarget`) they act through, which
+delegates to them; each checks that chaos is allowed on the backend's context before it
+touches anything."""
 
 from __future__ import annotations
 
@@ -9,23 +10,45 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal, Protocol
 
 from harness.backends.base import RESTARTED_AT, BackendError, RolloutWatch, restarted_at_stamp
 from harness.backends.kube import convert, zones
-from harness.backends.kube.api import IN_CLUSTER, KubeApiError, resource_path
+from harness.backends.kube.api import IN_CLUSTER, KubeApi, KubeApiError, resource_path
 from harness.backends.kube.portforward import find_kubectl
 from harness.backends.kube.rollout_status import RolloutState, rollout_state
 from harness.backends.kube.safety import check_chaos
 from harness.backends.observe import FaultKind, FaultRecord
 
-if TYPE_CHECKING:
-    from harness.backends.kube.backend import KubeBackend
-
 log = logging.getLogger("harness.backends.kube")
 
 
-def delete_pod(backend: KubeBackend, pod: str, grace_period_s: float | None = None) -> FaultRecord:
+class KubeTarget(Protocol):
+    """What the faults need of the backend they act through (`KubeBackend`), named here so this
+    module does not import the backend that imports it."""
+
+    api: KubeApi
+    context: str
+    kubeconfig: str | None
+    namespace: str
+    chaos_allowed: bool
+    poll_s: float
+    zone_outage_mode: Literal["taint", "drain"]
+    eviction_retry_s: float
+    outage_wait_s: float
+    node_changes: zones.NodeChanges
+    _kubectl: str | None
+
+    def pod_url(self, pod: str) -> str: ...
+
+    def drain_zone(self, zone: str, timeout_s: float = 60.0) -> FaultRecord: ...
+
+    def _zones(self, refresh: bool = False) -> dict[str, str]: ...
+
+    def _dep_name(self) -> str: ...
+
+
+def delete_pod(backend: KubeTarget, pod: str, grace_period_s: float | None = None) -> FaultRecord:
     check_chaos("delete_pod", backend.context, backend.chaos_allowed)
     log.info("deleting pod %s/%s (grace %s)", backend.namespace, pod, grace_period_s)
     started = time.time()
@@ -53,7 +76,7 @@ def delete_pod(backend: KubeBackend, pod: str, grace_period_s: float | None = No
     )
 
 
-def _gone_or_terminating(backend: KubeBackend, pod: str, uid: str | None = None) -> bool:
+def _gone_or_terminating(backend: KubeTarget, pod: str, uid: str | None = None) -> bool:
     try:
         obj = backend.api.get(resource_path("v1", "Pod", backend.namespace, pod))
     except KubeApiError as exc:
@@ -62,7 +85,7 @@ def _gone_or_terminating(backend: KubeBackend, pod: str, uid: str | None = None)
     return bool(meta.get("deletionTimestamp")) or (uid is not None and meta.get("uid") != uid)
 
 
-def _zone_nodes(backend: KubeBackend, zone: str) -> list[dict[str, Any]]:
+def _zone_nodes(backend: KubeTarget, zone: str) -> list[dict[str, Any]]:
     nodes = zones.zone_nodes(backend.api, zone)
     if not nodes:
         present = sorted({z for z in backend._zones(refresh=True).values() if z})
@@ -74,7 +97,7 @@ def _zone_nodes(backend: KubeBackend, zone: str) -> list[dict[str, Any]]:
 
 
 def _announce(
-    backend: KubeBackend, action: str, zone: str, node_names: list[str]
+    backend: KubeTarget, action: str, zone: str, node_names: list[str]
 ) -> list[dict[str, Any]]:
     mine = zones.pods_on(backend.api, node_names, backend.namespace)
     others = [
@@ -95,7 +118,7 @@ def _announce(
     return mine
 
 
-def zone_outage(backend: KubeBackend, zone: str) -> FaultRecord:
+def zone_outage(backend: KubeTarget, zone: str) -> FaultRecord:
     check_chaos("zone_outage", backend.context, backend.chaos_allowed)
     if backend.zone_outage_mode == "drain":
         rec = backend.drain_zone(zone, timeout_s=backend.outage_wait_s)
@@ -133,7 +156,7 @@ def zone_outage(backend: KubeBackend, zone: str) -> FaultRecord:
     )
 
 
-def restore_zone(backend: KubeBackend, zone: str) -> FaultRecord:
+def restore_zone(backend: KubeTarget, zone: str) -> FaultRecord:
     started = time.time()
     nodes = {n["metadata"]["name"] for n in zones.zone_nodes(backend.api, zone)}
     log.info("restoring zone %s: untaint/uncordon %s", zone, ", ".join(sorted(nodes)) or "no nodes")
@@ -149,7 +172,7 @@ def restore_zone(backend: KubeBackend, zone: str) -> FaultRecord:
     )
 
 
-def drain_zone(backend: KubeBackend, zone: str, timeout_s: float = 60.0) -> FaultRecord:
+def drain_zone(backend: KubeTarget, zone: str, timeout_s: float = 60.0) -> FaultRecord:
     check_chaos("drain_zone", backend.context, backend.chaos_allowed)
     started = time.time()
     nodes = _zone_nodes(backend, zone)
@@ -179,7 +202,7 @@ def drain_zone(backend: KubeBackend, zone: str, timeout_s: float = 60.0) -> Faul
     )
 
 
-def hang_pod(backend: KubeBackend, pod: str) -> FaultRecord:
+def hang_pod(backend: KubeTarget, pod: str) -> FaultRecord:
     """SIGSTOP every process of the pod's first container except PID 1 (`kill -STOP -1`).
 
     A PID 1 cannot be stopped from inside its PID namespace; a server running as PID 1 (no
@@ -220,7 +243,7 @@ def hang_pod(backend: KubeBackend, pod: str) -> FaultRecord:
     )
 
 
-def rollout_restart(backend: KubeBackend, timeout_s: float = 300.0) -> FaultRecord:
+def rollout_restart(backend: KubeTarget, timeout_s: float = 300.0) -> FaultRecord:
     """`kubectl rollout restart`: merge-patch the restartedAt template annotation, then wait for
     the rollout as `kubectl rollout status` does (observedGeneration, updated, available, no
     old replicas); old pods may still be terminating when it returns."""
@@ -271,7 +294,7 @@ def rollout_restart(backend: KubeBackend, timeout_s: float = 300.0) -> FaultReco
     )
 
 
-def _pod_names(backend: KubeBackend) -> set[str]:
+def _pod_names(backend: KubeTarget) -> set[str]:
     try:
         return {
             p["metadata"]["name"]
@@ -282,7 +305,7 @@ def _pod_names(backend: KubeBackend) -> set[str]:
 
 
 def _watch_rollout(
-    backend: KubeBackend, path: str, watch: RolloutWatch, deadline: float
+    backend: KubeTarget, path: str, watch: RolloutWatch, deadline: float
 ) -> RolloutState:
     """Poll the Deployment until its rollout is done, failed, or the deadline passes."""
     state = RolloutState(False, False, "no Deployment status read yet")
@@ -306,7 +329,7 @@ def _watch_rollout(
 
 
 def unresponsive(
-    backend: KubeBackend, pod: str, path: str = "/healthz", timeout_s: float = 3.0
+    backend: KubeTarget, pod: str, path: str = "/healthz", timeout_s: float = 3.0
 ) -> bool:
     try:
         url = backend.pod_url(pod) + path
