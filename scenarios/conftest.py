@@ -120,9 +120,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         )
     if drop:
         config.hook.pytest_deselected(items=drop)
-    keep.sort(
-        key=lambda it: order.get(scenario_of(it) or "", len(order))
-    )  # cold-start feeds probe-timing
+    # cold-start feeds probe-timing
+    keep.sort(key=lambda it: order.get(scenario_of(it) or "", len(order)))
     items[:] = keep
     config.stash[_SELECTED] = list(dict.fromkeys(n for it in keep if (n := scenario_of(it))))
 

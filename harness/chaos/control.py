@@ -29,9 +29,8 @@ def before_experiment_control(
     context: dict[str, Any], configuration: dict[str, Any] | None = None, **_: Any
 ) -> None:
     try:
-        session.open_gameday(
-            configuration
-        )  # logs the deployment (certify.log and chaostoolkit's log)
+        # logs the deployment (certify.log and chaostoolkit's log)
+        session.open_gameday(configuration)
     except Exception as err:
         logger.error("gauntlet: deployment failed: %s", err)
         raise InterruptExecution(f"gauntlet: deployment failed: {err}") from err

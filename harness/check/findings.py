@@ -24,9 +24,8 @@ class Finding(BaseModel):
     rule: str
     severity: Severity
     resource: str  # Kind/name
-    field: (
-        str  # field path inside the resource, e.g. spec.template.spec.containers[0].livenessProbe
-    )
+    # field path inside the resource, e.g. spec.template.spec.containers[0].livenessProbe
+    field: str
     message: str
     measured: str = ""  # what the manifests + measurements give
     required: str = ""  # what the profile needs

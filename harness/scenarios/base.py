@@ -39,9 +39,8 @@ BackendFactory = Callable[[Path], Backend]
 class ScenarioContext:
     profile: Profile
     bundle: ManifestBundle
-    backend_factory: (
-        BackendFactory  # makes an un-deployed backend whose files live in the given dir
-    )
+    # makes an un-deployed backend whose files live in the given dir
+    backend_factory: BackendFactory
     backend_name: str
     out_dir: Path  # this scenario's evidence folder: <run-dir>/<scenario>/
     measured: dict[str, Any] = field(default_factory=dict)  # shared across scenarios of one run

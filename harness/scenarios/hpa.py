@@ -131,9 +131,8 @@ def spike_request(ctx: ScenarioContext) -> RequestShape:
 
 @dataclass
 class Capacity:
-    rps: (
-        float | None
-    )  # SLA-compatible requests/s of one replica; None: neither measured nor declared
+    # SLA-compatible requests/s of one replica; None: neither measured nor declared
+    rps: float | None
     source: str
     sweep: list[dict[str, Any]]
 

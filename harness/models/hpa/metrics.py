@@ -73,9 +73,8 @@ class MetricInputs:
 class MetricsProposal:
     """computeReplicasForMetrics' result, and the ScalingActive condition it sets."""
 
-    replicas: (
-        int  # -1: no proposal may be used (every metric failed, or a failure blocks a scale-down)
-    )
+    # -1: no proposal may be used (every metric failed, or a failure blocks a scale-down)
+    replicas: int
     metric_name: str
     statuses: list[dict]
     proposals: list[dict]

@@ -69,9 +69,8 @@ class ContainerStarter:
         self.ledger = ledger
         self.workdir = workdir
         self.limits_enforced = limits_enforced
-        self._flags_warned: set[tuple[str, str]] = (
-            set()
-        )  # (pod, container) whose docker-flag deviations were told
+        # (pod, container) whose docker-flag deviations were told
+        self._flags_warned: set[tuple[str, str]] = set()
 
     @property
     def pod_cgroups(self) -> bool:
