@@ -74,7 +74,13 @@ def estimate_request_bytes(shape: ModelShape, prompt_tokens: int, max_tokens: in
 
 
 class MemoryBudget:
-    """Reservations against a byte budget, checked together with the live RSS of the process."""
+    """Reservations against a byte budget, checked together with the live RSS of the process.
+
+    The projected use is the larger of the live RSS and the idle baseline plus every admitted
+    request's estimate: RSS already holds what running requests allocated, so adding their
+    reservations to it would count them twice (and refuse a peak the budget can hold, which
+    closed-loop clients then retry in a storm). RSS above the projection (an estimate too low,
+    allocator fragmentation) still wins."""
 
     def __init__(self, budget_bytes: int) -> None:
         self.budget_bytes = budget_bytes
@@ -104,13 +110,14 @@ class MemoryBudget:
                     "when idle; lower max_tokens or shorten the prompt",
                     param="max_tokens",
                 )
-            if rss + self.reserved + nbytes > self.budget_bytes:
+            projected = max(rss, self.baseline_rss + self.reserved)
+            if projected + nbytes > self.budget_bytes:
                 raise Rejection(
                     429,
                     "memory",
-                    f"memory budget reached (rss {rss >> 20} MiB + reserved "
-                    f"{self.reserved >> 20} MiB + {nbytes >> 20} MiB > budget "
-                    f"{self.budget_bytes >> 20} MiB); retry later",
+                    f"memory budget reached (max(rss {rss >> 20} MiB, idle "
+                    f"{self.baseline_rss >> 20} MiB + reserved {self.reserved >> 20} MiB) + "
+                    f"{nbytes >> 20} MiB > budget {self.budget_bytes >> 20} MiB); retry later",
                     retry_after_s=1,
                 )
             self.reserved += nbytes

@@ -43,6 +43,7 @@ CHECKS = (
 REJECTIONS_METRIC = "gauntlet:admission_rejections"
 MIB = 1024 * 1024
 OVERLOAD_MIN_MULTIPLE = 3
+PEAK_MIN_SERVED = 0.99
 
 
 def admission_capacity(ctx: ScenarioContext) -> tuple[int, str]:
@@ -138,6 +139,9 @@ def _drive(
     # the offered load exceeds capacity whatever the service does (closed-loop users would
     # turn every 429 into an instant retry: a retry storm, not an overload).
     peak_rate = max(peak_res.ok / max(peak.duration_s, 1e-9), 1.0)
+    # the peak is load the service says it can hold (users <= batch + queue): a refusal there
+    # is a sizing failure, not shedding (it once passed with 42 of 15,923 served)
+    peak_served = peak_res.ok / max(peak_res.requests, 1)
     over_rate = round(peak_rate * peak.overload_factor, 2)
     t2 = time.time()
     over_spec = common.load_spec(ctx, backend, **{**base, "mode": "open", "rate_rps": over_rate})
@@ -185,12 +189,16 @@ def _drive(
         common.load_validity_check(peak_res, "the peak load", name="peak_load_valid"),
         Check(
             name="peak_load_delivered",
-            measured=peak_res.ok,
-            target=f">0 ok at {peak.concurrency} users",
-            ok=peak_res.ok > 0 and not peak_res.stopped_early,
-            note=""
-            if peak_res.ok > 0
-            else f"the peak load was not served: errors {peak_res.errors}",
+            measured=round(peak_served, 4),
+            target=f">= {PEAK_MIN_SERVED:.0%} of requests served at {peak.concurrency} users",
+            ok=peak_served >= PEAK_MIN_SERVED and not peak_res.stopped_early,
+            note=f"{peak_res.ok} of {peak_res.requests} served"
+            + (f"; errors {peak_res.errors}" if peak_res.errors else "")
+            + (
+                ""
+                if peak.concurrency <= held
+                else f"; {peak.concurrency} users is more than admission holds ({held})"
+            ),
         ),
         common.load_validity_check(over_res, "the overload", name="overload_valid"),
         Check(
