@@ -8,9 +8,7 @@ backend built once to fail fast).
 
 from __future__ import annotations
 
-import contextlib
 import secrets
-import shutil
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,8 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from harness import resources
-from harness.backends import BACKENDS, RUNTIMES, Backend, backend_options, get_backend
-from harness.errors import InputError, SetupError
+from harness.backends import (
+    BACKENDS,
+    RUNTIMES,
+    Backend,
+    backend_options,
+    get_backend,
+    preflight,
+)
+from harness.errors import InputError
 from harness.manifests.bundle import ManifestBundle
 from harness.manifests.render import render
 from harness.profile import Profile, load_profile
@@ -167,30 +172,6 @@ def resolve_inputs(
         ),
         backend_factory=make_backend_factory(backend, options),
     )
-
-
-def preflight(name: str, factory: BackendFactory, workdir: Path) -> bool:
-    """Build (never deploy) one backend so bad contexts or a missing runtime fail before any
-    scenario; returns whether it enforces memory limits.
-
-    kind is only checked for its prerequisites: building it would create a cluster."""
-    if name == "kind":
-        from harness.backends.kind import check_prerequisites
-
-        check_prerequisites()
-        return True
-    try:
-        backend = factory(workdir)
-    except (InputError, SetupError):
-        raise
-    except Exception as err:
-        raise SetupError(f"backend could not start: {type(err).__name__}: {err}") from err
-    try:
-        return backend.limits_enforced
-    finally:
-        with contextlib.suppress(Exception):
-            backend.teardown()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def prepare(opts: CertifyOptions, check_backend: bool = True) -> Prepared:
