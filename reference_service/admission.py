@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,12 +81,14 @@ class MemoryBudget:
     request's estimate: RSS already holds what running requests allocated, so adding their
     reservations to it would count them twice (and refuse a peak the budget can hold, which
     closed-loop clients then retry in a storm). RSS above the projection (an estimate too low,
-    allocator fragmentation) still wins."""
+    allocator fragmentation) still wins, and so does the running batch's live KV cache as it
+    grows (`kv_live`, padding included) when it outgrows the reservations."""
 
     def __init__(self, budget_bytes: int) -> None:
         self.budget_bytes = budget_bytes
         self.reserved = 0
         self.baseline_rss = 0
+        self.kv_live: Callable[[], int] = lambda: 0
         self._lock = threading.Lock()
         self._proc = psutil.Process()
 
@@ -110,17 +113,22 @@ class MemoryBudget:
                     "when idle; lower max_tokens or shorten the prompt",
                     param="max_tokens",
                 )
-            projected = max(rss, self.baseline_rss + self.reserved)
+            held = max(self.reserved, self.kv_live())
+            projected = max(rss, self.baseline_rss + held)
             if projected + nbytes > self.budget_bytes:
                 raise Rejection(
                     429,
                     "memory",
                     f"memory budget reached (max(rss {rss >> 20} MiB, idle "
-                    f"{self.baseline_rss >> 20} MiB + reserved {self.reserved >> 20} MiB) + "
+                    f"{self.baseline_rss >> 20} MiB + max(reserved, live KV) {held >> 20} MiB) + "
                     f"{nbytes >> 20} MiB > budget {self.budget_bytes >> 20} MiB); retry later",
                     retry_after_s=1,
                 )
             self.reserved += nbytes
+
+    def kv_capacity(self) -> int:
+        """What the budget leaves for KV caches once the model is loaded (0 before)."""
+        return max(0, self.budget_bytes - self.baseline_rss) if self.baseline_rss else 0
 
     def release(self, nbytes: int) -> None:
         with self._lock:

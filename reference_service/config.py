@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 ENV_PREFIX = "GAUNTLET_"
 # Share of the container memory limit the service lets itself use (the rest is headroom).
@@ -113,8 +113,16 @@ class ServiceSettings(_Base):
     torch_threads: int | None = Field(
         None, ge=1, description="torch intra-op threads (default: torch's)."
     )
-    max_batch_size: int = Field(16, ge=1, le=1024)
-    max_wait_ms: float = Field(5.0, ge=0, le=10_000)
+    max_num_seqs: int = Field(
+        32, ge=1, le=1024, description="Sequences in the running batch (vLLM's --max-num-seqs)."
+    )
+    max_num_batched_tokens: int = Field(
+        2048,
+        ge=1,
+        le=1_000_000,
+        description="Tokens per engine step, decode tokens plus new prompts (vLLM's "
+        "--max-num-batched-tokens): bounds how long a new prefill can stall the running batch.",
+    )
     max_queue: int = Field(
         64, ge=1, le=100_000, description="Waiting requests beyond the running batch."
     )
@@ -122,8 +130,8 @@ class ServiceSettings(_Base):
         5.0,
         gt=0,
         le=3600,
-        description="A request still waiting this long when a batch forms is shed with 429 "
-        "(queue_timeout): it could not start in time for its client.",
+        description="A request still waiting this long is shed with 429 (queue_timeout): it "
+        "could not start in time for its client.",
     )
     max_prompt_tokens: int = Field(512, ge=1)
     max_tokens_limit: int = Field(256, ge=1)
@@ -139,3 +147,14 @@ class ServiceSettings(_Base):
     )
     debug_endpoints: bool = False
     log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _budget_fits_a_prompt(self) -> ServiceSettings:
+        if self.max_num_batched_tokens < self.max_prompt_tokens + 1:
+            raise ValueError(
+                f"max_num_batched_tokens ({self.max_num_batched_tokens}) must be at least "
+                f"max_prompt_tokens + 1 ({self.max_prompt_tokens + 1}): a prompt that does not "
+                "fit one step would never start (set GAUNTLET_MAX_NUM_BATCHED_TOKENS higher "
+                "or GAUNTLET_MAX_PROMPT_TOKENS lower)"
+            )
+        return self

@@ -36,6 +36,19 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
 }
 DEFAULT_SEED = 1234
+# Bumped when what a built folder holds changes (2: the tokenizer carries a chat template), so
+# a folder from an older builder is rebuilt rather than served without what is now expected.
+MODEL_FORMAT = 2
+MARKER = "gauntlet-model.txt"
+
+
+def is_current(out_dir: Path) -> bool:
+    """Whether `out_dir` holds a model written by this builder's format."""
+    try:
+        lines = (out_dir / MARKER).read_text().splitlines()
+    except OSError:
+        return False
+    return f"format={MODEL_FORMAT}" in lines and (out_dir / "config.json").is_file()
 
 
 def llama_config(preset: str) -> Any:
@@ -71,7 +84,7 @@ def build_model(preset: str, out_dir: Path, seed: int = DEFAULT_SEED) -> dict[st
     model.eval()
     model.save_pretrained(str(out_dir), safe_serialization=True)
     save_tokenizer(out_dir)
-    (out_dir / "gauntlet-model.txt").write_text(f"preset={preset}\nseed={seed}\n")
+    (out_dir / MARKER).write_text(f"preset={preset}\nseed={seed}\nformat={MODEL_FORMAT}\n")
     make_world_readable(out_dir)
     params = sum(p.numel() for p in model.parameters())
     return {

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from reference_service.app import ServiceState
+from reference_service.state import ServiceState
 
 Answer = Callable[[], tuple[int, dict[str, Any]]]
 
@@ -24,6 +24,8 @@ def start_probe_server(state: ServiceState, host: str, port: int) -> ThreadingHT
         "/startup": state.startup_status,
         "/ready": state.ready_status,
         "/healthz": state.liveness_status,
+        "/health": state.health_status,
+        "/ping": state.health_status,
     }
 
     class Handler(BaseHTTPRequestHandler):

@@ -3,8 +3,10 @@
 - The socket is bound before the model loads (loading runs in a background thread), so probes
   answer during the load: /startup and /ready say 503 until the model is warm.
 - SIGTERM starts a graceful drain: readiness fails at once, new work gets 503 while the socket
-  stays open, in-flight requests finish within `drain_timeout_s`, then the process exits 0.
-  A second SIGTERM/SIGINT exits at once.
+  stays open, in-flight requests and streams finish within `drain_timeout_s`; what is still
+  running then is aborted (a stream ends with an SSE error event and `[DONE]`, a waiting or
+  non-streaming request gets 503), then the process exits 0. A second SIGTERM/SIGINT exits at
+  once.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from types import FrameType
 
 import uvicorn
 
-from reference_service.app import ServiceState, create_app, log_json
+from reference_service.app import create_app
 from reference_service.config import ServiceSettings
+from reference_service.state import ServiceState, log_json
 
 log = logging.getLogger("reference_service.server")
 
@@ -48,16 +51,21 @@ class DrainingServer(uvicorn.Server):
         log_json("drain_started", in_flight=waited_for, drain_timeout_s=timeout)
         while not st.idle() and time.monotonic() - t0 < timeout:
             time.sleep(0.02)
-        dropped = 0
-        if not st.idle() and st.engine is not None:
-            dropped = st.engine.abort_waiting("drain timeout reached")
+        clean = st.idle()
+        aborted = 0
+        if not clean and st.engine is not None:
+            aborted = st.engine.abort_all("drain timeout reached")
+        # Let the aborted requests' last events (and every last response) leave the loop.
+        flush_until = time.monotonic() + 2.0
+        while st.inflight and time.monotonic() < flush_until:
+            time.sleep(0.02)
+        time.sleep(0.05)
         log_json(
             "drain_finished",
             seconds=round(time.monotonic() - t0, 3),
-            clean=st.idle(),
-            aborted_waiting=dropped,
+            clean=clean,
+            aborted=aborted,
         )
-        time.sleep(0.05)  # let the last responses leave the event loop
         self.should_exit = True
 
 

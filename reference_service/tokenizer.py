@@ -9,6 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 
 BOS, EOS, PAD = "<bos>", "<eos>", "<pad>"
+# A plain role-tagged chat format (the model is random, so any fixed format serves); list
+# contents are joined text parts. Applied with the tokenizer's own `apply_chat_template`.
+CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "{% if message['content'] is string %}{% set text = message['content'] %}"
+    "{% else %}{% set text = message['content'] | map(attribute='text') | join('') %}{% endif %}"
+    "<|{{ message['role'] }}|>\n{{ text }}\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
 SPECIAL_TOKENS = (BOS, EOS, PAD)
 VOCAB_SIZE = 256 + len(SPECIAL_TOKENS)
 
@@ -35,6 +46,7 @@ def build_tokenizer() -> object:
         padding_side="left",
         model_max_length=2048,
         clean_up_tokenization_spaces=False,
+        chat_template=CHAT_TEMPLATE,
     )
 
 
@@ -53,6 +65,8 @@ def _byte_of(symbol: str) -> int:
 
 
 def save_tokenizer(out_dir: Path) -> None:
-    """Write the tokenizer so `AutoTokenizer.from_pretrained(out_dir)` loads it offline."""
+    """Write the tokenizer so `AutoTokenizer.from_pretrained(out_dir)` loads it offline, its
+    chat template in tokenizer_config.json (the form every transformers and vLLM release
+    reads; newer ones also read chat_template.jinja)."""
     tok = build_tokenizer()
-    tok.save_pretrained(str(out_dir))  # type: ignore[attr-defined]
+    tok.save_pretrained(str(out_dir), save_jinja_files=False)  # type: ignore[attr-defined]

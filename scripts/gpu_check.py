@@ -45,7 +45,7 @@ def main() -> int:
         "GAUNTLET_MODEL_DIR": str(model_dir),
         "GAUNTLET_PORT": str(port),
         "GAUNTLET_DEVICE": "cuda",
-        "GAUNTLET_MAX_BATCH_SIZE": "32",
+        "GAUNTLET_MAX_NUM_SEQS": "32",
         "GAUNTLET_MAX_QUEUE": "512",
     }
     proc = subprocess.Popen([sys.executable, "-m", "reference_service.server"], env=env, cwd=REPO)

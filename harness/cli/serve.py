@@ -21,7 +21,15 @@ from harness.errors import InputError, from_validation_error
 )
 @click.option("--host", default=None, help="Bind address [env GAUNTLET_HOST, default 127.0.0.1].")
 @click.option("--port", type=int, default=None, help="Port [env GAUNTLET_PORT, default 8000].")
-@click.option("--max-batch-size", type=int, default=None, help="[env GAUNTLET_MAX_BATCH_SIZE]")
+@click.option(
+    "--max-num-seqs", type=int, default=None, help="Running batch size [env GAUNTLET_MAX_NUM_SEQS]."
+)
+@click.option(
+    "--max-num-batched-tokens",
+    type=int,
+    default=None,
+    help="Tokens per engine step [env GAUNTLET_MAX_NUM_BATCHED_TOKENS].",
+)
 @click.option("--max-queue", type=int, default=None, help="[env GAUNTLET_MAX_QUEUE]")
 @click.option("--torch-threads", type=int, default=None, help="[env GAUNTLET_TORCH_THREADS]")
 @click.option(

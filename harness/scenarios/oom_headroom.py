@@ -47,11 +47,11 @@ PEAK_MIN_SERVED = 0.99
 
 
 def admission_capacity(ctx: ScenarioContext) -> tuple[int, str]:
-    """Requests the service can hold before it must refuse: max batch + max queue (the
+    """Requests the service can hold before it must refuse: running batch + max queue (the
     reference service's GAUNTLET_ settings in the container env, else its defaults)."""
     held = 0
     parts = []
-    for field in ("max_batch_size", "max_queue"):
+    for field in ("max_num_seqs", "max_queue"):
         value, set_here = common.service_setting(ctx.bundle, field)
         held += int(value)
         parts.append(f"GAUNTLET_{field.upper()}={int(value)}" + ("" if set_here else " (default)"))

@@ -58,7 +58,7 @@ def test_the_spike_always_needs_more_than_the_initial_replicas() -> None:
 
 def test_admission_capacity_and_drain_timing_come_from_the_manifest() -> None:
     held, how = oom_headroom.admission_capacity(_ctx())
-    assert held == 16 + 16 and "GAUNTLET_MAX_QUEUE=16" in how
+    assert held == 16 + 16 and "GAUNTLET_MAX_NUM_SEQS=16" in how and "GAUNTLET_MAX_QUEUE=16" in how
     good = zone_failure.drain_timing(_ctx())
     bad = zone_failure.drain_timing(_ctx("manifests/broken/grace-shorter-than-drain"))
     # the in-flight work outlasts the broken grace period, and fits a correct drain

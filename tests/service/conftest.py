@@ -100,9 +100,8 @@ def server(
     srv = ServerProcess(
         tiny_model_dir,
         tmp_path_factory.mktemp("logs") / "server.log",
-        max_batch_size="8",
+        max_num_seqs="8",
         max_queue="8",
-        max_wait_ms="20",
         max_prompt_tokens="256",
         max_tokens_limit="64",
         debug_endpoints="true",

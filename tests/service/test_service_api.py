@@ -19,11 +19,12 @@ def complete(srv: ServerProcess, **body: object) -> httpx.Response:
 
 
 def metric(srv: ServerProcess, name: str, labels: str = "") -> float:
+    """One sample's value: `labels` is the exact label set, else any (vLLM's model_name/engine)."""
     text = httpx.get(srv.url + "/metrics", timeout=30).text
     pattern = (
         rf"^{re.escape(name)}{re.escape(labels)}\s+(\S+)$"
         if labels
-        else rf"^{re.escape(name)}\s+(\S+)$"
+        else rf"^{re.escape(name)}(?:\{{[^}}]*\}})?\s+(\S+)$"
     )
     m = re.search(pattern, text, re.M)
     return float(m.group(1)) if m else 0.0
@@ -62,16 +63,18 @@ def test_a_vanishing_temperature_is_greedy_not_a_500(server: ServerProcess) -> N
 def test_batched_equals_alone_over_http(server: ServerProcess) -> None:
     prompts = ["a", "The quick brown fox", "0123456789" * 3, "zz top", "Once upon a time", "?"]
     alone = [complete(server, prompt=p, max_tokens=10, temperature=0).json() for p in prompts]
-    batches_before = metric(server, "gauntlet:batch_size_count")
+    steps_before = metric(server, "gauntlet:batch_size_count")
+    seq_steps_before = metric(server, "gauntlet:batch_size_sum")
     with concurrent.futures.ThreadPoolExecutor(len(prompts)) as pool:
         together = list(
             pool.map(
                 lambda p: complete(server, prompt=p, max_tokens=10, temperature=0).json(), prompts
             )
         )
-    batches = metric(server, "gauntlet:batch_size_count") - batches_before
+    steps = metric(server, "gauntlet:batch_size_count") - steps_before
+    seq_steps = metric(server, "gauntlet:batch_size_sum") - seq_steps_before
     assert [x["choices"][0]["text"] for x in together] == [x["choices"][0]["text"] for x in alone]
-    assert batches < len(prompts), "concurrent requests should have shared batches"
+    assert seq_steps / steps > 1, "concurrent requests should have shared engine steps"
 
 
 def test_stop_sequence_truncates(server: ServerProcess) -> None:
@@ -88,20 +91,60 @@ def test_models_openapi_and_metrics(server: ServerProcess) -> None:
     models = httpx.get(server.url + "/v1/models", timeout=30).json()
     assert models["data"][0]["id"] == "tiny"
     spec = httpx.get(server.url + "/openapi.json", timeout=30).json()
-    assert "/v1/completions" in spec["paths"]
-    text = httpx.get(server.url + "/metrics", timeout=30).text
+    assert {"/v1/completions", "/v1/chat/completions"} <= set(spec["paths"])
+    assert httpx.get(server.url + "/health", timeout=30).status_code == 200
+    assert httpx.get(server.url + "/ping", timeout=30).status_code == 200
+    assert httpx.post(server.url + "/ping", timeout=30).status_code == 200
+    complete(server, prompt="count me", max_tokens=3, temperature=0)
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = {
+        f.name: f for f in text_string_to_metric_families(httpx.get(server.url + "/metrics").text)
+    }
+    vllm_types = {
+        "vllm:num_requests_running": "gauge",
+        "vllm:num_requests_waiting": "gauge",
+        "vllm:kv_cache_usage_perc": "gauge",
+        "vllm:time_to_first_token_seconds": "histogram",
+        "vllm:inter_token_latency_seconds": "histogram",
+        "vllm:request_time_per_output_token_seconds": "histogram",
+        "vllm:e2e_request_latency_seconds": "histogram",
+        "vllm:request_queue_time_seconds": "histogram",
+        "vllm:request_prefill_time_seconds": "histogram",
+        "vllm:request_decode_time_seconds": "histogram",
+        "vllm:iteration_tokens_total": "histogram",
+        "vllm:prompt_tokens": "counter",
+        "vllm:generation_tokens": "counter",
+        "vllm:request_success": "counter",
+    }
+    for name, kind in vllm_types.items():
+        assert name in families, name
+        assert families[name].type == kind, (name, families[name].type)
+        for sample in families[name].samples:
+            assert sample.labels["model_name"] == "tiny" and sample.labels["engine"] == "0"
+    ttft_buckets = [
+        s.labels["le"]
+        for s in families["vllm:time_to_first_token_seconds"].samples
+        if "le" in s.labels
+    ]
+    assert ttft_buckets[:3] == ["0.001", "0.005", "0.01"]  # vLLM's buckets
+    success = {
+        s.labels["finished_reason"]
+        for s in families["vllm:request_success"].samples
+        if s.name.endswith("_total")
+    }
+    assert success & {"length", "stop"}
     for name in (
-        "gauntlet:num_requests_running",
-        "gauntlet:num_requests_waiting",
-        "gauntlet:time_to_first_token_seconds_bucket",
-        "gauntlet:e2e_request_latency_seconds_bucket",
-        "gauntlet:batch_size_bucket",
-        'gauntlet:model_load_seconds{phase="weights"}',
-        'gauntlet:model_load_seconds{phase="storage_delay"}',
-        "gauntlet:requests_while_unready_total",
+        "gauntlet:batch_size",
+        "gauntlet:model_load_seconds",
+        "gauntlet:requests_while_unready",
+        "gauntlet:admission_rejections",
         "process_resident_memory_bytes",
     ):
-        assert name in text, name
+        assert name in families, name
+    assert not any(
+        n.startswith("gauntlet:") and n[9:] in {v[5:] for v in vllm_types} for n in families
+    )
 
 
 @pytest.mark.parametrize(
@@ -115,7 +158,8 @@ def test_models_openapi_and_metrics(server: ServerProcess) -> None:
         ({"prompt": 5}, 400, "prompt"),
         ({"prompt": "hi", "temperature": -1}, 400, "temperature"),
         ({"prompt": "hi", "stop": ["a", "b", "c", "d", "e"]}, 400, "stop"),
-        ({"prompt": "hi", "stream": True}, 400, "stream"),
+        ({"prompt": "hi", "n": 2}, 400, "n"),
+        ({"prompt": "hi", "max_tokens": 4, "min_tokens": 5}, 400, "min_tokens"),
         ({"prompt": "hi", "seed": 2**64}, 400, "seed"),
     ],
 )

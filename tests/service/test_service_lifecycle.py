@@ -5,21 +5,32 @@ from __future__ import annotations
 import concurrent.futures
 import re
 import signal
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.service.conftest import ServerProcess
+from tests.service.sse import events
 
 pytestmark = pytest.mark.timeout(300)
 
 
 def _gauge(srv: ServerProcess, name: str) -> float:
     m = re.search(
-        rf"^{re.escape(name)}\s+(\S+)$", httpx.get(srv.url + "/metrics", timeout=30).text, re.M
+        rf"^{re.escape(name)}(?:\{{[^}}]*\}})?\s+(\S+)$",
+        httpx.get(srv.url + "/metrics", timeout=30).text,
+        re.M,
     )
+    return float(m.group(1)) if m else 0.0
+
+
+def _sample(srv: ServerProcess, name: str, labels: str) -> float:
+    text = httpx.get(srv.url + "/metrics", timeout=30).text
+    m = re.search(rf"^{re.escape(name + labels)}\s+(\S+)$", text, re.M)
     return float(m.group(1)) if m else 0.0
 
 
@@ -28,9 +39,8 @@ def test_probes_during_load_then_graceful_drain(tiny_model_dir: Path, tmp_path: 
         tiny_model_dir,
         tmp_path / "server.log",
         startup_delay_s="3",
-        max_batch_size="4",
+        max_num_seqs="4",
         max_queue="64",
-        max_wait_ms="10",
         drain_timeout_s="120",
     )
     try:
@@ -63,8 +73,8 @@ def test_probes_during_load_then_graceful_drain(tiny_model_dir: Path, tmp_path: 
             futures = [pool.submit(one, i) for i in range(burst)]
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:  # every request admitted (queued or running)?
-                accepted = _gauge(srv, "gauntlet:num_requests_waiting") + _gauge(
-                    srv, "gauntlet:num_requests_running"
+                accepted = _gauge(srv, "vllm:num_requests_waiting") + _gauge(
+                    srv, "vllm:num_requests_running"
                 )
                 if accepted >= burst - 4:  # the first batch may already have finished
                     break
@@ -83,3 +93,91 @@ def test_probes_during_load_then_graceful_drain(tiny_model_dir: Path, tmp_path: 
         assert '"clean": true' in srv.logs()
     finally:
         srv.stop()
+
+
+def long_streams_server(
+    tiny_model_dir: Path, log: Path, step_ms: float, **env: str
+) -> ServerProcess:
+    """A server whose steps take >= `step_ms` (its slow-accelerator hook): the tiny model
+    otherwise streams ~1,000 tokens/s, faster than a test can act mid-stream."""
+    srv = ServerProcess(tiny_model_dir, log, max_tokens_limit="960", debug_endpoints="true", **env)
+    srv.wait_started()
+    httpx.post(
+        srv.url + "/debug/slow", params={"step_ms": step_ms, "seconds": 600}, timeout=10
+    ).raise_for_status()
+    return srv
+
+
+def read_until_first_token(lines: Any) -> list[Any]:
+    first = events([next(lines)])
+    assert first[0]["choices"][0]["finish_reason"] is None
+    return first
+
+
+def test_a_client_that_disconnects_frees_its_slot(tiny_model_dir: Path, tmp_path: Path) -> None:
+    srv = long_streams_server(tiny_model_dir, tmp_path / "server.log", step_ms=10)
+    abort = '{engine="0",finished_reason="abort",model_name="tiny"}'
+    try:
+        body = {"prompt": "go", "max_tokens": 900, "ignore_eos": True, "stream": True}
+        with (
+            httpx.Client(timeout=60) as client,
+            client.stream("POST", srv.url + "/v1/completions", json=body) as r,
+        ):
+            lines = r.iter_lines()  # dropping this iterator would close the response
+            read_until_first_token(lines)
+            assert _gauge(srv, "vllm:num_requests_running") == 1
+        # leaving the block closed the connection mid-stream
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if _sample(srv, "vllm:request_success_total", abort) == 1:
+                break
+            time.sleep(0.02)
+        else:
+            pytest.fail("the abandoned stream was never aborted")
+        assert _gauge(srv, "vllm:num_requests_running") == 0
+        generated = _gauge(srv, "vllm:generation_tokens_total")
+        assert generated < 900, "the engine generated the whole abandoned stream"
+    finally:
+        srv.stop()
+
+
+def test_drain_finishes_streams_in_time_and_cuts_the_rest_with_an_error_event(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    srv = long_streams_server(
+        tiny_model_dir, tmp_path / "server.log", step_ms=5, drain_timeout_s="1.5"
+    )
+    results: dict[str, list[Any]] = {}
+
+    def consume(name: str, max_tokens: int, started: threading.Event) -> None:
+        body = {"prompt": name, "max_tokens": max_tokens, "ignore_eos": True, "stream": True}
+        with httpx.stream("POST", srv.url + "/v1/completions", json=body, timeout=60) as r:
+            lines = r.iter_lines()
+            got = read_until_first_token(lines)
+            started.set()
+            got += events(list(lines))
+        results[name] = got
+
+    try:
+        flags = {"short": threading.Event(), "long": threading.Event()}
+        threads = [
+            threading.Thread(target=consume, args=("short", 40, flags["short"])),
+            threading.Thread(target=consume, args=("long", 950, flags["long"])),
+        ]
+        for t in threads:
+            t.start()
+        assert all(f.wait(30) for f in flags.values())
+        srv.proc.send_signal(signal.SIGTERM)
+        for t in threads:
+            t.join(60)
+        assert srv.proc.wait(60) == 0, srv.logs()
+    finally:
+        srv.stop()
+    short, long = results["short"], results["long"]
+    assert short[-1] == "[DONE]" and short[-2]["choices"][0]["finish_reason"] == "length"
+    assert sum(len(c["choices"][0]["text"].encode()) > 0 for c in short[:-1]) > 0
+    assert long[-1] == "[DONE]", "the cut stream must still end with [DONE]"
+    error = long[-2]["error"]
+    assert error["code"] == 503 and "drain timeout" in error["message"]
+    assert all("error" not in c for c in long[:-2])
+    assert '"clean": false' in srv.logs()

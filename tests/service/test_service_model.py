@@ -52,33 +52,38 @@ def test_tokenizer_loads_offline_and_round_trips(
     assert (tok.bos_token_id, tok.eos_token_id, tok.pad_token_id) == (256, 257, 258)
 
 
-def test_engine_batched_equals_alone(tiny_model_dir: Path) -> None:
-    from reference_service.engine import Engine, GenRequest
-    from reference_service.loader import load_model
-
-    loaded = load_model(ServiceSettings(model_dir=tiny_model_dir, torch_threads=1), {})
-    tok = loaded.tokenizer
-    engine = Engine(loaded.model, tok, loaded.device, max_batch_size=8, max_wait_ms=1, max_queue=8)
-    prompts = ["a", "The quick brown fox jumps", "x" * 40, "héllo", "", "12 34 56"]
-
-    def req(p: str) -> GenRequest:
-        return GenRequest(
-            prompt_ids=[tok.bos_token_id, *tok.encode(p, add_special_tokens=False)], max_tokens=12
-        )
-
-    alone = [engine.generate_batch([req(p)])[0].token_ids for p in prompts]
-    together = [r.token_ids for r in engine.generate_batch([req(p) for p in prompts])]
-    assert together == alone
-    assert all(len(t) > 0 for t in alone)
-
-
 def test_settings_from_env_and_kwargs_win(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GAUNTLET_PORT", "9123")
-    monkeypatch.setenv("GAUNTLET_MAX_BATCH_SIZE", "3")
+    monkeypatch.setenv("GAUNTLET_MAX_NUM_SEQS", "3")
     monkeypatch.setenv("GAUNTLET_DEBUG_ENDPOINTS", "true")
-    s = ServiceSettings(max_batch_size=5)
-    assert (s.port, s.max_batch_size, s.debug_endpoints) == (9123, 5, True)
+    s = ServiceSettings(max_num_seqs=5)
+    assert (s.port, s.max_num_seqs, s.debug_endpoints) == (9123, 5, True)
     assert ServiceSettings.model_fields["port"].default == 8000
+
+
+def test_a_step_budget_smaller_than_a_prompt_is_refused_with_the_fix() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="GAUNTLET_MAX_NUM_BATCHED_TOKENS"):
+        ServiceSettings(max_num_batched_tokens=100, max_prompt_tokens=512)
+
+
+def test_chat_template_is_in_tokenizer_config(tiny_model_dir: Path) -> None:
+    import json
+
+    from transformers import AutoTokenizer
+
+    config = json.loads((tiny_model_dir / "tokenizer_config.json").read_text())
+    assert "{{ bos_token }}" in config["chat_template"]
+    tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    messages = [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "hi"},
+    ]
+    text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert text == "<bos><|system|>\nbe brief\n<|user|>\nhi\n<|assistant|>\n"
+    ids = tok.encode(text, add_special_tokens=False)
+    assert ids[0] == tok.bos_token_id and ids.count(tok.bos_token_id) == 1
 
 
 def test_cgroup_v1_and_v2_limits(tmp_path: Path) -> None:
@@ -116,37 +121,3 @@ def test_memory_estimate_grows_with_length() -> None:
     long = estimate_request_bytes(shape, 500, 200)
     kv_long = 2 * 4 * 4 * 64 * 700 * 4
     assert long > short and long > kv_long
-
-
-def test_engine_sheds_what_waited_too_long_to_start(tiny_model_dir: Path) -> None:
-    """A request that could not start within max_queue_wait_s is shed (429 queue_timeout), not
-    served after its client gave up; one that can start in time is served."""
-    import concurrent.futures
-
-    from reference_service.engine import Engine, GenRequest, QueueTimeout
-    from reference_service.loader import load_model
-
-    loaded = load_model(ServiceSettings(model_dir=tiny_model_dir, torch_threads=1), {})
-    tok = loaded.tokenizer
-    engine = Engine(
-        loaded.model,
-        tok,
-        loaded.device,
-        max_batch_size=1,
-        max_wait_ms=0,
-        max_queue=8,
-        max_queue_wait_s=0.3,
-    )
-    ids = [tok.bos_token_id, *tok.encode("hello", add_special_tokens=False)]
-    engine.hang(1.0)  # the inference thread is busy: nothing starts for a second
-    engine.start()
-    try:
-        stale = engine.submit(GenRequest(prompt_ids=ids, max_tokens=2))
-        with pytest.raises(QueueTimeout, match="without starting"):
-            stale.result(timeout=10)
-        fresh = engine.submit(GenRequest(prompt_ids=ids, max_tokens=2))
-        assert fresh.result(timeout=10).completion_tokens >= 1
-    except concurrent.futures.TimeoutError:
-        pytest.fail("the engine neither served nor shed the request")
-    finally:
-        engine.stop()

@@ -32,7 +32,10 @@ def model_to_prepare(deployment: dict[str, Any]) -> tuple[str, Path] | None:
 
 
 def ensure_model(deployment: dict[str, Any], timeout_s: float = 600.0) -> str | None:
-    """Build the annotated model if its folder has none; returns a message for the event log."""
+    """Build the annotated model if its folder has none (or one from an older builder format);
+    returns a message for the event log."""
+    from reference_service.model_builder import is_current
+
     wanted = model_to_prepare(deployment)
     if wanted is None:
         return None
@@ -40,7 +43,7 @@ def ensure_model(deployment: dict[str, Any], timeout_s: float = 600.0) -> str | 
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.parent / f".{out.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent runs build once
-        if (out / "config.json").exists():
+        if is_current(out):
             return f"model {preset} already present at {out}"
         cmd = [
             sys.executable,

@@ -47,9 +47,9 @@ class H(BaseHTTPRequestHandler):
         elif self.path == "/metrics":
             self._send(
                 200,
-                "# TYPE gauntlet:num_requests_running gauge\n"
-                f"gauntlet:num_requests_running {state['running']}\n"
-                f"gauntlet:num_requests_waiting 0\n".encode(),
+                "# TYPE vllm:num_requests_running gauge\n"
+                f"vllm:num_requests_running {state['running']}\n"
+                f"vllm:num_requests_waiting 0\n".encode(),
             )
         else:
             with lock:

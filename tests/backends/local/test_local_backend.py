@@ -181,7 +181,7 @@ def test_hpa_scales_up_under_load_and_back_down(tmp_path: Path) -> None:
                 {
                     "type": "Pods",
                     "pods": {
-                        "metric": {"name": "gauntlet:num_requests_running"},
+                        "metric": {"name": "vllm:num_requests_running"},
                         "target": {"type": "AverageValue", "averageValue": "1"},
                     },
                 },

@@ -1,0 +1,1 @@
+"""Third-party inference servers Gauntlet can start, measure and certify."""

@@ -1,0 +1,169 @@
+"""The iteration-level engine in-process: outputs independent of batching, joins and leaves
+between steps, aborts free slots, a failed step fails its sequences, queue-time shedding."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reference_service.config import ServiceSettings
+from reference_service.engine import Engine, EngineStopped
+from reference_service.sampling import SamplingParams
+from reference_service.scheduler import QueueTimeout
+from reference_service.sequence import FinishReason, Sequence, StepOutput
+
+pytestmark = pytest.mark.timeout(120)
+PROMPTS = ["a", "The quick brown fox jumps", "x" * 40, "héllo", "", "12 34 56"]
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_model_dir: Path) -> Any:
+    from reference_service.loader import load_model
+
+    return load_model(ServiceSettings(model_dir=tiny_model_dir, torch_threads=1), {})
+
+
+def make_engine(loaded: Any, **kw: Any) -> Engine:
+    opts: dict[str, Any] = {"max_num_seqs": 8, "max_num_batched_tokens": 512, "max_queue": 16}
+    return Engine(loaded.model, loaded.tokenizer, loaded.device, **{**opts, **kw})
+
+
+@pytest.fixture
+def engine(loaded: Any) -> Iterator[Engine]:
+    eng = make_engine(loaded)
+    eng.start()
+    yield eng
+    eng.stop()
+
+
+def seq(loaded: Any, prompt: str, n: int = 12, **kw: Any) -> Sequence:
+    tok = loaded.tokenizer
+    ids = [tok.bos_token_id, *tok.encode(prompt, add_special_tokens=False)]
+    return Sequence(ids, SamplingParams(max_tokens=n, **kw))
+
+
+def test_greedy_outputs_are_the_same_alone_batched_and_joining_mid_batch(loaded: Any) -> None:
+    eng = make_engine(loaded)
+    alone = [eng.generate([seq(loaded, p)])[0].token_ids for p in PROMPTS]
+    together = [r.token_ids for r in eng.generate([seq(loaded, p) for p in PROMPTS])]
+    assert together == alone
+    assert all(len(t) > 0 for t in alone)
+    eng.start()
+    try:
+        staggered = []
+        for p in PROMPTS:  # each joins a batch that is already decoding
+            staggered.append(eng.submit(seq(loaded, p)))
+            time.sleep(0.004)
+        assert [s.future.result(30).token_ids for s in staggered] == alone
+    finally:
+        eng.stop()
+
+
+def test_a_request_admitted_mid_batch_finishes_before_the_batch_ends(
+    loaded: Any, engine: Engine
+) -> None:
+    long = engine.submit(seq(loaded, "long", 400, ignore_eos=True))
+    deadline = time.monotonic() + 30
+    while len(long.output_ids) < 10 and time.monotonic() < deadline:
+        time.sleep(0.002)
+    sent = time.monotonic()
+    short = engine.submit(seq(loaded, "short", 3, ignore_eos=True))
+    got = short.future.result(30)
+    assert not long.finished, "the short request waited for the long one (static batching)"
+    remaining = long.future.result(60).token_times[-1] - sent
+    assert got.completion_tokens == 3
+    assert got.ttft_s < remaining / 4, (got.ttft_s, remaining)
+
+
+def test_streams_get_every_step_and_the_last_output_carries_the_finish(
+    loaded: Any, engine: Engine
+) -> None:
+    outs: list[StepOutput] = []
+    s = seq(loaded, "stream me", 8, ignore_eos=True)
+    s.sink = outs.append
+    s.__post_init__()
+    res = engine.submit(s).future.result(30)
+    assert sum(len(o.token_ids) for o in outs) == 8 == res.completion_tokens
+    assert [o.finish_reason for o in outs][:-1] == [None] * (len(outs) - 1)
+    assert outs[-1].finish_reason == FinishReason.LENGTH
+    assert "".join(o.text for o in outs) == res.text
+    assert len(res.token_times) == 8 and res.ttft_s > 0
+
+
+def test_abort_frees_the_slot_at_the_next_step(loaded: Any, engine: Engine) -> None:
+    s = engine.submit(seq(loaded, "abandoned", 900, ignore_eos=True))
+    deadline = time.monotonic() + 30
+    while len(s.output_ids) < 5 and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert engine.running == 1
+    engine.abort(s)
+    with pytest.raises(EngineStopped):
+        s.future.result(10)
+    deadline = time.monotonic() + 5
+    while engine.running and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert engine.running == 0 and engine.batch.rows == 0 and engine.batch.nbytes() == 0
+    assert s.finish_reason == FinishReason.ABORT and len(s.output_ids) < 900
+
+
+def test_rows_leave_as_they_finish_and_the_cache_shrinks(loaded: Any) -> None:
+    eng = make_engine(loaded)
+    eng.scheduler.waiting.extend([seq(loaded, "x" * 60, 2, ignore_eos=True), seq(loaded, "y", 30)])
+    for s in eng.scheduler.waiting:
+        s.tokenizer = loaded.tokenizer
+    eng.step()  # both prefilled, one decode
+    assert eng.batch.rows == 1 and eng.batch.length < 60, "the long prompt's columns stayed"
+
+
+def test_a_failed_step_fails_its_sequences_and_the_engine_keeps_serving(
+    loaded: Any, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = threading.Event()
+    real = engine.batch.decode
+
+    def broken() -> Any:
+        calls.set()
+        raise RuntimeError("injected decode failure")
+
+    monkeypatch.setattr(engine.batch, "decode", broken)
+    outs: list[StepOutput] = []
+    s = seq(loaded, "doomed", 20)
+    s.sink = outs.append
+    s.__post_init__()
+    with pytest.raises(RuntimeError, match="injected"):
+        engine.submit(s).future.result(30)
+    assert outs[-1].finish_reason == FinishReason.ERROR and outs[-1].error is not None
+    monkeypatch.setattr(engine.batch, "decode", real)
+    assert engine.submit(seq(loaded, "after", 3)).future.result(30).completion_tokens >= 1
+
+
+def test_what_could_not_start_in_time_is_shed(loaded: Any) -> None:
+    eng = make_engine(loaded, max_queue_wait_s=0.3)
+    eng.hang(1.0)  # the inference thread is busy: nothing starts for a second
+    eng.start()
+    try:
+        stale = eng.submit(seq(loaded, "hello", 2))
+        with pytest.raises(QueueTimeout, match="without starting"):
+            stale.future.result(timeout=10)
+        fresh = eng.submit(seq(loaded, "hello", 2))
+        assert fresh.future.result(timeout=10).completion_tokens >= 1
+    except concurrent.futures.TimeoutError:
+        pytest.fail("the engine neither served nor shed the request")
+    finally:
+        eng.stop()
+
+
+def test_stop_aborts_what_is_left(loaded: Any) -> None:
+    eng = make_engine(loaded)
+    eng.hang(5.0)
+    eng.start()
+    s = eng.submit(seq(loaded, "never", 4))
+    eng.stop(timeout=0.1)
+    with pytest.raises(EngineStopped):
+        s.future.result(5)
