@@ -27,10 +27,11 @@ from reference_service.protocol import (
     ChunkWriter,
     CompletionRequest,
     error_body,
+    usage,
 )
 from reference_service.sampling import SamplingParams
 from reference_service.scheduler import QueueFull, QueueTimeout
-from reference_service.sequence import Sequence, StepOutput
+from reference_service.sequence import AsyncSink, Sequence, StepOutput
 from reference_service.state import PROCESS_T0, ServiceState, log_json
 
 __all__ = ["ServiceState", "create_app", "log_json"]
@@ -67,6 +68,17 @@ def rejection_for(err: BaseException) -> Rejection:
     if isinstance(err, EngineStopped):
         return Rejection(503, "draining", str(err), retry_after_s=1)
     return Rejection(500, "engine_error", f"generation failed: {type(err).__name__}: {err}")
+
+
+def coalesce(out: StepOutput, pending: asyncio.Queue[StepOutput]) -> StepOutput:
+    """Merge outputs that queued up while the client was being written to into one chunk (as
+    vLLM does under load: one chunk can carry several tokens); an error or the finish ends it."""
+    while out.error is None and out.finish_reason is None and not pending.empty():
+        nxt = pending.get_nowait()
+        out = StepOutput(
+            out.token_ids + nxt.token_ids, out.text + nxt.text, nxt.finish_reason, nxt.error
+        )
+    return out
 
 
 def sse(payload: dict[str, Any] | str) -> bytes:
@@ -206,13 +218,8 @@ def create_app(
             ignore_eos=body.ignore_eos,
             min_tokens=body.min_tokens,
         )
-        loop = asyncio.get_running_loop()
-        outputs: asyncio.Queue[StepOutput] = asyncio.Queue()
-
-        def sink(out: StepOutput) -> None:
-            loop.call_soon_threadsafe(outputs.put_nowait, out)
-
-        seq = Sequence(prompt_ids, params, sink=sink if body.stream else None)
+        sink = AsyncSink(asyncio.get_running_loop()) if body.stream else None
+        seq = Sequence(prompt_ids, params, sink=sink)
         try:
             st.engine.submit(seq)
         except BaseException as err:
@@ -230,6 +237,8 @@ def create_app(
             return JSONResponse(
                 writer.whole(res.text, res.finish_reason, res.prompt_tokens, res.completion_tokens)
             )
+        assert sink is not None
+        outputs = sink.queue
         try:
             first = await outputs.get()
         except BaseException:
@@ -264,6 +273,8 @@ def create_app(
                 yield sse(writer.role())
             while True:
                 if out.error is not None:
+                    if out.text:  # what was generated before the error still goes out
+                        yield sse(writer.delta_json(out.text, None))
                     rej = rejection_for(out.error)
                     st.metrics.rejections.labels(reason=f"stream_{rej.reason}").inc()
                     yield sse(
@@ -278,21 +289,16 @@ def create_app(
                     break
                 completion += len(out.token_ids)
                 if out.text or out.finish_reason is not None:
-                    usage_now = (
-                        {
-                            "prompt_tokens": prompt,
-                            "completion_tokens": completion,
-                            "total_tokens": prompt + completion,
-                        }
-                        if continuous
-                        else None
-                    )
-                    yield sse(writer.delta(out.text, out.finish_reason, usage_now))
+                    if continuous:
+                        now = usage(prompt, completion)
+                        yield sse(writer.delta(out.text, out.finish_reason, now))
+                    else:
+                        yield sse(writer.delta_json(out.text, out.finish_reason))
                 if out.finish_reason is not None:
                     if include_usage:
                         yield sse(writer.usage(prompt, completion))
                     break
-                out = await outputs.get()
+                out = coalesce(await outputs.get(), outputs)
             yield sse("[DONE]")
         finally:
             if not seq.finished:

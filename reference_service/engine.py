@@ -24,7 +24,14 @@ from reference_service.scheduler import (
     Scheduler,
     SchedulerConfig,
 )
-from reference_service.sequence import FinishReason, GenResult, Sequence
+from reference_service.sequence import (
+    FinishReason,
+    GenResult,
+    OutputSink,
+    Sequence,
+    StepOutput,
+    deliver,
+)
 
 log = logging.getLogger("reference_service.engine")
 
@@ -115,8 +122,7 @@ class Engine:
     # ---- submission and cancellation -----------------------------------------------------
     def submit(self, seq: Sequence) -> Sequence:
         if seq.tokenizer is None:
-            seq.tokenizer = self.tokenizer
-            seq.__post_init__()
+            seq.bind(self.tokenizer)
         with self._cond:
             if self._stop:
                 raise EngineStopped("engine stopped")
@@ -161,8 +167,7 @@ class Engine:
             raise RuntimeError("generate() is for an engine whose thread is not running")
         for seq in seqs:
             if seq.tokenizer is None:
-                seq.tokenizer = self.tokenizer
-                seq.__post_init__()
+                seq.bind(self.tokenizer)
             self.scheduler.waiting.append(seq)
         while not all(s.future.done() for s in seqs):
             self.step()
@@ -242,10 +247,14 @@ class Engine:
         token, stream it, and drop the rows that finished."""
         now = time.monotonic()
         offset = self.batch.rows - len(seqs)
+        outputs: list[tuple[OutputSink, StepOutput]] = []
         for i, (seq, tok) in enumerate(zip(seqs, tokens, strict=True)):
             new_ids, text = seq.append(tok, self.eos_id, now)
             self.batch.last_tokens[offset + i] = tok
-            seq.emit(new_ids, text)
+            out = seq.output(new_ids, text)
+            if out is not None and seq.sink is not None:
+                outputs.append((seq.sink, out))
+        deliver(outputs)  # every stream gets this step's tokens now
         done = [s for s in self.scheduler.running if s.finished]
         if not done:
             return

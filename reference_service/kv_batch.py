@@ -45,11 +45,10 @@ class KVBatch:
 
     def nbytes(self) -> int:
         """Bytes the KV tensors hold now (pads included: that memory is really used)."""
-        if self.cache is None:
+        cache = self.cache  # read by admission from other threads: one snapshot
+        if cache is None:
             return 0
-        return sum(
-            layer.keys.numel() * layer.keys.element_size() * 2 for layer in self.cache.layers
-        )
+        return sum(layer.keys.numel() * layer.keys.element_size() * 2 for layer in cache.layers)
 
     # ---- prefill --------------------------------------------------------------------------
     def prefill(self, prompts: list[list[int]]) -> Prefill:

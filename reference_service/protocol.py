@@ -6,6 +6,7 @@ Unknown request fields are ignored (as OpenAI-compatible servers do); `ignore_eo
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any, Literal
@@ -108,6 +109,22 @@ class ChunkWriter:
         self.id = new_id("chatcmpl" if chat else "cmpl")
         self.created = int(time.time())
         self.object = "chat.completion.chunk" if chat else "text_completion"
+        # The envelope of every content chunk, rendered once: a stream sends one per step.
+        head = json.dumps(self._envelope([]), separators=(",", ":"))[: -len('"choices":[]}')]
+        self._chunk_head = (
+            head + '"choices":[{"index":0,' + ('"delta":{"content":' if chat else '"text":')
+        )
+        self._chunk_mid = "}," if chat else ","
+
+    def delta_json(self, text: str, finish_reason: str | None) -> str:
+        """`delta(text, finish_reason, None)` as compact JSON, without building the dict."""
+        if self.chat and not text:
+            return json.dumps(self.delta(text, finish_reason, None), separators=(",", ":"))
+        finish = "null" if finish_reason is None else json.dumps(finish_reason)
+        return (
+            f"{self._chunk_head}{json.dumps(text)}{self._chunk_mid}"
+            f'"logprobs":null,"finish_reason":{finish}}}]}}'
+        )
 
     def _envelope(self, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
         return {

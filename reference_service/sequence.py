@@ -6,6 +6,7 @@ the API side reads the stream (streaming) or waits for `future` (the final `GenR
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import itertools
 import time
@@ -63,6 +64,38 @@ class GenResult:
 OutputSink = Callable[[StepOutput], None]
 
 
+class AsyncSink:
+    """A sequence's outputs delivered into an asyncio queue on `loop` (the HTTP side).
+
+    Called alone it hops threads per output; the engine instead delivers a whole step's outputs
+    for one loop with a single `deliver` call (one wake-up per step, not one per sequence)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.queue: asyncio.Queue[StepOutput] = asyncio.Queue()
+
+    def __call__(self, out: StepOutput) -> None:
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, out)
+
+
+def deliver(outputs: list[tuple[OutputSink, StepOutput]]) -> None:
+    """Hand one step's outputs to their sinks: plain callables directly, AsyncSinks grouped
+    into one thread hop per event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[AsyncSink, StepOutput]]] = {}
+    for sink, out in outputs:
+        if isinstance(sink, AsyncSink):
+            by_loop.setdefault(sink.loop, []).append((sink, out))
+        else:
+            sink(out)
+    for loop, items in by_loop.items():
+        loop.call_soon_threadsafe(_put_all, items)
+
+
+def _put_all(items: list[tuple[AsyncSink, StepOutput]]) -> None:
+    for sink, out in items:
+        sink.queue.put_nowait(out)
+
+
 @dataclass(eq=False)
 class Sequence:
     prompt_ids: list[int]
@@ -81,8 +114,14 @@ class Sequence:
     detok: IncrementalDetokenizer | None = None
 
     def __post_init__(self) -> None:
-        if self.tokenizer is not None and (self.sink is not None or self.params.stop):
-            self.detok = IncrementalDetokenizer(self.tokenizer, self.params.stop)
+        if self.tokenizer is not None:
+            self.bind(self.tokenizer)
+
+    def bind(self, tokenizer: Any) -> None:
+        """Attach the engine's tokenizer; streams and stop strings need incremental text."""
+        self.tokenizer = tokenizer
+        if self.detok is None and (self.sink is not None or self.params.stop):
+            self.detok = IncrementalDetokenizer(tokenizer, self.params.stop)
 
     @property
     def finished(self) -> bool:
@@ -130,9 +169,11 @@ class Sequence:
             token_times=list(self.token_times),
         )
 
-    def emit(self, tokens: list[int], text: str) -> None:
+    def output(self, tokens: list[int], text: str) -> StepOutput | None:
+        """This step's output for the stream, if there is a stream and something to say."""
         if self.sink is not None and (tokens or text or self.finished):
-            self.sink(StepOutput(tokens, text, self.finish_reason))
+            return StepOutput(tokens, text, self.finish_reason)
+        return None
 
     def fail(self, reason: FinishReason, error: BaseException) -> None:
         """End early (abort, error): the stream gets the error, the future raises it."""

@@ -42,10 +42,10 @@ def engine(loaded: Any) -> Iterator[Engine]:
     eng.stop()
 
 
-def seq(loaded: Any, prompt: str, n: int = 12, **kw: Any) -> Sequence:
+def seq(loaded: Any, prompt: str, n: int = 12, sink: Any = None, **kw: Any) -> Sequence:
     tok = loaded.tokenizer
     ids = [tok.bos_token_id, *tok.encode(prompt, add_special_tokens=False)]
-    return Sequence(ids, SamplingParams(max_tokens=n, **kw))
+    return Sequence(ids, SamplingParams(max_tokens=n, **kw), sink=sink)
 
 
 def test_greedy_outputs_are_the_same_alone_batched_and_joining_mid_batch(loaded: Any) -> None:
@@ -85,9 +85,7 @@ def test_streams_get_every_step_and_the_last_output_carries_the_finish(
     loaded: Any, engine: Engine
 ) -> None:
     outs: list[StepOutput] = []
-    s = seq(loaded, "stream me", 8, ignore_eos=True)
-    s.sink = outs.append
-    s.__post_init__()
+    s = seq(loaded, "stream me", 8, sink=outs.append, ignore_eos=True)
     res = engine.submit(s).future.result(30)
     assert sum(len(o.token_ids) for o in outs) == 8 == res.completion_tokens
     assert [o.finish_reason for o in outs][:-1] == [None] * (len(outs) - 1)
@@ -116,7 +114,7 @@ def test_rows_leave_as_they_finish_and_the_cache_shrinks(loaded: Any) -> None:
     eng = make_engine(loaded)
     eng.scheduler.waiting.extend([seq(loaded, "x" * 60, 2, ignore_eos=True), seq(loaded, "y", 30)])
     for s in eng.scheduler.waiting:
-        s.tokenizer = loaded.tokenizer
+        s.bind(loaded.tokenizer)
     eng.step()  # both prefilled, one decode
     assert eng.batch.rows == 1 and eng.batch.length < 60, "the long prompt's columns stayed"
 
@@ -133,9 +131,7 @@ def test_a_failed_step_fails_its_sequences_and_the_engine_keeps_serving(
 
     monkeypatch.setattr(engine.batch, "decode", broken)
     outs: list[StepOutput] = []
-    s = seq(loaded, "doomed", 20)
-    s.sink = outs.append
-    s.__post_init__()
+    s = seq(loaded, "doomed", 20, sink=outs.append)
     with pytest.raises(RuntimeError, match="injected"):
         engine.submit(s).future.result(30)
     assert outs[-1].finish_reason == FinishReason.ERROR and outs[-1].error is not None
