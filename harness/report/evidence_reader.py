@@ -32,7 +32,8 @@ class LoadSeries:
 
     label: str
     time: list[float] = field(default_factory=list)
-    requests: list[float] = field(default_factory=list)
+    requests: list[float] = field(default_factory=list)  # achieved: requests sent per second
+    offered: list[float | None] = field(default_factory=list)  # the schedule's rate
     errors: list[float] = field(default_factory=list)
     latency: dict[str, list[float | None]] = field(default_factory=dict)  # p50/p90/p99 -> ms
 
@@ -122,7 +123,9 @@ def parse_load(data: Any, label: str) -> LoadSeries | None:
         if t is None:
             continue
         series.time.append(t)
-        series.requests.append(_count(row.get("requests", row.get("count", 0))))
+        achieved = next((row[k] for k in ("rate_rps", "sent", "requests", "count") if k in row), 0)
+        series.requests.append(_count(achieved))
+        series.offered.append(_num(row.get("requested_rps")))
         series.errors.append(_count(row.get("errors", 0)))
         lat = row.get("latency_ms")
         for p in ("p50", "p90", "p99"):

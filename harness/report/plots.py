@@ -102,7 +102,16 @@ def plot_load(ev: Evidence, t0: float, path: Path, slo_ms: dict[str, float]) -> 
             pts = [(x, v) for x, v in zip(xs, values, strict=False) if v is not None]
             if pts:
                 lat_ax.plot(*zip(*pts, strict=True), label=f"{prefix}{p}", linewidth=1)
-        err_ax.plot(xs, series.requests, label=f"{prefix}requests/s", linewidth=1)
+        offered = [(x, v) for x, v in zip(xs, series.offered, strict=False) if v is not None]
+        if offered:
+            err_ax.plot(
+                *zip(*offered, strict=True),
+                label=f"{prefix}offered req/s",
+                color="tab:gray",
+                linestyle="--",
+                linewidth=1,
+            )
+        err_ax.plot(xs, series.requests, label=f"{prefix}achieved req/s", linewidth=1)
         err_ax.plot(xs, series.errors, label=f"{prefix}errors/s", color="tab:red", linewidth=1)
     for p, target in slo_ms.items():
         lat_ax.axhline(
@@ -114,9 +123,18 @@ def plot_load(ev: Evidence, t0: float, path: Path, slo_ms: dict[str, float]) -> 
     lat_ax.set_title("Latency and errors over time")
     lat_ax.legend(fontsize=7, loc="upper left")
     err_ax.set_ylabel("per second")
-    err_ax.set_xlabel("seconds")
+    err_ax.set_ylim(bottom=0)  # an all-zero series must not get a -0.05..0.05 axis
+    err_ax.set_xlabel(f"seconds since {wall_clock(t0)}")
     err_ax.legend(fontsize=7, loc="upper left")
     return _save(fig, path)
+
+
+def wall_clock(epoch: float) -> str:
+    """An epoch time as the UTC wall-clock time a person reads (date, time, zone)."""
+    import datetime
+
+    when = datetime.datetime.fromtimestamp(epoch, tz=datetime.UTC)
+    return when.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def plot_replicas(ev: Evidence, t0: float, path: Path) -> Path | None:
@@ -396,7 +414,5 @@ def scenario_plots(
             ev.problems.append(f"{kind} plot failed: {type(err).__name__}: {err}")
             continue
         if made is not None:
-            out.append(
-                Plot(kind=kind, title=title, path=made, caption=f"t=0 is {t0:.3f} (epoch s)")
-            )
+            out.append(Plot(kind=kind, title=title, path=made, caption=f"t=0 is {wall_clock(t0)}"))
     return out

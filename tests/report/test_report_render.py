@@ -96,3 +96,24 @@ def test_report_file_argument_accepts_the_json_path(tmp_path, manifests_file, fa
     )
     main(["report", str(run_dir / "report.json"), "--no-html"])
     assert load_report(Path(run_dir)).scenarios[0].verdict == "skip"
+
+
+def test_the_load_engines_own_timeline_gives_offered_and_achieved_rates(tmp_path):
+    """load.json as `gauntlet load` writes it (`rate_rps`, `requested_rps`, errors by status):
+    both rates are drawn, not a flat zero, and the axis starts at 0."""
+    from harness.report.plots import plot_load, wall_clock
+
+    data = {
+        "started_at": 1796143682.5,
+        "timeline": [
+            {"t": 0.0, "rate_rps": 9.0, "requested_rps": 14.0, "errors": {}},
+            {"t": 1.0, "rate_rps": 13.0, "requested_rps": 14.0, "errors": {"429": 2}},
+        ],
+    }
+    s = parse_load(data, "load")
+    assert s is not None
+    assert s.requests == [9.0, 13.0] and s.offered == [14.0, 14.0] and s.errors == [0.0, 2.0]
+    ev = read_evidence(tmp_path)
+    ev.loads = [s]
+    assert plot_load(ev, s.time[0], tmp_path / "load.png", {}) is not None
+    assert wall_clock(1796143682.5) == "2026-12-01 16:48:02 UTC"
