@@ -91,6 +91,12 @@ def _parse_headers(values: tuple[str, ...]) -> dict[str, str]:
     default=None,
     help="output dir [reports/load-<time>]",
 )
+@click.option(
+    "--stream",
+    is_flag=True,
+    default=None,
+    help="stream (OpenAI SSE): also measure TTFT, time per output token, output tokens",
+)
 @click.option("--no-progress", is_flag=True, help="no live progress line")
 def load(**opts: Any) -> None:
     """Send load at --target and write OUT/load.json (+ records.npy, per-request)."""
@@ -119,6 +125,13 @@ def load(**opts: Any) -> None:
         f"latency ms p50 {lat['p50']} p90 {lat['p90']} p99 {lat['p99']} max {lat['max']}; "
         f"schedule delay ms p50 {sd['p50']} p99 {sd['p99']}"
     )
+    if result.stream is not None:
+        st = result.stream
+        click.echo(
+            f"TTFT ms p50 {st.ttft_ms['p50']} p90 {st.ttft_ms['p90']} p99 {st.ttft_ms['p99']}; "
+            f"TPOT ms p50 {st.tpot_ms['p50']} p90 {st.tpot_ms['p90']}; "
+            f"output tokens mean {st.output_tokens['mean']}"
+        )
     if result.valid:
         click.echo("generator: valid")
     else:
@@ -160,6 +173,7 @@ def _build_spec(opts: dict[str, Any], LoadSpec: Any, Shape: Any) -> Any:
         "rate_rps": opts["rate"], "users": opts["users"], "duration_s": opts["duration"],
         "arrival": opts["arrival"], "timeout_s": opts["timeout_s"],
         "max_requests": opts["max_requests"], "workers": opts["workers"], "seed": opts["seed"],
+        "stream": opts["stream"],
     }  # fmt: skip
     overrides = {k: v for k, v in overrides.items() if v is not None}
     overrides["allow_targets"] = list(opts["allow_targets"])

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from harness.load import records as R
-from harness.load.result import Bucket, LoadResult, error_counts, percentiles
+from harness.load.result import Bucket, LoadResult, StreamStats, error_counts, percentiles
 from harness.load.schedule import requested_per_bucket
 from harness.load.spec import LoadSpec
 
@@ -88,6 +88,7 @@ def build_result(
         latency_ms=percentiles(lat),
         service_latency_ms=percentiles(svc),
         schedule_delay_ms=sd,
+        stream=stream_stats(rec[ok]) if spec.stream else None,
         dropped=dropped,
         dropped_late=dropped_late,
         dropped_no_slot=dropped_slot,
@@ -105,6 +106,29 @@ def build_result(
         caveats=caveats,
         timeline=timeline(spec, rec, started_at, duration_s),
         records_path=records_path,
+    )
+
+
+def stream_stats(ok: np.ndarray) -> StreamStats:
+    """TTFT, TPOT and output tokens of the ok (complete) streams."""
+    ttft = (ok["first"] - ok["intended"])[~np.isnan(ok["first"])]
+    tokens = ok["tokens"]
+    known = tokens >= 0
+    multi = known & (tokens > 1) & ~np.isnan(ok["first"])
+    tpot = (ok["last"] - ok["first"])[multi] / (tokens[multi] - 1)
+    counted = tokens[known]
+    return StreamStats(
+        ttft_ms=percentiles(ttft),
+        tpot_ms=percentiles(tpot),
+        output_tokens={
+            "min": float(counted.min()) if counted.size else None,
+            "mean": round(float(counted.mean()), 3) if counted.size else None,
+            "max": float(counted.max()) if counted.size else None,
+        },
+        without_usage=int((~known).sum()),
+        chunks_per_token=(
+            round(float(ok["chunks"][known].sum() / counted.sum()), 3) if counted.sum() else None
+        ),
     )
 
 

@@ -32,6 +32,7 @@ import numpy as np
 from locust import FastHttpUser, LoadTestShape, constant, events, task
 
 from harness.load import records as R
+from harness.load.sse import StreamTiming, read_stream
 
 _cfg_path = os.environ.get("GAUNTLET_LOAD_CONFIG")
 if not _cfg_path:
@@ -50,7 +51,12 @@ except (ValueError, OSError):
 BODY: bytes | None = CFG["body"].encode() if CFG["body"] is not None else None
 HEADERS: dict[str, str] = CFG["headers"]
 PATH_QS: str = CFG["path"]
+STREAM: bool = bool(CFG.get("stream"))
 perf = time.perf_counter
+NAN = float("nan")
+# A record's fields after `intended`, in RECORD_DTYPE's order: sent, done, status, first, last,
+# chunks, tokens.
+Row = tuple[float, float, int, float, float, int, int]
 
 
 class _State:
@@ -64,7 +70,7 @@ class _State:
     stopped_at: float | None = None
     sent = ok = errors = dropped = 0
     in_flight = 0
-    closed_rows: list[tuple[float, float, float, int]] = []
+    closed_rows: list[tuple[float, ...]] = []
     open_rec: np.ndarray | None = None
     written = False
     cpu_at_go = 0.0
@@ -135,20 +141,30 @@ def _direct_client(slots: int) -> Any:
     )
 
 
-def _send_direct(http: Any, fire: Any) -> tuple[float, float, int]:
-    """One request on the direct client; reports it through locust's request event."""
+def _send_direct(http: Any, fire: Any) -> Row:
+    """One request on the direct client (a streamed one read chunk by chunk as it arrives);
+    reports it through locust's request event. Returns the record's fields from `sent` on."""
     sent = _now()
     exc: BaseException | None = None
     length = 0
+    timing = StreamTiming()
     try:
         resp = http.request(CFG["method"], PATH_QS, body=BODY or b"", headers=HEADERS)
+        code = int(resp.status_code)
         try:
-            length = len(resp.read())
+            if STREAM and code == 200:
+                timing = read_stream(lambda: resp.readline(b"\n"), _now)
+                length = timing.chunks
+            else:
+                length = len(resp.read())
         finally:
             resp.release()
-        code = int(resp.status_code)
         if not 200 <= code < 400:
             exc = _HttpError(f"HTTP {code}")
+        elif STREAM and timing.error is not None:
+            code, exc = R.STREAM_ERROR, _HttpError(f"stream error: {timing.error}")
+        elif STREAM and not timing.done:
+            code, exc = R.STREAM_INCOMPLETE, _HttpError("stream ended without [DONE]")
     except gevent.Timeout as e:
         code, exc = R.TIMEOUT, e
     except Exception as e:
@@ -162,7 +178,9 @@ def _send_direct(http: Any, fire: Any) -> tuple[float, float, int]:
         exception=exc,
         context={},
     )
-    return sent, done, code
+    first = NAN if timing.first is None else timing.first
+    last = NAN if timing.last is None else timing.last
+    return sent, done, code, first, last, timing.chunks, timing.tokens
 
 
 def _classify_exc(err: BaseException) -> int:
@@ -185,8 +203,8 @@ def _write_records() -> None:
         rec = R.empty(len(_State.closed_rows))
         if _State.closed_rows:
             arr = np.array(_State.closed_rows, dtype=float)
-            rec["intended"], rec["sent"], rec["done"] = arr[:, 0], arr[:, 1], arr[:, 2]
-            rec["status"] = arr[:, 3].astype(np.int16)
+            for col, name in enumerate(R.RECORD_DTYPE.names or ()):
+                rec[name] = arr[:, col].astype(R.RECORD_DTYPE[name])
     tmp = CFG["records_file"] + ".tmp.npy"
     np.save(tmp, rec)
     os.replace(tmp, CFG["records_file"])
@@ -312,8 +330,9 @@ class OpenLoopUser(FastHttpUser):
         def one(i: int) -> None:
             _State.in_flight += 1
             _State.sent += 1
-            s, d, code = _send_direct(http, fire)
-            sent_a[i], done_a[i], status_a[i] = s, d, code
+            row = _send_direct(http, fire)
+            rec[i] = (times[i], *row)
+            code = row[2]
             _State.in_flight -= 1
             _count(code)
 
@@ -348,6 +367,7 @@ class ClosedLoopUser(FastHttpUser):
     network_timeout = CFG["timeout_s"]
     connection_timeout = CFG["timeout_s"]
     wait_time = constant(0)
+    _stream_http: Any = None
 
     @task
     def request_once(self) -> None:
@@ -357,11 +377,17 @@ class ClosedLoopUser(FastHttpUser):
             return
         _State.in_flight += 1
         _State.sent += 1
-        s, d, code = _send(self.client)
+        if STREAM:  # FastHttpSession buffers whole bodies: stream on a direct client instead
+            if self._stream_http is None:
+                self._stream_http = _direct_client(1)
+            row = _send_direct(self._stream_http, self.environment.events.request.fire)
+        else:
+            s, d, c = _send(self.client)
+            row = (s, d, c, NAN, NAN, 0, -1)
         _State.in_flight -= 1
-        _count(code)
+        _count(row[2])
         if not _State.finished.is_set():
-            _State.closed_rows.append((s, s, d, code))
+            _State.closed_rows.append((row[0], *row))
 
 
 if CFG["mode"] == "closed" and CFG.get("shape_points"):

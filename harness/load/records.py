@@ -2,13 +2,27 @@
 
 One row per scheduled request; times are seconds relative to the run start (`started_at`).
 Latency from the intended send time is `done - intended`; schedule delay is `sent - intended`.
+Streaming runs also fill `first` / `last` (arrival of the first / last SSE chunk that carries
+choices), `chunks` (how many did) and `tokens` (the usage chunk's `completion_tokens`, -1 when
+the server sent none); TTFT from the intended send time is `first - intended`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-RECORD_DTYPE = np.dtype([("intended", "<f8"), ("sent", "<f8"), ("done", "<f8"), ("status", "<i2")])
+RECORD_DTYPE = np.dtype(
+    [
+        ("intended", "<f8"),
+        ("sent", "<f8"),
+        ("done", "<f8"),
+        ("status", "<i2"),
+        ("first", "<f8"),
+        ("last", "<f8"),
+        ("chunks", "<i4"),
+        ("tokens", "<i4"),
+    ]
+)
 
 # status codes below 100 are not HTTP statuses
 NOT_SENT = 0  # never attempted (after a stop); dropped from the merged file
@@ -17,15 +31,24 @@ CONNECTION = -2
 OTHER_ERROR = -3
 DROPPED_LATE = -4  # generator was behind by more than max_lag_s
 DROPPED_NO_SLOT = -5  # every in-flight slot was busy
+STREAM_ERROR = -6  # a 200 stream that carried an SSE error event
+STREAM_INCOMPLETE = -7  # a 200 stream that ended without `data: [DONE]`
 
-ERROR_NAMES = {TIMEOUT: "timeout", CONNECTION: "connection", OTHER_ERROR: "other"}
+ERROR_NAMES = {
+    TIMEOUT: "timeout",
+    CONNECTION: "connection",
+    OTHER_ERROR: "other",
+    STREAM_ERROR: "stream_error",
+    STREAM_INCOMPLETE: "stream_incomplete",
+}
 DROPPED = (DROPPED_LATE, DROPPED_NO_SLOT)
 
 
 def empty(n: int) -> np.ndarray:
     arr = np.zeros(n, dtype=RECORD_DTYPE)
-    arr["sent"] = np.nan
-    arr["done"] = np.nan
+    for name in ("sent", "done", "first", "last"):
+        arr[name] = np.nan
+    arr["tokens"] = -1
     return arr
 
 

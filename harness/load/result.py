@@ -82,6 +82,22 @@ class Bucket(BaseModel):
     requested_rps: float | None
 
 
+class StreamStats(BaseModel):
+    """What the SSE streams of the ok requests showed (`LoadSpec.stream`).
+
+    TTFT is from the intended send time (coordinated-omission safe, like `latency_ms`). TPOT is
+    per request, (last chunk - first chunk) / (output tokens - 1), over requests with more than
+    one token, as vLLM's `bench serve` defines it; output tokens come from the usage chunk."""
+
+    ttft_ms: Pct
+    tpot_ms: Pct
+    output_tokens: dict[str, float | None] = Field(description="min / mean / max per request")
+    without_usage: int = Field(description="ok streams whose server sent no usage chunk")
+    chunks_per_token: float | None = Field(
+        description="content chunks / output tokens: 1 when every token came in its own chunk"
+    )
+
+
 class LoadResult(BaseModel):
     """The run's outcome, written to `load.json`."""
 
@@ -95,6 +111,7 @@ class LoadResult(BaseModel):
     latency_ms: Pct = Field(description="ok requests, from the intended send time")
     service_latency_ms: Pct = Field(description="ok requests, from the actual send time")
     schedule_delay_ms: Pct
+    stream: StreamStats | None = None
     dropped: int
     dropped_late: int = 0
     dropped_no_slot: int = 0

@@ -188,7 +188,8 @@ class LoadHandle:
     def _worker_cfg(self, k: int, n_sched: int) -> dict[str, Any]:
         spec = self.spec
         w = spec.workers
-        body = json.dumps(spec.body) if spec.body is not None else None
+        request_body = spec.request_body()
+        body = json.dumps(request_body) if request_body is not None else None
         headers = dict(spec.headers)
         if body is not None:
             headers.setdefault("Content-Type", "application/json")
@@ -205,6 +206,7 @@ class LoadHandle:
             "path": spec.path,
             "method": spec.method,
             "body": body,
+            "stream": spec.stream,
             "headers": headers,
             "timeout_s": spec.timeout_s,
             "duration_s": spec.duration_s,

@@ -156,6 +156,12 @@ class LoadSpec(BaseModel):
     path: str = "/v1/completions"
     method: str = "POST"
     body: dict[str, Any] | None = None
+    stream: bool = Field(
+        default=False,
+        description="OpenAI SSE streaming: the body gets stream=true and "
+        "stream_options.include_usage; each request records TTFT, its chunk times and the "
+        "output tokens the usage chunk reports",
+    )
     headers: dict[str, str] = Field(default_factory=dict)
     mode: Literal["open", "closed"] = "open"
     rate_rps: float = Field(
@@ -194,6 +200,12 @@ class LoadSpec(BaseModel):
                 f"path {self.path!r} must start with /", field="path", fix="e.g. /v1/completions"
             )
         self.method = self.method.upper()
+        if self.stream and (self.body is None or self.method != "POST"):
+            raise InputError(
+                "stream needs a POST with a JSON body (an OpenAI completions or chat request)",
+                field="stream",
+                fix="give --body (or drop --stream)",
+            )
         if self.method not in ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"):
             raise InputError(
                 f"unsupported method {self.method!r}", field="method", fix="GET or POST"
@@ -201,6 +213,13 @@ class LoadSpec(BaseModel):
         return self
 
     # derived ---------------------------------------------------------------------------------
+    def request_body(self) -> dict[str, Any] | None:
+        """The body as sent: with streaming switched on (and usage asked for) when `stream`."""
+        if self.body is None or not self.stream:
+            return self.body
+        options = {**(self.body.get("stream_options") or {}), "include_usage": True}
+        return {**self.body, "stream": True, "stream_options": options}
+
     def effective_shape(self) -> Shape:
         return self.shape or Shape.model_validate({"kind": "steady"})
 

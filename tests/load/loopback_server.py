@@ -2,7 +2,10 @@
 
 Behaviour by flags: fixed delay per request, a freeze window (every request arriving in
 [freeze_at, freeze_at + freeze_s) after the first request is held until the window ends), and a
-status cycle (e.g. 200,429,503,200) applied per request in arrival order.
+status cycle (e.g. 200,429,503,200) applied per request in arrival order. With `--sse N`, a 200
+is an OpenAI-style stream: N content chunks `--gap-ms` apart after the delay, a usage chunk
+(`--usage-tokens`, default N), then `data: [DONE]`; `--sse-end error` ends with an SSE error
+event instead, `--sse-end cut` closes the stream without `[DONE]`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,10 @@ def main() -> None:
     ap.add_argument("--freeze-at", type=float, default=-1.0)
     ap.add_argument("--freeze-s", type=float, default=0.0)
     ap.add_argument("--statuses", default="200")
+    ap.add_argument("--sse", type=int, default=0)
+    ap.add_argument("--gap-ms", type=float, default=0.0)
+    ap.add_argument("--usage-tokens", type=int, default=None)
+    ap.add_argument("--sse-end", choices=["done", "error", "cut"], default="done")
     args = ap.parse_args()
     cycle = itertools.cycle(int(s) for s in args.statuses.split(","))
     lock = threading.Lock()
@@ -47,12 +54,38 @@ def main() -> None:
                     time.sleep(f1 - now)
             if args.delay_ms:
                 time.sleep(args.delay_ms / 1000)
+            if args.sse and status == 200:
+                self._stream()
+                return
             body = b'{"ok":true}'
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def _stream(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+
+            def event(payload: str) -> None:
+                self.wfile.write(f"data: {payload}\n\n".encode())
+                self.wfile.flush()
+
+            for i in range(args.sse):
+                if i and args.gap_ms:
+                    time.sleep(args.gap_ms / 1000)
+                event('{"choices":[{"index":0,"text":"t","finish_reason":null}]}')
+            if args.sse_end == "error":
+                event('{"error":{"message":"boom","type":"server_unavailable","code":503}}')
+            elif args.sse_end == "done":
+                tokens = args.sse if args.usage_tokens is None else args.usage_tokens
+                event(f'{{"choices":[],"usage":{{"completion_tokens":{tokens}}}}}')
+            if args.sse_end != "cut":
+                event("[DONE]")
+            self.close_connection = True
 
         do_GET = _handle
         do_POST = _handle
