@@ -26,6 +26,7 @@ def build_result(
     generator_cpu: list[float] | None = None,
     worker_failures: list[str] | None = None,
     records_path: str | None = None,
+    inter_chunk_s: np.ndarray | None = None,
 ) -> LoadResult:
     rec = rec[rec["status"] != R.NOT_SENT]
     rec = rec[rec["intended"] < duration_s] if spec.mode == "open" else rec
@@ -88,7 +89,7 @@ def build_result(
         latency_ms=percentiles(lat),
         service_latency_ms=percentiles(svc),
         schedule_delay_ms=sd,
-        stream=stream_stats(rec[ok]) if spec.stream else None,
+        stream=stream_stats(rec[ok], inter_chunk_s) if spec.stream else None,
         dropped=dropped,
         dropped_late=dropped_late,
         dropped_no_slot=dropped_slot,
@@ -109,8 +110,8 @@ def build_result(
     )
 
 
-def stream_stats(ok: np.ndarray) -> StreamStats:
-    """TTFT, TPOT and output tokens of the ok (complete) streams."""
+def stream_stats(ok: np.ndarray, inter_chunk_s: np.ndarray | None = None) -> StreamStats:
+    """TTFT, TPOT, inter-chunk latency and output tokens of the ok (complete) streams."""
     ttft = (ok["first"] - ok["intended"])[~np.isnan(ok["first"])]
     tokens = ok["tokens"]
     known = tokens >= 0
@@ -120,6 +121,9 @@ def stream_stats(ok: np.ndarray) -> StreamStats:
     return StreamStats(
         ttft_ms=percentiles(ttft),
         tpot_ms=percentiles(tpot),
+        itl_ms=percentiles(
+            np.asarray(inter_chunk_s if inter_chunk_s is not None else [], dtype=np.float64)
+        ),
         output_tokens={
             "min": float(counted.min()) if counted.size else None,
             "mean": round(float(counted.mean()), 3) if counted.size else None,

@@ -18,6 +18,7 @@ holds the common start epoch. A stop file asks for a graceful stop (records are 
 
 from __future__ import annotations
 
+import array
 import json
 import os
 import resource
@@ -71,6 +72,7 @@ class _State:
     sent = ok = errors = dropped = 0
     in_flight = 0
     closed_rows: list[tuple[float, ...]] = []
+    gaps = array.array("f")  # inter-chunk gaps of the complete, ok streams
     open_rec: np.ndarray | None = None
     written = False
     cpu_at_go = 0.0
@@ -165,6 +167,8 @@ def _send_direct(http: Any, fire: Any) -> Row:
             code, exc = R.STREAM_ERROR, _HttpError(f"stream error: {timing.error}")
         elif STREAM and not timing.done:
             code, exc = R.STREAM_INCOMPLETE, _HttpError("stream ended without [DONE]")
+        elif STREAM and _State.go.is_set() and not _State.finished.is_set():
+            _State.gaps.extend(timing.gaps)
     except gevent.Timeout as e:
         code, exc = R.TIMEOUT, e
     except Exception as e:
@@ -208,6 +212,10 @@ def _write_records() -> None:
     tmp = CFG["records_file"] + ".tmp.npy"
     np.save(tmp, rec)
     os.replace(tmp, CFG["records_file"])
+    if STREAM:
+        tmp = CFG["gaps_file"] + ".tmp.npy"
+        np.save(tmp, np.frombuffer(_State.gaps, dtype=np.float32))
+        os.replace(tmp, CFG["gaps_file"])
     _write_json(
         CFG["done_file"],
         {

@@ -91,6 +91,11 @@ class StreamStats(BaseModel):
 
     ttft_ms: Pct
     tpot_ms: Pct
+    itl_ms: Pct = Field(
+        default_factory=dict,
+        description="every gap between consecutive content chunks, pooled over the ok streams "
+        "(vLLM bench's ITL: chunk gaps; a chunk carrying several tokens is one gap)",
+    )
     output_tokens: dict[str, float | None] = Field(description="min / mean / max per request")
     without_usage: int = Field(description="ok streams whose server sent no usage chunk")
     chunks_per_token: float | None = Field(

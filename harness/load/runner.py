@@ -219,6 +219,7 @@ class LoadHandle:
             "go_timeout_s": READY_TIMEOUT_S + 30.0,
             "schedule_file": f(f"schedule-{k}.npy"),
             "records_file": f(f"records-{k}.npy"),
+            "gaps_file": f(f"gaps-{k}.npy"),
             "ready_file": f(f"ready-{k}.json"),
             "done_file": f(f"done-{k}.json"),
             "progress_file": f(f"progress-{k}.json"),
@@ -372,9 +373,13 @@ class LoadHandle:
             duration = min(duration, max(min(stopped_at), 1e-3))
         records_path = self.out_dir / "records.npy"
         np.save(records_path, rec)
+        gap_files = [self.wdir / f"gaps-{k}.npy" for k in range(spec.workers)]
+        gaps = [np.load(g) for g in gap_files if g.exists()]
+        inter_chunk_s = np.concatenate(gaps) if gaps else np.zeros(0, dtype=np.float32)
         for k in range(spec.workers):
             (self.wdir / f"records-{k}.npy").unlink(missing_ok=True)
             (self.wdir / f"schedule-{k}.npy").unlink(missing_ok=True)
+            gap_files[k].unlink(missing_ok=True)
         assert self.started_at is not None
         result = build_result(
             spec,
@@ -385,6 +390,7 @@ class LoadHandle:
             generator_cpu=cpu,
             worker_failures=failures,
             records_path=str(records_path),
+            inter_chunk_s=inter_chunk_s,
         )
         result.attach_records(rec)
         write_result(result, self.out_dir)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -22,6 +22,7 @@ class StreamTiming:
     tokens: int = -1  # usage.completion_tokens; -1 = the server sent no usage
     done: bool = False
     error: str | None = None
+    gaps: list[float] = field(default_factory=list)  # between consecutive content chunks
 
 
 def read_stream(readline: Callable[[], bytes], now: Callable[[], float]) -> StreamTiming:
@@ -50,6 +51,8 @@ def read_stream(readline: Callable[[], bytes], now: Callable[[], float]) -> Stre
             return out
         if chunk.get("choices"):
             out.chunks += 1
+            if out.last is not None:
+                out.gaps.append(t - out.last)
             out.last = t
             if out.first is None:
                 out.first = t

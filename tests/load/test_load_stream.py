@@ -31,6 +31,7 @@ def test_ttft_and_tpot_follow_the_servers_timing(loopback_server: Server, tmp_pa
     # never below what the server did: 60 ms to the first chunk, 25 ms between chunks
     assert 59.0 <= _ms(st.ttft_ms, "p50") < _ms(r.latency_ms, "p50")
     assert 24.0 <= _ms(st.tpot_ms, "p50") <= 200.0
+    assert 24.0 <= _ms(st.itl_ms, "p50") <= 200.0  # 4 gaps per stream, pooled
     rec = r.records()
     assert (rec["chunks"] == 5).all() and (rec["first"] < rec["last"]).all()
 
@@ -88,3 +89,4 @@ def test_sse_reader_conventions() -> None:
     t = read_stream(lambda: next(lines, b""), lambda: float(next(clock)))
     # the role chunk counts as the first (vLLM sends it with the first token)
     assert (t.first, t.last, t.chunks, t.tokens, t.done, t.error) == (0.0, 1.0, 2, 1, True, None)
+    assert t.gaps == [1.0]
