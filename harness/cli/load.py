@@ -97,6 +97,12 @@ def _parse_headers(values: tuple[str, ...]) -> dict[str, str]:
     default=None,
     help="stream (OpenAI SSE): also measure TTFT, time per output token, output tokens",
 )
+@click.option(
+    "--goodput",
+    "goodput",
+    default=None,
+    help="per-request SLOs in ms, e.g. ttft:200,tpot:50,e2el:1000 (ttft/tpot need --stream)",
+)
 @click.option("--no-progress", is_flag=True, help="no live progress line")
 def load(**opts: Any) -> None:
     """Send load at --target and write OUT/load.json (+ records.npy, per-request)."""
@@ -132,11 +138,37 @@ def load(**opts: Any) -> None:
             f"TPOT ms p50 {st.tpot_ms['p50']} p90 {st.tpot_ms['p90']}; "
             f"output tokens mean {st.output_tokens['mean']}"
         )
+    if result.goodput is not None:
+        g = result.goodput
+        click.echo(
+            f"goodput {g.good} good requests ({g.rate_rps:g} req/s), attainment "
+            f"{g.attainment} of sent, {g.of_successful} of successful, SLOs {g.slo_ms}"
+        )
     if result.valid:
         click.echo("generator: valid")
     else:
         click.secho("generator: INVALID - " + "; ".join(result.invalid_reasons), fg="red")
     click.echo(f"wrote {out_dir / 'load.json'}")
+
+
+def _parse_goodput(text: str | None) -> dict[str, float] | None:
+    """'ttft:200,tpot:50' -> {"ttft": 200.0, "tpot": 50.0}."""
+    if not text:
+        return None
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        name, sep, value = part.partition(":")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise InputError(
+                f"--goodput part {part!r} is not NAME:MS",
+                field="--goodput",
+                fix="e.g. --goodput ttft:200,tpot:50,e2el:1000",
+            )
+    return out
 
 
 def default_body() -> dict[str, Any]:
@@ -173,7 +205,7 @@ def _build_spec(opts: dict[str, Any], LoadSpec: Any, Shape: Any) -> Any:
         "rate_rps": opts["rate"], "users": opts["users"], "duration_s": opts["duration"],
         "arrival": opts["arrival"], "timeout_s": opts["timeout_s"],
         "max_requests": opts["max_requests"], "workers": opts["workers"], "seed": opts["seed"],
-        "stream": opts["stream"],
+        "stream": opts["stream"], "goodput": _parse_goodput(opts["goodput"]),
     }  # fmt: skip
     overrides = {k: v for k, v in overrides.items() if v is not None}
     overrides["allow_targets"] = list(opts["allow_targets"])

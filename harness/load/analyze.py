@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 
 from harness.load import records as R
-from harness.load.result import Bucket, LoadResult, StreamStats, error_counts, percentiles
+from harness.load.result import (
+    Bucket,
+    Goodput,
+    LoadResult,
+    StreamStats,
+    error_counts,
+    percentiles,
+)
 from harness.load.schedule import requested_per_bucket
 from harness.load.spec import LoadSpec
 
@@ -90,6 +98,11 @@ def build_result(
         service_latency_ms=percentiles(svc),
         schedule_delay_ms=sd,
         stream=stream_stats(rec[ok], inter_chunk_s) if spec.stream else None,
+        goodput=(
+            goodput({str(k): v for k, v in spec.goodput.items()}, rec, ok, n_sent, dur)
+            if spec.goodput
+            else None
+        ),
         dropped=dropped,
         dropped_late=dropped_late,
         dropped_no_slot=dropped_slot,
@@ -107,6 +120,31 @@ def build_result(
         caveats=caveats,
         timeline=timeline(spec, rec, started_at, duration_s),
         records_path=records_path,
+    )
+
+
+def goodput(
+    slo_ms: Mapping[str, float], rec: np.ndarray, ok: np.ndarray, n_sent: int, duration_s: float
+) -> Goodput:
+    """vLLM's definition: good = succeeded and every listed metric <= its threshold; a request
+    of at most one token has TPOT 0. Times from the intended send time, like every latency."""
+    good = ok.copy()
+    if "e2el" in slo_ms:
+        good &= (rec["done"] - rec["intended"]) * 1000 <= slo_ms["e2el"]
+    if "ttft" in slo_ms:
+        good &= (rec["first"] - rec["intended"]) * 1000 <= slo_ms["ttft"]  # NaN: not good
+    if "tpot" in slo_ms:
+        tokens = rec["tokens"]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            tpot = np.where(tokens > 1, (rec["last"] - rec["first"]) / (tokens - 1), 0.0)
+        good &= (tpot * 1000 <= slo_ms["tpot"]) & (tokens >= 0)
+    n_good, n_ok = int(good.sum()), int(ok.sum())
+    return Goodput(
+        slo_ms=dict(slo_ms),
+        good=n_good,
+        attainment=round(n_good / n_sent, 4) if n_sent else None,
+        of_successful=round(n_good / n_ok, 4) if n_ok else None,
+        rate_rps=round(n_good / duration_s, 3),
     )
 
 

@@ -82,6 +82,20 @@ class Bucket(BaseModel):
     requested_rps: float | None
 
 
+class Goodput(BaseModel):
+    """Requests that succeeded and met every per-request SLO (`LoadSpec.goodput`).
+
+    `attainment` counts failed requests against it (as GuideLLM does, and as an SLO owner
+    reads it); `of_successful` leaves them out (inference-perf's goodput %); `rate_rps` is good
+    requests per second of the run (vLLM bench's request goodput)."""
+
+    slo_ms: dict[str, float]
+    good: int
+    attainment: float | None
+    of_successful: float | None
+    rate_rps: float
+
+
 class StreamStats(BaseModel):
     """What the SSE streams of the ok requests showed (`LoadSpec.stream`).
 
@@ -117,6 +131,7 @@ class LoadResult(BaseModel):
     service_latency_ms: Pct = Field(description="ok requests, from the actual send time")
     schedule_delay_ms: Pct
     stream: StreamStats | None = None
+    goodput: Goodput | None = None
     dropped: int
     dropped_late: int = 0
     dropped_no_slot: int = 0

@@ -23,6 +23,7 @@ MAX_DURATION_S = 3600.0
 MAX_RATE_RPS = 100_000.0
 MAX_REQUESTS_CEILING = 10_000_000
 ShapeKind = Literal["steady", "ramp", "step", "spike"]
+GoodputMetric = Literal["ttft", "tpot", "e2el"]
 
 
 class Shape(BaseModel):
@@ -162,6 +163,11 @@ class LoadSpec(BaseModel):
         "stream_options.include_usage; each request records TTFT, its chunk times and the "
         "output tokens the usage chunk reports",
     )
+    goodput: dict[GoodputMetric, float] = Field(
+        default_factory=dict,
+        description="per-request SLOs in ms (ttft, tpot, e2el, as vLLM's --goodput): a request "
+        "is good when it succeeded and meets every one; needs stream for ttft/tpot",
+    )
     headers: dict[str, str] = Field(default_factory=dict)
     mode: Literal["open", "closed"] = "open"
     rate_rps: float = Field(
@@ -200,6 +206,15 @@ class LoadSpec(BaseModel):
                 f"path {self.path!r} must start with /", field="path", fix="e.g. /v1/completions"
             )
         self.method = self.method.upper()
+        streamed_only = sorted(set(self.goodput) & {"ttft", "tpot"})
+        if streamed_only and not self.stream:
+            raise InputError(
+                f"goodput on {', '.join(streamed_only)} needs a streaming run",
+                field="goodput",
+                fix="add --stream, or keep only e2el",
+            )
+        if any(v <= 0 for v in self.goodput.values()):
+            raise InputError("goodput thresholds must be > 0 ms", field="goodput")
         if self.stream and (self.body is None or self.method != "POST"):
             raise InputError(
                 "stream needs a POST with a JSON body (an OpenAI completions or chat request)",

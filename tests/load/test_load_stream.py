@@ -90,3 +90,19 @@ def test_sse_reader_conventions() -> None:
     # the role chunk counts as the first (vLLM sends it with the first token)
     assert (t.first, t.last, t.chunks, t.tokens, t.done, t.error) == (0.0, 1.0, 2, 1, True, None)
     assert t.gaps == [1.0]
+
+
+def test_goodput_counts_requests_meeting_every_slo(loopback_server: Server, tmp_path: Path) -> None:
+    url = loopback_server("--sse", "3", "--delay-ms", "40", "--gap-ms", "5")
+    generous = run_load(_spec(url, rate_rps=10, duration_s=1, goodput={"ttft": 5000}), tmp_path)
+    assert generous.goodput is not None and generous.goodput.attainment == 1.0
+    assert generous.goodput.good == generous.ok == 10
+    strict = run_load(_spec(url, rate_rps=10, duration_s=1, goodput={"ttft": 10}), tmp_path / "b")
+    assert strict.goodput is not None  # the server waits 40 ms before the first chunk
+    assert strict.goodput.good == 0 and strict.goodput.attainment == 0.0
+
+
+def test_goodput_on_stream_metrics_needs_a_stream() -> None:
+    with pytest.raises(InputError, match="needs a streaming run"):
+        LoadSpec(target="http://127.0.0.1:1", body={"prompt": "x"}, goodput={"ttft": 100})
+    LoadSpec(target="http://127.0.0.1:1", body={"prompt": "x"}, goodput={"e2el": 100})
