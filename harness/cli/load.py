@@ -54,7 +54,13 @@ def _parse_headers(values: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--duration", type=float, default=None, help="seconds (spike: derived from the phases)"
 )
-@click.option("--arrival", type=click.Choice(["constant", "poisson"]), default=None)
+@click.option("--arrival", type=click.Choice(["constant", "poisson", "gamma"]), default=None)
+@click.option(
+    "--burstiness",
+    type=float,
+    default=None,
+    help="gamma arrivals: 1 = Poisson, < 1 burstier, > 1 more even (vLLM's --burstiness)",
+)
 @click.option("--shape", type=click.Choice(["steady", "ramp", "step", "spike"]), default=None)
 @click.option("--factor", type=float, default=None, help="spike/step peak multiple of the baseline")
 @click.option(
@@ -203,7 +209,8 @@ def _build_spec(opts: dict[str, Any], LoadSpec: Any, Shape: Any) -> Any:
     overrides: dict[str, Any] = {
         "path": opts["path"], "method": opts["method"], "mode": opts["mode"],
         "rate_rps": opts["rate"], "users": opts["users"], "duration_s": opts["duration"],
-        "arrival": opts["arrival"], "timeout_s": opts["timeout_s"],
+        "arrival": opts["arrival"], "burstiness": opts["burstiness"],
+        "timeout_s": opts["timeout_s"],
         "max_requests": opts["max_requests"], "workers": opts["workers"], "seed": opts["seed"],
         "stream": opts["stream"], "goodput": _parse_goodput(opts["goodput"]),
     }  # fmt: skip

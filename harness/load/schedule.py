@@ -2,8 +2,10 @@
 
 Arrivals follow the shape's piecewise-linear rate r(t). With the cumulative rate L(t), constant
 arrivals sit at L(t_k) = k + 0.5 and Poisson arrivals at L(t_k) = E_1 + ... + E_k with E_i ~
-Exp(1) (time-rescaling: an exact non-homogeneous Poisson process). Workers take every W-th
-arrival, so together they send exactly this one schedule.
+Exp(1) (time-rescaling: an exact non-homogeneous Poisson process). Gamma arrivals use
+Gamma(shape=b, scale=1/b) gaps instead (mean 1, coefficient of variation 1/sqrt(b)): vLLM's
+`--burstiness b`, where b = 1 is Poisson, b < 1 burstier, b > 1 more even. Workers take every
+W-th arrival, so together they send exactly this one schedule.
 """
 
 from __future__ import annotations
@@ -50,12 +52,15 @@ def arrival_times(spec: LoadSpec) -> np.ndarray:
         marks = np.arange(0.5, total, 1.0)
     else:
         rng = np.random.default_rng(spec.seed)
-        n_guess = int(total + 10 * np.sqrt(total + 1) + 20)
-        marks = np.cumsum(rng.exponential(1.0, size=n_guess))
-        while marks[-1] < total:  # astronomically rare; extend
-            marks = np.concatenate(
-                [marks, marks[-1] + np.cumsum(rng.exponential(1.0, size=n_guess))]
-            )
+        b = spec.burstiness if spec.arrival == "gamma" else 1.0
+
+        def gaps(n: int) -> np.ndarray:
+            return rng.gamma(b, 1.0 / b, size=n) if b != 1.0 else rng.exponential(1.0, size=n)
+
+        n_guess = int(total + 10 * np.sqrt(total / min(b, 1.0) + 1) + 20)
+        marks = np.cumsum(gaps(n_guess))
+        while marks[-1] < total:  # rare (very bursty gaps); extend
+            marks = np.concatenate([marks, marks[-1] + np.cumsum(gaps(n_guess))])
         marks = marks[marks < total]
     # invert L on a fine grid (1 ms or finer), linear in between
     n_grid = int(min(max(spec.duration_s * 1000, 1000), 5_000_000)) + 1

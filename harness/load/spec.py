@@ -174,7 +174,14 @@ class LoadSpec(BaseModel):
         default=10.0, gt=0, le=MAX_RATE_RPS, description="open loop: baseline rate"
     )
     duration_s: float = Field(default=10.0, gt=0, le=MAX_DURATION_S)
-    arrival: Literal["constant", "poisson"] = "poisson"
+    arrival: Literal["constant", "poisson", "gamma"] = "poisson"
+    burstiness: float = Field(
+        default=1.0,
+        gt=0,
+        le=1000,
+        description="arrival gamma: gap shape b (1 = Poisson, < 1 burstier, > 1 more even), "
+        "as vLLM's --burstiness",
+    )
     shape: Shape | None = None
     users: int = Field(default=10, ge=1, le=10_000, description="closed loop: concurrent users")
     timeout_s: float = Field(default=10.0, gt=0, le=600)

@@ -101,3 +101,20 @@ def test_from_profile_builds_the_request_and_spike() -> None:
     spike = LoadSpec.from_profile(prof, URL, shape="spike")
     assert spike.shape is not None and spike.shape.factor == prof.spike.factor
     assert spike.duration_s == prof.spike.baseline_s + prof.spike.spike_s + prof.spike.after_s
+
+
+@pytest.mark.parametrize(("burstiness", "cv"), [(0.25, 2.0), (1.0, 1.0), (4.0, 0.5)])
+def test_gamma_arrivals_keep_the_rate_and_set_the_burstiness(burstiness: float, cv: float) -> None:
+    spec = LoadSpec(
+        target="http://127.0.0.1:1",
+        rate_rps=200,
+        duration_s=60,
+        arrival="gamma",
+        burstiness=burstiness,
+        seed=3,
+    )
+    t = arrival_times(spec)
+    assert len(t) == pytest.approx(12_000, rel=0.1)
+    gaps = np.diff(t)
+    assert gaps.std() / gaps.mean() == pytest.approx(cv, rel=0.15)  # CV = 1 / sqrt(b)
+    assert np.array_equal(t, arrival_times(spec))  # seeded
