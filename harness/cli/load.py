@@ -104,6 +104,13 @@ def _parse_headers(values: tuple[str, ...]) -> dict[str, str]:
     help="stream (OpenAI SSE): also measure TTFT, time per output token, output tokens",
 )
 @click.option(
+    "--workload",
+    "workload_file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="YAML: prompt_tokens / output_tokens distributions (docs/load.md); --body gives the rest",
+)
+@click.option(
     "--goodput",
     "goodput",
     default=None,
@@ -143,6 +150,13 @@ def load(**opts: Any) -> None:
             f"TTFT ms p50 {st.ttft_ms['p50']} p90 {st.ttft_ms['p90']} p99 {st.ttft_ms['p99']}; "
             f"TPOT ms p50 {st.tpot_ms['p50']} p90 {st.tpot_ms['p90']}; "
             f"output tokens mean {st.output_tokens['mean']}"
+        )
+    if result.workload is not None:
+        w = result.workload
+        click.echo(
+            f"workload: prompt tokens {w.prompt_tokens}, max_tokens {w.max_tokens}"
+            + ("" if w.exact_prompts else " (prompts: one token per ASCII byte)")
+            + (f", output mismatches {w.output_mismatches}" if w.output_mismatches else "")
         )
     if result.goodput is not None:
         g = result.goodput
@@ -219,6 +233,11 @@ def _build_spec(opts: dict[str, Any], LoadSpec: Any, Shape: Any) -> Any:
     overrides["headers"] = _parse_headers(opts["headers"])
     if body is not None:
         overrides["body"] = body
+    if opts["workload_file"] is not None:
+        from harness.load.workload import load_workload
+
+        overrides["workload"] = load_workload(opts["workload_file"])
+        overrides.setdefault("body", {"temperature": 0})
     try:
         shape = None
         if opts["shape"] is not None:

@@ -13,11 +13,13 @@ from harness.load.result import (
     Goodput,
     LoadResult,
     StreamStats,
+    WorkloadStats,
     error_counts,
     percentiles,
 )
 from harness.load.schedule import requested_per_bucket
 from harness.load.spec import LoadSpec
+from harness.load.workload import SamplePool
 
 MAX_SCHEDULE_DELAY_P50_MS = 10.0
 MIN_ACHIEVED_FRACTION = 0.95
@@ -35,6 +37,7 @@ def build_result(
     worker_failures: list[str] | None = None,
     records_path: str | None = None,
     inter_chunk_s: np.ndarray | None = None,
+    pool: SamplePool | None = None,
 ) -> LoadResult:
     rec = rec[rec["status"] != R.NOT_SENT]
     rec = rec[rec["intended"] < duration_s] if spec.mode == "open" else rec
@@ -98,6 +101,7 @@ def build_result(
         service_latency_ms=percentiles(svc),
         schedule_delay_ms=sd,
         stream=stream_stats(rec[ok], inter_chunk_s) if spec.stream else None,
+        workload=(workload_stats(spec, pool, rec[sent], rec[ok]) if pool is not None else None),
         goodput=(
             goodput({str(k): v for k, v in spec.goodput.items()}, rec, ok, n_sent, dur)
             if spec.goodput
@@ -120,6 +124,36 @@ def build_result(
         caveats=caveats,
         timeline=timeline(spec, rec, started_at, duration_s),
         records_path=records_path,
+    )
+
+
+def _spread(values: np.ndarray) -> dict[str, float | None]:
+    if values.size == 0:
+        return {"min": None, "mean": None, "max": None}
+    return {
+        "min": float(values.min()),
+        "mean": round(float(values.mean()), 3),
+        "max": float(values.max()),
+    }
+
+
+def workload_stats(
+    spec: LoadSpec, pool: SamplePool, sent: np.ndarray, ok: np.ndarray
+) -> WorkloadStats:
+    prompts = np.asarray(pool.prompt_tokens)
+    outputs = np.asarray(pool.output_tokens)
+    sent_samples = sent["sample"][sent["sample"] >= 0]
+    forced = spec.workload is not None and spec.workload.force_output and spec.stream
+    mismatches = None
+    if forced:
+        known = ok[(ok["sample"] >= 0) & (ok["tokens"] >= 0)]
+        mismatches = int((known["tokens"] != outputs[known["sample"]]).sum())
+    return WorkloadStats(
+        samples=len(pool.bodies),
+        exact_prompts=pool.exact_prompts,
+        prompt_tokens=_spread(prompts[sent_samples]),
+        max_tokens=_spread(outputs[sent_samples]),
+        output_mismatches=mismatches,
     )
 
 

@@ -50,14 +50,20 @@ except (ValueError, OSError):
     pass
 
 BODY: bytes | None = CFG["body"].encode() if CFG["body"] is not None else None
+# A workload's pool of bodies (request n of the whole run sends BODIES[n % len]), else BODY.
+BODIES: list[bytes] = []
+if CFG.get("bodies_file"):
+    with open(CFG["bodies_file"]) as _f:
+        BODIES = [b.encode() for b in json.load(_f)]
+WORKER, WORKERS = int(CFG.get("worker", 0)), int(CFG.get("workers_total", 1))
 HEADERS: dict[str, str] = CFG["headers"]
 PATH_QS: str = CFG["path"]
 STREAM: bool = bool(CFG.get("stream"))
 perf = time.perf_counter
 NAN = float("nan")
 # A record's fields after `intended`, in RECORD_DTYPE's order: sent, done, status, first, last,
-# chunks, tokens.
-Row = tuple[float, float, int, float, float, int, int]
+# chunks, tokens, sample.
+Row = tuple[float, float, int, float, float, int, int, int]
 
 
 class _State:
@@ -143,15 +149,25 @@ def _direct_client(slots: int) -> Any:
     )
 
 
-def _send_direct(http: Any, fire: Any) -> Row:
-    """One request on the direct client (a streamed one read chunk by chunk as it arrives);
-    reports it through locust's request event. Returns the record's fields from `sent` on."""
+def _body(n: int) -> tuple[bytes, int]:
+    """The body of the run's n-th request and its sample index (-1: the one fixed body)."""
+    if BODIES:
+        k = n % len(BODIES)
+        return BODIES[k], k
+    return BODY or b"", -1
+
+
+def _send_direct(http: Any, fire: Any, n: int) -> Row:
+    """The run's n-th request on the direct client (a streamed one read chunk by chunk as it
+    arrives); reports it through locust's request event. Returns the record's fields from
+    `sent` on."""
+    body, sample = _body(n)
     sent = _now()
     exc: BaseException | None = None
     length = 0
     timing = StreamTiming()
     try:
-        resp = http.request(CFG["method"], PATH_QS, body=BODY or b"", headers=HEADERS)
+        resp = http.request(CFG["method"], PATH_QS, body=body, headers=HEADERS)
         code = int(resp.status_code)
         try:
             if STREAM and code == 200:
@@ -184,7 +200,7 @@ def _send_direct(http: Any, fire: Any) -> Row:
     )
     first = NAN if timing.first is None else timing.first
     last = NAN if timing.last is None else timing.last
-    return sent, done, code, first, last, timing.chunks, timing.tokens
+    return sent, done, code, first, last, timing.chunks, timing.tokens, sample
 
 
 def _classify_exc(err: BaseException) -> int:
@@ -338,7 +354,7 @@ class OpenLoopUser(FastHttpUser):
         def one(i: int) -> None:
             _State.in_flight += 1
             _State.sent += 1
-            row = _send_direct(http, fire)
+            row = _send_direct(http, fire, WORKER + WORKERS * i)
             rec[i] = (times[i], *row)
             code = row[2]
             _State.in_flight -= 1
@@ -375,7 +391,7 @@ class ClosedLoopUser(FastHttpUser):
     network_timeout = CFG["timeout_s"]
     connection_timeout = CFG["timeout_s"]
     wait_time = constant(0)
-    _stream_http: Any = None
+    _direct: Any = None
 
     @task
     def request_once(self) -> None:
@@ -383,15 +399,16 @@ class ClosedLoopUser(FastHttpUser):
         if _State.stopping:
             gevent.sleep(1.0)
             return
+        n = WORKER + WORKERS * _State.sent
         _State.in_flight += 1
         _State.sent += 1
-        if STREAM:  # FastHttpSession buffers whole bodies: stream on a direct client instead
-            if self._stream_http is None:
-                self._stream_http = _direct_client(1)
-            row = _send_direct(self._stream_http, self.environment.events.request.fire)
+        if STREAM or BODIES:  # FastHttpSession buffers whole bodies and sends one fixed body
+            if self._direct is None:
+                self._direct = _direct_client(1)
+            row = _send_direct(self._direct, self.environment.events.request.fire, n)
         else:
             s, d, c = _send(self.client)
-            row = (s, d, c, NAN, NAN, 0, -1)
+            row = (s, d, c, NAN, NAN, 0, -1, -1)
         _State.in_flight -= 1
         _count(row[2])
         if not _State.finished.is_set():

@@ -4,7 +4,8 @@ One row per scheduled request; times are seconds relative to the run start (`sta
 Latency from the intended send time is `done - intended`; schedule delay is `sent - intended`.
 Streaming runs also fill `first` / `last` (arrival of the first / last SSE chunk that carries
 choices), `chunks` (how many did) and `tokens` (the usage chunk's `completion_tokens`, -1 when
-the server sent none); TTFT from the intended send time is `first - intended`.
+the server sent none); TTFT from the intended send time is `first - intended`. With a workload,
+`sample` is the index of the body sent in the run's sample pool (-1 without one).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ RECORD_DTYPE = np.dtype(
         ("last", "<f8"),
         ("chunks", "<i4"),
         ("tokens", "<i4"),
+        ("sample", "<i4"),
     ]
 )
 
@@ -49,6 +51,7 @@ def empty(n: int) -> np.ndarray:
     for name in ("sent", "done", "first", "last"):
         arr[name] = np.nan
     arr["tokens"] = -1
+    arr["sample"] = -1
     return arr
 
 

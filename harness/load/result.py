@@ -96,6 +96,21 @@ class Goodput(BaseModel):
     rate_rps: float
 
 
+class WorkloadStats(BaseModel):
+    """What a workload's requests asked for, and (streaming) what came back."""
+
+    samples: int
+    exact_prompts: bool = Field(
+        description="prompt lengths checked with the tokenizer (else ASCII bytes = tokens)"
+    )
+    prompt_tokens: dict[str, float | None] = Field(description="sent requests: min / mean / max")
+    max_tokens: dict[str, float | None] = Field(description="sent requests: min / mean / max")
+    output_mismatches: int | None = Field(
+        description="ok streams whose usage tokens differ from the forced output length "
+        "(None: not forced or not streamed)"
+    )
+
+
 class StreamStats(BaseModel):
     """What the SSE streams of the ok requests showed (`LoadSpec.stream`).
 
@@ -132,6 +147,7 @@ class LoadResult(BaseModel):
     schedule_delay_ms: Pct
     stream: StreamStats | None = None
     goodput: Goodput | None = None
+    workload: WorkloadStats | None = None
     dropped: int
     dropped_late: int = 0
     dropped_no_slot: int = 0

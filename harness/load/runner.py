@@ -36,6 +36,7 @@ from harness.load.analyze import build_result
 from harness.load.result import LoadResult
 from harness.load.schedule import arrival_times, rate_function, split
 from harness.load.spec import LoadSpec
+from harness.load.workload import SamplePool, build_pool, encoded
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 READY_TIMEOUT_S = 90.0  # locust import on a busy 2-core machine can take a while
@@ -101,6 +102,7 @@ class LoadHandle:
         self.out_dir = Path(out_dir).resolve()
         self.wdir = self.out_dir / "workers"
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.pool: SamplePool | None = None  # the workload's bodies, built at launch
         self.started_at: float | None = None
         self._result: LoadResult | None = None
         self._error: BaseException | None = None
@@ -207,6 +209,8 @@ class LoadHandle:
             "method": spec.method,
             "body": body,
             "stream": spec.stream,
+            "bodies_file": f("bodies.json") if self.pool is not None else None,
+            "workers_total": w,
             "headers": headers,
             "timeout_s": spec.timeout_s,
             "duration_s": spec.duration_s,
@@ -230,6 +234,13 @@ class LoadHandle:
 
     def _launch(self) -> None:
         spec = self.spec
+        if spec.workload is not None:
+            self.pool = build_pool(spec.workload, spec.body or {}, spec.seed)
+            stream_options = (spec.request_body() or {}).get("stream_options")
+            if spec.stream and stream_options is None:
+                stream_options = {"include_usage": True}
+            bodies = encoded(self.pool, stream_options if spec.stream else None)
+            (self.wdir / "bodies.json").write_text(json.dumps(bodies))
         slices: list[np.ndarray] = []
         if spec.mode == "open":
             slices = split(arrival_times(spec), spec.workers)
@@ -391,6 +402,7 @@ class LoadHandle:
             worker_failures=failures,
             records_path=str(records_path),
             inter_chunk_s=inter_chunk_s,
+            pool=self.pool,
         )
         result.attach_records(rec)
         write_result(result, self.out_dir)

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.errors import InputError
+from harness.load.workload import Workload
 
 if TYPE_CHECKING:
     from harness.profile import Profile, SpikeTargets
@@ -163,6 +164,11 @@ class LoadSpec(BaseModel):
         "stream_options.include_usage; each request records TTFT, its chunk times and the "
         "output tokens the usage chunk reports",
     )
+    workload: Workload | None = Field(
+        default=None,
+        description="prompt/output lengths from distributions: a pool of bodies built from "
+        "`body` (model, temperature...) with a prompt and max_tokens each",
+    )
     goodput: dict[GoodputMetric, float] = Field(
         default_factory=dict,
         description="per-request SLOs in ms (ttft, tpot, e2el, as vLLM's --goodput): a request "
@@ -222,7 +228,9 @@ class LoadSpec(BaseModel):
             )
         if any(v <= 0 for v in self.goodput.values()):
             raise InputError("goodput thresholds must be > 0 ms", field="goodput")
-        if self.stream and (self.body is None or self.method != "POST"):
+        if self.workload is not None and self.method != "POST":
+            raise InputError("a workload is sent as POST bodies", field="method", fix="POST")
+        if self.stream and self.workload is None and (self.body is None or self.method != "POST"):
             raise InputError(
                 "stream needs a POST with a JSON body (an OpenAI completions or chat request)",
                 field="stream",

@@ -27,6 +27,7 @@ def main() -> None:
     ap.add_argument("--gap-ms", type=float, default=0.0)
     ap.add_argument("--usage-tokens", type=int, default=None)
     ap.add_argument("--sse-end", choices=["done", "error", "cut"], default="done")
+    ap.add_argument("--sse-from-body", action="store_true", help="N = the body's max_tokens")
     args = ap.parse_args()
     cycle = itertools.cycle(int(s) for s in args.statuses.split(","))
     lock = threading.Lock()
@@ -40,8 +41,12 @@ def main() -> None:
 
         def _handle(self) -> None:
             n = int(self.headers.get("Content-Length") or 0)
-            if n:
-                self.rfile.read(n)
+            raw = self.rfile.read(n) if n else b""
+            self.chunks_to_send = args.sse
+            if args.sse_from_body:
+                import json
+
+                self.chunks_to_send = int(json.loads(raw)["max_tokens"])
             now = time.monotonic()
             with lock:
                 if not first:
@@ -54,7 +59,7 @@ def main() -> None:
                     time.sleep(f1 - now)
             if args.delay_ms:
                 time.sleep(args.delay_ms / 1000)
-            if args.sse and status == 200:
+            if (args.sse or args.sse_from_body) and status == 200:
                 self._stream()
                 return
             body = b'{"ok":true}'
@@ -74,14 +79,14 @@ def main() -> None:
                 self.wfile.write(f"data: {payload}\n\n".encode())
                 self.wfile.flush()
 
-            for i in range(args.sse):
+            for i in range(self.chunks_to_send):
                 if i and args.gap_ms:
                     time.sleep(args.gap_ms / 1000)
                 event('{"choices":[{"index":0,"text":"t","finish_reason":null}]}')
             if args.sse_end == "error":
                 event('{"error":{"message":"boom","type":"server_unavailable","code":503}}')
             elif args.sse_end == "done":
-                tokens = args.sse if args.usage_tokens is None else args.usage_tokens
+                tokens = self.chunks_to_send if args.usage_tokens is None else args.usage_tokens
                 event(f'{{"choices":[],"usage":{{"completion_tokens":{tokens}}}}}')
             if args.sse_end != "cut":
                 event("[DONE]")

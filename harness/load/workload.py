@@ -1,0 +1,196 @@
+"""Request workloads: prompt and output lengths drawn from distributions, prompts built to exact
+token counts, output lengths forced where the server allows it.
+
+A `Workload` turns into a pool of `samples` request bodies, drawn once with the run's seed; the
+engine cycles through the pool by request number (as GuideLLM's synthetic data has `samples`),
+so a bounded run holds a bounded set of bodies, and records keep which sample each request was.
+
+Prompts are exact for a tokenizer: with `tokenizer` (a local Hugging Face tokenizer folder) a
+prompt of n tokens is cut from a fixed text's token ids and checked by re-encoding; without
+one, prompts are ASCII text of n bytes, exact for byte-level tokenizers such as the reference
+model's, and the run says so. Output lengths are forced with vLLM's `ignore_eos` and
+`min_tokens` when `force_output` is on (vLLM, the reference service); the output tokens each
+stream reports are measured either way.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from harness.errors import InputError
+
+MAX_LENGTH = 1_000_000
+CORPUS = (
+    "Gauntlet sends this text to measure how an inference service behaves under load. "
+    "The quick brown fox jumps over the lazy dog, and every replica must keep its promises "
+    "on time to first token, inter-token latency and goodput while faults are injected. "
+)
+
+
+class LengthDist(BaseModel):
+    """Token counts: fixed, uniform [min, max], normal / lognormal (mean, std) clipped to
+    [min, max], or an empirical table of values (with optional weights)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["fixed", "uniform", "normal", "lognormal", "empirical"] = "fixed"
+    mean: float | None = Field(None, gt=0)
+    std: float | None = Field(None, ge=0)
+    min: int = Field(1, ge=1)
+    max: int = Field(MAX_LENGTH, ge=1, le=MAX_LENGTH)
+    values: list[int] = Field(default_factory=list)
+    weights: list[float] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _complete(self) -> LengthDist:
+        need = {
+            "fixed": ["mean"],
+            "uniform": [],
+            "normal": ["mean", "std"],
+            "lognormal": ["mean", "std"],
+            "empirical": ["values"],
+        }[self.kind]
+        missing = [f for f in need if not getattr(self, f)]
+        if missing:
+            raise ValueError(f"a {self.kind} length needs {', '.join(missing)}")
+        if self.min > self.max:
+            raise ValueError(f"min {self.min} > max {self.max}")
+        if self.kind == "uniform" and self.max == MAX_LENGTH:
+            raise ValueError("a uniform length needs max")
+        if self.weights and len(self.weights) != len(self.values):
+            raise ValueError("weights must match values one to one")
+        return self
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        if self.kind == "fixed":
+            raw = np.full(n, float(self.mean or 1))
+        elif self.kind == "uniform":
+            raw = rng.integers(self.min, self.max + 1, size=n).astype(float)
+        elif self.kind == "normal":
+            raw = rng.normal(float(self.mean or 1), float(self.std or 0), size=n)
+        elif self.kind == "lognormal":
+            # parameters of the underlying normal that give this mean and std
+            m, s = float(self.mean or 1), float(self.std or 0)
+            sigma2 = np.log1p((s / m) ** 2)
+            raw = rng.lognormal(np.log(m) - sigma2 / 2, np.sqrt(sigma2), size=n)
+        else:
+            w = np.asarray(self.weights or [1.0] * len(self.values), dtype=float)
+            raw = rng.choice(np.asarray(self.values, dtype=float), size=n, p=w / w.sum())
+        return np.clip(np.rint(raw), self.min, self.max).astype(np.int64)
+
+
+class Workload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt_tokens: LengthDist
+    output_tokens: LengthDist
+    samples: int = Field(256, ge=1, le=100_000, description="distinct request bodies")
+    tokenizer: Path | None = Field(None, description="local tokenizer folder for exact prompts")
+    force_output: bool = Field(True, description="send ignore_eos + min_tokens = max_tokens")
+    chat: bool = Field(False, description="messages (chat completions) instead of prompt")
+
+
+class SamplePool(BaseModel):
+    """The bodies a run cycles through, with each one's intended lengths."""
+
+    bodies: list[dict[str, Any]]
+    prompt_tokens: list[int]
+    output_tokens: list[int]
+    exact_prompts: bool = Field(description="prompt lengths were checked with a tokenizer")
+
+
+class _Tokens:
+    """Prompt text of exactly n tokens for one tokenizer (or n ASCII bytes without one)."""
+
+    def __init__(self, tokenizer_dir: Path | None) -> None:
+        self.tok: Any = None
+        if tokenizer_dir is not None:
+            try:
+                from transformers import AutoTokenizer
+
+                self.tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+            except Exception as err:
+                raise InputError(
+                    f"cannot load a tokenizer from {tokenizer_dir}: {err}",
+                    field="workload.tokenizer",
+                    fix="point it at a local Hugging Face tokenizer folder (tokenizer.json)",
+                ) from err
+            self.ids: list[int] = self.tok.encode(CORPUS * 8, add_special_tokens=False)
+
+    def text(self, n: int) -> str:
+        if self.tok is None:
+            return (CORPUS * (n // len(CORPUS) + 1))[:n]
+        ids = (self.ids * (n // len(self.ids) + 1))[:n]
+        text = str(self.tok.decode(ids))
+        got = len(self.tok.encode(text, add_special_tokens=False))
+        if got != n:  # a merge across the cut: trim or pad with the corpus until it matches
+            for _ in range(8):
+                text = text[:-1] if got > n else text + CORPUS[0]
+                got = len(self.tok.encode(text, add_special_tokens=False))
+                if got == n:
+                    break
+        return text
+
+
+def load_workload(path: Path) -> Workload:
+    """A workload file (YAML or JSON); errors name the file and field."""
+    import yaml
+    from pydantic import ValidationError
+
+    from harness.errors import from_validation_error
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise InputError(f"cannot read workload: {err}", file=path, fix="a YAML mapping") from err
+    try:
+        workload = Workload.model_validate(data)
+    except ValidationError as err:
+        raise from_validation_error(err, path) from None
+    if workload.tokenizer is not None and not workload.tokenizer.is_absolute():
+        workload = workload.model_copy(
+            update={"tokenizer": (Path(path).parent / workload.tokenizer).resolve()}
+        )
+    return workload
+
+
+def build_pool(workload: Workload, base: dict[str, Any], seed: int) -> SamplePool:
+    """`samples` bodies: `base` (model, temperature...) plus a prompt and max_tokens each."""
+    rng = np.random.default_rng(seed)
+    prompts = workload.prompt_tokens.sample(rng, workload.samples)
+    outputs = workload.output_tokens.sample(rng, workload.samples)
+    tokens = _Tokens(workload.tokenizer)
+    keep = {k: v for k, v in base.items() if k not in ("prompt", "messages", "max_tokens")}
+    bodies = []
+    for p, o in zip(prompts.tolist(), outputs.tolist(), strict=True):
+        text = tokens.text(p)
+        body: dict[str, Any] = dict(keep)
+        if workload.chat:
+            body["messages"] = [{"role": "user", "content": text}]
+        else:
+            body["prompt"] = text
+        body["max_tokens"] = o
+        if workload.force_output:
+            body.update(ignore_eos=True, min_tokens=o)
+        bodies.append(body)
+    return SamplePool(
+        bodies=bodies,
+        prompt_tokens=prompts.tolist(),
+        output_tokens=outputs.tolist(),
+        exact_prompts=tokens.tok is not None,
+    )
+
+
+def encoded(pool: SamplePool, stream_options: dict[str, Any] | None) -> list[str]:
+    """JSON bodies as the worker sends them (streaming switched on when asked)."""
+    out = []
+    for body in pool.bodies:
+        if stream_options is not None:
+            body = {**body, "stream": True, "stream_options": stream_options}
+        out.append(json.dumps(body, separators=(",", ":")))
+    return out
