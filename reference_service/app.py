@@ -30,7 +30,7 @@ from reference_service.protocol import (
     usage,
 )
 from reference_service.sampling import SamplingParams
-from reference_service.scheduler import QueueFull, QueueTimeout
+from reference_service.scheduler import EngineStopped, QueueFull, QueueTimeout
 from reference_service.sequence import AsyncSink, Sequence, StepOutput
 from reference_service.state import PROCESS_T0, ServiceState, log_json
 
@@ -59,8 +59,6 @@ def error_response(
 
 def rejection_for(err: BaseException) -> Rejection:
     """The HTTP answer for an engine outcome that ended a request before its first token."""
-    from reference_service.engine import EngineStopped
-
     if isinstance(err, QueueFull):
         return Rejection(429, "queue_full", f"queue full: {err}", retry_after_s=1)
     if isinstance(err, QueueTimeout):
@@ -222,14 +220,14 @@ def create_app(
         seq = Sequence(prompt_ids, params, sink=sink)
         try:
             st.engine.submit(seq)
-        except BaseException as err:
+        except (QueueFull, EngineStopped) as err:
             lease.release()
             raise rejection_for(err) from err
         writer = ChunkWriter(chat, st.model_name)
         if not body.stream:
             try:
                 res = await asyncio.wrap_future(seq.future)
-            except BaseException as err:
+            except Exception as err:  # a cancelled handler (CancelledError) is not a rejection
                 raise rejection_for(err) from err
             finally:
                 st.engine.abort(seq)  # no-op when finished; frees the slot if we were cancelled

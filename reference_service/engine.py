@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from reference_service.kv_batch import KVBatch
 from reference_service.sampling import block_eos, pick_tokens
 from reference_service.scheduler import (
+    EngineStopped,
     QueueFull,
     QueueTimeout,
     Scheduler,
@@ -36,10 +37,6 @@ from reference_service.sequence import (
 log = logging.getLogger("reference_service.engine")
 
 __all__ = ["Engine", "EngineStopped", "GenResult", "QueueFull", "QueueTimeout", "Sequence"]
-
-
-class EngineStopped(Exception):
-    """The engine is draining or stopped: the caller should answer 503."""
 
 
 class EngineObserver(Protocol):

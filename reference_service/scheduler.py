@@ -21,6 +21,10 @@ class QueueFull(Exception):
     """The waiting queue is at `max_queue`: the caller should answer 429."""
 
 
+class EngineStopped(Exception):
+    """The engine is draining or stopped: the caller should answer 503."""
+
+
 class QueueTimeout(Exception):
     """The request waited `max_queue_wait_s` without starting: the caller should answer 429."""
 

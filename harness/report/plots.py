@@ -121,7 +121,8 @@ def plot_load(ev: Evidence, t0: float, path: Path, slo_ms: dict[str, float]) -> 
     _mark_faults(err_ax, ev.faults, t0, label=False)
     lat_ax.set_ylabel("latency (ms)")
     lat_ax.set_title("Latency and errors over time")
-    lat_ax.legend(fontsize=7, loc="upper left")
+    if lat_ax.get_legend_handles_labels()[0]:  # a run with no ok request has no latency line
+        lat_ax.legend(fontsize=7, loc="upper left")
     err_ax.set_ylabel("per second")
     err_ax.set_ylim(bottom=0)  # an all-zero series must not get a -0.05..0.05 axis
     err_ax.set_xlabel(f"seconds since {wall_clock(t0)}")
