@@ -168,10 +168,9 @@ def goodput(
     if "ttft" in slo_ms:
         good &= (rec["first"] - rec["intended"]) * 1000 <= slo_ms["ttft"]  # NaN: not good
     if "tpot" in slo_ms:
-        tokens = rec["tokens"]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            tpot = np.where(tokens > 1, (rec["last"] - rec["first"]) / (tokens - 1), 0.0)
-        good &= (tpot * 1000 <= slo_ms["tpot"]) & (tokens >= 0)
+        good &= (np.nan_to_num(tpot_s(rec), nan=0.0) * 1000 <= slo_ms["tpot"]) & (
+            rec["tokens"] >= 0
+        )
     n_good, n_ok = int(good.sum()), int(ok.sum())
     return Goodput(
         slo_ms=dict(slo_ms),
@@ -182,13 +181,21 @@ def goodput(
     )
 
 
+def tpot_s(rec: np.ndarray) -> np.ndarray:
+    """Per request (last chunk - first chunk) / (output tokens - 1); NaN where there is no
+    second token or no timing (goodput counts those as TPOT 0, as vLLM does)."""
+    tokens = rec["tokens"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(tokens > 1, (rec["last"] - rec["first"]) / (tokens - 1), np.nan)
+
+
 def stream_stats(ok: np.ndarray, inter_chunk_s: np.ndarray | None = None) -> StreamStats:
     """TTFT, TPOT, inter-chunk latency and output tokens of the ok (complete) streams."""
     ttft = (ok["first"] - ok["intended"])[~np.isnan(ok["first"])]
     tokens = ok["tokens"]
     known = tokens >= 0
-    multi = known & (tokens > 1) & ~np.isnan(ok["first"])
-    tpot = (ok["last"] - ok["first"])[multi] / (tokens[multi] - 1)
+    tpot = tpot_s(ok)
+    tpot = tpot[~np.isnan(tpot)]
     counted = tokens[known]
     return StreamStats(
         ttft_ms=percentiles(ttft),
@@ -196,11 +203,7 @@ def stream_stats(ok: np.ndarray, inter_chunk_s: np.ndarray | None = None) -> Str
         itl_ms=percentiles(
             np.asarray(inter_chunk_s if inter_chunk_s is not None else [], dtype=np.float64)
         ),
-        output_tokens={
-            "min": float(counted.min()) if counted.size else None,
-            "mean": round(float(counted.mean()), 3) if counted.size else None,
-            "max": float(counted.max()) if counted.size else None,
-        },
+        output_tokens=_spread(counted),
         without_usage=int((~known).sum()),
         chunks_per_token=(
             round(float(ok["chunks"][known].sum() / counted.sum()), 3) if counted.sum() else None

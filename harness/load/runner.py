@@ -236,10 +236,7 @@ class LoadHandle:
         spec = self.spec
         if spec.workload is not None:
             self.pool = build_pool(spec.workload, spec.body or {}, spec.seed)
-            stream_options = (spec.request_body() or {}).get("stream_options")
-            if spec.stream and stream_options is None:
-                stream_options = {"include_usage": True}
-            bodies = encoded(self.pool, stream_options if spec.stream else None)
+            bodies = encoded(self.pool, spec.stream_options() if spec.stream else None)
             (self.wdir / "bodies.json").write_text(json.dumps(bodies))
         slices: list[np.ndarray] = []
         if spec.mode == "open":

@@ -247,8 +247,11 @@ class LoadSpec(BaseModel):
         """The body as sent: with streaming switched on (and usage asked for) when `stream`."""
         if self.body is None or not self.stream:
             return self.body
-        options = {**(self.body.get("stream_options") or {}), "include_usage": True}
-        return {**self.body, "stream": True, "stream_options": options}
+        return {**self.body, "stream": True, "stream_options": self.stream_options()}
+
+    def stream_options(self) -> dict[str, Any]:
+        """`stream_options` as sent: the body's own, with usage always asked for."""
+        return {**((self.body or {}).get("stream_options") or {}), "include_usage": True}
 
     def effective_shape(self) -> Shape:
         return self.shape or Shape.model_validate({"kind": "steady"})

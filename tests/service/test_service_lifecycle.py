@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import re
 import signal
 import threading
 import time
@@ -15,23 +14,9 @@ import pytest
 
 from tests.service.conftest import ServerProcess
 from tests.service.sse import events
+from tests.service.test_service_api import metric
 
 pytestmark = pytest.mark.timeout(300)
-
-
-def _gauge(srv: ServerProcess, name: str) -> float:
-    m = re.search(
-        rf"^{re.escape(name)}(?:\{{[^}}]*\}})?\s+(\S+)$",
-        httpx.get(srv.url + "/metrics", timeout=30).text,
-        re.M,
-    )
-    return float(m.group(1)) if m else 0.0
-
-
-def _sample(srv: ServerProcess, name: str, labels: str) -> float:
-    text = httpx.get(srv.url + "/metrics", timeout=30).text
-    m = re.search(rf"^{re.escape(name + labels)}\s+(\S+)$", text, re.M)
-    return float(m.group(1)) if m else 0.0
 
 
 def test_probes_during_load_then_graceful_drain(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -54,7 +39,7 @@ def test_probes_during_load_then_graceful_drain(tiny_model_dir: Path, tmp_path: 
         assert early.status_code == 503 and early.json()["error"]["code"] == "not_ready"
         srv.wait_started()
         assert httpx.get(srv.url + "/ready", timeout=10).status_code == 200
-        assert _gauge(srv, "gauntlet:requests_while_unready_total") >= 1
+        assert metric(srv, "gauntlet:requests_while_unready_total") >= 1
         phases = httpx.get(srv.url + "/startup", timeout=10).json()["phases"]
         assert set(phases) == {"imports", "storage_delay", "weights", "warmup"}
         assert phases["storage_delay"] >= 3.0
@@ -73,7 +58,7 @@ def test_probes_during_load_then_graceful_drain(tiny_model_dir: Path, tmp_path: 
             futures = [pool.submit(one, i) for i in range(burst)]
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:  # every request admitted (queued or running)?
-                accepted = _gauge(srv, "vllm:num_requests_waiting") + _gauge(
+                accepted = metric(srv, "vllm:num_requests_waiting") + metric(
                     srv, "vllm:num_requests_running"
                 )
                 if accepted >= burst - 4:  # the first batch may already have finished
@@ -125,17 +110,17 @@ def test_a_client_that_disconnects_frees_its_slot(tiny_model_dir: Path, tmp_path
         ):
             lines = r.iter_lines()  # dropping this iterator would close the response
             read_until_first_token(lines)
-            assert _gauge(srv, "vllm:num_requests_running") == 1
+            assert metric(srv, "vllm:num_requests_running") == 1
         # leaving the block closed the connection mid-stream
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            if _sample(srv, "vllm:request_success_total", abort) == 1:
+            if metric(srv, "vllm:request_success_total", abort) == 1:
                 break
             time.sleep(0.02)
         else:
             pytest.fail("the abandoned stream was never aborted")
-        assert _gauge(srv, "vllm:num_requests_running") == 0
-        generated = _gauge(srv, "vllm:generation_tokens_total")
+        assert metric(srv, "vllm:num_requests_running") == 0
+        generated = metric(srv, "vllm:generation_tokens_total")
         assert generated < 900, "the engine generated the whole abandoned stream"
     finally:
         srv.stop()
