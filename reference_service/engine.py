@@ -82,7 +82,6 @@ class Engine:
         self._slow_until = 0.0
         self._heartbeat = time.monotonic()
         self._thread: threading.Thread | None = None
-        self.steps_run = 0
 
     # ---- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -214,7 +213,6 @@ class Engine:
                 self._append(
                     self.scheduler.running, self._pick(self.batch.decode(), self.scheduler.running)
                 )
-        self.steps_run += 1
         if self.observer is not None:
             self.observer.on_step(
                 len(self.scheduler.running),

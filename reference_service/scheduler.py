@@ -77,8 +77,3 @@ class Scheduler:
             budget -= need
             slots -= 1
         return StepPlan(admit=admit, expired=expired)
-
-    def drop_waiting(self) -> list[Sequence]:
-        dropped = list(self.waiting)
-        self.waiting.clear()
-        return dropped
