@@ -31,11 +31,51 @@ class RequestShape(_Strict):
     temperature: float = Field(0.0, ge=0)
 
 
+def _check_percentile_keys(field: str, targets: dict[str, float]) -> None:
+    for key in targets:
+        if not (key.startswith("p") and key[1:].replace(".", "", 1).isdigit()):
+            raise ValueError(f"{field} key {key!r} must look like p50, p90, p99.9")
+
+
+class GoodputSLO(_Strict):
+    """Per-request SLOs (vLLM `bench serve --goodput`): a request is good when it succeeded and
+    met every threshold given; goodput is the share of due requests that were good."""
+
+    ttft_ms: float | None = Field(None, gt=0, description="time to first token, from send time")
+    tpot_ms: float | None = Field(None, gt=0, description="time per output token after the first")
+    e2el_ms: float | None = Field(None, gt=0, description="end-to-end latency")
+    min_attainment: float = Field(
+        gt=0, le=1, description="min share of due requests (failures count) that are good"
+    )
+
+    @model_validator(mode="after")
+    def _some_threshold(self) -> GoodputSLO:
+        if not self.thresholds():
+            raise ValueError("goodput needs at least one of ttft_ms, tpot_ms, e2el_ms")
+        return self
+
+    def thresholds(self) -> dict[str, float]:
+        """vLLM's names (ttft, tpot, e2el) -> ms, as `LoadSpec.goodput` takes them."""
+        pairs = (("ttft", self.ttft_ms), ("tpot", self.tpot_ms), ("e2el", self.e2el_ms))
+        return {k: v for k, v in pairs if v is not None}
+
+
 class SLO(_Strict):
     latency_ms: dict[str, float] = Field(
         default_factory=lambda: {"p90": 300.0},
-        description="percentile -> target in ms, e.g. {p90: 300, p99: 1000}",
+        description="end-to-end latency: percentile -> target in ms, e.g. {p90: 300, p99: 1000}",
     )
+    ttft_ms: dict[str, float] = Field(
+        default_factory=dict, description="time to first token: percentile -> ms (streams)"
+    )
+    tpot_ms: dict[str, float] = Field(
+        default_factory=dict, description="time per output token, per request: percentile -> ms"
+    )
+    itl_ms: dict[str, float] = Field(
+        default_factory=dict,
+        description="inter-token latency (every chunk gap, whole run): percentile -> ms",
+    )
+    goodput: GoodputSLO | None = None
     availability: float = Field(
         0.9995, gt=0, lt=1, description="share of requests that must succeed"
     )
@@ -43,17 +83,36 @@ class SLO(_Strict):
     cpu_utilization_max: float | None = Field(
         0.65, gt=0, le=1, description="max CPU usage relative to the CPU request at rate_rps"
     )
-    goodput_min: float | None = Field(
-        None, ge=0, le=1, description="min share of requests meeting every latency target"
-    )
     window_s: float = Field(10.0, gt=0, description="window for per-window SLA evaluation")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_fields(cls, data: object) -> object:
+        if isinstance(data, dict) and "goodput_min" in data:
+            raise ValueError(
+                "goodput_min was replaced by goodput: {ttft_ms, tpot_ms, e2el_ms, "
+                "min_attainment} (per-request thresholds, as vLLM's --goodput)"
+            )
+        return data
 
     @model_validator(mode="after")
     def _check_percentiles(self) -> SLO:
-        for key in self.latency_ms:
-            if not (key.startswith("p") and key[1:].replace(".", "", 1).isdigit()):
-                raise ValueError(f"latency_ms key {key!r} must look like p50, p90, p99.9")
+        for field in ("latency_ms", "ttft_ms", "tpot_ms", "itl_ms"):
+            _check_percentile_keys(field, getattr(self, field))
         return self
+
+    @property
+    def streamed(self) -> bool:
+        """True when a target can only be measured from a stream (TTFT, TPOT, ITL)."""
+        per_request = self.goodput.thresholds() if self.goodput else {}
+        return bool(
+            self.ttft_ms or self.tpot_ms or self.itl_ms or {"ttft", "tpot"} & set(per_request)
+        )
+
+    def percentiles(self) -> tuple[float, ...]:
+        """Every percentile any target names, ascending."""
+        keys = {*self.latency_ms, *self.ttft_ms, *self.tpot_ms, *self.itl_ms}
+        return tuple(sorted(float(k[1:]) for k in keys))
 
     def error_budget_minutes_per_30d(self) -> float:
         return (1 - self.availability) * 30 * 24 * 60

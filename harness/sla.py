@@ -1,10 +1,12 @@
 """SLA evaluation: a load result against an SLO, whole run and per window, into checks.
 
-Measured-vs-target checks for every latency percentile, availability, achieved rate,
-generator validity (an invalid generator run never passes), goodput and CPU utilisation
-relative to the CPU request. Breach seconds come from 1-second buckets (by intended send time)
-where any latency target or the availability target is missed; the error budget converts
-failures into the SLO's monthly budget.
+Measured-vs-target checks for every percentile target (end-to-end latency; TTFT, TPOT and ITL
+of streams), availability, achieved rate, generator validity (an invalid generator run never
+passes), goodput (vLLM's per-request definition) and CPU utilisation relative to the CPU
+request. A stream target on a run that did not stream is inconclusive, never a pass. Breach
+seconds come from 1-second buckets (by intended send time) where a percentile target or the
+availability target is missed; the error budget converts failures into the SLO's monthly
+budget.
 
 Availability = ok / (sent + dropped): 429/503, timeouts, connection errors and dropped requests
 all count against it (dropped requests were due and never served).
@@ -20,7 +22,8 @@ from pydantic import BaseModel, Field
 
 from harness.backends.observe import ResourceSample
 from harness.load import records as R
-from harness.load.result import LoadResult, WindowStats, percentiles, window_stats
+from harness.load.analyze import goodput as goodput_of
+from harness.load.result import Goodput, LoadResult, Pct, WindowStats, percentiles, window_stats
 from harness.profile import SLO
 from harness.verdict import Check, Verdict
 
@@ -64,8 +67,8 @@ class SLAReport(BaseModel):
     )
     error_budget: ErrorBudget
     availability: float | None
-    goodput: float | None = Field(
-        default=None, description="share of due requests ok and within every latency target"
+    goodput: Goodput | None = Field(
+        default=None, description="requests within the SLO's per-request goodput thresholds"
     )
     cpu: CpuSummary | None = None
     notes: list[str] = Field(default_factory=list)
@@ -110,25 +113,27 @@ def evaluate(
     """Evaluate `result` against `slo`. `rate_rps` overrides the rate the SLO is claimed at."""
     rec = _records(result)
     notes: list[str] = []
-    qs = tuple(sorted(_q(k) for k in slo.latency_ms))
+    qs = slo.percentiles()
     if rec is not None:
-        lat = window_stats(rec, 0.0, result.duration_s, result.started_at, qs).latency_ms
+        whole = window_stats(rec, 0.0, result.duration_s, result.started_at, qs)
+        measured: dict[str, Pct] = {
+            "latency": whole.latency_ms,
+            "ttft": whole.ttft_ms,
+            "tpot": whole.tpot_ms,
+        }
     else:
         notes.append("per-request records unavailable: percentiles from load.json only, no windows")
-        lat = dict(result.latency_ms)
+        st = result.stream
+        measured = {
+            "latency": dict(result.latency_ms),
+            "ttft": dict(st.ttft_ms) if st else {},
+            "tpot": dict(st.tpot_ms) if st else {},
+        }
+    measured["itl"] = dict(result.stream.itl_ms) if result.stream else {}
     checks: list[Check] = []
-    for key, target in sorted(slo.latency_ms.items(), key=lambda kv: _q(kv[0])):
-        measured = lat.get(f"p{_q(key):g}", lat.get(key))
-        checks.append(
-            Check(
-                name=f"latency_{key}",
-                measured=measured,
-                target=target,
-                ok=measured is not None and measured <= target,
-                unit="ms",
-                note="" if measured is not None else "no successful request",
-            )
-        )
+    for family, targets in _families(slo):
+        for key, target in sorted(targets.items(), key=lambda kv: _q(kv[0])):
+            checks.append(_percentile_check(family, key, target, measured[family], result))
 
     total = result.requests + result.dropped
     failed = total - result.ok
@@ -186,16 +191,23 @@ def evaluate(
     )
 
     goodput = None
-    if rec is not None:
-        goodput = _goodput(rec, result.duration_s, slo)
-    if slo.goodput_min is not None:
+    if slo.goodput is not None:
+        goodput = _goodput(result, rec, slo.goodput.thresholds())
         checks.append(
             Check(
                 name="goodput",
-                measured=round(goodput, 6) if goodput is not None else None,
-                target=slo.goodput_min,
-                ok=goodput is not None and goodput >= slo.goodput_min,
-                note=f"ok and latency <= {min(slo.latency_ms.values()):g} ms",
+                measured=goodput.attainment if goodput else None,
+                target=slo.goodput.min_attainment,
+                ok=goodput is not None
+                and goodput.attainment is not None
+                and goodput.attainment >= slo.goodput.min_attainment,
+                inconclusive=goodput is None,
+                note=(
+                    "share of due requests that succeeded with "
+                    + ", ".join(f"{k} <= {v:g} ms" for k, v in slo.goodput.thresholds().items())
+                    if goodput
+                    else "needs per-request records and, for ttft/tpot, a streamed run"
+                ),
             )
         )
 
@@ -227,12 +239,12 @@ def evaluate(
             while t < result.duration_s - 1e-9:
                 t1 = min(t + slo.window_s, result.duration_s)
                 ws = window_stats(rec, t, t1, result.started_at, qs)
-                reasons = _breaches(ws, slo)
+                reasons = breaches(ws, slo)
                 win_results.append(WindowResult(stats=ws, breached=bool(reasons), reasons=reasons))
                 t = t1
         for s in range(math.ceil(result.duration_s - 1e-9)):
             ws = window_stats(rec, s, min(s + 1.0, result.duration_s), result.started_at, qs)
-            if ws.scheduled and _breaches(ws, slo):
+            if ws.scheduled and breaches(ws, slo):
                 breach_s += 1
                 t0 = result.started_at + s
                 if intervals and abs(intervals[-1][1] - t0) < 1e-6:
@@ -264,25 +276,73 @@ def _fmt_errors(result: LoadResult) -> str:
     return ", ".join(parts)
 
 
-def _breaches(ws: WindowStats, slo: SLO) -> list[str]:
+def _families(slo: SLO) -> list[tuple[str, dict[str, float]]]:
+    """(metric, percentile targets): end-to-end latency first, then the stream's."""
+    return [
+        ("latency", slo.latency_ms),
+        ("ttft", slo.ttft_ms),
+        ("tpot", slo.tpot_ms),
+        ("itl", slo.itl_ms),
+    ]
+
+
+_WHAT = {
+    "latency": "end-to-end latency",
+    "ttft": "time to first token",
+    "tpot": "time per output token",
+    "itl": "inter-token latency (chunk gaps)",
+}
+
+
+def _percentile_check(
+    family: str, key: str, target: float, measured: Pct, result: LoadResult
+) -> Check:
+    got = measured.get(f"p{_q(key):g}", measured.get(key))
+    if family != "latency" and result.stream is None:
+        why = f"the load was not streamed: {_WHAT[family]} cannot be observed"
+    elif got is None and measured and f"p{_q(key):g}" not in measured:
+        why = f"{key} of {_WHAT[family]} is not among the percentiles this run kept"
+    elif got is None:
+        why = "no successful request" if family == "latency" else "no successful stream"
+    else:
+        why = ""
+    return Check(
+        name=f"{family}_{key}",
+        measured=got,
+        target=target,
+        ok=got is not None and got <= target,
+        unit="ms",
+        inconclusive=bool(why) and family != "latency",
+        note=why,
+    )
+
+
+def breaches(ws: WindowStats, slo: SLO) -> list[str]:
+    """Why a window missed the SLO: a percentile target (end-to-end, TTFT, TPOT) or availability.
+    ITL is pooled over the run, so it is judged for the run and not per window."""
     out = []
-    for key, target in slo.latency_ms.items():
-        got = ws.latency_ms.get(f"p{_q(key):g}")
-        if got is not None and got > target:
-            out.append(f"latency {key} {got:g} ms > {target:g} ms")
+    per_window = {"latency": ws.latency_ms, "ttft": ws.ttft_ms, "tpot": ws.tpot_ms}
+    for family, targets in _families(slo):
+        got_by_key = per_window.get(family, {})
+        for key, target in targets.items():
+            got = got_by_key.get(f"p{_q(key):g}")
+            if got is not None and got > target:
+                out.append(f"{family} {key} {got:g} ms > {target:g} ms")
     if ws.availability is not None and ws.availability < slo.availability:
         out.append(f"availability {ws.availability:.4%} < {slo.availability:.4%}")
     return out
 
 
-def _goodput(rec: np.ndarray, duration_s: float, slo: SLO) -> float | None:
-    """Share of due requests (sent + dropped) that succeeded within every latency target."""
-    rec = rec[(rec["intended"] < duration_s) & (rec["status"] != R.NOT_SENT)]
-    if not len(rec):
+def _goodput(
+    result: LoadResult, rec: np.ndarray | None, thresholds: dict[str, float]
+) -> Goodput | None:
+    """vLLM's goodput over the due requests (sent + dropped: a drop is never good); None when
+    it cannot be observed (no records, or TTFT/TPOT thresholds on an unstreamed run)."""
+    if rec is None or (result.stream is None and {"ttft", "tpot"} & set(thresholds)):
         return None
-    threshold_s = min(slo.latency_ms.values()) / 1000.0
-    good = R.is_ok(rec["status"]) & ((rec["done"] - rec["intended"]) <= threshold_s)
-    return float(good.sum()) / len(rec)
+    rec = rec[(rec["intended"] < result.duration_s) & (rec["status"] != R.NOT_SENT)]
+    ok = R.is_ok(rec["status"])
+    return goodput_of(thresholds, rec, ok, len(rec), max(result.duration_s, 1e-9))
 
 
 def _cpu_summary(samples: Sequence[ResourceSample], result: LoadResult) -> CpuSummary:
@@ -305,4 +365,12 @@ def _cpu_summary(samples: Sequence[ResourceSample], result: LoadResult) -> CpuSu
     )
 
 
-__all__ = ["CpuSummary", "ErrorBudget", "SLAReport", "WindowResult", "evaluate", "percentiles"]
+__all__ = [
+    "CpuSummary",
+    "ErrorBudget",
+    "SLAReport",
+    "WindowResult",
+    "breaches",
+    "evaluate",
+    "percentiles",
+]

@@ -70,11 +70,12 @@ def certify(
 ) -> None:
     """Certify a deployment against an SLO profile.
 
-    Runs cold-start, probe-timing, oom-headroom, zone-failure and hpa (in that order), and writes
-    report.json, junit.xml and report.html to the run directory. Exit 0 when all pass, 1 when
-    any fails or errors, 2 on bad input or a missing prerequisite, 3 when nothing failed but a
-    scenario was inconclusive (it could not observe what it checks), 4 when every scenario was
-    skipped (nothing measured), 130 when interrupted (a partial report is still written).
+    Runs cold-start, capacity, probe-timing, oom-headroom, zone-failure and hpa (in that order),
+    and writes report.json, junit.xml and report.html to the run directory. Exit 0 when all
+    pass, 1 when any fails or errors, 2 on bad input or a missing prerequisite, 3 when nothing
+    failed but a scenario was inconclusive (it could not observe what it checks), 4 when every
+    scenario was skipped (nothing measured), 130 when interrupted (a partial report is still
+    written).
     """
     console = Console(stderr=True)
     opts = CertifyOptions(

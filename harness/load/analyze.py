@@ -22,6 +22,8 @@ from harness.load.spec import LoadSpec
 from harness.load.workload import SamplePool
 
 MAX_SCHEDULE_DELAY_P50_MS = 10.0
+#: percentiles kept for TTFT, TPOT and ITL (an SLO can only judge what the run kept)
+STREAM_PCTS = (50.0, 90.0, 95.0, 99.0, 99.9)
 MIN_ACHIEVED_FRACTION = 0.95
 MAX_DROPPED_FRACTION = 0.01
 
@@ -168,7 +170,7 @@ def goodput(
     if "ttft" in slo_ms:
         good &= (rec["first"] - rec["intended"]) * 1000 <= slo_ms["ttft"]  # NaN: not good
     if "tpot" in slo_ms:
-        good &= (np.nan_to_num(tpot_s(rec), nan=0.0) * 1000 <= slo_ms["tpot"]) & (
+        good &= (np.nan_to_num(R.tpot_s(rec), nan=0.0) * 1000 <= slo_ms["tpot"]) & (
             rec["tokens"] >= 0
         )
     n_good, n_ok = int(good.sum()), int(ok.sum())
@@ -181,27 +183,20 @@ def goodput(
     )
 
 
-def tpot_s(rec: np.ndarray) -> np.ndarray:
-    """Per request (last chunk - first chunk) / (output tokens - 1); NaN where there is no
-    second token or no timing (goodput counts those as TPOT 0, as vLLM does)."""
-    tokens = rec["tokens"]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(tokens > 1, (rec["last"] - rec["first"]) / (tokens - 1), np.nan)
-
-
 def stream_stats(ok: np.ndarray, inter_chunk_s: np.ndarray | None = None) -> StreamStats:
     """TTFT, TPOT, inter-chunk latency and output tokens of the ok (complete) streams."""
     ttft = (ok["first"] - ok["intended"])[~np.isnan(ok["first"])]
     tokens = ok["tokens"]
     known = tokens >= 0
-    tpot = tpot_s(ok)
+    tpot = R.tpot_s(ok)
     tpot = tpot[~np.isnan(tpot)]
     counted = tokens[known]
     return StreamStats(
-        ttft_ms=percentiles(ttft),
-        tpot_ms=percentiles(tpot),
+        ttft_ms=percentiles(ttft, STREAM_PCTS),
+        tpot_ms=percentiles(tpot, STREAM_PCTS),
         itl_ms=percentiles(
-            np.asarray(inter_chunk_s if inter_chunk_s is not None else [], dtype=np.float64)
+            np.asarray(inter_chunk_s if inter_chunk_s is not None else [], dtype=np.float64),
+            STREAM_PCTS,
         ),
         output_tokens=_spread(counted),
         without_usage=int((~known).sum()),
@@ -227,6 +222,8 @@ def timeline(spec: LoadSpec, rec: np.ndarray, started_at: float, duration_s: flo
         ok = R.is_ok(st)
         width = min(1.0, duration_s - i) if duration_s > i else 1.0
         d = (sel["sent"] - sel["intended"])[sent]
+        streamed = sel[ok & ~np.isnan(sel["first"])] if spec.stream else sel[:0]
+        per_token = R.tpot_s(streamed)
         out.append(
             Bucket(
                 t=float(i),
@@ -237,6 +234,10 @@ def timeline(spec: LoadSpec, rec: np.ndarray, started_at: float, duration_s: flo
                 errors=error_counts(st),
                 dropped=dropped,
                 latency_ms=percentiles((sel["done"] - sel["intended"])[ok]),
+                ttft_ms=percentiles(streamed["first"] - streamed["intended"])
+                if spec.stream
+                else {},
+                tpot_ms=percentiles(per_token[~np.isnan(per_token)]) if spec.stream else {},
                 schedule_delay_p99_ms=percentiles(d, (99.0,))["p99"],
                 rate_rps=round(int(sent.sum()) / max(width, 1e-9), 3),
                 requested_rps=round(float(requested[i]), 3) if requested is not None else None,

@@ -62,3 +62,11 @@ def status_name(code: int) -> str:
 
 def is_ok(status: np.ndarray) -> np.ndarray:
     return (status >= 200) & (status < 400)
+
+
+def tpot_s(rec: np.ndarray) -> np.ndarray:
+    """Per request (last chunk - first chunk) / (output tokens - 1); NaN where there is no
+    second token or no timing (goodput counts those as TPOT 0, as vLLM does)."""
+    tokens = rec["tokens"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(tokens > 1, (rec["last"] - rec["first"]) / (tokens - 1), np.nan)

@@ -57,15 +57,9 @@ class WindowStats(BaseModel):
     dropped: int
     availability: float | None = Field(description="ok / (requests + dropped); None when empty")
     latency_ms: Pct
+    ttft_ms: Pct = Field(default_factory=dict, description="ok streams; empty without streams")
+    tpot_ms: Pct = Field(default_factory=dict, description="ok streams of more than one token")
     rate_rps: float
-
-    def meets(self, latency_targets: dict[str, float], availability: float) -> bool:
-        """True when every latency target and the availability target hold in this window."""
-        for key, target in latency_targets.items():
-            got = self.latency_ms.get(key)
-            if got is not None and got > target:
-                return False
-        return self.availability is None or self.availability >= availability
 
 
 class Bucket(BaseModel):
@@ -77,6 +71,8 @@ class Bucket(BaseModel):
     errors: dict[str, int]
     dropped: int
     latency_ms: Pct
+    ttft_ms: Pct = Field(default_factory=dict, description="ok streams; empty without streams")
+    tpot_ms: Pct = Field(default_factory=dict)
     schedule_delay_p99_ms: float | None
     rate_rps: float
     requested_rps: float | None
@@ -218,6 +214,13 @@ def window_stats(
     ok = int(ok_mask.sum())
     denom = requests + dropped
     lat = (sel["done"] - sel["intended"])[ok_mask]
+    streamed = sel[ok_mask & ~np.isnan(sel["first"])]
+    ttft: Pct = {}
+    tpot: Pct = {}
+    if len(streamed):
+        ttft = percentiles(streamed["first"] - streamed["intended"], qs)
+        per_token = R.tpot_s(streamed)
+        tpot = percentiles(per_token[~np.isnan(per_token)], qs)
     width = max(b - a, 1e-9)
     return WindowStats(
         t0=started_at + a,
@@ -229,5 +232,7 @@ def window_stats(
         dropped=dropped,
         availability=(ok / denom) if denom else None,
         latency_ms=percentiles(lat, qs),
+        ttft_ms=ttft,
+        tpot_ms=tpot,
         rate_rps=round(requests / width, 3),
     )

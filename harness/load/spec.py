@@ -291,7 +291,8 @@ class LoadSpec(BaseModel):
         shape: Shape | str | None = None,
         **overrides: Any,
     ) -> LoadSpec:
-        """Open-loop spec from `profile.load` (request body from `profile.load.request`).
+        """Open-loop spec from `profile.load` (request body from `profile.load.request`); it
+        streams when the profile's SLO has a stream target, and computes its goodput.
 
         `shape="spike"` (or a Shape of kind spike without phases) takes the phases and factor
         from `profile.spike`; the duration then becomes baseline + spike + after.
@@ -315,9 +316,13 @@ class LoadSpec(BaseModel):
         duration = load.duration_s
         if shape is not None and shape.natural_duration() is not None:
             duration = shape.natural_duration()  # type: ignore[assignment]
+        slo = profile.slo
         kwargs: dict[str, Any] = {
             "target": target,
             "body": body,
+            # the SLO decides what must be observed: TTFT / TPOT / ITL need a stream
+            "stream": slo.streamed,
+            "goodput": slo.goodput.thresholds() if slo.goodput else {},
             "rate_rps": load.baseline_rps,
             "duration_s": duration,
             "arrival": load.arrival,

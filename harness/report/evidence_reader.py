@@ -36,6 +36,8 @@ class LoadSeries:
     offered: list[float | None] = field(default_factory=list)  # the schedule's rate
     errors: list[float] = field(default_factory=list)
     latency: dict[str, list[float | None]] = field(default_factory=dict)  # p50/p90/p99 -> ms
+    ttft: dict[str, list[float | None]] = field(default_factory=dict)  # streams only
+    tpot: dict[str, list[float | None]] = field(default_factory=dict)
 
 
 @dataclass
@@ -51,6 +53,7 @@ class Evidence:
     resources: list[dict[str, Any]] = field(default_factory=list)
     nodes: list[dict[str, Any]] = field(default_factory=list)
     cold_start: dict[str, Any] | None = None
+    capacity_sweep: list[dict[str, Any]] = field(default_factory=list)  # checks.json measurement
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -131,6 +134,13 @@ def parse_load(data: Any, label: str) -> LoadSeries | None:
         for p in ("p50", "p90", "p99"):
             value = lat.get(p) if isinstance(lat, dict) else row.get(f"{p}_ms", row.get(p))
             series.latency.setdefault(p, []).append(_num(value))
+        for key, into in (("ttft_ms", series.ttft), ("tpot_ms", series.tpot)):
+            pct = row.get(key)
+            for p in ("p50", "p90"):
+                into.setdefault(p, []).append(_num(pct.get(p)) if isinstance(pct, dict) else None)
+    for into in (series.ttft, series.tpot):  # an unstreamed run has no stream series
+        for p in [p for p, values in into.items() if all(v is None for v in values)]:
+            del into[p]
     return series if series.time else None
 
 
@@ -154,4 +164,9 @@ def read_evidence(scenario_dir: Path) -> Evidence:
     if isinstance(cold, list):
         cold = {"starts": cold}
     ev.cold_start = cold if isinstance(cold, dict) else None
+    checks = _read_json(scenario_dir / names.CHECKS, ev.problems)
+    if isinstance(checks, dict):
+        sweep = (checks.get("measurements") or {}).get("capacity_sweep")
+        if isinstance(sweep, list):
+            ev.capacity_sweep = [r for r in sweep if isinstance(r, dict)]
     return ev

@@ -66,7 +66,7 @@ def build_views(report: Report, run_dir: Path) -> list[ScenarioView]:
             result.name,
             ev,
             run_dir / names.PLOTS_DIR,
-            slo_ms=_profile_get(content, "slo", "latency_ms") or {},
+            slo=_profile_get(content, "slo") or {},
             headroom=_profile_get(content, "memory", "headroom"),
             cold_start_target_s=_profile_get(content, "cold_start", "p95_s"),
         )

@@ -130,6 +130,97 @@ def plot_load(ev: Evidence, t0: float, path: Path, slo_ms: dict[str, float]) -> 
     return _save(fig, path)
 
 
+def plot_stream(ev: Evidence, t0: float, path: Path, slo: dict[str, Any]) -> Path | None:
+    """TTFT and TPOT per second (streamed runs), with the SLO's targets and the faults."""
+    streamed = [s for s in ev.loads if s.ttft or s.tpot]
+    if not streamed:
+        return None
+    fig = Figure(figsize=(9, 5))
+    ttft_ax, tpot_ax = fig.subplots(2, 1, sharex=True)
+    for series in streamed:
+        xs = [t - t0 for t in series.time]
+        prefix = f"{series.label} " if len(streamed) > 1 else ""
+        for ax, by_p in ((ttft_ax, series.ttft), (tpot_ax, series.tpot)):
+            for p, values in by_p.items():
+                pts = [(x, v) for x, v in zip(xs, values, strict=False) if v is not None]
+                if pts:
+                    ax.plot(*zip(*pts, strict=True), label=f"{prefix}{p}", linewidth=1)
+    for ax, key, what in (
+        (ttft_ax, "ttft_ms", "time to first token (ms)"),
+        (tpot_ax, "tpot_ms", "time per output token (ms)"),
+    ):
+        for p, target in (slo.get(key) or {}).items():
+            ax.axhline(
+                target, color="black", linestyle=":", linewidth=1, label=f"SLO {p} {target:g} ms"
+            )
+        _mark_faults(ax, ev.faults, t0, label=ax is ttft_ax)
+        ax.set_ylabel(what)
+        ax.set_ylim(bottom=0)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="upper left")
+    ttft_ax.set_title("Streams over time: TTFT and TPOT per second")
+    tpot_ax.set_xlabel(f"seconds since {wall_clock(t0)}")
+    return _save(fig, path)
+
+
+def plot_capacity(ev: Evidence, path: Path, slo: dict[str, Any]) -> Path | None:
+    """The capacity sweep: offered rate vs achieved, goodput, and the latency percentiles the
+    SLO targets; the capacity is the last step that held."""
+    rows = [r for r in ev.capacity_sweep if _num(r.get("requested_rps")) is not None]
+    if not rows:
+        return None
+    xs = [float(r["requested_rps"]) for r in rows]
+    fig = Figure(figsize=(9, 5))
+    rate_ax, lat_ax = fig.subplots(2, 1, sharex=True, height_ratios=[2, 3])
+    rate_ax.plot(xs, xs, color="tab:gray", linestyle="--", linewidth=1, label="offered")
+    rate_ax.plot(xs, [_num(r.get("achieved_rps")) for r in rows], marker="o", label="achieved")
+    rate_ax.set_ylabel("req/s")
+    goods = [
+        (x, g) for x, r in zip(xs, rows, strict=True) if (g := _num(r.get("goodput"))) is not None
+    ]
+    if goods:
+        good_ax = rate_ax.twinx()
+        good_ax.plot(*zip(*goods, strict=True), color="tab:green", marker="s", label="goodput")
+        good_ax.set_ylim(0, 1.05)
+        good_ax.set_ylabel("goodput")
+        good_ax.legend(fontsize=7, loc="lower right")
+    rate_ax.legend(fontsize=7, loc="upper left")
+    for key, label in (("latency_ms", "E2E"), ("ttft_ms", "TTFT"), ("tpot_ms", "TPOT")):
+        targets = slo.get(key) or {}
+        for p in targets or ({"p90": None} if key == "latency_ms" else {}):
+            pts = [
+                (x, v)
+                for x, r in zip(xs, rows, strict=True)
+                if (v := _num((r.get(key) or {}).get(p))) is not None
+            ]
+            if pts:
+                line = lat_ax.plot(*zip(*pts, strict=True), marker="o", label=f"{label} {p}")[0]
+                if targets.get(p) is not None:
+                    lat_ax.axhline(targets[p], color=line.get_color(), linestyle=":", linewidth=1)
+    held = [x for x, r in zip(xs, rows, strict=True) if r.get("slo_held")]
+    for ax in (rate_ax, lat_ax):
+        if held:
+            ax.axvline(max(held), color="tab:green", linewidth=1.2)
+    if held:
+        lat_ax.annotate(
+            f"capacity {max(held):g} req/s",
+            (max(held), 1.0),
+            xycoords=("data", "axes fraction"),
+            rotation=90,
+            va="top",
+            ha="right",
+            fontsize=7,
+            color="tab:green",
+        )
+    lat_ax.set_ylabel("latency (ms); dotted: SLO")
+    lat_ax.set_yscale("log")
+    lat_ax.set_xlabel("offered rate, one replica (req/s)")
+    if lat_ax.get_legend_handles_labels()[0]:
+        lat_ax.legend(fontsize=7, loc="upper left")
+    rate_ax.set_title("Capacity sweep: rate vs achieved, goodput and latency")
+    return _save(fig, path)
+
+
 def wall_clock(epoch: float) -> str:
     """An epoch time as the UTC wall-clock time a person reads (date, time, zone)."""
     import datetime
@@ -389,14 +480,20 @@ def scenario_plots(
     ev: Evidence,
     plots_dir: Path,
     *,
-    slo_ms: dict[str, float] | None = None,
+    slo: dict[str, Any] | None = None,
     headroom: float | None = None,
     cold_start_target_s: float | None = None,
 ) -> list[Plot]:
     """Every plot the evidence allows; a plot that fails to draw is skipped, not fatal."""
     t0 = time_origin(ev)
     makers: list[tuple[str, str, Callable[[Path], Path | None]]] = [
-        ("load", "Latency and errors over time", lambda p: plot_load(ev, t0, p, slo_ms or {})),
+        (
+            "load",
+            "Latency and errors over time",
+            lambda p: plot_load(ev, t0, p, (slo or {}).get("latency_ms") or {}),
+        ),
+        ("stream", "Streams: TTFT and TPOT over time", lambda p: plot_stream(ev, t0, p, slo or {})),
+        ("capacity", "Capacity sweep", lambda p: plot_capacity(ev, p, slo or {})),
         ("replicas", "Replicas over time", lambda p: plot_replicas(ev, t0, p)),
         ("memory", "Memory vs limit", lambda p: plot_memory(ev, t0, p, headroom)),
         (

@@ -65,8 +65,8 @@ LEGACY = {HPA_HISTORY: "hpa.json"}
 LOAD_RUN = "load"
 OVERLOAD_RUN = "overload"  # oom-headroom, past peak
 HANG_LOAD_RUN = "hang_load"  # probe-timing, while a replica hangs
-CAPACITY_RUN = "capacity"  # hpa, the open-loop sweep
-CAPACITY_BURST_RUN = "capacity_burst"  # hpa, the closed-loop burst before it
+CAPACITY_RUN = "capacity"  # capacity (or hpa's short way), the open-loop sweep
+CAPACITY_BURST_RUN = "capacity_burst"  # the closed-loop burst before it
 
 # game days -----------------------------------------------------------------------------------
 GAMEDAY_DIR = "gameday"  # also the verdict's name: the report reads `<run-dir>/<name>/`

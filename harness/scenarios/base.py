@@ -23,9 +23,11 @@ from harness.profile import Profile
 from harness.run import evidence
 from harness.verdict import Verdict
 
-# name -> "module:function"; order is the certification order (cold-start feeds probe-timing).
+# name -> "module:function"; order is the certification order (cold-start feeds probe-timing,
+# capacity feeds zone-failure and hpa).
 SCENARIOS: dict[str, str] = {
     "cold-start": "harness.scenarios.cold_start:run",
+    "capacity": "harness.scenarios.capacity:run",
     "probe-timing": "harness.scenarios.probe_timing:run",
     "oom-headroom": "harness.scenarios.oom_headroom:run",
     "zone-failure": "harness.scenarios.zone_failure:run",

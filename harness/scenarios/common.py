@@ -179,6 +179,23 @@ def error_budget(requests: int, errors: int, slo: SLO) -> dict[str, Any]:
     }
 
 
+def stream_summary(result: LoadResult, slo: SLO) -> dict[str, Any]:
+    """The run's TTFT / TPOT / ITL percentiles and its goodput against the SLO's thresholds:
+    reported beside availability and the error budget (empty for an unstreamed run without a
+    goodput SLO)."""
+    from harness.sla import evaluate
+
+    out: dict[str, Any] = {}
+    if result.stream is not None:
+        st = result.stream
+        out.update({"ttft_ms": st.ttft_ms, "tpot_ms": st.tpot_ms, "itl_ms": st.itl_ms})
+    if slo.goodput is not None:
+        g = evaluate(result, slo, windows=False, check_rate=False).goodput
+        out["goodput"] = g.attainment if g else None
+        out["goodput_slo_ms"] = slo.goodput.thresholds()
+    return out
+
+
 def load_validity_check(
     result: LoadResult, what: str = "load generator", name: str = "load_valid"
 ) -> Check:

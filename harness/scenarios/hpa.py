@@ -1,11 +1,11 @@
 """hpa: baseline -> spike -> baseline; does the autoscaler add capacity fast enough, and well?
 
 The spike must need more replicas than the scenario starts with, or it tests nothing. So the
-per-replica capacity is measured in the run first (one Ready replica, the spike's request: a
-closed-loop burst finds its saturated throughput, then an open-loop step sweep up to it finds
-the highest rate at which the SLA still holds). The spike is `spike.factor` x baseline, raised
-to `capacity x (initial replicas + SPIKE_EXTRA_REPLICAS)` when the initial replicas could
-carry that. A capacity declared in the profile is a fallback the verdict names as such.
+per-replica capacity comes from the capacity scenario of this run (or, when it did not run, is
+measured here the short way, named so; harness.scenarios.capacity). The spike is
+`spike.factor` x baseline, raised to `capacity x (initial replicas + SPIKE_EXTRA_REPLICAS)` when
+the initial replicas could carry that. A capacity declared in the profile is a fallback the
+verdict names as such.
 
 Measured: time from the spike's start to the first scale-up decision (SuccessfulRescale event,
 else the HPA status history) and to the first new replica Ready (vs `spike.scale_out_s`),
@@ -21,18 +21,17 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
-from harness.backends.base import Backend, BackendError
+from harness.backends.base import Backend
 from harness.backends.observe import FaultKind, FaultRecord
-from harness.errors import InputError
 from harness.load.spec import Shape
-from harness.profile import RequestShape
 from harness.run import evidence
 from harness.scenarios import common
 from harness.scenarios.base import ScenarioContext
+from harness.scenarios.capacity import capacity_per_replica, sizing_request
 from harness.scenarios.cold_start import start_timeout_s
+from harness.sla import breaches
 from harness.verdict import Check, Verdict
 
 NAME = "hpa"
@@ -51,12 +50,6 @@ CHECKS = (
 SPIKE_DELIVERED_MIN = 0.95  # achieved / requested rate during the spike
 #: a spike sized from capacity asks for this share of one replica more than the initial ones carry
 SPIKE_EXTRA_REPLICAS = 0.3
-CAPACITY_USERS = 16  # closed loop: enough in flight to fill one replica's batches
-CAPACITY_BURST_S = 3.0
-CAPACITY_STEPS = 8  # open-loop sweep from CAPACITY_FROM x the burst's throughput up to all of it
-CAPACITY_STEP_S = 3.0
-CAPACITY_FROM = 0.3
-STEP_DELIVERED_MIN = 0.9
 
 
 def run(ctx: ScenarioContext) -> Verdict:
@@ -77,7 +70,7 @@ def run(ctx: ScenarioContext) -> Verdict:
         return _finish(ctx, checks, faults, meas)
     max_r = int(hpa.get("spec", {}).get("maxReplicas", 1))
     min_r = int(hpa.get("spec", {}).get("minReplicas", 1))
-    capacity = capacity_per_replica(ctx)
+    capacity = capacity_per_replica(ctx)  # the capacity scenario, else the short way
     meas.update(
         {
             "capacity_rps_per_replica": capacity.rps,
@@ -115,139 +108,10 @@ def _finish(
         checks,
         faults,
         meas,
-        loads=(evidence.LOAD_RUN, evidence.CAPACITY_RUN),
+        loads=(evidence.LOAD_RUN, evidence.CAPACITY_BURST_RUN, evidence.CAPACITY_RUN),
         caveats=caveats,
         report_only=("replica_timeline", "model", "capacity_sweep"),
     )
-
-
-def spike_request(ctx: ScenarioContext) -> RequestShape:
-    return ctx.profile.spike.request or ctx.profile.load.request
-
-
-# --------------------------------------------------------------------------------------------
-# capacity
-
-
-@dataclass
-class Capacity:
-    # SLA-compatible requests/s of one replica; None: neither measured nor declared
-    rps: float | None
-    source: str
-    sweep: list[dict[str, Any]]
-
-
-def capacity_per_replica(ctx: ScenarioContext) -> Capacity:
-    """Measured earlier in this run > measured here > declared in the profile (fallback, named).
-
-    Measured on a deployment of its own (one replica, no HPA), so that the sweep neither makes
-    the HPA scale before the spike nor shares the machine with the other replicas."""
-    if ctx.measured.get("capacity_rps_per_replica"):
-        return Capacity(
-            float(ctx.measured["capacity_rps_per_replica"]), "measured earlier in this run", []
-        )
-    try:
-        with ctx.deploy(common.without_hpa(ctx.bundle, replicas=1), wait=False) as backend:
-            failed = common.rollout_ready_check(backend, 1, start_timeout_s(ctx) * 2)
-            if failed:
-                raise BackendError(f"the one-replica deployment did not get Ready: {failed.note}")
-            cap = measure_capacity(ctx, backend)
-    except (BackendError, InputError, OSError, ValueError) as err:
-        declared = ctx.profile.spike.capacity_rps_per_replica
-        why = f"could not be measured ({type(err).__name__}: {err})"
-        if declared:
-            return Capacity(float(declared), f"declared in the profile: {why}", [])
-        return Capacity(None, f"unknown: {why}, and the profile declares none", [])
-    ctx.measured["capacity_rps_per_replica"] = cap.rps
-    return cap
-
-
-def measure_capacity(ctx: ScenarioContext, backend: Backend) -> Capacity:
-    """One Ready replica, straight to its pod URL: the highest open-loop rate whose window held
-    the SLA (latency targets and availability), on a sweep up to its saturated throughput."""
-    slo = ctx.profile.slo
-    pod = sorted(p.name for p in backend.pods() if p.ready)[0]
-    url = backend.pod_url(pod).rstrip("/")
-    body = common.body_for(spike_request(ctx))
-    common_kw = {
-        "shape": None,
-        "target": url,
-        "allow_targets": [url],
-        "body": body,
-        "arrival": "constant",
-    }
-    burst = common.run_load(
-        ctx,
-        common.load_spec(
-            ctx,
-            backend,
-            mode="closed",
-            users=CAPACITY_USERS,
-            duration_s=CAPACITY_BURST_S,
-            **common_kw,
-        ),
-        evidence.CAPACITY_BURST_RUN,
-    )
-    saturated = burst.ok / max(burst.duration_s, 1e-6)
-    if saturated <= 0:
-        raise ValueError(
-            f"pod {pod} served nothing to {CAPACITY_USERS} users: errors {burst.errors}"
-        )
-    start = saturated * CAPACITY_FROM
-    shape = Shape(
-        kind="step", factor=1 / CAPACITY_FROM, steps=CAPACITY_STEPS, step_s=CAPACITY_STEP_S
-    )
-    res = common.run_load(
-        ctx,
-        common.load_spec(
-            ctx,
-            backend,
-            mode="open",
-            rate_rps=start,
-            duration_s=CAPACITY_STEPS * CAPACITY_STEP_S,
-            **{**common_kw, "shape": shape},
-        ),
-        evidence.CAPACITY_RUN,
-    )
-    ts, rates = shape.breakpoints(start, CAPACITY_STEPS * CAPACITY_STEP_S)
-    sweep: list[dict[str, Any]] = []
-    best: float | None = None
-    for i in range(CAPACITY_STEPS):
-        t0, rate = ts[2 * i], rates[2 * i]
-        w = res.window(res.started_at + t0, res.started_at + t0 + CAPACITY_STEP_S)
-        held = (
-            w.meets(slo.latency_ms, slo.availability)
-            and w.requests >= STEP_DELIVERED_MIN * w.scheduled
-        )
-        sweep.append(
-            {
-                "requested_rps": round(rate, 2),
-                "delivered_rps": round(w.rate_rps, 2),
-                "latency_ms": w.latency_ms,
-                "errors": w.errors,
-                "dropped": w.dropped,
-                "sla_held": held,
-            }
-        )
-        if not held:
-            break
-        best = rate
-    how = (
-        f"measured here on pod {pod}: {CAPACITY_USERS} closed-loop users saturate at "
-        f"{saturated:.1f} req/s; open-loop steps of {CAPACITY_STEP_S:g}s from {start:.1f} req/s"
-    )
-    if best is None:  # the SLA broke at the lowest step: capacity is below it
-        return Capacity(
-            round(start, 2),
-            how + f"; the SLA broke at the first step (capacity <= {start:.1f})",
-            sweep,
-        )
-    top = (
-        "; the SLA held up to saturation"
-        if len(sweep) == CAPACITY_STEPS and sweep[-1]["sla_held"]
-        else ""
-    )
-    return Capacity(round(best, 2), how + f"; the SLA held up to {best:.1f} req/s" + top, sweep)
 
 
 def size_spike(
@@ -325,7 +189,7 @@ def spike_phase(
         spike_s=sp.spike_s,
         after_s=sp.after_s,
     )
-    spec = common.load_spec(ctx, backend, shape=shape, body=common.body_for(spike_request(ctx)))
+    spec = common.load_spec(ctx, backend, shape=shape, body=common.body_for(sizing_request(ctx)))
     needed = max(1, math.ceil(spike_rate / capacity)) if capacity else None
     t_before = time.time()
     with ReplicaWatcher(backend) as watch:
@@ -333,7 +197,7 @@ def spike_phase(
         time.sleep(1.0)
     spike_t0 = result.started_at + sp.baseline_s
     spike_t1 = spike_t0 + sp.spike_s
-    spike_win = result.window(spike_t0, spike_t1)
+    spike_win = result.window(spike_t0, spike_t1, ctx.profile.slo.percentiles())
     delivered = spike_win.rate_rps / spike_rate if spike_rate else 0.0
     faults.append(
         FaultRecord(
@@ -389,7 +253,10 @@ def spike_phase(
             "flaps_on_way_down": flaps,
             "rescale_events": [e.message for e in rescales],
             "spike_latency_ms": spike_win.latency_ms,
+            "spike_ttft_ms": spike_win.ttft_ms,
+            "spike_tpot_ms": spike_win.tpot_ms,
             "spike_errors": spike_win.errors,
+            **common.stream_summary(result, ctx.profile.slo),
             "replica_timeline": watch.samples,
             "model": predicted(ctx, capacity, initial, spike_rate),
         }
@@ -492,8 +359,8 @@ def breach_seconds(ctx: ScenarioContext, result: Any, since: float) -> dict[str,
     bad: list[float] = []
     t = since
     while t < result.end_epoch - 1e-6:
-        w = result.window(t, min(t + 1.0, result.end_epoch))
-        if w.requests + w.dropped and not w.meets(slo.latency_ms, slo.availability):
+        w = result.window(t, min(t + 1.0, result.end_epoch), slo.percentiles())
+        if w.requests + w.dropped and breaches(w, slo):
             bad.append(round(t - since, 1))
         t += 1.0
     detail = (

@@ -216,6 +216,7 @@ def full_load_phase(
         "latency_ms": result.latency_ms,
         "errors": result.errors,
         "error_budget": budget,
+        **common.stream_summary(result, prof.slo),
         "replaced_pod": victim,
         "replacement_ready": replaced_ok,
         "unready_by_pod": unready.last,

@@ -157,6 +157,8 @@ def outage_phase(
             if t_restored is None
             else round(t_restored - t_fault, 2),
             "sla_recovered_s": recovery,
+            **common.stream_summary(result, prof.slo),
+            **_survivors_capacity(ctx, replicas - len(before.get(zone or "", []))),
         }
     )
     zones_used = [zz for zz in before if zz != "<unscheduled>"]
@@ -211,6 +213,22 @@ def outage_phase(
             f"{prof.slo.availability})",
         ),
     ]
+
+
+def _survivors_capacity(ctx: ScenarioContext, survivors: int) -> dict[str, Any]:
+    """What the replicas outside the lost zone can carry at the capacity measured in this run
+    (the capacity scenario), beside the baseline they must carry: evidence for the verdict."""
+    cap = ctx.measured.get("capacity")
+    rps = getattr(cap, "rps", None)
+    if rps is None:
+        return {"survivors_capacity": "capacity not measured in this run"}
+    carry = round(rps * survivors, 2)
+    base = ctx.profile.load.baseline_rps
+    return {
+        "survivors_capacity_rps": carry,
+        "survivors_capacity": f"{survivors} replica(s) x {rps:g} req/s = {carry:g} req/s vs "
+        f"{base:g} req/s baseline" + ("" if carry >= base else ": short until replacements serve"),
+    }
 
 
 def handle_end(handle: Any, t_fault: float, fault_at_s: float, duration: float) -> float:

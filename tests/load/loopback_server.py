@@ -5,7 +5,10 @@ Behaviour by flags: fixed delay per request, a freeze window (every request arri
 status cycle (e.g. 200,429,503,200) applied per request in arrival order. With `--sse N`, a 200
 is an OpenAI-style stream: N content chunks `--gap-ms` apart after the delay, a usage chunk
 (`--usage-tokens`, default N), then `data: [DONE]`; `--sse-end error` ends with an SSE error
-event instead, `--sse-end cut` closes the stream without `[DONE]`.
+event instead, `--sse-end cut` closes the stream without `[DONE]`. `--stall-every K --stall-ms
+S`: every Kth stream (in arrival order) waits S ms instead of the gap before its middle chunk.
+`--log FILE`: one JSON line per stream, the epoch times its request arrived and each chunk was
+written (the truth a client's measurement is compared with).
 """
 
 from __future__ import annotations
@@ -28,10 +31,14 @@ def main() -> None:
     ap.add_argument("--usage-tokens", type=int, default=None)
     ap.add_argument("--sse-end", choices=["done", "error", "cut"], default="done")
     ap.add_argument("--sse-from-body", action="store_true", help="N = the body's max_tokens")
+    ap.add_argument("--stall-every", type=int, default=0)
+    ap.add_argument("--stall-ms", type=float, default=0.0)
+    ap.add_argument("--log", default=None)
     args = ap.parse_args()
     cycle = itertools.cycle(int(s) for s in args.statuses.split(","))
     lock = threading.Lock()
     first: list[float] = []
+    streams = itertools.count(1)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -40,6 +47,7 @@ def main() -> None:
             pass
 
         def _handle(self) -> None:
+            self.received = time.time()
             n = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(n) if n else b""
             self.chunks_to_send = args.sse
@@ -75,12 +83,18 @@ def main() -> None:
             self.send_header("Connection", "close")
             self.end_headers()
 
+            written: list[float] = []
+
             def event(payload: str) -> None:
                 self.wfile.write(f"data: {payload}\n\n".encode())
                 self.wfile.flush()
+                written.append(time.time())
 
+            stalled = bool(args.stall_every) and next(streams) % args.stall_every == 0
             for i in range(self.chunks_to_send):
-                if i and args.gap_ms:
+                if stalled and i == self.chunks_to_send // 2:
+                    time.sleep(args.stall_ms / 1000)
+                elif i and args.gap_ms:
                     time.sleep(args.gap_ms / 1000)
                 event('{"choices":[{"index":0,"text":"t","finish_reason":null}]}')
             if args.sse_end == "error":
@@ -91,6 +105,14 @@ def main() -> None:
             if args.sse_end != "cut":
                 event("[DONE]")
             self.close_connection = True
+            if args.log:
+                import json
+
+                line = json.dumps(
+                    {"received": self.received, "chunks": written[: self.chunks_to_send]}
+                )
+                with lock, open(args.log, "a") as f:
+                    f.write(line + "\n")
 
         do_GET = _handle
         do_POST = _handle

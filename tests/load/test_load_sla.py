@@ -13,7 +13,7 @@ from harness.load import records as R
 from harness.load.analyze import build_result
 from harness.load.result import LoadResult
 from harness.load.runner import write_result
-from harness.profile import SLO
+from harness.profile import SLO, GoodputSLO
 from harness.sla import evaluate
 
 T0 = 1_700_000_000.0
@@ -50,7 +50,7 @@ def test_a_healthy_run_passes_every_check() -> None:
     names = {c.name for c in rep.checks}
     assert {"latency_p90", "availability", "achieved_rate", "generator_valid"} <= names
     assert rep.breach_seconds == 0 and len(rep.windows) == 2
-    assert rep.error_budget.burned_errors == 0 and rep.goodput == 1.0
+    assert rep.error_budget.burned_errors == 0 and rep.goodput is None  # no goodput SLO
     assert rep.verdict("steady", "local").status == "pass"
 
 
@@ -91,7 +91,7 @@ def test_an_invalid_generator_run_never_passes() -> None:
 
 
 def test_rate_goodput_and_cpu_checks() -> None:
-    slo = SLO_.model_copy(update={"goodput_min": 0.95})
+    slo = SLO_.model_copy(update={"goodput": GoodputSLO(e2el_ms=300.0, min_attainment=0.95)})
     lat = np.full(500, 0.1)
     lat[:50] = 0.5
     res = _result(lat, rate=50.0)
@@ -147,3 +147,88 @@ def test_evaluate_from_a_written_load_json(tmp_path: Path) -> None:
     assert again.records_path == str(tmp_path / "records.npy")
     rep = evaluate(again, SLO_.model_copy(update={"latency_ms": {"p99.9": 150.0}}))
     assert rep.passed
+
+
+def _streamed(
+    ttft_s: np.ndarray, tpot_s: float, tokens: int = 9, rate: float = 100.0
+) -> LoadResult:
+    """Streams of `tokens` tokens: first token `ttft_s` after the intended time, then one every
+    `tpot_s` (so the end-to-end latency is ttft + (tokens - 1) x tpot)."""
+    spec = LoadSpec(
+        target="http://127.0.0.1:1",
+        rate_rps=rate,
+        duration_s=len(ttft_s) / rate,
+        arrival="constant",
+        stream=True,
+        body={"prompt": "x", "max_tokens": tokens},
+    )
+    rec = R.empty(len(ttft_s))
+    rec["intended"] = np.arange(len(ttft_s)) / rate
+    rec["sent"] = rec["intended"] + 0.001
+    rec["first"] = rec["intended"] + ttft_s
+    rec["last"] = rec["first"] + (tokens - 1) * tpot_s
+    rec["done"] = rec["last"] + 0.0005
+    rec["chunks"] = tokens
+    rec["tokens"] = tokens
+    rec["status"] = 200
+    res = build_result(spec, rec, started_at=T0, duration_s=len(ttft_s) / rate)
+    res.attach_records(rec)
+    return res
+
+
+STREAM_SLO = SLO_.model_copy(
+    update={"ttft_ms": {"p90": 100.0}, "tpot_ms": {"p90": 20.0}, "latency_ms": {}}
+)
+
+
+def test_ttft_and_tpot_targets_judge_streams_per_window() -> None:
+    ttft = np.full(1000, 0.05)
+    ttft[600:700] = 0.4  # second 6: the first token is late, the stream then runs at speed
+    rep = evaluate(_streamed(ttft, 0.01), STREAM_SLO)
+    by = {c.name: c for c in rep.checks}
+    assert by["ttft_p90"].ok and by["ttft_p90"].measured == pytest.approx(50.0)
+    assert by["tpot_p90"].ok and by["tpot_p90"].measured == pytest.approx(10.0)
+    assert rep.breach_seconds == 1 and rep.breach_intervals == [(T0 + 6, T0 + 7)]
+    assert "ttft p90 400 ms > 100 ms" in rep.windows[1].reasons
+    slow = evaluate(_streamed(np.full(1000, 0.05), 0.03), STREAM_SLO)  # 30 ms per token
+    assert not next(c for c in slow.checks if c.name == "tpot_p90").ok
+    assert slow.breach_seconds == 10
+
+
+def test_stream_targets_on_an_unstreamed_run_are_inconclusive_not_passed() -> None:
+    slo = STREAM_SLO.model_copy(update={"itl_ms": {"p99": 50.0}})
+    rep = evaluate(_result(np.full(1000, 0.1)), slo)
+    unobserved = {c.name for c in rep.checks if c.inconclusive}
+    assert unobserved == {"ttft_p90", "tpot_p90", "itl_p99"} and not rep.passed
+    assert rep.verdict("steady", "local").status == "inconclusive"
+
+
+def test_goodput_follows_vllm_per_request_thresholds() -> None:
+    ttft = np.full(1000, 0.05)
+    ttft[:30] = 0.3  # 3 % miss the TTFT threshold
+    res = _streamed(ttft, 0.01)
+    res.records()["status"][30:40] = 503  # 1 % fail
+    good = GoodputSLO(ttft_ms=200.0, tpot_ms=15.0, min_attainment=0.95)
+    rep = evaluate(res, SLO_.model_copy(update={"goodput": good, "latency_ms": {}}))
+    check = next(c for c in rep.checks if c.name == "goodput")
+    assert check.ok and check.measured == pytest.approx(0.96)
+    assert rep.goodput is not None and rep.goodput.good == 960
+    strict = good.model_copy(update={"min_attainment": 0.97})
+    assert not next(
+        c
+        for c in evaluate(res, SLO_.model_copy(update={"goodput": strict})).checks
+        if c.name == "goodput"
+    ).ok
+    unstreamed = evaluate(_result(np.full(1000, 0.1)), SLO_.model_copy(update={"goodput": good}))
+    assert next(c for c in unstreamed.checks if c.name == "goodput").inconclusive
+
+
+def test_slo_fields_fail_with_a_clear_message() -> None:
+    with pytest.raises(ValueError, match="goodput_min was replaced by goodput"):
+        SLO.model_validate({"goodput_min": 0.9})
+    with pytest.raises(ValueError, match="at least one of ttft_ms"):
+        GoodputSLO(min_attainment=0.9)
+    with pytest.raises(ValueError, match="ttft_ms key 'p1x'"):
+        SLO(ttft_ms={"p1x": 1.0})
+    assert SLO(ttft_ms={"p99": 1.0}).streamed and not SLO().streamed
+    assert SLO(goodput=GoodputSLO(ttft_ms=1, min_attainment=0.5)).streamed

@@ -117,3 +117,37 @@ def test_the_load_engines_own_timeline_gives_offered_and_achieved_rates(tmp_path
     ev.loads = [s]
     assert plot_load(ev, s.time[0], tmp_path / "load.png", {}) is not None
     assert wall_clock(1796143682.5) == "2026-12-01 16:48:02 UTC"
+
+
+def test_streamed_timelines_and_the_capacity_sweep_are_drawn(tmp_path):
+    """TTFT / TPOT per second come from a streamed load.json (an unstreamed one draws no stream
+    figure); the capacity sweep is read from the scenario's checks.json."""
+    import json
+
+    from harness.report.plots import scenario_plots
+
+    row = {"t": 0.0, "rate_rps": 9.0, "errors": {}, "latency_ms": {"p90": 200.0}}
+    streamed = {
+        "started_at": 1796143682.5,
+        "timeline": [
+            {**row, "ttft_ms": {"p50": 50.0, "p90": 60.0}, "tpot_ms": {"p50": 7.0, "p90": 9.0}},
+            {**row, "t": 1.0, "ttft_ms": {}, "tpot_ms": {}},  # a second with no ok stream
+        ],
+    }
+    s = parse_load(streamed, "load")
+    assert s is not None and s.ttft == {"p50": [50.0, None], "p90": [60.0, None]}
+    plain = parse_load({"started_at": 1.0, "timeline": [row]}, "load")
+    assert plain is not None and plain.ttft == {} and plain.tpot == {}
+
+    (tmp_path / "load.json").write_text(json.dumps(streamed))
+    sweep = [
+        {"requested_rps": r, "achieved_rps": r, "goodput": 1.0, "slo_held": r < 30,
+         "latency_ms": {"p90": 10 * r}, "ttft_ms": {"p90": 50.0}, "tpot_ms": {"p90": 8.0}}
+        for r in (10.0, 20.0, 30.0)
+    ]  # fmt: skip
+    (tmp_path / "checks.json").write_text(json.dumps({"measurements": {"capacity_sweep": sweep}}))
+    ev = read_evidence(tmp_path)
+    assert len(ev.capacity_sweep) == 3
+    slo = {"latency_ms": {"p90": 300}, "ttft_ms": {"p90": 200}, "tpot_ms": {"p90": 25}}
+    kinds = {p.kind for p in scenario_plots("capacity", ev, tmp_path / "plots", slo=slo)}
+    assert {"load", "stream", "capacity"} <= kinds, ev.problems

@@ -23,6 +23,13 @@ class Case:
 
 MATRIX: tuple[Case, ...] = (
     Case(
+        "cpu-starved",
+        "capacity",
+        "replicas_for_baseline",
+        "one replica at 150m holds the SLO at no step of the sweep: the baseline needs more "
+        "replicas than the Deployment has",
+    ),
+    Case(
         "memory-limit-too-low",
         "oom-headroom",
         "oom_kills",

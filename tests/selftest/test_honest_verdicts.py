@@ -14,7 +14,7 @@ import yaml
 from harness.errors import InputError
 from harness.manifests.render import render
 from harness.profile import load_profile
-from harness.scenarios import hpa, oom_headroom, zone_failure
+from harness.scenarios import capacity, hpa, oom_headroom, zone_failure
 from harness.scenarios.base import ScenarioContext
 
 REPO = Path(__file__).resolve().parents[2]
@@ -143,3 +143,47 @@ def test_a_refused_connection_is_not_a_lost_request() -> None:
         port = s.getsockname()[1]
     got = zone_failure._long_request(_Backend(f"http://127.0.0.1:{port}"), "pod", {})  # type: ignore[arg-type]
     assert got["outcome"] == "refused_connection" and got["outcome"] in zone_failure.REFUSED
+
+
+# capacity: the verdict follows what the sweep could observe -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cap", "outcome", "measured"),
+    [
+        (capacity.Capacity(29.3, "swept"), "met", 1),  # 14 req/s baseline fits one replica
+        (capacity.Capacity(6.0, "swept"), "failed", 3),  # needs 3 of the Deployment's 2
+        # broke at the first step: only "< 3.2" is known, and even that needs more than 2
+        (capacity.Capacity(3.2, "swept", upper_bound=True), "failed", ">= 5"),
+        # "< 10" might be 9 (2 replicas) or 1 (14): the sweep could not tell
+        (capacity.Capacity(10.0, "swept", upper_bound=True), "inconclusive", ">= 2"),
+        (capacity.Capacity(None, "could not be measured"), "inconclusive", None),
+    ],
+)
+def test_replicas_for_baseline_is_judged_on_what_the_sweep_saw(
+    cap: capacity.Capacity, outcome: str, measured: object
+) -> None:
+    check = capacity.replicas_check(_ctx(), cap)
+    assert (check.outcome, check.measured, check.target) == (outcome, measured, 2), check.note
+
+
+def test_saturation_is_named_from_the_evidence() -> None:
+    from harness.load.result import WindowStats
+
+    ctx = _ctx()
+    w = WindowStats(
+        t0=0.0, t1=4.0, scheduled=100, requests=80, ok=80, errors={}, dropped=0,
+        availability=1.0, latency_ms={}, rate_rps=20.0,
+    )  # fmt: skip
+    signs = capacity._saturation_signs(w, 0.8, 200.0, 50.0, (5.0, 1.0), 0.5, ctx)
+    assert [s.split()[0] for s in signs] == ["achieved", "the", "TTFT", "goodput"]
+    quiet = capacity._saturation_signs(w, 1.0, 60.0, 50.0, (1.0, 0.0), 1.0, ctx)
+    assert quiet == []  # one request waiting a step, TTFT within noise: not saturated
+    assert capacity._saturation_signs(w, 1.0, None, None, (3.0, 3.0), None, ctx) == []
+
+
+def test_hpa_takes_the_capacity_scenarios_result_before_measuring_again() -> None:
+    ctx = _ctx()
+    ctx.measured["capacity"] = capacity.Capacity(21.5, "swept")
+    got = capacity.capacity_per_replica(ctx)  # backend_factory is None: measuring would raise
+    assert got.rps == 21.5 and "capacity scenario" in got.source

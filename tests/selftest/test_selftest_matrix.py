@@ -67,9 +67,16 @@ def test_broken_variant_fails_its_scenario(case: Case, tmp_path: Path) -> None:
         assert (run_dir / rel).exists(), f"evidence {rel} missing"
 
 
-def test_good_overlay_passes_all_five(tmp_path: Path) -> None:
+def test_good_overlay_passes_all_six(tmp_path: Path) -> None:
     results, _ = _certify(tmp_path, REPO / "manifests" / "overlays" / "local", [])
-    assert set(results) == {"cold-start", "probe-timing", "oom-headroom", "zone-failure", "hpa"}
+    assert set(results) == {
+        "cold-start",
+        "capacity",
+        "probe-timing",
+        "oom-headroom",
+        "zone-failure",
+        "hpa",
+    }
     bad = {n: f"{r.verdict}: {r.reason}" for n, r in results.items() if r.verdict != "pass"}
     assert not bad, f"the good overlay must pass every scenario: {bad}"
     caveats = {n: r.caveats for n, r in results.items() if r.caveats}

@@ -1,0 +1,388 @@
+"""capacity: how much can one replica take while the SLOs hold?
+
+One Ready replica (no HPA), loaded straight at its pod URL with the request the replicas are
+sized for (`spike.request`, default `load.request`), streamed when the SLO has stream targets:
+
+1. a closed-loop burst of CAPACITY_USERS finds its saturated throughput;
+2. an open-loop step sweep from SWEEP_FROM x that throughput up to all of it, each step long
+   enough for its percentiles. Per step: offered vs achieved rate, the SLO's percentile targets
+   (end-to-end, TTFT, TPOT), availability, goodput (when the SLO defines it) and the server's
+   queue (`vllm:num_requests_waiting`) at the step's end.
+
+The capacity is the highest step whose window met the SLO, below the first that did not.
+Saturation is named from the evidence where it shows first: achieved below offered, the
+server's queue growing, TTFT rising well above the sweep's first step, goodput below target.
+
+Checks: the Deployment's replicas carry the profile's baseline at the measured capacity
+(`replicas_for_baseline`), with one zone lost as supporting evidence. The capacity
+(`capacity_rps_per_replica`) feeds hpa (spike sizing), zone-failure (survivors' capacity) and
+`gauntlet check --measured`. A sweep whose SLO broke at its first step gives only an upper
+bound: it fails the check when even that bound needs more replicas, else it is inconclusive.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness import prom
+from harness.backends.base import Backend, BackendError
+from harness.backends.observe import FaultRecord
+from harness.errors import InputError
+from harness.load.spec import Shape
+from harness.profile import RequestShape
+from harness.run import evidence
+from harness.scenarios import common
+from harness.scenarios.base import ScenarioContext
+from harness.scenarios.cold_start import start_timeout_s
+from harness.sla import breaches
+from harness.verdict import Check, Verdict
+
+NAME = "capacity"
+#: every check this scenario can report, in the order it reports them (a pytest result each)
+CHECKS = ("rollout_ready", "load_valid", "replicas_for_baseline")
+CAPACITY_USERS = 16  # closed loop: enough in flight to fill one replica's batches
+BURST_S = 3.0
+SWEEP_FROM = 0.3  # the sweep starts at this share of the burst's throughput
+STEP_DELIVERED_MIN = 0.9  # achieved / offered below this: the replica (or generator) fell behind
+TTFT_RISE = 3.0  # a step's TTFT p50 above this x the first step's (and 20 ms more): queueing
+TTFT_RISE_MIN_MS = 20.0
+QUEUE_METRIC = "vllm:num_requests_waiting"
+QUEUE_MIN = 2  # one request waiting a step for the token budget is not yet a queue
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """How long the sweep runs: the scenario's full one, or hpa's short one when the capacity
+    scenario did not run first."""
+
+    steps: int
+    step_s: float
+
+
+FULL = Sweep(steps=8, step_s=4.0)
+SHORT = Sweep(steps=6, step_s=3.0)
+
+
+@dataclass
+class Capacity:
+    rps: (
+        float | None
+    )  # SLO-compatible requests/s of one replica; None: neither measured nor declared
+    source: str
+    sweep: list[dict[str, Any]] = field(default_factory=list)
+    upper_bound: bool = False  # the SLO broke at the first step: capacity is below `rps`
+    saturated_rps: float | None = None  # the closed-loop burst's throughput
+    saturation: str = ""  # where the sweep first showed saturation, and how
+
+
+def sizing_request(ctx: ScenarioContext) -> RequestShape:
+    """The request replicas are sized for: the spike's (default: the baseline's)."""
+    return ctx.profile.spike.request or ctx.profile.load.request
+
+
+def run(ctx: ScenarioContext) -> Verdict:
+    checks: list[Check] = []
+    meas: dict[str, Any] = {}
+    try:
+        cap = measure_on_own_replica(ctx, FULL)
+    except _RolloutFailed as err:
+        checks.append(err.check)
+        return _finish(ctx, checks, meas)
+    ctx.measured["capacity"] = cap
+    meas.update(
+        {
+            "capacity_rps_per_replica": cap.rps,
+            "capacity_source": cap.source,
+            "capacity_upper_bound": cap.upper_bound,
+            "saturated_rps": cap.saturated_rps,
+            "saturation": cap.saturation,
+            "capacity_sweep": cap.sweep,
+        }
+    )
+    checks.append(_sweep_valid(ctx))
+    checks.append(replicas_check(ctx, cap))
+    return _finish(ctx, checks, meas)
+
+
+def _finish(ctx: ScenarioContext, checks: list[Check], meas: dict[str, Any]) -> Verdict:
+    return common.finish(
+        ctx,
+        NAME,
+        checks,
+        list[FaultRecord](),
+        meas,
+        loads=(evidence.CAPACITY_BURST_RUN, evidence.CAPACITY_RUN),
+        report_only=("capacity_sweep",),
+    )
+
+
+def _sweep_valid(ctx: ScenarioContext) -> Check:
+    from harness.load.result import LoadResult
+
+    path = ctx.evidence(evidence.load_copy(evidence.CAPACITY_RUN))
+    if not path.exists():
+        return Check(
+            name="load_valid", measured=None, target=True, ok=False, inconclusive=True,
+            note="the sweep left no load.json",
+        )  # fmt: skip
+    return common.load_validity_check(LoadResult.load(path), "the capacity sweep")
+
+
+def replicas_check(ctx: ScenarioContext, cap: Capacity) -> Check:
+    """ceil(baseline / capacity) replicas must fit the Deployment's replicas."""
+    base = ctx.profile.load.baseline_rps
+    have = common.spec_replicas(ctx.bundle)
+    if cap.rps is None:
+        return Check(
+            name="replicas_for_baseline", measured=None, target=have, ok=False,
+            inconclusive=True, note=cap.source,
+        )  # fmt: skip
+    need = math.ceil(base / cap.rps - 1e-9)
+    zones = _zones_after_loss(ctx)
+    per = f"< {cap.rps:g}" if cap.upper_bound else f"{cap.rps:g}"
+    note = (
+        f"{base:g} req/s baseline at {per} req/s per replica needs "
+        f"{'more than ' if cap.upper_bound else ''}{need - 1 if cap.upper_bound else need}; "
+        f"the Deployment has {have}"
+    )
+    if zones:
+        note += f"; {zones}"
+    if cap.upper_bound and need <= have:
+        return Check(
+            name="replicas_for_baseline", measured=f">= {need}", target=have, ok=False,
+            inconclusive=True,
+            note=note + ": the SLO broke at the sweep's first step, so capacity is only bounded",
+        )  # fmt: skip
+    return Check(
+        name="replicas_for_baseline",
+        measured=f">= {need}" if cap.upper_bound else need,
+        target=have,
+        ok=need <= have,
+        note=note,
+    )
+
+
+def _zones_after_loss(ctx: ScenarioContext) -> str:
+    zones = ctx.profile.zones.zones
+    have = common.spec_replicas(ctx.bundle)
+    if len(zones) < 2:
+        return ""
+    survivors = have - math.ceil(have / len(zones))
+    return f"with one of {len(zones)} zones lost, {survivors} replica(s) survive a spread placement"
+
+
+# --------------------------------------------------------------------------------------------
+# measuring
+
+
+class _RolloutFailed(Exception):
+    def __init__(self, check: Check) -> None:
+        super().__init__(check.note)
+        self.check = check
+
+
+def measure_on_own_replica(ctx: ScenarioContext, sweep: Sweep) -> Capacity:
+    """Deploy one replica without HPA (so the sweep neither makes an HPA scale nor shares the
+    machine with other replicas) and measure it."""
+    with ctx.deploy(common.without_hpa(ctx.bundle, replicas=1), wait=False) as backend:
+        failed = common.rollout_ready_check(backend, 1, start_timeout_s(ctx) * 2)
+        if failed:
+            raise _RolloutFailed(failed)
+        return measure(ctx, backend, sweep)
+
+
+def capacity_per_replica(ctx: ScenarioContext) -> Capacity:
+    """For hpa: the capacity scenario's result from this run, else measured here the short way
+    (named so), else the profile's declared value (named a fallback)."""
+    earlier = ctx.measured.get("capacity")
+    if isinstance(earlier, Capacity) and earlier.rps is not None:
+        return Capacity(earlier.rps, "measured by the capacity scenario in this run")
+    try:
+        cap = measure_on_own_replica(ctx, SHORT)
+        cap.source = "measured the short way (the capacity scenario did not run): " + cap.source
+    except (_RolloutFailed, BackendError, InputError, OSError, ValueError) as err:
+        declared = ctx.profile.spike.capacity_rps_per_replica
+        why = f"could not be measured ({type(err).__name__}: {err})"
+        if declared:
+            return Capacity(float(declared), f"declared in the profile: {why}")
+        return Capacity(None, f"unknown: {why}, and the profile declares none")
+    ctx.measured["capacity"] = cap
+    return cap
+
+
+def measure(ctx: ScenarioContext, backend: Backend, sweep: Sweep) -> Capacity:
+    slo = ctx.profile.slo
+    pod = sorted(p.name for p in backend.pods() if p.ready)[0]
+    url = backend.pod_url(pod).rstrip("/")
+    kw: dict[str, Any] = {
+        "shape": None,
+        "target": url,
+        "allow_targets": [url],
+        "body": common.body_for(sizing_request(ctx)),
+        "arrival": "constant",
+    }
+    burst = common.run_load(
+        ctx,
+        common.load_spec(
+            ctx, backend, mode="closed", users=CAPACITY_USERS, duration_s=BURST_S, **kw
+        ),
+        evidence.CAPACITY_BURST_RUN,
+    )
+    saturated = burst.ok / max(burst.duration_s, 1e-6)
+    if saturated <= 0:
+        raise ValueError(
+            f"pod {pod} served nothing to {CAPACITY_USERS} users: errors {burst.errors}"
+        )
+    start = saturated * SWEEP_FROM
+    shape = Shape(kind="step", factor=1 / SWEEP_FROM, steps=sweep.steps, step_s=sweep.step_s)
+    duration = sweep.steps * sweep.step_s
+    queue = QueueSampler(backend, pod, sweep.step_s)
+    with common.background_load(
+        ctx,
+        common.load_spec(
+            ctx, backend, mode="open", rate_rps=start, duration_s=duration, **{**kw, "shape": shape}
+        ),
+        evidence.CAPACITY_RUN,
+    ) as handle:
+        queue.follow(handle, sweep.steps)
+        res = handle.wait(timeout=duration + 120)
+    ts, rates = shape.breakpoints(start, duration)
+    rows: list[dict[str, Any]] = []
+    best: float | None = None
+    saturation = ""
+    first_ttft: float | None = None
+    for i in range(sweep.steps):
+        t0, rate = ts[2 * i], rates[2 * i]
+        w = res.window(res.started_at + t0, res.started_at + t0 + sweep.step_s, slo.percentiles())
+        reasons = breaches(w, slo)
+        good = _goodput(ctx, res, t0, sweep.step_s)
+        if slo.goodput and good is not None and good < slo.goodput.min_attainment:
+            reasons.append(f"goodput {good:.2%} < {slo.goodput.min_attainment:.2%}")
+        delivered = w.requests / max(w.scheduled, 1)
+        if delivered < STEP_DELIVERED_MIN:
+            reasons.append(f"achieved {delivered:.0%} of the offered rate")
+        ttft50 = w.ttft_ms.get("p50") if w.ttft_ms else None
+        if first_ttft is None:
+            first_ttft = ttft50
+        waiting = (queue.at(i), queue.at(i - 1) if i else None)
+        signs = _saturation_signs(w, delivered, ttft50, first_ttft, waiting, good, ctx)
+        if signs and not saturation:
+            saturation = f"at {rate:.1f} req/s: " + "; ".join(signs)
+        rows.append(
+            {
+                "requested_rps": round(rate, 2),
+                "achieved_rps": round(w.rate_rps, 2),
+                "latency_ms": w.latency_ms,
+                "ttft_ms": w.ttft_ms,
+                "tpot_ms": w.tpot_ms,
+                "goodput": good,
+                "errors": w.errors,
+                "dropped": w.dropped,
+                "queue_waiting": queue.at(i),
+                "slo_held": not reasons,
+                "breaches": reasons,
+            }
+        )
+        if reasons:
+            break
+        best = rate
+    how = (
+        f"pod {pod}: {CAPACITY_USERS} closed-loop users saturate at {saturated:.1f} req/s; "
+        f"open-loop steps of {sweep.step_s:g} s from {start:.1f} req/s"
+    )
+    if best is None:
+        return Capacity(
+            round(start, 2),
+            how + f"; the SLO broke at the first step: capacity < {start:.1f} req/s",
+            rows,
+            upper_bound=True,
+            saturated_rps=round(saturated, 2),
+            saturation=saturation,
+        )
+    top = (
+        "; the SLO held up to saturation"
+        if len(rows) == sweep.steps and not rows[-1]["breaches"]
+        else ""
+    )
+    return Capacity(
+        round(best, 2),
+        how + f"; the SLO held up to {best:.1f} req/s" + top,
+        rows,
+        saturated_rps=round(saturated, 2),
+        saturation=saturation or "not reached in the sweep",
+    )
+
+
+def _goodput(ctx: ScenarioContext, res: Any, t0: float, step_s: float) -> float | None:
+    """The step's goodput attainment (the SLO's per-request thresholds), None without one."""
+    from harness.load import records as R
+    from harness.load.analyze import goodput
+
+    g = ctx.profile.slo.goodput
+    if g is None or (res.stream is None and {"ttft", "tpot"} & set(g.thresholds())):
+        return None
+    rec = res.records()
+    rec = rec[(rec["intended"] >= t0) & (rec["intended"] < t0 + step_s)]
+    rec = rec[rec["status"] != R.NOT_SENT]
+    return goodput(g.thresholds(), rec, R.is_ok(rec["status"]), len(rec), step_s).attainment
+
+
+def _saturation_signs(
+    w: Any,
+    delivered: float,
+    ttft50: float | None,
+    first_ttft: float | None,
+    waiting: tuple[float | None, float | None],
+    good: float | None,
+    ctx: ScenarioContext,
+) -> list[str]:
+    signs = []
+    if delivered < STEP_DELIVERED_MIN:
+        signs.append(f"achieved {w.rate_rps:g} req/s of {w.scheduled / (w.t1 - w.t0):.1f} offered")
+    now, before = waiting
+    if now is not None and now >= QUEUE_MIN and now > (before or 0.0):
+        signs.append(f"the server's queue grew to {now:g} waiting")
+    if (
+        ttft50 is not None
+        and first_ttft is not None
+        and ttft50 > max(TTFT_RISE * first_ttft, first_ttft + TTFT_RISE_MIN_MS)
+    ):
+        signs.append(f"TTFT p50 {ttft50:g} ms vs {first_ttft:g} ms at the first step")
+    g = ctx.profile.slo.goodput
+    if g and good is not None and good < g.min_attainment:
+        signs.append(f"goodput {good:.2%} below {g.min_attainment:.2%}")
+    return signs
+
+
+class QueueSampler:
+    """The server's queue depth at the end of every sweep step (its /metrics, as vLLM names it);
+    None where the server does not expose it."""
+
+    def __init__(self, backend: Backend, pod: str, step_s: float) -> None:
+        self.backend, self.pod, self.step_s = backend, pod, step_s
+        self.values: list[float | None] = []
+
+    def follow(self, handle: Any, steps: int) -> None:
+        """Sample at each step's end of the run `handle` (returns when the last step ends)."""
+        deadline = time.monotonic() + 60.0  # the workers' start is bounded by the runner too
+        while handle.started_at is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        started = handle.started_at or time.time()
+        for i in range(steps):
+            wait = started + (i + 1) * self.step_s - 0.2 - time.time()
+            if wait > 0:
+                time.sleep(wait)  # sampling at the step's end, not a measurement
+            self.values.append(self._read())
+
+    def _read(self) -> float | None:
+        try:
+            samples = common.pod_metrics(self.backend, self.pod)
+        except Exception:
+            return None
+        return prom.total(samples, QUEUE_METRIC)
+
+    def at(self, i: int) -> float | None:
+        return self.values[i] if i < len(self.values) else None
