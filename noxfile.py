@@ -74,6 +74,7 @@ def bench(session: nox.Session) -> None:
     _install(session)
     for script in ("bench_service", "bench_load", "bench_proxy", "bench_models"):
         session.run("python", f"benchmarks/{script}.py", *session.posargs)
+    session.run("python", "benchmarks/bench_load.py", "--stream", *session.posargs)
 
 
 @nox.session

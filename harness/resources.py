@@ -57,6 +57,11 @@ def profiles_dir() -> Path:
     return _data("profiles")
 
 
+def traces_dir() -> Path:
+    """Folder of the bundled synthetic trace samples (Azure CSV, Mooncake JSONL)."""
+    return _data("traces")
+
+
 def profile_names() -> list[str]:
     """Names of the bundled profiles, sorted (`local`, `seed`, ...)."""
     return sorted(p.stem for p in profiles_dir().glob("*.yaml"))

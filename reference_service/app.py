@@ -286,7 +286,10 @@ def create_app(
                     )
                     break
                 completion += len(out.token_ids)
-                if out.text or out.finish_reason is not None:
+                # a step's tokens go out even when their text is still held back (incomplete
+                # UTF-8, a possible stop string): as vLLM does, so a client's TTFT and
+                # inter-token gaps mean the server's tokens, not the detokenizer's pauses
+                if out.token_ids or out.text or out.finish_reason is not None:
                     if continuous:
                         now = usage(prompt, completion)
                         yield sse(writer.delta(out.text, out.finish_reason, now))

@@ -70,6 +70,8 @@ def test_wheel_carries_profiles_manifests_experiments(names: set[str]) -> None:
         assert f"{data}/profiles/{path.name}" in names
     for path in _files(ROOT / "scenarios" / "experiments", "*.json"):
         assert f"{data}/experiments/{path.name}" in names
+    for path in _files(ROOT / "scenarios" / "traces", "*.csv", "*.jsonl", "*.md"):
+        assert f"{data}/traces/{path.name}" in names
     for path in _files(ROOT / "manifests", "**/*.yaml", "*.md"):
         assert f"{data}/manifests/{path.relative_to(ROOT / 'manifests').as_posix()}" in names
     for sub in ("base", "overlays/local", "overlays/kind", "broken/no-readiness", "kind"):
@@ -153,6 +155,7 @@ def test_editable_install_resources_are_the_checkout() -> None:
     assert resources.broken_manifests_dir() == ROOT / "manifests" / "broken"
     assert resources.kind_cluster_config() == ROOT / "manifests" / "kind" / "cluster.yaml"
     assert resources.experiments_dir() == ROOT / "scenarios" / "experiments"
+    assert resources.traces_dir() == ROOT / "scenarios" / "traces"
     assert resources.experiment_file("zone-outage").is_file()
     assert "zone-outage" in resources.experiment_names()
     assert resources.source_checkout() == ROOT

@@ -111,10 +111,29 @@ def _parse_headers(values: tuple[str, ...]) -> dict[str, str]:
     help="YAML: prompt_tokens / output_tokens distributions (docs/load.md); --body gives the rest",
 )
 @click.option(
+    "--trace",
+    "trace_file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="replay a trace's arrivals and lengths: Azure LLM inference CSV or Mooncake JSONL",
+)
+@click.option("--trace-format", type=click.Choice(["auto", "azure", "mooncake"]), default="auto")
+@click.option(
+    "--time-scale", type=float, default=1.0, help="replay the trace this many times faster"
+)
+@click.option("--trace-rows", type=int, default=None, help="replay only the first N rows")
+@click.option(
     "--goodput",
     "goodput",
     default=None,
     help="per-request SLOs in ms, e.g. ttft:200,tpot:50,e2el:1000 (ttft/tpot need --stream)",
+)
+@click.option(
+    "--cross-check",
+    "cross_check",
+    is_flag=True,
+    help="read the target's /metrics histograms (vLLM names) before and after: client vs "
+    "server means in OUT/crosscheck.json",
 )
 @click.option("--no-progress", is_flag=True, help="no live progress line")
 def load(**opts: Any) -> None:
@@ -128,11 +147,21 @@ def load(**opts: Any) -> None:
     def _sigterm(*_a: object) -> None:
         raise KeyboardInterrupt
 
+    from harness.load import crosscheck
+
+    metrics_url = spec.target.rstrip("/") + "/metrics"
+    before = crosscheck.snapshot(metrics_url) if opts["cross_check"] else {}
     old = signal.signal(signal.SIGTERM, _sigterm)
     try:
         result = run_load(spec, out_dir, progress=not opts["no_progress"])
     finally:
         signal.signal(signal.SIGTERM, old)
+    agreement = None
+    if opts["cross_check"]:
+        agreement = crosscheck.compare(
+            metrics_url, before, crosscheck.snapshot(metrics_url), result
+        )
+        (out_dir / "crosscheck.json").write_text(agreement.model_dump_json(indent=2))
     lat, sd = result.latency_ms, result.schedule_delay_ms
     click.echo(
         f"{result.requests} requests, {result.ok} ok, errors {json.dumps(result.errors)}, "
@@ -164,6 +193,14 @@ def load(**opts: Any) -> None:
             f"goodput {g.good} good requests ({g.rate_rps:g} req/s), attainment "
             f"{g.attainment} of sent, {g.of_successful} of successful, SLOs {g.slo_ms}"
         )
+    if agreement is not None:
+        for a in agreement.agreements:
+            click.echo(
+                f"server {a.metric}: mean {a.server_mean_ms:g} ms vs {a.client_mean_ms} ms "
+                f"measured here ({'agrees' if a.agrees else 'DISAGREES'})"
+            )
+        if agreement.missing:
+            click.echo(f"server exposes no {', '.join(agreement.missing)}")
     if result.valid:
         click.echo("generator: valid")
     else:
@@ -237,6 +274,15 @@ def _build_spec(opts: dict[str, Any], LoadSpec: Any, Shape: Any) -> Any:
         from harness.load.workload import load_workload
 
         overrides["workload"] = load_workload(opts["workload_file"])
+        overrides.setdefault("body", {"temperature": 0})
+    if opts["trace_file"] is not None:  # validated with the spec (LoadSpec.trace)
+        overrides["trace"] = {
+            "path": opts["trace_file"],
+            "format": opts["trace_format"],
+            "time_scale": opts["time_scale"],
+            "max_rows": opts["trace_rows"],
+        }
+        overrides["arrival"] = "trace"
         overrides.setdefault("body", {"temperature": 0})
     try:
         shape = None

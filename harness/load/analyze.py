@@ -145,7 +145,8 @@ def workload_stats(
     prompts = np.asarray(pool.prompt_tokens)
     outputs = np.asarray(pool.output_tokens)
     sent_samples = sent["sample"][sent["sample"] >= 0]
-    forced = spec.workload is not None and spec.workload.force_output and spec.stream
+    source = spec.workload or spec.trace
+    forced = source is not None and source.force_output and spec.stream
     mismatches = None
     if forced:
         known = ok[(ok["sample"] >= 0) & (ok["tokens"] >= 0)]

@@ -36,7 +36,7 @@ from harness.load.analyze import build_result
 from harness.load.result import LoadResult
 from harness.load.schedule import arrival_times, rate_function, split
 from harness.load.spec import LoadSpec
-from harness.load.workload import SamplePool, build_pool, encoded
+from harness.load.workload import SamplePool, build_pool, build_trace_pool, encoded
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 READY_TIMEOUT_S = 90.0  # locust import on a busy 2-core machine can take a while
@@ -236,6 +236,9 @@ class LoadHandle:
         spec = self.spec
         if spec.workload is not None:
             self.pool = build_pool(spec.workload, spec.body or {}, spec.seed)
+        elif spec.trace is not None:
+            self.pool = build_trace_pool(spec.trace, spec.body or {})
+        if self.pool is not None:
             bodies = encoded(self.pool, spec.stream_options() if spec.stream else None)
             (self.wdir / "bodies.json").write_text(json.dumps(bodies))
         slices: list[np.ndarray] = []

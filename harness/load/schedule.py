@@ -4,8 +4,9 @@ Arrivals follow the shape's piecewise-linear rate r(t). With the cumulative rate
 arrivals sit at L(t_k) = k + 0.5 and Poisson arrivals at L(t_k) = E_1 + ... + E_k with E_i ~
 Exp(1) (time-rescaling: an exact non-homogeneous Poisson process). Gamma arrivals use
 Gamma(shape=b, scale=1/b) gaps instead (mean 1, coefficient of variation 1/sqrt(b)): vLLM's
-`--burstiness b`, where b = 1 is Poisson, b < 1 burstier, b > 1 more even. Workers take every
-W-th arrival, so together they send exactly this one schedule.
+`--burstiness b`, where b = 1 is Poisson, b < 1 burstier, b > 1 more even. A trace replays its
+own arrival times. Workers take every W-th arrival, so together they send exactly this one
+schedule.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ def cumulative(ts: np.ndarray, rs: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 def requested_per_bucket(spec: LoadSpec, n_buckets: int, width: float = 1.0) -> np.ndarray:
     """Mean requested rate in each [i*width, (i+1)*width) bucket."""
+    if spec.trace is not None:  # what the trace asked for in each bucket
+        edges = np.arange(n_buckets + 1, dtype=float) * width
+        return np.histogram(arrival_times(spec), bins=edges)[0] / width
     ts, rs = rate_function(spec)
     edges = np.arange(n_buckets + 1, dtype=float) * width
     lam = cumulative(ts, rs, np.minimum(edges, spec.duration_s))
@@ -46,6 +50,9 @@ def requested_per_bucket(spec: LoadSpec, n_buckets: int, width: float = 1.0) -> 
 
 def arrival_times(spec: LoadSpec) -> np.ndarray:
     """Intended send offsets (s from start), sorted, capped at the spec's request bound."""
+    if spec.trace is not None:
+        off = spec.trace.offsets()
+        return off[off < spec.duration_s][: spec.request_bound()]
     ts, rs = rate_function(spec)
     total = float(cumulative(ts, rs, np.array([spec.duration_s]))[0])
     if spec.arrival == "constant":

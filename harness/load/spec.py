@@ -12,9 +12,11 @@ import math
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.errors import InputError
+from harness.load.trace import TraceReplay
 from harness.load.workload import Workload
 
 if TYPE_CHECKING:
@@ -180,7 +182,12 @@ class LoadSpec(BaseModel):
         default=10.0, gt=0, le=MAX_RATE_RPS, description="open loop: baseline rate"
     )
     duration_s: float = Field(default=10.0, gt=0, le=MAX_DURATION_S)
-    arrival: Literal["constant", "poisson", "gamma"] = "poisson"
+    arrival: Literal["constant", "poisson", "gamma", "trace"] = "poisson"
+    trace: TraceReplay | None = Field(
+        default=None,
+        description="arrival trace: replay a trace file's arrivals and lengths (Azure CSV, "
+        "Mooncake JSONL); sets arrival, the rate and (unless given) the duration",
+    )
     burstiness: float = Field(
         default=1.0,
         gt=0,
@@ -228,9 +235,18 @@ class LoadSpec(BaseModel):
             )
         if any(v <= 0 for v in self.goodput.values()):
             raise InputError("goodput thresholds must be > 0 ms", field="goodput")
-        if self.workload is not None and self.method != "POST":
+        if (self.trace is not None) != (self.arrival == "trace"):
+            raise InputError(
+                "arrival 'trace' and a trace file go together",
+                field="trace" if self.trace is None else "arrival",
+                fix="give --trace FILE (it sets the arrival), or another arrival without one",
+            )
+        if self.trace is not None:
+            self._take_from_trace(self.trace)
+        if (self.workload is not None or self.trace is not None) and self.method != "POST":
             raise InputError("a workload is sent as POST bodies", field="method", fix="POST")
-        if self.stream and self.workload is None and (self.body is None or self.method != "POST"):
+        sends_pool = self.workload is not None or self.trace is not None
+        if self.stream and not sends_pool and (self.body is None or self.method != "POST"):
             raise InputError(
                 "stream needs a POST with a JSON body (an OpenAI completions or chat request)",
                 field="stream",
@@ -241,6 +257,22 @@ class LoadSpec(BaseModel):
                 f"unsupported method {self.method!r}", field="method", fix="GET or POST"
             )
         return self
+
+    def _take_from_trace(self, trace: TraceReplay) -> None:
+        if self.mode != "open" or self.shape is not None or self.workload is not None:
+            raise InputError(
+                "a trace replays its own arrivals and lengths",
+                field="trace",
+                fix="open loop, without --shape or --workload",
+            )
+        if "duration_s" not in self.model_fields_set:
+            self.duration_s = min(trace.natural_duration(), MAX_DURATION_S)
+        due = int((trace.offsets() < self.duration_s).sum())
+        if due == 0:
+            raise InputError(
+                f"no trace row is due within {self.duration_s:g} s", field="duration_s"
+            )
+        self.rate_rps = min(due / self.duration_s, MAX_RATE_RPS)  # the mean, for sizing
 
     # derived ---------------------------------------------------------------------------------
     def request_body(self) -> dict[str, Any] | None:
@@ -262,6 +294,10 @@ class LoadSpec(BaseModel):
         return sum((ts[i + 1] - ts[i]) * (rs[i] + rs[i + 1]) / 2 for i in range(len(ts) - 1))
 
     def peak_rate(self) -> float:
+        if self.trace is not None:  # the busiest second of the replay
+            off = self.trace.offsets()
+            off = off[off < self.duration_s]
+            return float(np.bincount(off.astype(int)).max()) if len(off) else self.rate_rps
         return max(self.effective_shape().breakpoints(self.rate_rps, self.duration_s)[1])
 
     def request_bound(self) -> int:

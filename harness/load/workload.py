@@ -15,6 +15,7 @@ stream reports are measured either way.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +24,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.errors import InputError
+from harness.load.trace import TraceReplay
 
 MAX_LENGTH = 1_000_000
 CORPUS = (
@@ -84,6 +86,16 @@ class LengthDist(BaseModel):
         return np.clip(np.rint(raw), self.min, self.max).astype(np.int64)
 
 
+class SharedPrefix(BaseModel):
+    """Every prompt starts with one of `groups` prefixes of `tokens` tokens (sample i gets
+    prefix i mod groups), as a system prompt or a few-shot preamble shared across users is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tokens: int = Field(ge=1, le=MAX_LENGTH)
+    groups: int = Field(1, ge=1, le=100_000)
+
+
 class Workload(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -93,6 +105,31 @@ class Workload(BaseModel):
     tokenizer: Path | None = Field(None, description="local tokenizer folder for exact prompts")
     force_output: bool = Field(True, description="send ignore_eos + min_tokens = max_tokens")
     chat: bool = Field(False, description="messages (chat completions) instead of prompt")
+    shared_prefix: SharedPrefix | None = Field(
+        None, description="prompts share prefixes (counted in prompt_tokens)"
+    )
+
+    @model_validator(mode="after")
+    def _prefix_fits(self) -> Workload:
+        sp = self.shared_prefix
+        if (
+            sp is not None
+            and sp.tokens >= self.prompt_tokens.min
+            and self.prompt_tokens.kind != "fixed"
+        ):
+            raise ValueError(
+                f"shared_prefix.tokens ({sp.tokens}) must be below prompt_tokens.min "
+                f"({self.prompt_tokens.min}): every prompt holds its prefix"
+            )
+        if (
+            sp is not None
+            and self.prompt_tokens.kind == "fixed"
+            and sp.tokens >= (self.prompt_tokens.mean or 1)
+        ):
+            raise ValueError(
+                f"shared_prefix.tokens ({sp.tokens}) must be below the fixed prompt length"
+            )
+        return self
 
 
 class SamplePool(BaseModel):
@@ -122,10 +159,14 @@ class _Tokens:
                 ) from err
             self.ids: list[int] = self.tok.encode(CORPUS * 8, add_special_tokens=False)
 
-    def text(self, n: int) -> str:
+    def text(self, n: int, blocks: tuple[int, ...] = (), block_tokens: int = 512) -> str:
+        """n tokens; with `blocks` (Mooncake hash ids), block k of the prompt is the corpus read
+        from an offset that depends only on its id, so equal ids give an equal prefix."""
         if self.tok is None:
-            return (CORPUS * (n // len(CORPUS) + 1))[:n]
-        ids = (self.ids * (n // len(self.ids) + 1))[:n]
+            parts = [_cycle(_rotated(CORPUS, h * 7919), block_tokens) for h in blocks]
+            return ("".join(parts) + _cycle(CORPUS, n))[:n]
+        id_parts = [_cycle(_rotated(self.ids, h * 7919), block_tokens) for h in blocks]
+        ids = [*itertools.chain.from_iterable(id_parts), *_cycle(self.ids, n)][:n]
         text = str(self.tok.decode(ids))
         got = len(self.tok.encode(text, add_special_tokens=False))
         if got != n:  # a merge across the cut: trim or pad with the corpus until it matches
@@ -135,6 +176,17 @@ class _Tokens:
                 if got == n:
                     break
         return text
+
+
+def _rotated(source: Any, k: int) -> Any:
+    """`source` (a str or a list) read from offset k, wrapping around."""
+    k %= len(source)
+    return source[k:] + source[:k]
+
+
+def _cycle(source: Any, n: int) -> Any:
+    """The first n items of `source` repeated."""
+    return (source * (n // len(source) + 1))[:n]
 
 
 def load_workload(path: Path) -> Workload:
@@ -159,29 +211,70 @@ def load_workload(path: Path) -> Workload:
     return workload
 
 
+def _body(
+    keep: dict[str, Any], text: str, output: int, *, chat: bool, force_output: bool
+) -> dict[str, Any]:
+    body: dict[str, Any] = dict(keep)
+    if chat:
+        body["messages"] = [{"role": "user", "content": text}]
+    else:
+        body["prompt"] = text
+    body["max_tokens"] = output
+    if force_output:
+        body.update(ignore_eos=True, min_tokens=output)
+    return body
+
+
+def _base(base: dict[str, Any]) -> dict[str, Any]:
+    """What every body keeps from `LoadSpec.body` (model, temperature...)."""
+    return {k: v for k, v in base.items() if k not in ("prompt", "messages", "max_tokens")}
+
+
 def build_pool(workload: Workload, base: dict[str, Any], seed: int) -> SamplePool:
     """`samples` bodies: `base` (model, temperature...) plus a prompt and max_tokens each."""
     rng = np.random.default_rng(seed)
     prompts = workload.prompt_tokens.sample(rng, workload.samples)
     outputs = workload.output_tokens.sample(rng, workload.samples)
     tokens = _Tokens(workload.tokenizer)
-    keep = {k: v for k, v in base.items() if k not in ("prompt", "messages", "max_tokens")}
-    bodies = []
-    for p, o in zip(prompts.tolist(), outputs.tolist(), strict=True):
-        text = tokens.text(p)
-        body: dict[str, Any] = dict(keep)
-        if workload.chat:
-            body["messages"] = [{"role": "user", "content": text}]
-        else:
-            body["prompt"] = text
-        body["max_tokens"] = o
-        if workload.force_output:
-            body.update(ignore_eos=True, min_tokens=o)
-        bodies.append(body)
+    keep = _base(base)
+    sp = workload.shared_prefix
+    bodies = [
+        _body(
+            keep,
+            tokens.text(p, (i % sp.groups,), sp.tokens) if sp else tokens.text(p),
+            o,
+            chat=workload.chat,
+            force_output=workload.force_output,
+        )
+        for i, (p, o) in enumerate(zip(prompts.tolist(), outputs.tolist(), strict=True))
+    ]
     return SamplePool(
         bodies=bodies,
         prompt_tokens=prompts.tolist(),
         output_tokens=outputs.tolist(),
+        exact_prompts=tokens.tok is not None,
+    )
+
+
+def build_trace_pool(trace: TraceReplay, base: dict[str, Any]) -> SamplePool:
+    """One body per replayed trace row, in the trace's order (request n replays row n)."""
+    rows = trace.rows()
+    tokens = _Tokens(trace.tokenizer)
+    keep = _base(base)
+    bodies = [
+        _body(
+            keep,
+            tokens.text(r.prompt_tokens, r.hash_ids, trace.block_tokens),
+            r.output_tokens,
+            chat=trace.chat,
+            force_output=trace.force_output,
+        )
+        for r in rows
+    ]
+    return SamplePool(
+        bodies=bodies,
+        prompt_tokens=[r.prompt_tokens for r in rows],
+        output_tokens=[r.output_tokens for r in rows],
         exact_prompts=tokens.tok is not None,
     )
 

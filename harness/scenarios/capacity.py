@@ -13,6 +13,9 @@ The capacity is the highest step whose window met the SLO, below the first that 
 Saturation is named from the evidence where it shows first: achieved below offered, the
 server's queue growing, TTFT rising well above the sweep's first step, goodput below target.
 
+The sweep's means are held against the server's own histograms (harness.load.crosscheck):
+a disagreement is a caveat on the verdict.
+
 Checks: the Deployment's replicas carry the profile's baseline at the measured capacity
 (`replicas_for_baseline`), with one zone lost as supporting evidence. The capacity
 (`capacity_rps_per_replica`) feeds hpa (spike sizing), zone-failure (survivors' capacity) and
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +35,7 @@ from harness import prom
 from harness.backends.base import Backend, BackendError
 from harness.backends.observe import FaultRecord
 from harness.errors import InputError
+from harness.load import crosscheck
 from harness.load.spec import Shape
 from harness.profile import RequestShape
 from harness.run import evidence
@@ -76,6 +81,7 @@ class Capacity:
     upper_bound: bool = False  # the SLO broke at the first step: capacity is below `rps`
     saturated_rps: float | None = None  # the closed-loop burst's throughput
     saturation: str = ""  # where the sweep first showed saturation, and how
+    server_agreement: crosscheck.CrossCheck | None = None  # the sweep: client vs server means
 
 
 def sizing_request(ctx: ScenarioContext) -> RequestShape:
@@ -100,14 +106,20 @@ def run(ctx: ScenarioContext) -> Verdict:
             "saturated_rps": cap.saturated_rps,
             "saturation": cap.saturation,
             "capacity_sweep": cap.sweep,
+            "server_agreement": (
+                cap.server_agreement.model_dump() if cap.server_agreement else None
+            ),
         }
     )
     checks.append(_sweep_valid(ctx))
     checks.append(replicas_check(ctx, cap))
-    return _finish(ctx, checks, meas)
+    caveats = cap.server_agreement.caveats if cap.server_agreement else []
+    return _finish(ctx, checks, meas, caveats)
 
 
-def _finish(ctx: ScenarioContext, checks: list[Check], meas: dict[str, Any]) -> Verdict:
+def _finish(
+    ctx: ScenarioContext, checks: list[Check], meas: dict[str, Any], caveats: Sequence[str] = ()
+) -> Verdict:
     return common.finish(
         ctx,
         NAME,
@@ -116,6 +128,7 @@ def _finish(ctx: ScenarioContext, checks: list[Check], meas: dict[str, Any]) -> 
         meas,
         loads=(evidence.CAPACITY_BURST_RUN, evidence.CAPACITY_RUN),
         report_only=("capacity_sweep",),
+        caveats=list(caveats),
     )
 
 
@@ -240,6 +253,7 @@ def measure(ctx: ScenarioContext, backend: Backend, sweep: Sweep) -> Capacity:
     shape = Shape(kind="step", factor=1 / SWEEP_FROM, steps=sweep.steps, step_s=sweep.step_s)
     duration = sweep.steps * sweep.step_s
     queue = QueueSampler(backend, pod, sweep.step_s)
+    before = crosscheck.snapshot(url + "/metrics")
     with common.background_load(
         ctx,
         common.load_spec(
@@ -249,6 +263,9 @@ def measure(ctx: ScenarioContext, backend: Backend, sweep: Sweep) -> Capacity:
     ) as handle:
         queue.follow(handle, sweep.steps)
         res = handle.wait(timeout=duration + 120)
+    agreement = crosscheck.compare(
+        url + "/metrics", before, crosscheck.snapshot(url + "/metrics"), res
+    )
     ts, rates = shape.breakpoints(start, duration)
     rows: list[dict[str, Any]] = []
     best: float | None = None
@@ -301,6 +318,7 @@ def measure(ctx: ScenarioContext, backend: Backend, sweep: Sweep) -> Capacity:
             upper_bound=True,
             saturated_rps=round(saturated, 2),
             saturation=saturation,
+            server_agreement=agreement,
         )
     top = (
         "; the SLO held up to saturation"
@@ -313,6 +331,7 @@ def measure(ctx: ScenarioContext, backend: Backend, sweep: Sweep) -> Capacity:
         rows,
         saturated_rps=round(saturated, 2),
         saturation=saturation or "not reached in the sweep",
+        server_agreement=agreement,
     )
 
 

@@ -1,0 +1,62 @@
+"""Client vs server: the load engine's means beside the reference service's own histograms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from harness.load import LoadSpec, crosscheck, run_load
+from harness.load import records as R
+from harness.load.analyze import build_result
+from tests.service.conftest import ServerProcess
+
+
+def test_the_reference_services_histograms_agree_with_the_client(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    url = server.url + "/metrics"
+    before = crosscheck.snapshot(url)
+    assert set(before) == set(crosscheck.HISTOGRAMS)
+    spec = LoadSpec(
+        target=server.url, stream=True, rate_rps=10, duration_s=2, arrival="constant",
+        body={"prompt": "The quick brown fox", "max_tokens": 12, "ignore_eos": True},
+    )  # fmt: skip
+    result = run_load(spec, tmp_path)
+    assert result.ok == result.requests == 20
+    check = crosscheck.compare(url, before, crosscheck.snapshot(url), result)
+    by = {a.metric: a for a in check.agreements}
+    assert set(by) == set(crosscheck.HISTOGRAMS.values()) and not check.missing
+    assert all(a.agrees for a in by.values()), [a.model_dump() for a in by.values()]
+    assert by["vllm:time_to_first_token_seconds"].server_count == 20
+    assert by["vllm:inter_token_latency_seconds"].client_count == 20 * 11
+    # the client sees the server's time plus the HTTP hop, never less
+    e2e_diff = by["vllm:e2e_request_latency_seconds"].diff_ms
+    assert e2e_diff is not None and e2e_diff > 0
+    assert check.caveats == []
+
+
+def test_a_disagreement_is_a_caveat_and_absent_histograms_are_named() -> None:
+    spec = LoadSpec(
+        target="http://127.0.0.1:1", stream=True, rate_rps=10, duration_s=1, arrival="constant",
+        body={"prompt": "x"},
+    )  # fmt: skip
+    rec = R.empty(10)
+    rec["intended"] = np.arange(10) / 10
+    rec["sent"] = rec["intended"]
+    rec["first"] = rec["sent"] + 0.100  # the client saw 100 ms to the first token
+    rec["last"] = rec["first"] + 0.040
+    rec["done"] = rec["last"]
+    rec["tokens"], rec["chunks"], rec["status"] = 5, 5, 200
+    result = build_result(spec, rec, started_at=0.0, duration_s=1.0)
+    result.attach_records(rec)
+    before = {"ttft": (0.0, 0.0)}
+    after = {"ttft": (0.2, 10.0)}  # the server says 20 ms: 80 ms happened outside it
+    check = crosscheck.compare("http://x/metrics", before, after, result)
+    (a,) = check.agreements
+    assert (a.server_mean_ms, a.client_mean_ms, a.agrees) == (20.0, 100.0, False)
+    assert "disagree on vllm:time_to_first_token_seconds" in check.caveats[0]
+    assert set(check.missing) == {
+        "vllm:inter_token_latency_seconds",
+        "vllm:e2e_request_latency_seconds",
+    }
