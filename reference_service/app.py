@@ -26,6 +26,8 @@ from reference_service.protocol import (
     ChatCompletionRequest,
     ChunkWriter,
     CompletionRequest,
+    DetokenizeRequest,
+    TokenizeRequest,
     error_body,
     usage,
 )
@@ -325,6 +327,24 @@ def create_app(
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatCompletionRequest) -> Response:
         return await serve(body, chat=True)
+
+    @app.post("/tokenize")
+    async def tokenize(body: TokenizeRequest) -> Any:
+        """vLLM's: the prompt's token ids and count (with BOS when add_special_tokens)."""
+        if not st.started:
+            return error_response(503, "model is still loading", code="not_ready", retry_after_s=1)
+        try:
+            ids = encode_prompt(body.prompt, add_bos=body.add_special_tokens)
+        except Rejection as rej:
+            return reject(rej)
+        max_len = st.shape.max_positions if st.shape else None
+        return {"count": len(ids), "max_model_len": max_len, "tokens": ids, "token_strs": None}
+
+    @app.post("/detokenize")
+    async def detokenize(body: DetokenizeRequest) -> Any:
+        if not st.started:
+            return error_response(503, "model is still loading", code="not_ready", retry_after_s=1)
+        return {"prompt": st.loaded.tokenizer.decode(body.tokens)}
 
     @app.get("/v1/models")
     async def models() -> Any:

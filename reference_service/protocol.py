@@ -52,6 +52,23 @@ class CompletionRequest(_GenerationFields):
         return self.max_tokens
 
 
+class TokenizeRequest(BaseModel):
+    """vLLM's `POST /tokenize` (its completion form)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    prompt: str
+    add_special_tokens: bool = True
+
+
+class DetokenizeRequest(BaseModel):
+    """vLLM's `POST /detokenize`."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    tokens: list[int]
+
+
 class TextPart(BaseModel):
     model_config = ConfigDict(extra="ignore")
 

@@ -38,11 +38,14 @@ def build_result(
     generator_cpu: list[float] | None = None,
     worker_failures: list[str] | None = None,
     records_path: str | None = None,
-    inter_chunk_s: np.ndarray | None = None,
+    inter_chunk: np.ndarray | None = None,
     pool: SamplePool | None = None,
 ) -> LoadResult:
+    """`inter_chunk`: (2, n), every chunk gap of the ok streams (row 1) with its request's send
+    time (row 0), both in seconds."""
     rec = rec[rec["status"] != R.NOT_SENT]
     rec = rec[rec["intended"] < duration_s] if spec.mode == "open" else rec
+    gaps = np.zeros((2, 0)) if inter_chunk is None else np.asarray(inter_chunk, dtype=np.float64)
     st = rec["status"]
     dropped_late = int((st == R.DROPPED_LATE).sum())
     dropped_slot = int((st == R.DROPPED_NO_SLOT).sum())
@@ -102,7 +105,7 @@ def build_result(
         latency_ms=percentiles(lat),
         service_latency_ms=percentiles(svc),
         schedule_delay_ms=sd,
-        stream=stream_stats(rec[ok], inter_chunk_s) if spec.stream else None,
+        stream=stream_stats(rec[ok], gaps[1]) if spec.stream else None,
         workload=(workload_stats(spec, pool, rec[sent], rec[ok]) if pool is not None else None),
         goodput=(
             goodput({str(k): v for k, v in spec.goodput.items()}, rec, ok, n_sent, dur)
@@ -124,7 +127,7 @@ def build_result(
         stopped_early=stopped_early,
         generator_cpu=[round(c, 3) for c in (generator_cpu or [])],
         caveats=caveats,
-        timeline=timeline(spec, rec, started_at, duration_s),
+        timeline=timeline(spec, rec, started_at, duration_s, gaps),
         records_path=records_path,
     )
 
@@ -207,8 +210,18 @@ def stream_stats(ok: np.ndarray, inter_chunk_s: np.ndarray | None = None) -> Str
     )
 
 
-def timeline(spec: LoadSpec, rec: np.ndarray, started_at: float, duration_s: float) -> list[Bucket]:
+def timeline(
+    spec: LoadSpec,
+    rec: np.ndarray,
+    started_at: float,
+    duration_s: float,
+    gaps: np.ndarray | None = None,
+) -> list[Bucket]:
+    """Per-second buckets by intended send time (a stream's chunk gaps by its send time)."""
     n = max(1, math.ceil(duration_s - 1e-9))
+    if gaps is None:
+        gaps = np.zeros((2, 0))
+    gap_idx = np.clip(np.floor(gaps[0]).astype(int), 0, n - 1)
     requested = requested_per_bucket(spec, n) if spec.mode == "open" else None
     idx = np.clip(np.floor(rec["intended"]).astype(int), 0, n - 1) if len(rec) else np.zeros(0, int)
     order = np.argsort(idx, kind="stable")
@@ -239,6 +252,7 @@ def timeline(spec: LoadSpec, rec: np.ndarray, started_at: float, duration_s: flo
                 if spec.stream
                 else {},
                 tpot_ms=percentiles(per_token[~np.isnan(per_token)]) if spec.stream else {},
+                itl_ms=percentiles(gaps[1][gap_idx == i]) if spec.stream else {},
                 schedule_delay_p99_ms=percentiles(d, (99.0,))["p99"],
                 rate_rps=round(int(sent.sum()) / max(width, 1e-9), 3),
                 requested_rps=round(float(requested[i]), 3) if requested is not None else None,

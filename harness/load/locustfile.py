@@ -79,6 +79,7 @@ class _State:
     in_flight = 0
     closed_rows: list[tuple[float, ...]] = []
     gaps = array.array("f")  # inter-chunk gaps of the complete, ok streams
+    gaps_sent = array.array("f")  # the send time (s from start) of each gap's request
     open_rec: np.ndarray | None = None
     written = False
     cpu_at_go = 0.0
@@ -185,6 +186,7 @@ def _send_direct(http: Any, fire: Any, n: int) -> Row:
             code, exc = R.STREAM_INCOMPLETE, _HttpError("stream ended without [DONE]")
         elif STREAM and _State.go.is_set() and not _State.finished.is_set():
             _State.gaps.extend(timing.gaps)
+            _State.gaps_sent.extend([sent] * len(timing.gaps))
     except gevent.Timeout as e:
         code, exc = R.TIMEOUT, e
     except Exception as e:
@@ -230,7 +232,11 @@ def _write_records() -> None:
     os.replace(tmp, CFG["records_file"])
     if STREAM:
         tmp = CFG["gaps_file"] + ".tmp.npy"
-        np.save(tmp, np.frombuffer(_State.gaps, dtype=np.float32))
+        pairs = (
+            np.frombuffer(_State.gaps_sent, np.float32),
+            np.frombuffer(_State.gaps, np.float32),
+        )
+        np.save(tmp, np.vstack(pairs))  # row 0: the request's send time, row 1: the gap
         os.replace(tmp, CFG["gaps_file"])
     _write_json(
         CFG["done_file"],

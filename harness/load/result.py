@@ -73,6 +73,7 @@ class Bucket(BaseModel):
     latency_ms: Pct
     ttft_ms: Pct = Field(default_factory=dict, description="ok streams; empty without streams")
     tpot_ms: Pct = Field(default_factory=dict)
+    itl_ms: Pct = Field(default_factory=dict, description="chunk gaps of streams sent then")
     schedule_delay_p99_ms: float | None
     rate_rps: float
     requested_rps: float | None

@@ -235,9 +235,9 @@ class LoadHandle:
     def _launch(self) -> None:
         spec = self.spec
         if spec.workload is not None:
-            self.pool = build_pool(spec.workload, spec.body or {}, spec.seed)
+            self.pool = build_pool(spec.workload, spec.body or {}, spec.seed, spec.target)
         elif spec.trace is not None:
-            self.pool = build_trace_pool(spec.trace, spec.body or {})
+            self.pool = build_trace_pool(spec.trace, spec.body or {}, spec.target)
         if self.pool is not None:
             bodies = encoded(self.pool, spec.stream_options() if spec.stream else None)
             (self.wdir / "bodies.json").write_text(json.dumps(bodies))
@@ -386,7 +386,8 @@ class LoadHandle:
         np.save(records_path, rec)
         gap_files = [self.wdir / f"gaps-{k}.npy" for k in range(spec.workers)]
         gaps = [np.load(g) for g in gap_files if g.exists()]
-        inter_chunk_s = np.concatenate(gaps) if gaps else np.zeros(0, dtype=np.float32)
+        # (2, n): each gap's request send time, the gap
+        inter_chunk = np.hstack(gaps) if gaps else np.zeros((2, 0), dtype=np.float32)
         for k in range(spec.workers):
             (self.wdir / f"records-{k}.npy").unlink(missing_ok=True)
             (self.wdir / f"schedule-{k}.npy").unlink(missing_ok=True)
@@ -401,7 +402,7 @@ class LoadHandle:
             generator_cpu=cpu,
             worker_failures=failures,
             records_path=str(records_path),
-            inter_chunk_s=inter_chunk_s,
+            inter_chunk=inter_chunk,
             pool=self.pool,
         )
         result.attach_records(rec)

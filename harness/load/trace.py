@@ -55,7 +55,9 @@ class TraceReplay(BaseModel):
     )
     max_rows: int | None = Field(None, ge=1, le=MAX_ROWS, description="replay the first N rows")
     block_tokens: int = Field(512, ge=1, description="Mooncake: tokens per hash-id block")
-    tokenizer: Path | None = Field(None, description="local tokenizer folder for exact prompts")
+    tokenizer: Literal["server"] | Path | None = Field(
+        None, description="exact prompts: a local tokenizer folder, or `server` (its /tokenize)"
+    )
     force_output: bool = Field(True, description="send ignore_eos + min_tokens = max_tokens")
     chat: bool = Field(False, description="messages (chat completions) instead of prompt")
 

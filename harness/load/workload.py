@@ -5,12 +5,12 @@ A `Workload` turns into a pool of `samples` request bodies, drawn once with the 
 engine cycles through the pool by request number (as GuideLLM's synthetic data has `samples`),
 so a bounded run holds a bounded set of bodies, and records keep which sample each request was.
 
-Prompts are exact for a tokenizer: with `tokenizer` (a local Hugging Face tokenizer folder) a
-prompt of n tokens is cut from a fixed text's token ids and checked by re-encoding; without
-one, prompts are ASCII text of n bytes, exact for byte-level tokenizers such as the reference
-model's, and the run says so. Output lengths are forced with vLLM's `ignore_eos` and
-`min_tokens` when `force_output` is on (vLLM, the reference service); the output tokens each
-stream reports are measured either way.
+Prompts are exact for a tokenizer: with `tokenizer` (a local Hugging Face tokenizer folder, or
+`server`: the target's own /tokenize and /detokenize) a prompt of n tokens is cut from a fixed
+text's token ids and checked by re-encoding; without one, prompts are ASCII text of n bytes,
+exact for byte-level tokenizers such as the reference model's, and the run says so. Output
+lengths are forced with vLLM's `ignore_eos` and `min_tokens` when `force_output` is on (vLLM,
+the reference service); the output tokens each stream reports are measured either way.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from harness.errors import InputError
 from harness.load.trace import TraceReplay
 
 MAX_LENGTH = 1_000_000
+SERVER = "server"  # tokenizer: the target's own /tokenize and /detokenize
 CORPUS = (
     "Gauntlet sends this text to measure how an inference service behaves under load. "
     "The quick brown fox jumps over the lazy dog, and every replica must keep its promises "
@@ -102,7 +103,11 @@ class Workload(BaseModel):
     prompt_tokens: LengthDist
     output_tokens: LengthDist
     samples: int = Field(256, ge=1, le=100_000, description="distinct request bodies")
-    tokenizer: Path | None = Field(None, description="local tokenizer folder for exact prompts")
+    tokenizer: Literal["server"] | Path | None = Field(
+        None,
+        description="exact prompts: a local tokenizer folder, or `server` (the target's "
+        "/tokenize and /detokenize, as vLLM has them)",
+    )
     force_output: bool = Field(True, description="send ignore_eos + min_tokens = max_tokens")
     chat: bool = Field(False, description="messages (chat completions) instead of prompt")
     shared_prefix: SharedPrefix | None = Field(
@@ -112,22 +117,13 @@ class Workload(BaseModel):
     @model_validator(mode="after")
     def _prefix_fits(self) -> Workload:
         sp = self.shared_prefix
-        if (
-            sp is not None
-            and sp.tokens >= self.prompt_tokens.min
-            and self.prompt_tokens.kind != "fixed"
-        ):
+        p = self.prompt_tokens
+        shortest = int(p.mean or 1) if p.kind == "fixed" else p.min
+        if sp is not None and sp.tokens >= shortest:
             raise ValueError(
-                f"shared_prefix.tokens ({sp.tokens}) must be below prompt_tokens.min "
-                f"({self.prompt_tokens.min}): every prompt holds its prefix"
-            )
-        if (
-            sp is not None
-            and self.prompt_tokens.kind == "fixed"
-            and sp.tokens >= (self.prompt_tokens.mean or 1)
-        ):
-            raise ValueError(
-                f"shared_prefix.tokens ({sp.tokens}) must be below the fixed prompt length"
+                f"shared_prefix.tokens ({sp.tokens}) must be below the shortest prompt "
+                f"({'the fixed length' if p.kind == 'fixed' else 'prompt_tokens.min'} "
+                f"{shortest}): every prompt holds its prefix"
             )
         return self
 
@@ -141,23 +137,81 @@ class SamplePool(BaseModel):
     exact_prompts: bool = Field(description="prompt lengths were checked with a tokenizer")
 
 
+class _LocalTokenizer:
+    """A Hugging Face tokenizer folder on this machine."""
+
+    def __init__(self, folder: Path) -> None:
+        try:
+            from transformers import AutoTokenizer
+
+            self.tok = AutoTokenizer.from_pretrained(str(folder))
+        except Exception as err:
+            raise InputError(
+                f"cannot load a tokenizer from {folder}: {err}",
+                field="workload.tokenizer",
+                fix="point it at a local Hugging Face tokenizer folder (tokenizer.json)",
+            ) from err
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tok.encode(text, add_special_tokens=False))
+
+    def decode(self, ids: list[int]) -> str:
+        return str(self.tok.decode(ids))
+
+
+class _ServerTokenizer:
+    """The target's own `POST /tokenize` and `/detokenize` (vLLM's, and the reference
+    service's): exact for whatever tokenizer the server runs."""
+
+    def __init__(self, target: str | None) -> None:
+        if not target:
+            raise InputError(
+                "tokenizer: server needs the load's target", field="workload.tokenizer"
+            )
+        import httpx
+
+        self.http = httpx.Client(base_url=target.rstrip("/"), timeout=30.0)
+        self.encode("probe")
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        import httpx
+
+        try:
+            resp = self.http.post(path, json=body)
+            resp.raise_for_status()
+            out: dict[str, Any] = resp.json()
+            return out
+        except (httpx.HTTPError, ValueError) as err:
+            raise InputError(
+                f"the target's {path} failed: {err}",
+                field="workload.tokenizer",
+                fix="a server with vLLM's /tokenize and /detokenize, or a local tokenizer folder",
+            ) from err
+
+    def encode(self, text: str) -> list[int]:
+        return [
+            int(t)
+            for t in self._post("/tokenize", {"prompt": text, "add_special_tokens": False})[
+                "tokens"
+            ]
+        ]
+
+    def decode(self, ids: list[int]) -> str:
+        return str(self._post("/detokenize", {"tokens": ids})["prompt"])
+
+
 class _Tokens:
-    """Prompt text of exactly n tokens for one tokenizer (or n ASCII bytes without one)."""
+    """Prompt text of exactly n tokens for one tokenizer (a local folder, or `server`: the
+    target's /tokenize), or n ASCII bytes without one."""
 
-    def __init__(self, tokenizer_dir: Path | None) -> None:
-        self.tok: Any = None
-        if tokenizer_dir is not None:
-            try:
-                from transformers import AutoTokenizer
-
-                self.tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-            except Exception as err:
-                raise InputError(
-                    f"cannot load a tokenizer from {tokenizer_dir}: {err}",
-                    field="workload.tokenizer",
-                    fix="point it at a local Hugging Face tokenizer folder (tokenizer.json)",
-                ) from err
-            self.ids: list[int] = self.tok.encode(CORPUS * 8, add_special_tokens=False)
+    def __init__(self, tokenizer: Path | str | None, target: str | None = None) -> None:
+        self.tok: _LocalTokenizer | _ServerTokenizer | None = None
+        if tokenizer == SERVER:
+            self.tok = _ServerTokenizer(target)
+        elif tokenizer is not None:
+            self.tok = _LocalTokenizer(Path(tokenizer))
+        if self.tok is not None:  # two copies: short enough for a server's prompt limit
+            self.ids: list[int] = self.tok.encode(CORPUS * 2)
 
     def text(self, n: int, blocks: tuple[int, ...] = (), block_tokens: int = 512) -> str:
         """n tokens; with `blocks` (Mooncake hash ids), block k of the prompt is the corpus read
@@ -167,12 +221,12 @@ class _Tokens:
             return ("".join(parts) + _cycle(CORPUS, n))[:n]
         id_parts = [_cycle(_rotated(self.ids, h * 7919), block_tokens) for h in blocks]
         ids = [*itertools.chain.from_iterable(id_parts), *_cycle(self.ids, n)][:n]
-        text = str(self.tok.decode(ids))
-        got = len(self.tok.encode(text, add_special_tokens=False))
+        text = self.tok.decode(ids)
+        got = len(self.tok.encode(text))
         if got != n:  # a merge across the cut: trim or pad with the corpus until it matches
             for _ in range(8):
                 text = text[:-1] if got > n else text + CORPUS[0]
-                got = len(self.tok.encode(text, add_special_tokens=False))
+                got = len(self.tok.encode(text))
                 if got == n:
                     break
         return text
@@ -204,7 +258,7 @@ def load_workload(path: Path) -> Workload:
         workload = Workload.model_validate(data)
     except ValidationError as err:
         raise from_validation_error(err, path) from None
-    if workload.tokenizer is not None and not workload.tokenizer.is_absolute():
+    if isinstance(workload.tokenizer, Path) and not workload.tokenizer.is_absolute():
         workload = workload.model_copy(
             update={"tokenizer": (Path(path).parent / workload.tokenizer).resolve()}
         )
@@ -230,12 +284,15 @@ def _base(base: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in base.items() if k not in ("prompt", "messages", "max_tokens")}
 
 
-def build_pool(workload: Workload, base: dict[str, Any], seed: int) -> SamplePool:
-    """`samples` bodies: `base` (model, temperature...) plus a prompt and max_tokens each."""
+def build_pool(
+    workload: Workload, base: dict[str, Any], seed: int, target: str | None = None
+) -> SamplePool:
+    """`samples` bodies: `base` (model, temperature...) plus a prompt and max_tokens each
+    (`target`: the server whose /tokenize a `tokenizer: server` workload uses)."""
     rng = np.random.default_rng(seed)
     prompts = workload.prompt_tokens.sample(rng, workload.samples)
     outputs = workload.output_tokens.sample(rng, workload.samples)
-    tokens = _Tokens(workload.tokenizer)
+    tokens = _Tokens(workload.tokenizer, target)
     keep = _base(base)
     sp = workload.shared_prefix
     bodies = [
@@ -256,10 +313,12 @@ def build_pool(workload: Workload, base: dict[str, Any], seed: int) -> SamplePoo
     )
 
 
-def build_trace_pool(trace: TraceReplay, base: dict[str, Any]) -> SamplePool:
+def build_trace_pool(
+    trace: TraceReplay, base: dict[str, Any], target: str | None = None
+) -> SamplePool:
     """One body per replayed trace row, in the trace's order (request n replays row n)."""
     rows = trace.rows()
-    tokens = _Tokens(trace.tokenizer)
+    tokens = _Tokens(trace.tokenizer, target)
     keep = _base(base)
     bodies = [
         _body(

@@ -38,6 +38,7 @@ class LoadSeries:
     latency: dict[str, list[float | None]] = field(default_factory=dict)  # p50/p90/p99 -> ms
     ttft: dict[str, list[float | None]] = field(default_factory=dict)  # streams only
     tpot: dict[str, list[float | None]] = field(default_factory=dict)
+    itl: dict[str, list[float | None]] = field(default_factory=dict)
 
 
 @dataclass
@@ -134,11 +135,15 @@ def parse_load(data: Any, label: str) -> LoadSeries | None:
         for p in ("p50", "p90", "p99"):
             value = lat.get(p) if isinstance(lat, dict) else row.get(f"{p}_ms", row.get(p))
             series.latency.setdefault(p, []).append(_num(value))
-        for key, into in (("ttft_ms", series.ttft), ("tpot_ms", series.tpot)):
+        for key, into in (
+            ("ttft_ms", series.ttft),
+            ("tpot_ms", series.tpot),
+            ("itl_ms", series.itl),
+        ):
             pct = row.get(key)
             for p in ("p50", "p90"):
                 into.setdefault(p, []).append(_num(pct.get(p)) if isinstance(pct, dict) else None)
-    for into in (series.ttft, series.tpot):  # an unstreamed run has no stream series
+    for into in (series.ttft, series.tpot, series.itl):  # an unstreamed run has no stream series
         for p in [p for p, values in into.items() if all(v is None for v in values)]:
             del into[p]
     return series if series.time else None

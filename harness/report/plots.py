@@ -131,35 +131,45 @@ def plot_load(ev: Evidence, t0: float, path: Path, slo_ms: dict[str, float]) -> 
 
 
 def plot_stream(ev: Evidence, t0: float, path: Path, slo: dict[str, Any]) -> Path | None:
-    """TTFT and TPOT per second (streamed runs), with the SLO's targets and the faults."""
-    streamed = [s for s in ev.loads if s.ttft or s.tpot]
+    """TTFT, and ITL beside TPOT, per second (streamed runs), with the SLO's targets and the
+    faults."""
+    streamed = [s for s in ev.loads if s.ttft or s.tpot or s.itl]
     if not streamed:
         return None
     fig = Figure(figsize=(9, 5))
-    ttft_ax, tpot_ax = fig.subplots(2, 1, sharex=True)
+    ttft_ax, tok_ax = fig.subplots(2, 1, sharex=True)
     for series in streamed:
         xs = [t - t0 for t in series.time]
         prefix = f"{series.label} " if len(streamed) > 1 else ""
-        for ax, by_p in ((ttft_ax, series.ttft), (tpot_ax, series.tpot)):
+        for ax, name, by_p in (
+            (ttft_ax, "", series.ttft),
+            (tok_ax, "ITL ", series.itl),
+            (tok_ax, "TPOT ", series.tpot),
+        ):
             for p, values in by_p.items():
                 pts = [(x, v) for x, v in zip(xs, values, strict=False) if v is not None]
                 if pts:
-                    ax.plot(*zip(*pts, strict=True), label=f"{prefix}{p}", linewidth=1)
-    for ax, key, what in (
-        (ttft_ax, "ttft_ms", "time to first token (ms)"),
-        (tpot_ax, "tpot_ms", "time per output token (ms)"),
+                    ax.plot(*zip(*pts, strict=True), label=f"{prefix}{name}{p}", linewidth=1)
+    for ax, keys, what in (
+        (ttft_ax, ("ttft_ms",), "time to first token (ms)"),
+        (tok_ax, ("itl_ms", "tpot_ms"), "per token (ms)"),
     ):
-        for p, target in (slo.get(key) or {}).items():
-            ax.axhline(
-                target, color="black", linestyle=":", linewidth=1, label=f"SLO {p} {target:g} ms"
-            )
+        for key in keys:
+            for p, target in (slo.get(key) or {}).items():
+                ax.axhline(
+                    target,
+                    color="black",
+                    linestyle=":",
+                    linewidth=1,
+                    label=f"SLO {key[:-3].upper()} {p} {target:g} ms",
+                )
         _mark_faults(ax, ev.faults, t0, label=ax is ttft_ax)
         ax.set_ylabel(what)
         ax.set_ylim(bottom=0)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, loc="upper left")
-    ttft_ax.set_title("Streams over time: TTFT and TPOT per second")
-    tpot_ax.set_xlabel(f"seconds since {wall_clock(t0)}")
+    ttft_ax.set_title("Streams over time: TTFT, inter-token latency and TPOT per second")
+    tok_ax.set_xlabel(f"seconds since {wall_clock(t0)}")
     return _save(fig, path)
 
 
@@ -492,7 +502,7 @@ def scenario_plots(
             "Latency and errors over time",
             lambda p: plot_load(ev, t0, p, (slo or {}).get("latency_ms") or {}),
         ),
-        ("stream", "Streams: TTFT and TPOT over time", lambda p: plot_stream(ev, t0, p, slo or {})),
+        ("stream", "Streams: TTFT and ITL over time", lambda p: plot_stream(ev, t0, p, slo or {})),
         ("capacity", "Capacity sweep", lambda p: plot_capacity(ev, p, slo or {})),
         ("replicas", "Replicas over time", lambda p: plot_replicas(ev, t0, p)),
         ("memory", "Memory vs limit", lambda p: plot_memory(ev, t0, p, headroom)),

@@ -67,6 +67,9 @@ def test_known_token_timings_are_measured_to_within_a_millisecond(
         want = float(np.percentile(server_gaps, float(q[1:]), method="inverted_cdf")) * 1000
         assert abs(_ms(st.itl_ms, q) - want) < 1.0, (q, st.itl_ms, want)
     assert _ms(st.itl_ms, "p90") < 11.0 and _ms(st.itl_ms, "p99") >= 120.0  # the stall shows
+    # per second too: the seconds holding a stalled stream (5th, 10th, 15th at 8 req/s) show it
+    worst = [b.itl_ms.get("max") or 0.0 for b in r.timeline]
+    assert [i for i, ms in enumerate(worst) if ms >= 120.0] == [0, 1]
     # TTFT is from the intended send time: the server's 40 ms and never less
     assert 40.0 <= _ms(st.ttft_ms, "p50") < 45.0
     # TPOT averages a stall over its stream: (5 x 10 + 120) / 6 ms

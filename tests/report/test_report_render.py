@@ -130,12 +130,18 @@ def test_streamed_timelines_and_the_capacity_sweep_are_drawn(tmp_path):
     streamed = {
         "started_at": 1796143682.5,
         "timeline": [
-            {**row, "ttft_ms": {"p50": 50.0, "p90": 60.0}, "tpot_ms": {"p50": 7.0, "p90": 9.0}},
+            {
+                **row,
+                "ttft_ms": {"p50": 50.0, "p90": 60.0},
+                "tpot_ms": {"p50": 7.0, "p90": 9.0},
+                "itl_ms": {"p50": 6.0, "p90": 8.0},
+            },
             {**row, "t": 1.0, "ttft_ms": {}, "tpot_ms": {}},  # a second with no ok stream
         ],
     }
     s = parse_load(streamed, "load")
     assert s is not None and s.ttft == {"p50": [50.0, None], "p90": [60.0, None]}
+    assert s.itl == {"p50": [6.0, None], "p90": [8.0, None]}
     plain = parse_load({"started_at": 1.0, "timeline": [row]}, "load")
     assert plain is not None and plain.ttft == {} and plain.tpot == {}
 

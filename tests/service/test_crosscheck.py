@@ -60,3 +60,45 @@ def test_a_disagreement_is_a_caveat_and_absent_histograms_are_named() -> None:
         "vllm:inter_token_latency_seconds",
         "vllm:e2e_request_latency_seconds",
     }
+
+
+def test_tokenize_endpoints_speak_vllms_shape(server: ServerProcess) -> None:
+    import httpx
+
+    tok = httpx.post(
+        server.url + "/tokenize", json={"prompt": "hello", "add_special_tokens": False}
+    )
+    body = tok.json()
+    assert tok.status_code == 200 and body["count"] == len(body["tokens"]) == 5  # byte-level
+    assert body["max_model_len"] > 0
+    with_bos = httpx.post(server.url + "/tokenize", json={"prompt": "hello"}).json()
+    assert with_bos["count"] == 6  # add_special_tokens defaults to true, as in vLLM
+    back = httpx.post(server.url + "/detokenize", json={"tokens": body["tokens"]})
+    assert back.json() == {"prompt": "hello"}
+
+
+def test_a_workload_can_size_prompts_with_the_servers_tokenizer(server: ServerProcess) -> None:
+    from harness.load.workload import Workload, build_pool
+
+    w = Workload.model_validate(
+        {
+            "prompt_tokens": {"kind": "uniform", "min": 5, "max": 40},
+            "output_tokens": {"mean": 3},
+            "samples": 6,
+            "tokenizer": "server",
+        }
+    )
+    pool = build_pool(w, {}, seed=3, target=server.url)
+    assert pool.exact_prompts
+    for body, n in zip(pool.bodies, pool.prompt_tokens, strict=True):
+        resp = httpx_post(server.url, body["prompt"])
+        assert resp["count"] == n
+
+
+def httpx_post(url: str, prompt: str) -> dict:
+    import httpx
+
+    out: dict = httpx.post(
+        url + "/tokenize", json={"prompt": prompt, "add_special_tokens": False}
+    ).json()
+    return out
