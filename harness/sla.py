@@ -192,7 +192,7 @@ def evaluate(
 
     goodput = None
     if slo.goodput is not None:
-        goodput = _goodput(result, rec, slo.goodput.thresholds())
+        goodput = goodput_in(result, slo.goodput.thresholds())
         checks.append(
             Check(
                 name="goodput",
@@ -333,16 +333,18 @@ def breaches(ws: WindowStats, slo: SLO) -> list[str]:
     return out
 
 
-def _goodput(
-    result: LoadResult, rec: np.ndarray | None, thresholds: dict[str, float]
+def goodput_in(
+    result: LoadResult, thresholds: dict[str, float], a: float = 0.0, b: float | None = None
 ) -> Goodput | None:
-    """vLLM's goodput over the due requests (sent + dropped: a drop is never good); None when
-    it cannot be observed (no records, or TTFT/TPOT thresholds on an unstreamed run)."""
+    """vLLM's goodput over the due requests (sent + dropped: a drop is never good) intended in
+    [a, b) s of the run (default: all of it); None when it cannot be observed (no records, or
+    TTFT/TPOT thresholds on an unstreamed run)."""
+    rec = _records(result)
     if rec is None or (result.stream is None and {"ttft", "tpot"} & set(thresholds)):
         return None
-    rec = rec[(rec["intended"] < result.duration_s) & (rec["status"] != R.NOT_SENT)]
-    ok = R.is_ok(rec["status"])
-    return goodput_of(thresholds, rec, ok, len(rec), max(result.duration_s, 1e-9))
+    b = result.duration_s if b is None else b
+    rec = rec[(rec["intended"] >= a) & (rec["intended"] < b) & (rec["status"] != R.NOT_SENT)]
+    return goodput_of(thresholds, rec, R.is_ok(rec["status"]), len(rec), max(b - a, 1e-9))
 
 
 def _cpu_summary(samples: Sequence[ResourceSample], result: LoadResult) -> CpuSummary:
@@ -372,5 +374,6 @@ __all__ = [
     "WindowResult",
     "breaches",
     "evaluate",
+    "goodput_in",
     "percentiles",
 ]

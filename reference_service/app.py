@@ -344,7 +344,14 @@ def create_app(
     async def detokenize(body: DetokenizeRequest) -> Any:
         if not st.started:
             return error_response(503, "model is still loading", code="not_ready", retry_after_s=1)
-        return {"prompt": st.loaded.tokenizer.decode(body.tokens)}
+        tok = st.loaded.tokenizer
+        if len(body.tokens) > st.settings.max_prompt_tokens + st.settings.max_tokens_limit:
+            return error_response(413, "too many tokens to detokenize", param="tokens")
+        if any(not 0 <= t < len(tok) for t in body.tokens):
+            return error_response(
+                400, f"token ids must be in [0, {len(tok)})", param="tokens", code="invalid"
+            )
+        return {"prompt": tok.decode(body.tokens)}
 
     @app.get("/v1/models")
     async def models() -> Any:

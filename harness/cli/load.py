@@ -178,7 +178,7 @@ def load(**opts: Any) -> None:
         click.echo(
             f"TTFT ms p50 {st.ttft_ms['p50']} p90 {st.ttft_ms['p90']} p99 {st.ttft_ms['p99']}; "
             f"TPOT ms p50 {st.tpot_ms['p50']} p90 {st.tpot_ms['p90']}; "
-            f"output tokens mean {st.output_tokens['mean']}"
+            f"output tokens mean {st.output_tokens['mean']}; finish {st.finish_reasons}"
         )
     if result.workload is not None:
         w = result.workload

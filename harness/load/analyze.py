@@ -207,6 +207,10 @@ def stream_stats(ok: np.ndarray, inter_chunk_s: np.ndarray | None = None) -> Str
         chunks_per_token=(
             round(float(ok["chunks"][known].sum() / counted.sum()), 3) if counted.sum() else None
         ),
+        finish_reasons={
+            R.FINISH_REASONS.get(int(code), "none"): int(n)
+            for code, n in zip(*np.unique(ok["finish"], return_counts=True), strict=True)
+        },
     )
 
 

@@ -62,8 +62,8 @@ STREAM: bool = bool(CFG.get("stream"))
 perf = time.perf_counter
 NAN = float("nan")
 # A record's fields after `intended`, in RECORD_DTYPE's order: sent, done, status, first, last,
-# chunks, tokens, sample.
-Row = tuple[float, float, int, float, float, int, int, int]
+# chunks, tokens, sample, finish.
+Row = tuple[float, float, int, float, float, int, int, int, int]
 
 
 class _State:
@@ -202,7 +202,8 @@ def _send_direct(http: Any, fire: Any, n: int) -> Row:
     )
     first = NAN if timing.first is None else timing.first
     last = NAN if timing.last is None else timing.last
-    return sent, done, code, first, last, timing.chunks, timing.tokens, sample
+    finish = R.FINISH_CODES.get(timing.finish_reason or "", 4) if timing.finish_reason else 0
+    return sent, done, code, first, last, timing.chunks, timing.tokens, sample, finish
 
 
 def _classify_exc(err: BaseException) -> int:
@@ -414,7 +415,7 @@ class ClosedLoopUser(FastHttpUser):
             row = _send_direct(self._direct, self.environment.events.request.fire, n)
         else:
             s, d, c = _send(self.client)
-            row = (s, d, c, NAN, NAN, 0, -1, -1)
+            row = (s, d, c, NAN, NAN, 0, -1, -1, 0)
         _State.in_flight -= 1
         _count(row[2])
         if not _State.finished.is_set():

@@ -5,7 +5,8 @@ Latency from the intended send time is `done - intended`; schedule delay is `sen
 Streaming runs also fill `first` / `last` (arrival of the first / last SSE chunk that carries
 choices), `chunks` (how many did) and `tokens` (the usage chunk's `completion_tokens`, -1 when
 the server sent none); TTFT from the intended send time is `first - intended`. With a workload,
-`sample` is the index of the body sent in the run's sample pool (-1 without one).
+`sample` is the index of the body sent in the run's sample pool (-1 without one), and `finish`
+the stream's last `finish_reason` (FINISH_REASONS; 0 when none came).
 """
 
 from __future__ import annotations
@@ -23,8 +24,13 @@ RECORD_DTYPE = np.dtype(
         ("chunks", "<i4"),
         ("tokens", "<i4"),
         ("sample", "<i4"),
+        ("finish", "<i1"),
     ]
 )
+
+#: a stream's last `finish_reason` (records' `finish`); 0 = none seen (unstreamed, or cut)
+FINISH_REASONS = {1: "stop", 2: "length", 3: "abort", 4: "other"}
+FINISH_CODES = {name: code for code, name in FINISH_REASONS.items()}
 
 # status codes below 100 are not HTTP statuses
 NOT_SENT = 0  # never attempted (after a stop); dropped from the merged file

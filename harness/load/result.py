@@ -127,6 +127,9 @@ class StreamStats(BaseModel):
     chunks_per_token: float | None = Field(
         description="content chunks / output tokens: 1 when every token came in its own chunk"
     )
+    finish_reasons: dict[str, int] = Field(
+        default_factory=dict, description="ok streams by their last finish_reason ('none')"
+    )
 
 
 class LoadResult(BaseModel):

@@ -23,6 +23,7 @@ class StreamTiming:
     done: bool = False
     error: str | None = None
     gaps: list[float] = field(default_factory=list)  # between consecutive content chunks
+    finish_reason: str | None = None  # the last non-null finish_reason of a choice
 
 
 def read_stream(readline: Callable[[], bytes], now: Callable[[], float]) -> StreamTiming:
@@ -49,7 +50,11 @@ def read_stream(readline: Callable[[], bytes], now: Callable[[], float]) -> Stre
         if chunk.get("error"):
             out.error = str(chunk["error"])[:200]
             return out
-        if chunk.get("choices"):
+        choices = chunk.get("choices")
+        if choices:
+            reason = choices[0].get("finish_reason") if isinstance(choices[0], dict) else None
+            if reason:
+                out.finish_reason = str(reason)
             out.chunks += 1
             if out.last is not None:
                 out.gaps.append(t - out.last)

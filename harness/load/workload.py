@@ -97,6 +97,17 @@ class SharedPrefix(BaseModel):
     groups: int = Field(1, ge=1, le=100_000)
 
 
+class MultiTurn(BaseModel):
+    """Samples grouped into conversations of `turns` turns: turn k's request carries the whole
+    history before it (user turns and assistant turns of their output length), so a server
+    sees a conversation's prefix grow. The assistant turns are synthetic text, not the server's
+    answers: an open-loop schedule sends turn k+1 at its time, without waiting for turn k."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    turns: int = Field(ge=2, le=64)
+
+
 class Workload(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -113,10 +124,17 @@ class Workload(BaseModel):
     shared_prefix: SharedPrefix | None = Field(
         None, description="prompts share prefixes (counted in prompt_tokens)"
     )
+    multi_turn: MultiTurn | None = Field(
+        None, description="conversations (needs chat); prompt_tokens is each new user turn"
+    )
 
     @model_validator(mode="after")
     def _prefix_fits(self) -> Workload:
         sp = self.shared_prefix
+        if self.multi_turn is not None and not self.chat:
+            raise ValueError("multi_turn needs chat: true (a conversation is chat messages)")
+        if self.multi_turn is not None and self.shared_prefix is not None:
+            raise ValueError("multi_turn and shared_prefix: a conversation's history is its prefix")
         p = self.prompt_tokens
         shortest = int(p.mean or 1) if p.kind == "fixed" else p.min
         if sp is not None and sp.tokens >= shortest:
@@ -294,23 +312,48 @@ def build_pool(
     outputs = workload.output_tokens.sample(rng, workload.samples)
     tokens = _Tokens(workload.tokenizer, target)
     keep = _base(base)
-    sp = workload.shared_prefix
+    sp, mt = workload.shared_prefix, workload.multi_turn
+
+    def text(i: int, n: int) -> str:
+        if sp is not None:
+            return tokens.text(n, (i % sp.groups,), sp.tokens)
+        if mt is not None:  # every turn its own text: conversations share no prefix by chance
+            return tokens.text(n, (i,), n)
+        return tokens.text(n)
+
     bodies = [
         _body(
             keep,
-            tokens.text(p, (i % sp.groups,), sp.tokens) if sp else tokens.text(p),
+            text(i, p),
             o,
             chat=workload.chat,
             force_output=workload.force_output,
         )
         for i, (p, o) in enumerate(zip(prompts.tolist(), outputs.tolist(), strict=True))
     ]
+    if mt is not None:
+        _add_history(bodies, outputs.tolist(), mt.turns, tokens)
     return SamplePool(
         bodies=bodies,
         prompt_tokens=prompts.tolist(),
         output_tokens=outputs.tolist(),
         exact_prompts=tokens.tok is not None,
     )
+
+
+def _add_history(
+    bodies: list[dict[str, Any]], outputs: list[int], turns: int, tokens: _Tokens
+) -> None:
+    """Turn k of each conversation (samples i // turns) gets the turns before it as history;
+    each earlier assistant turn is text of that turn's output length."""
+    history: list[dict[str, str]] = []
+    for i, body in enumerate(bodies):
+        if i % turns == 0:
+            history = []
+        user = body["messages"][-1]
+        body["messages"] = [*history, user]
+        reply = tokens.text(outputs[i], (1_000_003 + i,), outputs[i])
+        history = [*history, user, {"role": "assistant", "content": reply}]
 
 
 def build_trace_pool(

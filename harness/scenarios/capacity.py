@@ -42,7 +42,7 @@ from harness.run import evidence
 from harness.scenarios import common
 from harness.scenarios.base import ScenarioContext
 from harness.scenarios.cold_start import start_timeout_s
-from harness.sla import breaches
+from harness.sla import breaches, goodput_in
 from harness.verdict import Check, Verdict
 
 NAME = "capacity"
@@ -337,16 +337,9 @@ def measure(ctx: ScenarioContext, backend: Backend, sweep: Sweep) -> Capacity:
 
 def _goodput(ctx: ScenarioContext, res: Any, t0: float, step_s: float) -> float | None:
     """The step's goodput attainment (the SLO's per-request thresholds), None without one."""
-    from harness.load import records as R
-    from harness.load.analyze import goodput
-
     g = ctx.profile.slo.goodput
-    if g is None or (res.stream is None and {"ttft", "tpot"} & set(g.thresholds())):
-        return None
-    rec = res.records()
-    rec = rec[(rec["intended"] >= t0) & (rec["intended"] < t0 + step_s)]
-    rec = rec[rec["status"] != R.NOT_SENT]
-    return goodput(g.thresholds(), rec, R.is_ok(rec["status"]), len(rec), step_s).attainment
+    found = goodput_in(res, g.thresholds(), t0, t0 + step_s) if g else None
+    return found.attainment if found else None
 
 
 def _saturation_signs(

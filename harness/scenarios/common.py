@@ -183,14 +183,14 @@ def stream_summary(result: LoadResult, slo: SLO) -> dict[str, Any]:
     """The run's TTFT / TPOT / ITL percentiles and its goodput against the SLO's thresholds:
     reported beside availability and the error budget (empty for an unstreamed run without a
     goodput SLO)."""
-    from harness.sla import evaluate
+    from harness.sla import goodput_in
 
     out: dict[str, Any] = {}
     if result.stream is not None:
         st = result.stream
         out.update({"ttft_ms": st.ttft_ms, "tpot_ms": st.tpot_ms, "itl_ms": st.itl_ms})
     if slo.goodput is not None:
-        g = evaluate(result, slo, windows=False, check_rate=False).goodput
+        g = goodput_in(result, slo.goodput.thresholds())
         out["goodput"] = g.attainment if g else None
         out["goodput_slo_ms"] = slo.goodput.thresholds()
     return out

@@ -96,7 +96,9 @@ def main() -> None:
                     time.sleep(args.stall_ms / 1000)
                 elif i and args.gap_ms:
                     time.sleep(args.gap_ms / 1000)
-                event('{"choices":[{"index":0,"text":"t","finish_reason":null}]}')
+                last = i == self.chunks_to_send - 1
+                reason = '"length"' if last and args.sse_end == "done" else "null"
+                event(f'{{"choices":[{{"index":0,"text":"t","finish_reason":{reason}}}]}}')
             if args.sse_end == "error":
                 event('{"error":{"message":"boom","type":"server_unavailable","code":503}}')
             elif args.sse_end == "done":

@@ -140,3 +140,26 @@ def test_a_replay_sends_each_row_at_its_time(loopback_server: Server, tmp_path: 
     assert r.workload is not None and r.workload.output_mismatches == 0
     assert r.arrival == "trace"
     assert sum(b.requested_rps or 0 for b in r.timeline) == pytest.approx(40)
+
+
+def test_multi_turn_conversations_carry_their_history() -> None:
+    w = Workload.model_validate(
+        {
+            "prompt_tokens": {"kind": "uniform", "min": 10, "max": 30},
+            "output_tokens": {"kind": "uniform", "min": 3, "max": 9},
+            "samples": 6,
+            "chat": True,
+            "multi_turn": {"turns": 3},
+        }
+    )
+    pool = build_pool(w, {"model": "m"}, seed=2)
+    turns = [[m["role"] for m in b["messages"]] for b in pool.bodies]
+    assert turns[0] == ["user"] and turns[3] == ["user"]  # two conversations of three turns
+    assert turns[2] == ["user", "assistant", "user", "assistant", "user"]
+    first, second, third = (b["messages"] for b in pool.bodies[:3])
+    assert second[:1] == first and third[:3] == second  # the history is replayed
+    assert len(third[1]["content"]) == pool.output_tokens[0]  # an answer of its turn's length
+    assert [len(b["messages"][-1]["content"]) for b in pool.bodies] == pool.prompt_tokens
+    assert len({b["messages"][-1]["content"] for b in pool.bodies}) == 6  # every turn its own
+    with pytest.raises(ValueError, match="multi_turn needs chat"):
+        Workload.model_validate({**w.model_dump(), "chat": False})

@@ -75,6 +75,8 @@ def test_tokenize_endpoints_speak_vllms_shape(server: ServerProcess) -> None:
     assert with_bos["count"] == 6  # add_special_tokens defaults to true, as in vLLM
     back = httpx.post(server.url + "/detokenize", json={"tokens": body["tokens"]})
     assert back.json() == {"prompt": "hello"}
+    bad = httpx.post(server.url + "/detokenize", json={"tokens": [-1, 10**9]})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "tokens"
 
 
 def test_a_workload_can_size_prompts_with_the_servers_tokenizer(server: ServerProcess) -> None:
