@@ -40,9 +40,9 @@ class Agreement(BaseModel):
     metric: str
     server_mean_ms: float
     server_count: int
-    client_mean_ms: float | None
+    client_mean_ms: float
     client_count: int
-    diff_ms: float | None = Field(description="client - server")
+    diff_ms: float = Field(description="client - server")
     agrees: bool
 
 
@@ -53,6 +53,10 @@ class CrossCheck(BaseModel):
     agreements: list[Agreement] = Field(default_factory=list)
     missing: list[str] = Field(
         default_factory=list, description="histograms the server does not expose"
+    )
+    unobserved: list[str] = Field(
+        default_factory=list,
+        description="histograms the client could not match (TTFT and ITL need streams)",
     )
 
     @property
@@ -113,7 +117,10 @@ def compare(metrics_url: str, before: Snapshot, after: Snapshot, result: LoadRes
             continue
         server_ms = round(d_sum / d_count * 1000, 3)
         mean_ms, n = client[key]
-        diff = None if mean_ms is None else round(mean_ms - server_ms, 3)
+        if mean_ms is None:  # an unstreamed run shows no first token or token gaps
+            out.unobserved.append(HISTOGRAMS[key])
+            continue
+        diff = round(mean_ms - server_ms, 3)
         out.agreements.append(
             Agreement(
                 metric=HISTOGRAMS[key],
@@ -122,8 +129,7 @@ def compare(metrics_url: str, before: Snapshot, after: Snapshot, result: LoadRes
                 client_mean_ms=mean_ms,
                 client_count=n,
                 diff_ms=diff,
-                agrees=diff is not None
-                and abs(diff) <= max(ABS_TOLERANCE_MS, REL_TOLERANCE * server_ms),
+                agrees=abs(diff) <= max(ABS_TOLERANCE_MS, REL_TOLERANCE * server_ms),
             )
         )
     return out

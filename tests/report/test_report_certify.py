@@ -56,7 +56,7 @@ def test_all_pass_writes_valid_report_junit_and_html(tmp_path, manifests_file, f
     assert report.result == "pass" and not report.interrupted
     assert [s.name for s in report.scenarios] == ["cold-start", "zone-failure"]
     assert report.profile.name == "local" and report.profile.content["slo"]["latency_ms"] == {
-        "p90": 400
+        "p90": 300
     }
     assert report.backend.options["zones"] == ["zone-a", "zone-b", "zone-c"]
     assert report.manifests.objects == ["Deployment/svc", "Service/svc"]

@@ -151,12 +151,12 @@ def test_a_refused_connection_is_not_a_lost_request() -> None:
 @pytest.mark.parametrize(
     ("cap", "outcome", "measured"),
     [
-        (capacity.Capacity(21.3, "swept"), "met", 1),  # 10 req/s baseline fits one replica
-        (capacity.Capacity(4.0, "swept"), "failed", 3),  # needs 3 of the Deployment's 2
+        (capacity.Capacity(29.3, "swept"), "met", 1),  # 14 req/s baseline fits one replica
+        (capacity.Capacity(6.0, "swept"), "failed", 3),  # needs 3 of the Deployment's 2
         # broke at the first step: only "< 3.2" is known, and even that needs more than 2
-        (capacity.Capacity(3.2, "swept", upper_bound=True), "failed", ">= 4"),
-        # "< 6" might be 5.9 (2 replicas) or 1 (10): the sweep could not tell
-        (capacity.Capacity(6.0, "swept", upper_bound=True), "inconclusive", ">= 2"),
+        (capacity.Capacity(3.2, "swept", upper_bound=True), "failed", ">= 5"),
+        # "< 10" might be 9 (2 replicas) or 1 (14): the sweep could not tell
+        (capacity.Capacity(10.0, "swept", upper_bound=True), "inconclusive", ">= 2"),
         (capacity.Capacity(None, "could not be measured"), "inconclusive", None),
     ],
 )
@@ -171,6 +171,7 @@ def test_saturation_is_named_from_the_evidence() -> None:
     from harness.load.result import WindowStats
 
     ctx = _ctx()
+    ctx.profile = load_profile("local-stream")  # the one with a goodput SLO
     w = WindowStats(
         t0=0.0, t1=4.0, scheduled=100, requests=80, ok=80, errors={}, dropped=0,
         availability=1.0, latency_ms={}, rate_rps=20.0,

@@ -31,9 +31,13 @@ def test_the_reference_services_histograms_agree_with_the_client(
     assert by["vllm:time_to_first_token_seconds"].server_count == 20
     assert by["vllm:inter_token_latency_seconds"].client_count == 20 * 11
     # the client sees the server's time plus the HTTP hop, never less
-    e2e_diff = by["vllm:e2e_request_latency_seconds"].diff_ms
-    assert e2e_diff is not None and e2e_diff > 0
+    assert by["vllm:e2e_request_latency_seconds"].diff_ms > 0
     assert check.caveats == []
+    before_plain = crosscheck.snapshot(url)
+    plain = run_load(spec.model_copy(update={"stream": False}), tmp_path / "plain")
+    unstreamed = crosscheck.compare(url, before_plain, crosscheck.snapshot(url), plain)
+    assert [a.metric for a in unstreamed.agreements] == ["vllm:e2e_request_latency_seconds"]
+    assert len(unstreamed.unobserved) == 2 and unstreamed.caveats == []  # unseen, not disagreeing
 
 
 def test_a_disagreement_is_a_caveat_and_absent_histograms_are_named() -> None:
