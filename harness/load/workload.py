@@ -189,7 +189,6 @@ class _ServerTokenizer:
         import httpx
 
         self.http = httpx.Client(base_url=target.rstrip("/"), timeout=30.0)
-        self.encode("probe")
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         import httpx
