@@ -164,6 +164,10 @@ class ProbeTargets(_Strict):
     )
 
 
+#: a spike sized from capacity asks for this share of one replica more than the initial ones carry
+SPIKE_EXTRA_REPLICAS = 0.3
+
+
 class SpikeTargets(_Strict):
     """The autoscaling spike. Its rate is at least `factor` x baseline and, when the replicas
     running before it could carry that, is raised from the capacity measured in the run until
@@ -186,6 +190,25 @@ class SpikeTargets(_Strict):
     max_breach_s: float = Field(
         120.0, ge=0, description="SLA-breach seconds allowed during the spike"
     )
+
+    def rate(self, base_rps: float, capacity: float | None, initial: int) -> tuple[float, str]:
+        """The spike's rate and how it was sized: factor x baseline, and at least capacity x
+        (initial + SPIKE_EXTRA_REPLICAS), so that the initial replicas cannot carry it."""
+        rate = base_rps * self.factor
+        f = self.factor
+        if capacity is None:
+            return rate, f"{f:g} x {base_rps:g} req/s (no capacity to size it from)"
+        floor = capacity * (initial + SPIKE_EXTRA_REPLICAS)
+        if rate >= floor:
+            return rate, (
+                f"{f:g} x {base_rps:g} req/s: more than {initial} replicas carry at "
+                f"{capacity:g} req/s each"
+            )
+        return floor, (
+            f"{f:g} x {base_rps:g} = {rate:g} req/s raised to "
+            f"{initial + SPIKE_EXTRA_REPLICAS:g} replicas' worth at {capacity:g} req/s each, "
+            f"so that the {initial} initial replicas cannot carry it"
+        )
 
     @model_validator(mode="after")
     def _allowances_can_fail(self) -> SpikeTargets:

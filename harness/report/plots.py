@@ -176,7 +176,10 @@ def plot_stream(ev: Evidence, t0: float, path: Path, slo: dict[str, Any]) -> Pat
 def plot_capacity(ev: Evidence, path: Path, slo: dict[str, Any]) -> Path | None:
     """The capacity sweep: offered rate vs achieved, goodput, and the latency percentiles the
     SLO targets; the capacity is the last step that held."""
-    rows = [r for r in ev.capacity_sweep if _num(r.get("requested_rps")) is not None]
+    rows = sorted(  # a sweep broken at its first step is followed by one below it
+        (r for r in ev.capacity_sweep if _num(r.get("requested_rps")) is not None),
+        key=lambda r: float(r["requested_rps"]),
+    )
     if not rows:
         return None
     xs = [float(r["requested_rps"]) for r in rows]

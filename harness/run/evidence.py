@@ -67,6 +67,7 @@ OVERLOAD_RUN = "overload"  # oom-headroom, past peak
 HANG_LOAD_RUN = "hang_load"  # probe-timing, while a replica hangs
 CAPACITY_RUN = "capacity"  # capacity (or hpa's short way), the open-loop sweep
 CAPACITY_BURST_RUN = "capacity_burst"  # the closed-loop burst before it
+CAPACITY_LOW_RUN = "capacity_low"  # the sweep again below the first's first step, when it broke
 
 # game days -----------------------------------------------------------------------------------
 GAMEDAY_DIR = "gameday"  # also the verdict's name: the report reads `<run-dir>/<name>/`

@@ -5,7 +5,9 @@ sized for (`spike.request`, default `load.request`), streamed when the SLO has s
 
 1. a closed-loop burst of CAPACITY_USERS finds its saturated throughput;
 2. an open-loop step sweep from SWEEP_FROM x that throughput up to all of it, each step long
-   enough for its percentiles. Per step: offered vs achieved rate, the SLO's percentile targets
+   enough for its percentiles (when the SLO breaks at its first step, once more from
+   SWEEP_FROM x that step up to it, so a slow replica is measured, not only bounded). Per
+   step: offered vs achieved rate, the SLO's percentile targets
    (end-to-end, TTFT, TPOT), availability, goodput (when the SLO defines it) and the server's
    queue (`vllm:num_requests_waiting`) at the step's end.
 
@@ -82,6 +84,7 @@ class Capacity:
     saturated_rps: float | None = None  # the closed-loop burst's throughput
     saturation: str = ""  # where the sweep first showed saturation, and how
     server_agreement: crosscheck.CrossCheck | None = None  # the sweep: client vs server means
+    validity: Check | None = None  # the sweeps' load_valid (the first that failed, else the last)
 
 
 def sizing_request(ctx: ScenarioContext) -> RequestShape:
@@ -111,7 +114,17 @@ def run(ctx: ScenarioContext) -> Verdict:
             ),
         }
     )
-    checks.append(_sweep_valid(ctx))
+    checks.append(
+        cap.validity
+        or Check(
+            name="load_valid",
+            measured=None,
+            target=True,
+            ok=False,
+            inconclusive=True,
+            note="no sweep ran",
+        )
+    )
     checks.append(replicas_check(ctx, cap))
     caveats = cap.server_agreement.caveats if cap.server_agreement else []
     return _finish(ctx, checks, meas, caveats)
@@ -126,22 +139,10 @@ def _finish(
         checks,
         list[FaultRecord](),
         meas,
-        loads=(evidence.CAPACITY_BURST_RUN, evidence.CAPACITY_RUN),
+        loads=(evidence.CAPACITY_BURST_RUN, evidence.CAPACITY_RUN, evidence.CAPACITY_LOW_RUN),
         report_only=("capacity_sweep",),
         caveats=list(caveats),
     )
-
-
-def _sweep_valid(ctx: ScenarioContext) -> Check:
-    from harness.load.result import LoadResult
-
-    path = ctx.evidence(evidence.load_copy(evidence.CAPACITY_RUN))
-    if not path.exists():
-        return Check(
-            name="load_valid", measured=None, target=True, ok=False, inconclusive=True,
-            note="the sweep left no load.json",
-        )  # fmt: skip
-    return common.load_validity_check(LoadResult.load(path), "the capacity sweep")
 
 
 def replicas_check(ctx: ScenarioContext, cap: Capacity) -> Check:
@@ -227,7 +228,6 @@ def capacity_per_replica(ctx: ScenarioContext) -> Capacity:
 
 
 def measure(ctx: ScenarioContext, backend: Backend, sweep: Sweep) -> Capacity:
-    slo = ctx.profile.slo
     pod = sorted(p.name for p in backend.pods() if p.ready)[0]
     url = backend.pod_url(pod).rstrip("/")
     kw: dict[str, Any] = {
@@ -249,7 +249,75 @@ def measure(ctx: ScenarioContext, backend: Backend, sweep: Sweep) -> Capacity:
         raise ValueError(
             f"pod {pod} served nothing to {CAPACITY_USERS} users: errors {burst.errors}"
         )
+    how = f"pod {pod}: {CAPACITY_USERS} closed-loop users saturate at {saturated:.1f} req/s"
     start = saturated * SWEEP_FROM
+    swept = _sweep(ctx, backend, pod, kw, start, sweep, evidence.CAPACITY_RUN)
+    how += f"; open-loop steps of {sweep.step_s:g} s from {start:.1f} req/s"
+    if swept.best is None:
+        # the SLO broke at the first step: sweep once more below it, as a sweep that starts
+        # from a single user would have (capacity is then bounded on both sides)
+        low = start * SWEEP_FROM
+        lower = _sweep(ctx, backend, pod, kw, low, sweep, evidence.CAPACITY_LOW_RUN)
+        how += f" broke at the first; again from {low:.1f} req/s"
+        swept = _Swept(
+            swept.rows + lower.rows,
+            lower.best,
+            lower.saturation or swept.saturation,
+            lower.agreement,
+            [*swept.validity, *lower.validity],
+        )
+    common_fields: dict[str, Any] = {
+        "sweep": swept.rows,
+        "saturated_rps": round(saturated, 2),
+        "server_agreement": swept.agreement,
+        "validity": _worst(swept.validity),
+    }
+    if swept.best is None:
+        bound = swept.rows[-1]["requested_rps"] if swept.rows else start
+        return Capacity(
+            round(min(bound, start), 2),
+            how + f"; the SLO broke at the first step: capacity < {min(bound, start):.1f} req/s",
+            upper_bound=True,
+            saturation=swept.saturation,
+            **common_fields,
+        )
+    held_to_top = bool(swept.rows) and not swept.rows[-1]["breaches"]
+    return Capacity(
+        round(swept.best, 2),
+        how
+        + f"; the SLO held up to {swept.best:.1f} req/s"
+        + ("; the SLO held up to saturation" if held_to_top else ""),
+        saturation=swept.saturation or "not reached in the sweep",
+        **common_fields,
+    )
+
+
+@dataclass
+class _Swept:
+    rows: list[dict[str, Any]]
+    best: float | None  # the highest step whose SLO held, None when the first broke
+    saturation: str
+    agreement: crosscheck.CrossCheck | None
+    validity: list[Check]  # the sweeps' load_valid checks
+
+
+def _worst(checks: list[Check]) -> Check:
+    return next((c for c in checks if not c.ok), checks[-1])
+
+
+def _sweep(
+    ctx: ScenarioContext,
+    backend: Backend,
+    pod: str,
+    kw: dict[str, Any],
+    start: float,
+    sweep: Sweep,
+    run_name: str,
+) -> _Swept:
+    """One open-loop step sweep from `start` up to start / SWEEP_FROM, judged step by step
+    until the first step whose SLO broke."""
+    slo = ctx.profile.slo
+    url = kw["target"]
     shape = Shape(kind="step", factor=1 / SWEEP_FROM, steps=sweep.steps, step_s=sweep.step_s)
     duration = sweep.steps * sweep.step_s
     queue = QueueSampler(backend, pod, sweep.step_s)
@@ -259,7 +327,7 @@ def measure(ctx: ScenarioContext, backend: Backend, sweep: Sweep) -> Capacity:
         common.load_spec(
             ctx, backend, mode="open", rate_rps=start, duration_s=duration, **{**kw, "shape": shape}
         ),
-        evidence.CAPACITY_RUN,
+        run_name,
     ) as handle:
         queue.follow(handle, sweep.steps)
         res = handle.wait(timeout=duration + 120)
@@ -306,33 +374,8 @@ def measure(ctx: ScenarioContext, backend: Backend, sweep: Sweep) -> Capacity:
         if reasons:
             break
         best = rate
-    how = (
-        f"pod {pod}: {CAPACITY_USERS} closed-loop users saturate at {saturated:.1f} req/s; "
-        f"open-loop steps of {sweep.step_s:g} s from {start:.1f} req/s"
-    )
-    if best is None:
-        return Capacity(
-            round(start, 2),
-            how + f"; the SLO broke at the first step: capacity < {start:.1f} req/s",
-            rows,
-            upper_bound=True,
-            saturated_rps=round(saturated, 2),
-            saturation=saturation,
-            server_agreement=agreement,
-        )
-    top = (
-        "; the SLO held up to saturation"
-        if len(rows) == sweep.steps and not rows[-1]["breaches"]
-        else ""
-    )
-    return Capacity(
-        round(best, 2),
-        how + f"; the SLO held up to {best:.1f} req/s" + top,
-        rows,
-        saturated_rps=round(saturated, 2),
-        saturation=saturation or "not reached in the sweep",
-        server_agreement=agreement,
-    )
+    validity = common.load_validity_check(res, f"the capacity sweep from {start:.1f} req/s")
+    return _Swept(rows, best, saturation, agreement, [validity])
 
 
 def _goodput(ctx: ScenarioContext, res: Any, t0: float, step_s: float) -> float | None:

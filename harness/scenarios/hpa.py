@@ -3,9 +3,9 @@
 The spike must need more replicas than the scenario starts with, or it tests nothing. So the
 per-replica capacity comes from the capacity scenario of this run (or, when it did not run, is
 measured here the short way, named so; harness.scenarios.capacity). The spike is
-`spike.factor` x baseline, raised to `capacity x (initial replicas + SPIKE_EXTRA_REPLICAS)` when
-the initial replicas could carry that. A capacity declared in the profile is a fallback the
-verdict names as such.
+`spike.factor` x baseline, raised to `capacity x (initial replicas + SPIKE_EXTRA_REPLICAS)`
+when the initial replicas could carry that (SpikeTargets.rate). A capacity declared in the
+profile is a fallback the verdict names as such.
 
 Measured: time from the spike's start to the first scale-up decision (SuccessfulRescale event,
 else the HPA status history) and to the first new replica Ready (vs `spike.scale_out_s`),
@@ -48,8 +48,6 @@ CHECKS = (
     "flaps_on_way_down",
 )
 SPIKE_DELIVERED_MIN = 0.95  # achieved / requested rate during the spike
-#: a spike sized from capacity asks for this share of one replica more than the initial ones carry
-SPIKE_EXTRA_REPLICAS = 0.3
 
 
 def run(ctx: ScenarioContext) -> Verdict:
@@ -108,30 +106,14 @@ def _finish(
         checks,
         faults,
         meas,
-        loads=(evidence.LOAD_RUN, evidence.CAPACITY_BURST_RUN, evidence.CAPACITY_RUN),
+        loads=(
+            evidence.LOAD_RUN,
+            evidence.CAPACITY_BURST_RUN,
+            evidence.CAPACITY_RUN,
+            evidence.CAPACITY_LOW_RUN,
+        ),
         caveats=caveats,
         report_only=("replica_timeline", "model", "capacity_sweep"),
-    )
-
-
-def size_spike(
-    base_rps: float, factor: float, capacity: float | None, initial: int
-) -> tuple[float, str]:
-    """The spike rate: factor x baseline, and at least capacity x (initial + SPIKE_EXTRA_REPLICAS),
-    so that the initial replicas cannot carry it."""
-    rate = base_rps * factor
-    if capacity is None:
-        return rate, f"{factor:g} x {base_rps:g} req/s (no capacity to size it from)"
-    floor = capacity * (initial + SPIKE_EXTRA_REPLICAS)
-    if rate >= floor:
-        return rate, (
-            f"{factor:g} x {base_rps:g} req/s: more than {initial} replicas carry at "
-            f"{capacity:g} req/s each"
-        )
-    return floor, (
-        f"{factor:g} x {base_rps:g} = {rate:g} req/s raised to "
-        f"{initial + SPIKE_EXTRA_REPLICAS:g} replicas' worth at {capacity:g} req/s each, "
-        f"so that the {initial} initial replicas cannot carry it"
     )
 
 
@@ -181,7 +163,7 @@ def spike_phase(
     sp = ctx.profile.spike
     base_rate = ctx.profile.load.baseline_rps
     initial = backend.deployment().spec.replicas or common.spec_replicas(ctx.bundle)
-    spike_rate, sizing = size_spike(base_rate, sp.factor, capacity, initial)
+    spike_rate, sizing = sp.rate(base_rate, capacity, initial)
     shape = Shape(
         kind="spike",
         factor=spike_rate / base_rate,

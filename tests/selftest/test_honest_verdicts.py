@@ -13,8 +13,8 @@ import yaml
 
 from harness.errors import InputError
 from harness.manifests.render import render
-from harness.profile import load_profile
-from harness.scenarios import capacity, hpa, oom_headroom, zone_failure
+from harness.profile import SPIKE_EXTRA_REPLICAS, load_profile
+from harness.scenarios import capacity, oom_headroom, zone_failure
 from harness.scenarios.base import ScenarioContext
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,11 +49,12 @@ def test_shipped_profiles_leave_room_for_a_failure() -> None:
 
 
 def test_the_spike_always_needs_more_than_the_initial_replicas() -> None:
-    rate, why = hpa.size_spike(14, 5, capacity=200.0, initial=2)  # 5 x 14 would fit: raised
-    assert rate == pytest.approx(200.0 * (2 + hpa.SPIKE_EXTRA_REPLICAS)) and "raised" in why
-    rate, _ = hpa.size_spike(14, 5, capacity=10.0, initial=2)  # 70 > 2.3 x 10: kept
+    spike = load_profile("local").spike.model_copy(update={"factor": 5.0})
+    rate, why = spike.rate(14, capacity=200.0, initial=2)  # 5 x 14 would fit: raised
+    assert rate == pytest.approx(200.0 * (2 + SPIKE_EXTRA_REPLICAS)) and "raised" in why
+    rate, _ = spike.rate(14, capacity=10.0, initial=2)  # 70 > 2.3 x 10: kept
     assert rate == 70
-    assert hpa.size_spike(14, 5, capacity=None, initial=2)[0] == 70
+    assert spike.rate(14, capacity=None, initial=2)[0] == 70
 
 
 def test_admission_capacity_and_drain_timing_come_from_the_manifest() -> None:
@@ -188,3 +189,40 @@ def test_hpa_takes_the_capacity_scenarios_result_before_measuring_again() -> Non
     ctx.measured["capacity"] = capacity.Capacity(21.5, "swept")
     got = capacity.capacity_per_replica(ctx)  # backend_factory is None: measuring would raise
     assert got.rps == 21.5 and "capacity scenario" in got.source
+
+
+def test_a_sweep_broken_at_its_first_step_is_swept_again_below_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A slow replica gets a measured capacity from a lower sweep, not only an upper bound."""
+    from types import SimpleNamespace
+
+    from harness.verdict import Check
+
+    backend = SimpleNamespace(
+        pods=lambda: [SimpleNamespace(name="p-0", ready=True)],
+        pod_url=lambda pod: "http://127.0.0.1:9/",
+    )
+    burst = SimpleNamespace(ok=144, duration_s=3.0, errors={})  # 48 req/s saturated
+    monkeypatch.setattr(capacity.common, "run_load", lambda *a, **k: burst)
+    starts: list[float] = []
+    valid = Check(name="load_valid", measured=True, target=True, ok=True)
+
+    def sweep(ctx: Any, be: Any, pod: str, kw: Any, start: float, sw: Any, run: str) -> Any:
+        starts.append(round(start, 2))
+        # the SLO holds up to 11 req/s: the first sweep (from 14.4) breaks at once
+        rows, best = [], None
+        for i in range(sw.steps):
+            rate = start + i * start * (1 / capacity.SWEEP_FROM - 1) / (sw.steps - 1)
+            rows.append({"requested_rps": rate, "breaches": [] if rate <= 11 else ["p90"]})
+            if rate > 11:
+                break
+            best = rate
+        return capacity._Swept(rows, best, "", None, [valid])
+
+    monkeypatch.setattr(capacity, "_sweep", sweep)
+    cap = capacity.measure(_ctx(), backend, capacity.FULL)  # type: ignore[arg-type]
+    assert starts == [14.4, 4.32]
+    assert not cap.upper_bound and cap.rps is not None and 10 <= cap.rps <= 11
+    assert "again from 4.3 req/s" in cap.source and cap.validity is valid
+    assert cap.sweep[0]["breaches"] and not any(r["breaches"] for r in cap.sweep[1:-1])

@@ -84,6 +84,8 @@ def hpa_capacity(w: Workload, t: Targets) -> list[Finding]:
                 "spike.capacity_rps_per_replica in the profile",
             )
         ]
+    # the spike the hpa scenario runs: raised from capacity when the initial replicas carry 5x
+    peak, sizing = spike.rate(base, cap.value, lo)
     need = math.ceil(peak / cap.value - 1e-9)
     if hi < need:
         return [
@@ -95,9 +97,7 @@ def hpa_capacity(w: Workload, t: Targets) -> list[Finding]:
                 f"at maxReplicas the service cannot carry the {spike.factor:g}x spike",
                 resource=res,
                 measured=f"maxReplicas {hi} x {cap.value:g} rps = {hi * cap.value:g} rps",
-                required=(
-                    f">= {spike.factor:g} x {base:g} rps = {peak:g} rps -> maxReplicas >= {need}"
-                ),
+                required=f">= {peak:g} rps ({sizing}) -> maxReplicas >= {need}",
                 fix=f"set maxReplicas: {need} (or more for headroom)",
                 basis=cap.basis,
             )
