@@ -54,6 +54,17 @@ def certify(session: nox.Session) -> None:
 
 
 @nox.session
+def certify_vllm(session: nox.Session) -> None:
+    """Certify vLLM's CPU build (all six scenarios, manifests/vllm/local, profile vllm-local) on
+    the local backend; the first run provisions vLLM's environment (~100 s, 3.4 GB, cached)."""
+    _install(session)
+    session.run(
+        "gauntlet", "certify", "--manifests", "manifests/vllm/local", "--profile", "vllm-local",
+        *session.posargs,
+    )  # fmt: skip
+
+
+@nox.session
 def certify_kind(session: nox.Session) -> None:
     """Certify on a multi-zone kind cluster (needs Docker and kind); cluster tests included."""
     _install(session)

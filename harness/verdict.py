@@ -26,19 +26,28 @@ class Check(BaseModel):
     unit: str = ""
     note: str = ""
     inconclusive: bool = Field(False, description="the run could not observe this (never ok)")
+    skipped: str = Field(
+        "", description="why this check does not apply here (e.g. the server lacks the evidence)"
+    )
 
     @model_validator(mode="after")
     def _inconclusive_is_not_ok(self) -> Check:
-        if self.inconclusive:
+        if self.inconclusive or self.skipped:
             self.ok = False
         return self
 
+    @classmethod
+    def skip(cls, name: str, target: Any, why: str) -> Check:
+        return cls(name=name, measured=None, target=target, ok=False, skipped=why, note=why)
+
     @property
     def failed(self) -> bool:
-        return not self.ok and not self.inconclusive
+        return not self.ok and not self.inconclusive and not self.skipped
 
     @property
     def outcome(self) -> str:
+        if self.skipped:
+            return "skipped"
         return "met" if self.ok else ("inconclusive" if self.inconclusive else "failed")
 
 
@@ -61,6 +70,7 @@ class Verdict(BaseModel):
         the reason lists the checks that decided it."""
         failed = [c for c in checks if c.failed]
         unobserved = [c for c in checks if c.inconclusive]
+        skipped = [c for c in checks if c.skipped]
         if failed:
             status: Status = "fail"
             reason = "; ".join(_describe(c) for c in failed)
@@ -71,7 +81,9 @@ class Verdict(BaseModel):
             reason = "could not observe: " + "; ".join(_describe(c) for c in unobserved)
         else:
             status = "pass"
-            reason = f"all {len(checks)} checks met"
+            reason = f"all {len(checks) - len(skipped)} checks met"
+        if skipped:
+            reason += "; skipped: " + "; ".join(f"{c.name} ({c.skipped})" for c in skipped)
         kw.setdefault("measurements", {c.name: c.measured for c in checks})
         kw.setdefault("targets", {c.name: c.target for c in checks})
         return cls(name=name, profile=profile, status=status, reason=reason, checks=checks, **kw)

@@ -178,7 +178,7 @@ class ScenarioTest:
                 f"  {c.name} ({c.outcome}): measured {c.measured}{c.unit} "
                 f"vs target {c.target}{c.unit}" + (f"; {c.note}" if c.note else "")
                 for c in r.checks
-                if not c.ok
+                if not c.ok and not c.skipped
             ]
             pytest.fail(
                 "\n".join([f"{self.name} {r.verdict}: {r.reason}", *failing]), pytrace=False
@@ -195,6 +195,8 @@ class ScenarioTest:
         line = f"measured {c.measured}{c.unit} vs target {c.target}{c.unit}" + (
             f"; {c.note}" if c.note else ""
         )
+        if c.skipped:
+            pytest.skip(f"skipped: {c.skipped}")
         if c.inconclusive:
             pytest.skip(f"inconclusive: {c.note or line}")
         if not c.ok:

@@ -114,6 +114,10 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def resource_samples(self, since: float | None = None) -> list[ResourceSample]: ...
 
+    def pod_log(self, pod: str) -> str:
+        """The pod's main container log (every start of it), '' where the backend has none."""
+        return ""
+
     @abc.abstractmethod
     def pod_url(self, pod: str) -> str:
         """A loopback URL that reaches one pod directly (port-forward on kube)."""

@@ -48,7 +48,9 @@ def _check_line(c: Check) -> str:
 def _checks_text(result: ScenarioResult) -> str:
     lines = [f"{result.verdict}: {result.reason}"]
     for c in result.checks:
-        mark = {"met": "ok ", "failed": "FAIL", "inconclusive": "????"}[c.outcome]
+        mark = {"met": "ok ", "failed": "FAIL", "inconclusive": "????", "skipped": "skip"}[
+            c.outcome
+        ]
         lines.append(f"  [{mark}] {c.name}: {_check_line(c)}")
     for cav in result.caveats:
         lines.append(f"  caveat: {cav}")
@@ -89,6 +91,9 @@ def _check_case(suite: ET.Element, classname: str, c: Check) -> str:
         return "failure"
     if c.outcome == "inconclusive":
         ET.SubElement(case, "skipped", message=f"inconclusive: {c.note or line}").text = line
+        return "skipped"
+    if c.outcome == "skipped":
+        ET.SubElement(case, "skipped", message=f"skipped: {c.skipped}").text = line
         return "skipped"
     ET.SubElement(case, "system-out").text = line
     return ""

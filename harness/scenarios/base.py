@@ -21,6 +21,7 @@ from harness.backends.base import Backend
 from harness.manifests.bundle import ManifestBundle
 from harness.profile import Profile
 from harness.run import evidence
+from harness.servers.kinds import ServerKind, detect
 from harness.verdict import Verdict
 
 # name -> "module:function"; order is the certification order (cold-start feeds probe-timing,
@@ -72,6 +73,11 @@ class ScenarioContext:
             finally:  # an interrupt while saving the observations still tears down
                 with interrupts.shielded():  # and one during teardown waits for its end
                     backend.teardown()
+
+    @property
+    def server(self) -> ServerKind:
+        """What the server under test is (harness.servers.kinds): what the scenarios may assume."""
+        return detect(self.bundle.deployment, self.bundle.source or None)
 
     def evidence(self, name: str) -> Path:
         """A file (or folder) of this scenario's evidence; names are `harness.run.evidence`'s."""

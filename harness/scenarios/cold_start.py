@@ -18,6 +18,7 @@ from harness.backends.observe import Pod
 from harness.run import evidence
 from harness.scenarios import common
 from harness.scenarios.base import ScenarioContext
+from harness.servers.kinds import REFERENCE, ServerKind
 from harness.verdict import Check, Verdict
 
 NAME = "cold-start"
@@ -48,7 +49,7 @@ def run(ctx: ScenarioContext) -> Verdict:
             if i > 0:
                 _scale_to_zero(backend, timeout_s)
                 backend.scale(1)
-            rec = observe_start(backend, seen, timeout_s)
+            rec = observe_start(backend, seen, timeout_s, ctx.server)
             rec["index"] = i + 1
             starts.append(rec)
             ctx.log(f"cold-start {i + 1}/{cs.starts}: {_describe(rec)}")
@@ -130,6 +131,8 @@ def verdict(ctx: ScenarioContext, starts: list[dict[str, Any]]) -> Verdict:
             "service_phases_p50_s": {
                 k: common.summary(v)["p50"] for k, v in service_phases.items()
             },
+            "server": ctx.server.name,
+            "service_phases_source": ctx.server.load_phases_source,
         }
     )
     return Verdict.from_checks(
@@ -160,7 +163,9 @@ def _scale_to_zero(backend: Backend, timeout_s: float) -> None:
     )
 
 
-def observe_start(backend: Backend, seen: set[str], timeout_s: float) -> dict[str, Any]:
+def observe_start(
+    backend: Backend, seen: set[str], timeout_s: float, server: ServerKind = REFERENCE
+) -> dict[str, Any]:
     """Follow one new pod from creation to Ready (or to the timeout), polling for the startup
     flip."""
     deadline = time.monotonic() + timeout_s
@@ -193,11 +198,7 @@ def observe_start(backend: Backend, seen: set[str], timeout_s: float) -> dict[st
     rec["probe_kills"] = len(kills["startup"]) + len(kills["liveness"])
     if rec["ready"]:
         metrics = common.pod_metrics(backend, pod.name)
-        rec["service_phases"] = {
-            labels.get("phase", "?"): round(v, 3)
-            for labels, v in metrics.get("gauntlet:model_load_seconds", [])
-            if "phase" in labels
-        }
+        rec["service_phases"] = server.load_phases(metrics, backend.pod_log(pod.name))
     else:
         rec["reason"] = f"pod {pod.name} not Ready within {timeout_s:.0f}s: " + _failure(
             backend, pod

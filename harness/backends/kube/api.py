@@ -100,9 +100,9 @@ class KubeApi:
         data = self._call(method, path, query=query, body=body, content_type=content_type)
         return json.loads(data) if data else {}
 
-    def get_text(self, path: str) -> str:
-        """A non-JSON GET, e.g. a node's metrics through the API server proxy."""
-        return self._call("GET", path, accept="text/plain").decode(errors="replace")
+    def get_text(self, path: str, **query: Any) -> str:
+        """A non-JSON GET, e.g. a node's metrics through the API server proxy, a pod's log."""
+        return self._call("GET", path, query=query, accept="text/plain").decode(errors="replace")
 
     def _call(
         self,

@@ -308,6 +308,16 @@ class KubeBackend(Backend, RolloutRestarter):
             raise BackendError(f"Service {self.service['metadata']['name']} has no ports")
         return self._forward(f"svc/{self.service['metadata']['name']}", ports[0]["port"])
 
+    def pod_log(self, pod: str) -> str:
+        """The main container's current log (the kubelet keeps the previous start's apart)."""
+        try:
+            obj = self.api.get(resource_path("v1", "Pod", self.namespace, pod))
+            containers = (obj.get("spec") or {}).get("containers") or [{}]
+            path = resource_path("v1", "Pod", self.namespace, pod) + "/log"
+            return self.api.get_text(path, container=containers[0].get("name"))
+        except (KubeApiError, BackendError):
+            return ""
+
     def pod_url(self, pod: str) -> str:
         obj = self.api.get(resource_path("v1", "Pod", self.namespace, pod))
         ports = [
@@ -417,8 +427,8 @@ class KubeBackend(Backend, RolloutRestarter):
         """`kubectl rollout restart`, then wait as `kubectl rollout status` does (`faults`)."""
         return faults.rollout_restart(self, timeout_s)
 
-    def _unresponsive(self, pod: str, path: str = "/healthz", timeout_s: float = 3.0) -> bool:
-        return faults.unresponsive(self, pod, path, timeout_s)
+    def _unresponsive(self, pod: str, timeout_s: float = 3.0) -> bool:
+        return faults.unresponsive(self, pod, faults.health_path(self), timeout_s)
 
     # helpers ---------------------------------------------------------------------------------
     def _dep_name(self) -> str:

@@ -19,6 +19,7 @@ from harness.backends.kube.portforward import find_kubectl
 from harness.backends.kube.rollout_status import RolloutState, rollout_state
 from harness.backends.kube.safety import check_chaos
 from harness.backends.observe import FaultKind, FaultRecord
+from harness.servers.kinds import detect
 
 log = logging.getLogger("harness.backends.kube")
 
@@ -223,7 +224,7 @@ def hang_pod(backend: KubeTarget, pod: str) -> FaultRecord:
         cmd += ["--context", backend.context]
     cmd += ["--", "sh", "-c", "kill -STOP -1"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    landed = unresponsive(backend, pod)
+    landed = unresponsive(backend, pod, health_path(backend))
     detail = (
         "pod stopped answering"
         if landed
@@ -328,9 +329,15 @@ def _watch_rollout(
         time.sleep(min(backend.poll_s, 2.0))
 
 
-def unresponsive(
-    backend: KubeTarget, pod: str, path: str = "/healthz", timeout_s: float = 3.0
-) -> bool:
+def health_path(backend: KubeTarget) -> str:
+    """Where the deployed server answers health (its kind's), else the root path: any answer
+    (even an error status) means the process still serves."""
+    bundle = getattr(backend, "bundle", None)
+    kind = detect(bundle.deployment) if bundle is not None else None
+    return (kind.health_path if kind else None) or "/"
+
+
+def unresponsive(backend: KubeTarget, pod: str, path: str = "/", timeout_s: float = 3.0) -> bool:
     try:
         url = backend.pod_url(pod) + path
     except BackendError:

@@ -156,6 +156,8 @@ class LocalBackend(Backend, RolloutRestarter):
         prepared = assets.ensure_model(manifest)
         if prepared:
             s.events.record("Deployment", d.name, "ModelPrepared", prepared, source="gauntlet")
+        for pulled in self.starter.pull_images(template):  # not part of any cold start
+            s.events.record("Deployment", d.name, "Pulled", pulled, source="gauntlet")
         with s.lock:
             d.spec_replicas = rollout.replicas
         service_ip, service_port = (
@@ -274,6 +276,12 @@ class LocalBackend(Backend, RolloutRestarter):
         if self._proxy is None:
             raise BackendError("deploy() first")
         return self._proxy.url
+
+    def pod_log(self, pod: str) -> str:
+        try:
+            return (self.workdir / "logs" / f"{pod}.log").read_text(errors="replace")
+        except OSError:
+            return ""
 
     def pod_url(self, pod: str) -> str:
         p = self.state.find_pod(pod)

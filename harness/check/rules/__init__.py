@@ -19,12 +19,14 @@ def all_rules() -> list[Rule]:
         memory,
         rollout_safety,
         scaling,
+        server,
     )
 
     return [
         *health_probes.RULES,
         *memory.RULES,
         *lifecycle.RULES,
+        *server.RULES,
         *scaling.RULES,
         *availability.RULES,
         *rollout_safety.RULES,

@@ -11,6 +11,15 @@ from harness.check.whatif import probe_window
 from harness.check.workload import Workload, probe, probe_target
 
 
+def _paths(w: Workload) -> tuple[str, str]:
+    """(readiness, liveness) endpoints a fix names: vLLM's own (/v1/models, /health), else the
+    reference service's (/ready, /healthz)."""
+    kind = w.server
+    if kind.name == "vllm" and kind.ready_path and kind.health_path:
+        return kind.ready_path, kind.health_path
+    return "/ready", "/healthz"
+
+
 def startup_kill(w: Workload, t: Targets) -> list[Finding]:
     """Would a container that loads in p95 x margin be killed by its startup/liveness probe?"""
     out: list[Finding] = []
@@ -97,7 +106,7 @@ def readiness(w: Workload, t: Targets) -> list[Finding]:
                     required="a readinessProbe that fails until the "
                     "model is loaded and while draining",
                     fix=(
-                        "add readinessProbe: {httpGet: {path: /ready, port: http}, "
+                        f"add readinessProbe: {{httpGet: {{path: {_paths(w)[0]}, port: http}}, "
                         "periodSeconds: 2}"
                     ),
                 )
@@ -117,7 +126,7 @@ def readiness(w: Workload, t: Targets) -> list[Finding]:
                     required=(
                         "distinct endpoints (ready = can take traffic; healthz = process alive)"
                     ),
-                    fix="point readinessProbe at a readiness endpoint (e.g. /ready)",
+                    fix=f"point readinessProbe at a readiness endpoint (e.g. {_paths(w)[0]})",
                 )
             )
     return out
@@ -141,7 +150,7 @@ def liveness(w: Workload, t: Targets) -> list[Finding]:
                     measured="no livenessProbe",
                     required=f"hang detected within {target:g} s",
                     fix="add livenessProbe on an endpoint that checks the inference loop "
-                    "(e.g. /healthz)",
+                    f"(e.g. {_paths(w)[1]})",
                 )
             )
             continue

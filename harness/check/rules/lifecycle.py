@@ -5,7 +5,43 @@ from __future__ import annotations
 from harness.check.findings import Finding
 from harness.check.rules._base import finding
 from harness.check.targets import Targets
-from harness.check.workload import DRAIN_ENV, POD_SPEC, Workload, env_value, prestop_seconds
+from harness.check.workload import (
+    DRAIN_ENV,
+    POD_SPEC,
+    Workload,
+    env_value,
+    flag_value,
+    prestop_seconds,
+)
+
+
+def _drain(w: Workload, i: int) -> tuple[tuple[str, float] | None, Finding | None]:
+    """The container's drain timeout as (where it comes from, seconds), or None when unknown.
+
+    A server with a drain flag of its own (vLLM's --shutdown-timeout) drains as the flag says,
+    absent = its default 0 (no drain: server-drain reports that); an env var is not read for it
+    (vLLM's VLLM_WORKER_SHUTDOWN_TIMEOUT_SECONDS matches *SHUTDOWN*TIMEOUT* but is no drain).
+    A flag whose value cannot be read gives an info instead of the env-var one."""
+    c = w.containers[i]
+    kind = w.server
+    if kind.drain_flag is None or i not in w.server_indexes():
+        return env_value(c, DRAIN_ENV), None
+    f = flag_value(c, kind.drain_flag)
+    if f.known:
+        return (kind.drain_flag, max(f.number or 0.0, 0.0)), None
+    why = (
+        f"{f} is not a number"
+        if f.given
+        else f"{kind.drain_flag} is not on the command line and --config may set it"
+    )
+    return None, finding(
+        w,
+        "grace-period",
+        "info",
+        w.container_field(i, "args"),
+        f"drain timeout unknown ({why}): grace period checked only against the preStop hook",
+        fix=f"pass {kind.drain_flag}=<seconds> on the command line",
+    )
 
 
 def grace(w: Workload, t: Targets) -> list[Finding]:
@@ -15,9 +51,11 @@ def grace(w: Workload, t: Targets) -> list[Finding]:
     for i in w.serving_indexes():
         c = w.containers[i]
         pre = prestop_seconds(c)
-        drain = env_value(c, DRAIN_ENV)
+        drain, unknown = _drain(w, i)
         need = (pre or 0) + (drain[1] if drain else 0)
-        if drain is None:
+        # the server's own flag at 0 / absent: it does not drain (server-drain says so)
+        server_no_drain = drain is not None and drain[0].startswith("--") and drain[1] == 0
+        if drain is None or server_no_drain:
             if pre is not None and pre >= g:
                 out.append(
                     finding(
@@ -32,7 +70,9 @@ def grace(w: Workload, t: Targets) -> list[Finding]:
                         fix="raise terminationGracePeriodSeconds",
                     )
                 )
-            else:
+            elif unknown is not None:
+                out.append(unknown)
+            elif drain is None:
                 out.append(
                     finding(
                         w,
@@ -58,7 +98,8 @@ def grace(w: Workload, t: Targets) -> list[Finding]:
                     measured=f"terminationGracePeriodSeconds {g}",
                     required=f">= preStop {pre or 0:g} s + {drain[0]} {drain[1]:g} s = {need:g} s",
                     fix=(
-                        f"set terminationGracePeriodSeconds: {int(need) + 5} (or shorten the drain)"
+                        f"set terminationGracePeriodSeconds: {int(need) + 5} (or shorten the drain"
+                        + (f": lower {drain[0]})" if drain[0].startswith("--") else ")")
                     ),
                     basis="manifest",
                 )

@@ -7,6 +7,7 @@ from typing import Any
 
 from harness.check.findings import Finding
 from harness.check.rules._base import finding
+from harness.check.rules.server import VLLM_QUEUE_FLAG, waiting_bound
 from harness.check.targets import Targets
 from harness.check.workload import Workload
 from harness.models.hpa import simulate
@@ -175,19 +176,44 @@ def hpa_signal(w: Workload, t: Targets) -> list[Finding]:
     return out
 
 
+def _same_metric(a: str, b: str | None) -> bool:
+    """prometheus-adapter serves vllm:num_requests_waiting as vllm_num_requests_waiting."""
+    return b is not None and a.replace(":", "_") == b.replace(":", "_")
+
+
 def hpa_scale_out(w: Workload, t: Targets) -> list[Finding]:
-    """Simulate the spike with the HPA model: first new replica Ready within scale_out_s?"""
+    """Simulate the spike with the HPA model: first new replica Ready within scale_out_s?
+
+    The spike is the one the hpa scenario runs (SpikeTargets.rate: raised from capacity when the
+    initial replicas would carry factor x baseline). A metric the server kind names as its
+    waiting queue (vllm:num_requests_waiting) is modelled as a queue (requests past capacity
+    wait, up to the server's own bound), any other Pods metric as load (target = its value at
+    capacity)."""
     if w.hpa is None or t.capacity_rps_per_replica is None or t.cold_start_p95_s is None:
         return []
     spike, base = t.profile.spike, t.profile.load.baseline_rps
     cap, cold = t.capacity_rps_per_replica.value, t.cold_start_p95_s.value
-    at_capacity = {}
+    peak, _ = spike.rate(base, cap, w.steady_replicas)
+    queue_name = w.server.metric("queue")
+    bound, bound_how = waiting_bound(w)
+    at_capacity: dict[str, float] = {}
+    queues: dict[str, float | None] = {}
+    targets: dict[str, float] = {}
     for m in _metrics(w):
-        if m.get("type") == "Pods":
-            target = ((m.get("pods") or {}).get("target") or {}).get("averageValue")
-            name = ((m.get("pods") or {}).get("metric") or {}).get("name")
-            if name and target is not None:
-                at_capacity[name] = float(parse_quantity(target))
+        key = {"Pods": "pods", "Object": "object", "External": "external"}.get(str(m.get("type")))
+        if key is None:
+            continue
+        name = ((m.get(key) or {}).get("metric") or {}).get("name")
+        # a Pods metric's target is per pod (AverageValue), as the queue bound is
+        value = ((m.get(key) or {}).get("target") or {}).get("averageValue")
+        if not name:
+            continue
+        if _same_metric(name, queue_name):
+            queues[name] = bound
+            if key == "pods" and value is not None:
+                targets[name] = float(parse_quantity(value))
+        elif key == "pods" and value is not None:
+            at_capacity[name] = float(parse_quantity(value))
     requests = (
         ((w.containers[w.serving_indexes()[0]].get("resources") or {}).get("requests") or {})
         if w.containers
@@ -196,12 +222,13 @@ def hpa_scale_out(w: Workload, t: Targets) -> list[Finding]:
     try:
         r = simulate(
             w.hpa,
-            traffic=[(0, base), (spike.baseline_s, base * spike.factor)],
+            traffic=[(0, base), (spike.baseline_s, peak)],
             capacity_per_replica=cap,
             cold_start_s=cold,
             duration_s=spike.baseline_s + spike.spike_s,
             pod_requests={k: str(v) for k, v in requests.items()} or None,
             metric_at_capacity=at_capacity or None,
+            queue_metrics=queues or None,
         )
     except Exception as err:  # a model limitation must not hide the other findings
         return [
@@ -215,16 +242,39 @@ def hpa_scale_out(w: Workload, t: Targets) -> list[Finding]:
             )
         ]
     ready = None if r.first_scale_up_s is None else r.first_scale_up_s - spike.baseline_s + cold
+    basis = f"{simulate.__module__}; {t.cold_start_p95_s.basis}"
+    if queues:
+        basis += (
+            f"; {', '.join(sorted(queues))} modelled as a queue (requests past "
+            f"{cap:g} rps/replica wait, "
+            + (
+                f"at most {bound:g} per replica: {bound_how})"
+                if bound is not None
+                else "unbounded)"
+            )
+        )
     if ready is None or ready > spike.scale_out_s:
+        message = (
+            "in the simulated spike the first new replica is Ready too late"
+            if ready is not None
+            else "in the simulated spike the HPA never scales up"
+        )
+        fix = "lower the HPA target, shorten scaleUp stabilization, or cut the cold start"
+        capped = [n for n, v in targets.items() if bound is not None and bound <= v]
+        if ready is None and capped:
+            message += (
+                f": vLLM's waiting queue holds at most {bound:g} requests per replica "
+                f"({bound_how}), never more than the target {targets[capped[0]]:g} of "
+                f"{capped[0]}; past it requests are rejected, not queued"
+            )
+            fix = f"set the {capped[0]} target below {bound:g}, or raise {VLLM_QUEUE_FLAG}"
         return [
             finding(
                 w,
                 "hpa-scale-out",
                 "warning",
                 "spec.behavior.scaleUp",
-                "in the simulated spike the first new replica is Ready too late"
-                if ready is not None
-                else "in the simulated spike the HPA never scales up",
+                message,
                 resource=_hpa_resource(w),
                 measured=(
                     f"first scale-up {ready - cold:g} s after the spike + cold start "
@@ -233,8 +283,8 @@ def hpa_scale_out(w: Workload, t: Targets) -> list[Finding]:
                 if ready is not None
                 else "no scale-up",
                 required=f"<= {spike.scale_out_s:g} s (profile spike.scale_out_s)",
-                fix="lower the HPA target, shorten scaleUp stabilization, or cut the cold start",
-                basis=f"{simulate.__module__}; {t.cold_start_p95_s.basis}",
+                fix=fix,
+                basis=basis,
             )
         ]
     return []

@@ -12,6 +12,15 @@ Load signal (what the simulated metrics report), per sync at time t:
   metric reads as "requests per second per pod");
 * Object / External metrics: value = rps / capacity_per_replica x `metric_at_capacity[name]`
   (the total load, in the same unit);
+* queue metrics (`queue_metrics`, a Pods metric such as vllm:num_requests_waiting, or an
+  Object / External total): requests waiting, not load. A fluid queue: requests arriving beyond
+  the Ready replicas' capacity wait, a backlog that grows at `rps - ready x capacity` and drains
+  when the load falls below it, capped at `ready x bound` (a server's queue limit, past which it
+  rejects; None: unbounded). A Ready replica reports backlog / ready (Pods), the Object /
+  External metric the whole backlog. Below capacity nothing waits: such a metric stays 0 until
+  the load passes `capacity_per_replica`, whatever its target. The capacity is where requests
+  start to wait, an assumption when it is an SLO capacity (the server's batch may still take
+  more);
 * a replica that is still cold-starting is Running with Ready=False and reports 0 usage (or is
   Pending with no metrics when `cold_pod_phase="Pending"`); it becomes Ready `cold_start_s`
   after the scale-up that created it. Scale-down removes unready pods first, then the newest.
@@ -23,6 +32,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,6 +95,7 @@ def simulate(
     metric_at_capacity: dict[str, float] | None = None,
     max_load_fraction: float | None = None,
     cold_pod_phase: str = "Running",
+    queue_metrics: Mapping[str, float | None] | None = None,
     **controller_kw: Any,
 ) -> SimResult:
     """Run the HPA every `sync_period_s` from t=0 to `duration_s` (inclusive); see module doc."""
@@ -96,6 +107,10 @@ def simulate(
         raise ModelInputError("must be >= 0", "simulate.durationSeconds/coldStartSeconds")
     if cold_pod_phase not in ("Running", "Pending"):
         raise ModelInputError("must be Running or Pending", "simulate.coldPodPhase")
+    queues = dict(queue_metrics or {})
+    for qname, bound in queues.items():
+        if bound is not None and bound < 0:
+            raise ModelInputError("must be >= 0 or None", f"simulate.queueMetrics[{qname}]")
     steps = sorted((float(t), float(r)) for t, r in traffic)
     if not steps:
         raise ModelInputError("needs at least one (t, rps) step", "simulate.traffic")
@@ -127,8 +142,13 @@ def simulate(
     breach = 0.0
     pods_evaluated = 0
     n_syncs = math.floor(duration_s / sync_period_s + 1e-9) + 1
+    backlog = dict.fromkeys(queues, 0.0)
+    t_prev = 0.0
     for k in range(n_syncs):
         t = k * sync_period_s
+        if queues and t > t_prev:
+            _advance_backlog(backlog, queues, pods, times, levels, capacity_per_replica, t_prev, t)
+        t_prev = t
         rps = _rps_at(times, levels, t)
         ready = [p for p in pods if p.ready_at <= t]
         f = rps / (len(ready) * capacity_per_replica) if ready else 0.0
@@ -175,14 +195,21 @@ def simulate(
             for m in ctl.metrics:
                 if m.get("type") == "Pods":
                     name = dig(m, "pods", "metric", "name")
-                    per = scale.get(name, capacity_per_replica)
-                    pods_custom.setdefault(name, {})[p.name] = (f if is_ready else 0.0) * per
+                    if name in queues:
+                        value = backlog[name] / len(ready) if is_ready else 0.0
+                    else:
+                        value = (f if is_ready else 0.0) * scale.get(name, capacity_per_replica)
+                    pods_custom.setdefault(name, {})[p.name] = value
         custom: dict[str, Any] = {"pods": pods_custom, "object": {}, "external": {}}
         for m in ctl.metrics:
             if m.get("type") in ("Object", "External"):
                 key = "object" if m["type"] == "Object" else "external"
                 name = dig(m, key, "metric", "name")
-                total = rps / capacity_per_replica * scale.get(name, capacity_per_replica)
+                total = (
+                    backlog[name]
+                    if name in queues
+                    else rps / capacity_per_replica * scale.get(name, capacity_per_replica)
+                )
                 custom[key][name] = total if key == "object" else [total]
         pods_evaluated += len(pods)
         current = len(pods)
@@ -204,6 +231,16 @@ def simulate(
                 "current": current,
                 "utilization": util,
                 "loadPerReadyReplica": round(f, 4),
+                **(
+                    {
+                        "waitingPerReadyReplica": {
+                            n: round(b / len(ready), 4) if ready else 0.0
+                            for n, b in backlog.items()
+                        }
+                    }
+                    if queues
+                    else {}
+                ),
             }
         )
         if decision.rescale:
@@ -246,6 +283,31 @@ def simulate(
         n_syncs,
         pods_evaluated,
     )
+
+
+def _advance_backlog(
+    backlog: dict[str, float],
+    bounds: Mapping[str, float | None],
+    pods: list[_SimPod],
+    times: list[float],
+    levels: list[float],
+    capacity: float,
+    t0: float,
+    t1: float,
+) -> None:
+    """The fluid queue from t0 to t1: traffic and Ready replicas are constant between the
+    traffic steps and the replicas' Ready times, so the backlog is linear on each piece."""
+    cuts = {t0, t1}
+    cuts.update(x for x in times if t0 < x < t1)
+    cuts.update(p.ready_at for p in pods if t0 < p.ready_at < t1)
+    for a, b in itertools.pairwise(sorted(cuts)):
+        n_ready = sum(1 for p in pods if p.ready_at <= a)
+        if n_ready == 0:  # no endpoint: requests fail, nothing queues
+            continue
+        growth = (_rps_at(times, levels, a) - n_ready * capacity) * (b - a)
+        for name, bound in bounds.items():
+            cap = math.inf if bound is None else n_ready * bound
+            backlog[name] = min(max(backlog[name] + growth, 0.0), cap)
 
 
 def _milli(q: str) -> int:

@@ -22,7 +22,12 @@ from harness.backends.local.kubelet.runtime import (
     ProcessContainer,
     docker_available,
 )
-from harness.backends.local.podspec.entrypoint import default_entrypoint, process_argv
+from harness.backends.local.podspec.entrypoint import (
+    HostImage,
+    default_entrypoint,
+    host_image,
+    process_argv,
+)
 from harness.backends.local.podspec.env_resolution import PodIdentity, expand, resolve_env
 from harness.backends.local.podspec.pod_template import ContainerSpec, PodTemplate
 from harness.errors import InputError, SetupError
@@ -94,6 +99,26 @@ class ContainerStarter:
                 )
             resolve_env(c, probe_identity, bundle.objects, bundle.source)
 
+    def pull_images(self, template: PodTemplate) -> list[str]:
+        """The process runtime's image pull: provision the host analogue of each known image
+        that needs an environment of its own (once; cached across runs). Returns what was done,
+        for the event log; raises SetupError when an image cannot be provisioned here."""
+        if self.runtime != "process":
+            return []
+        from harness.servers.venvs import EnvUnavailable
+
+        done = []
+        for c in [*template.init_containers, template.main]:
+            try:
+                known = host_image(c.image, provision=True)
+            except EnvUnavailable as err:
+                raise SetupError(f"cannot provision image {c.image} on this host: {err}") from err
+            if known is not None and known.python is not None:
+                done.append(
+                    f"image {c.image}: {known.name} environment at {known.python.parent.parent}"
+                )
+        return done
+
     def warn_unreproduced(self, template: PodTemplate) -> None:
         """Say what of the pod spec this backend does not run, instead of dropping it silently."""
         extra = [c.name for c in template.containers[1:]]
@@ -120,7 +145,8 @@ class ContainerStarter:
             pod.name, pod.namespace, pod.pod_ip or "127.0.0.1", pod.node_name or "", pod.labels
         )
         env = resolve_env(c, ident, bundle.objects, bundle.source)
-        pod.env = {**os.environ, **env}
+        image = host_image(c.image) if self.runtime == "process" else None
+        pod.env = {**(image or HostImage("host", [])).environment(os.environ), **env}
         command = [expand(x, env) for x in c.command]
         args = [expand(x, env) for x in c.args]
         log = self.workdir / "logs" / f"{pod.name}.log"
