@@ -19,11 +19,13 @@ import time
 from typing import Any
 
 from harness.backends.base import Backend
+from harness.check.workload import flag_value
 from harness.quantity import format_bytes
 from harness.run import evidence
 from harness.scenarios import common
 from harness.scenarios.base import ScenarioContext
 from harness.scenarios.cold_start import start_timeout_s
+from harness.servers.kinds import VLLM
 from harness.verdict import Check, Verdict
 
 NAME = "oom-headroom"
@@ -40,7 +42,7 @@ CHECKS = (
     "overload_shed",
     "overload_unshed_failures",
 )
-REJECTIONS_METRIC = "gauntlet:admission_rejections"
+VLLM_DEFAULT_MAX_NUM_SEQS = 128  # vLLM's SchedulerConfig default on CPU (0.32)
 MIB = 1024 * 1024
 OVERLOAD_MIN_MULTIPLE = 3
 PEAK_MIN_SERVED = 0.99
@@ -48,7 +50,16 @@ PEAK_MIN_SERVED = 0.99
 
 def admission_capacity(ctx: ScenarioContext) -> tuple[int, str]:
     """Requests the service can hold before it must refuse: running batch + max queue (the
-    reference service's GAUNTLET_ settings in the container env, else its defaults)."""
+    reference service's GAUNTLET_ settings in the container env, else its defaults; vLLM's
+    --max-num-queued-reqs, its cap on running + waiting, else --max-num-seqs: unbounded queue)."""
+    if ctx.server is VLLM:
+        container = common.main_container(ctx.bundle)
+        queued = flag_value(container, "--max-num-queued-reqs").number
+        if queued is not None:
+            return int(queued), f"--max-num-queued-reqs={int(queued)} (running + waiting)"
+        seqs = flag_value(container, "--max-num-seqs").number
+        running = int(seqs) if seqs is not None else VLLM_DEFAULT_MAX_NUM_SEQS
+        return running, f"--max-num-seqs={running} running, no --max-num-queued-reqs (unbounded)"
     held = 0
     parts = []
     for field in ("max_num_seqs", "max_queue"):
@@ -155,7 +166,8 @@ def _drive(
     shed = common.count_status(over_res, 429, 503)
     unshed = sum(n for k, n in over_res.errors.items() if k not in ("429", "503"))
     rejections = {}
-    for labels, v in common.pod_metrics(backend, pod).get(REJECTIONS_METRIC + "_total", []):
+    metric = ctx.server.rejections_metric
+    for labels, v in common.pod_metrics(backend, pod).get(f"{metric}_total", []) if metric else []:
         rejections[labels.get("reason", "?")] = v
 
     measurements.update(

@@ -135,6 +135,7 @@ VLLM = ServerKind(
     health_path="/health",
     ready_path="/v1/models",
     metrics=VLLM_METRICS,
+    rejections_metric="vllm:admission_rejections",
     load_phases=_vllm_phases,
     load_phases_source="vLLM's startup log (weights, model load, torch.compile, engine init)",
     drain_flag="--shutdown-timeout",

@@ -63,6 +63,11 @@ def test_the_spike_always_needs_more_than_the_initial_replicas() -> None:
     assert rate == pytest.approx(10.0 * (2 + SPIKE_EXTRA_REPLICAS))
 
 
+def test_vllm_admission_capacity_comes_from_its_own_flags() -> None:
+    held, how = oom_headroom.admission_capacity(_ctx("manifests/vllm/local"))
+    assert held == 64 and "--max-num-queued-reqs=64" in how  # running + waiting, vLLM's cap
+
+
 def test_admission_capacity_and_drain_timing_come_from_the_manifest() -> None:
     held, how = oom_headroom.admission_capacity(_ctx())
     assert held == 16 + 16 and "GAUNTLET_MAX_NUM_SEQS=16" in how and "GAUNTLET_MAX_QUEUE=16" in how
