@@ -9,7 +9,7 @@ sized for (`spike.request`, default `load.request`), streamed when the SLO has s
    SWEEP_FROM x that step up to it, so a slow replica is measured, not only bounded). Per
    step: offered vs achieved rate, the SLO's percentile targets
    (end-to-end, TTFT, TPOT), availability, goodput (when the SLO defines it) and the server's
-   queue (`vllm:num_requests_waiting`) at the step's end.
+   queue (the server kind's, `vllm:num_requests_waiting`) at the step's end.
 
 The capacity is the highest step whose window met the SLO, below the first that did not.
 Saturation is named from the evidence where it shows first: achieved below offered, the
@@ -56,7 +56,6 @@ SWEEP_FROM = 0.3  # the sweep starts at this share of the burst's throughput
 STEP_DELIVERED_MIN = 0.9  # achieved / offered below this: the replica (or generator) fell behind
 TTFT_RISE = 3.0  # a step's TTFT p50 above this x the first step's (and 20 ms more): queueing
 TTFT_RISE_MIN_MS = 20.0
-QUEUE_METRIC = "vllm:num_requests_waiting"
 QUEUE_MIN = 2  # one request waiting a step for the token budget is not yet a queue
 
 
@@ -320,7 +319,7 @@ def _sweep(
     url = kw["target"]
     shape = Shape(kind="step", factor=1 / SWEEP_FROM, steps=sweep.steps, step_s=sweep.step_s)
     duration = sweep.steps * sweep.step_s
-    queue = QueueSampler(backend, pod, sweep.step_s)
+    queue = QueueSampler(backend, pod, sweep.step_s, ctx.server.metric("queue"))
     before = crosscheck.snapshot(url + "/metrics")
     with common.background_load(
         ctx,
@@ -413,11 +412,11 @@ def _saturation_signs(
 
 
 class QueueSampler:
-    """The server's queue depth at the end of every sweep step (its /metrics, as vLLM names it);
-    None where the server does not expose it."""
+    """The server's queue depth at the end of every sweep step (its /metrics: the server kind's
+    queue metric, vLLM's `vllm:num_requests_waiting`); None where the server has none."""
 
-    def __init__(self, backend: Backend, pod: str, step_s: float) -> None:
-        self.backend, self.pod, self.step_s = backend, pod, step_s
+    def __init__(self, backend: Backend, pod: str, step_s: float, metric: str | None) -> None:
+        self.backend, self.pod, self.step_s, self.metric = backend, pod, step_s, metric
         self.values: list[float | None] = []
 
     def follow(self, handle: Any, steps: int) -> None:
@@ -433,11 +432,13 @@ class QueueSampler:
             self.values.append(self._read())
 
     def _read(self) -> float | None:
+        if self.metric is None:
+            return None
         try:
             samples = common.pod_metrics(self.backend, self.pod)
         except Exception:
             return None
-        return prom.total(samples, QUEUE_METRIC)
+        return prom.total(samples, self.metric)
 
     def at(self, i: int) -> float | None:
         return self.values[i] if i < len(self.values) else None

@@ -42,8 +42,6 @@ class ServerKind:
     #: admission rejections by reason (counter), where the server counts them
     rejections_metric: str | None = None
     load_phases_source: str = ""
-    #: HTTP debug faults (/debug/hang, /debug/allocate) exist
-    debug_endpoints: bool = False
     #: the server's own flag that makes SIGTERM drain in-flight requests (None: built in / unknown)
     drain_flag: str | None = None
 
@@ -126,7 +124,6 @@ REFERENCE = ServerKind(
     rejections_metric="gauntlet:admission_rejections",
     load_phases=_reference_phases,
     load_phases_source="the service's gauntlet:model_load_seconds{phase}",
-    debug_endpoints=True,
 )
 VLLM = ServerKind(
     name="vllm",
