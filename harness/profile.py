@@ -166,8 +166,6 @@ class ProbeTargets(_Strict):
 
 #: a spike sized from capacity asks for this share of one replica more than the initial ones carry
 SPIKE_EXTRA_REPLICAS = 0.3
-#: the hpa scenario's spike asks for at most this share of what maxReplicas carry
-SPIKE_CEILING_SHARE = 0.85
 
 
 class SpikeTargets(_Strict):
@@ -193,42 +191,23 @@ class SpikeTargets(_Strict):
         120.0, ge=0, description="SLA-breach seconds allowed during the spike"
     )
 
-    def rate(
-        self,
-        base_rps: float,
-        capacity: float | None,
-        initial: int,
-        max_replicas: int | None = None,
-    ) -> tuple[float, str]:
+    def rate(self, base_rps: float, capacity: float | None, initial: int) -> tuple[float, str]:
         """The spike's rate and how it was sized: factor x baseline, and at least capacity x
-        (initial + SPIKE_EXTRA_REPLICAS), so that the initial replicas cannot carry it.
-
-        With `max_replicas` (the hpa scenario), a rate more than SPIKE_CEILING_SHARE of
-        maxReplicas' worth is lowered to that (never below the floor): the scenario judges how
-        the autoscaler scales up to its ceiling; whether the ceiling is high enough for the
-        profile's spike is `gauntlet check`'s hpa-max-replicas, which passes no `max_replicas`."""
+        (initial + SPIKE_EXTRA_REPLICAS), so that the initial replicas cannot carry it."""
         rate = base_rps * self.factor
         f = self.factor
         if capacity is None:
             return rate, f"{f:g} x {base_rps:g} req/s (no capacity to size it from)"
         floor = capacity * (initial + SPIKE_EXTRA_REPLICAS)
-        if rate < floor:
-            return floor, (
-                f"{f:g} x {base_rps:g} = {rate:g} req/s raised to "
-                f"{initial + SPIKE_EXTRA_REPLICAS:g} replicas' worth at {capacity:g} req/s each, "
-                f"so that the {initial} initial replicas cannot carry it"
+        if rate >= floor:
+            return rate, (
+                f"{f:g} x {base_rps:g} req/s: more than {initial} replicas carry at "
+                f"{capacity:g} req/s each"
             )
-        ceiling = capacity * max_replicas * SPIKE_CEILING_SHARE if max_replicas else None
-        if ceiling is not None and rate > max(ceiling, floor):
-            return max(ceiling, floor), (
-                f"{f:g} x {base_rps:g} = {rate:g} req/s lowered to {SPIKE_CEILING_SHARE:.0%} of "
-                f"maxReplicas {max_replicas} x {capacity:g} req/s (the capacity measured in this "
-                f"run): more than maxReplicas could carry; `gauntlet check --measured` judges "
-                "maxReplicas against the profile's spike"
-            )
-        return rate, (
-            f"{f:g} x {base_rps:g} req/s: more than {initial} replicas carry at "
-            f"{capacity:g} req/s each"
+        return floor, (
+            f"{f:g} x {base_rps:g} = {rate:g} req/s raised to "
+            f"{initial + SPIKE_EXTRA_REPLICAS:g} replicas' worth at {capacity:g} req/s each, "
+            f"so that the {initial} initial replicas cannot carry it"
         )
 
     @model_validator(mode="after")

@@ -4,9 +4,7 @@ The spike must need more replicas than the scenario starts with, or it tests not
 per-replica capacity comes from the capacity scenario of this run (or, when it did not run, is
 measured here the short way, named so; harness.scenarios.capacity). The spike is
 `spike.factor` x baseline, raised to `capacity x (initial replicas + SPIKE_EXTRA_REPLICAS)`
-when the initial replicas could carry that, and lowered to SPIKE_CEILING_SHARE of what
-maxReplicas carry when it asks for more (SpikeTargets.rate: this scenario judges the scaling up
-to the ceiling; `gauntlet check --measured` judges the ceiling). A capacity declared in the
+when the initial replicas could carry that (SpikeTargets.rate). A capacity declared in the
 profile is a fallback the verdict names as such.
 
 Measured: time from the spike's start to the first scale-up decision (SuccessfulRescale event,
@@ -165,7 +163,7 @@ def spike_phase(
     sp = ctx.profile.spike
     base_rate = ctx.profile.load.baseline_rps
     initial = backend.deployment().spec.replicas or common.spec_replicas(ctx.bundle)
-    spike_rate, sizing = sp.rate(base_rate, capacity, initial, max_r)
+    spike_rate, sizing = sp.rate(base_rate, capacity, initial)
     shape = Shape(
         kind="spike",
         factor=spike_rate / base_rate,

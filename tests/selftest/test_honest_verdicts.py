@@ -13,7 +13,7 @@ import yaml
 
 from harness.errors import InputError
 from harness.manifests.render import render
-from harness.profile import SPIKE_CEILING_SHARE, SPIKE_EXTRA_REPLICAS, load_profile
+from harness.profile import SPIKE_EXTRA_REPLICAS, load_profile
 from harness.scenarios import capacity, oom_headroom, zone_failure
 from harness.scenarios.base import ScenarioContext
 
@@ -55,12 +55,6 @@ def test_the_spike_always_needs_more_than_the_initial_replicas() -> None:
     rate, _ = spike.rate(14, capacity=10.0, initial=2)  # 70 > 2.3 x 10: kept
     assert rate == 70
     assert spike.rate(14, capacity=None, initial=2)[0] == 70
-    # the hpa scenario asks at most SPIKE_CEILING_SHARE of what maxReplicas carry...
-    rate, why = spike.rate(14, capacity=10.0, initial=2, max_replicas=4)
-    assert rate == pytest.approx(40 * SPIKE_CEILING_SHARE) and "gauntlet check" in why
-    # ...but never less than the initial replicas cannot carry (maxReplicas == minReplicas)
-    rate, _ = spike.rate(14, capacity=10.0, initial=2, max_replicas=2)
-    assert rate == pytest.approx(10.0 * (2 + SPIKE_EXTRA_REPLICAS))
 
 
 def test_vllm_admission_capacity_comes_from_its_own_flags() -> None:
