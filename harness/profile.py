@@ -166,6 +166,8 @@ class ProbeTargets(_Strict):
 
 #: a spike sized from capacity asks for this share of one replica more than the initial ones carry
 SPIKE_EXTRA_REPLICAS = 0.3
+#: the hpa scenario's spike asks for at most this share of what maxReplicas carry (see rate)
+SPIKE_CEILING_SHARE = 0.85
 
 
 class SpikeTargets(_Strict):
@@ -191,23 +193,44 @@ class SpikeTargets(_Strict):
         120.0, ge=0, description="SLA-breach seconds allowed during the spike"
     )
 
-    def rate(self, base_rps: float, capacity: float | None, initial: int) -> tuple[float, str]:
+    def rate(
+        self,
+        base_rps: float,
+        capacity: float | None,
+        initial: int,
+        max_replicas: int | None = None,
+    ) -> tuple[float, str]:
         """The spike's rate and how it was sized: factor x baseline, and at least capacity x
-        (initial + SPIKE_EXTRA_REPLICAS), so that the initial replicas cannot carry it."""
+        (initial + SPIKE_EXTRA_REPLICAS), so that the initial replicas cannot carry it.
+
+        With `max_replicas` (the hpa scenario), a rate above SPIKE_CEILING_SHARE of what
+        maxReplicas carry is lowered to that, but only while that ceiling still needs more than
+        the initial replicas: then the scenario judges how the autoscaler scales up to its
+        ceiling on a machine slower than the profile assumed. A ceiling below the floor is a
+        maxReplicas that cannot carry any fitting spike: the spike stays, and fails it on
+        evidence. Whether maxReplicas is high enough for the profile's spike is also `gauntlet
+        check --measured`'s hpa-max-replicas, which passes no `max_replicas`."""
         rate = base_rps * self.factor
         f = self.factor
         if capacity is None:
             return rate, f"{f:g} x {base_rps:g} req/s (no capacity to size it from)"
         floor = capacity * (initial + SPIKE_EXTRA_REPLICAS)
-        if rate >= floor:
-            return rate, (
-                f"{f:g} x {base_rps:g} req/s: more than {initial} replicas carry at "
-                f"{capacity:g} req/s each"
+        if rate < floor:
+            return floor, (
+                f"{f:g} x {base_rps:g} = {rate:g} req/s raised to "
+                f"{initial + SPIKE_EXTRA_REPLICAS:g} replicas' worth at {capacity:g} req/s each, "
+                f"so that the {initial} initial replicas cannot carry it"
             )
-        return floor, (
-            f"{f:g} x {base_rps:g} = {rate:g} req/s raised to "
-            f"{initial + SPIKE_EXTRA_REPLICAS:g} replicas' worth at {capacity:g} req/s each, "
-            f"so that the {initial} initial replicas cannot carry it"
+        ceiling = capacity * max_replicas * SPIKE_CEILING_SHARE if max_replicas else None
+        if ceiling is not None and floor <= ceiling < rate:
+            return ceiling, (
+                f"{f:g} x {base_rps:g} = {rate:g} req/s lowered to {SPIKE_CEILING_SHARE:.0%} of "
+                f"maxReplicas {max_replicas} x {capacity:g} req/s (the capacity measured in this "
+                "run): more than maxReplicas could carry here"
+            )
+        return rate, (
+            f"{f:g} x {base_rps:g} req/s: more than {initial} replicas carry at "
+            f"{capacity:g} req/s each"
         )
 
     @model_validator(mode="after")

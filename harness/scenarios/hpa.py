@@ -4,8 +4,9 @@ The spike must need more replicas than the scenario starts with, or it tests not
 per-replica capacity comes from the capacity scenario of this run (or, when it did not run, is
 measured here the short way, named so; harness.scenarios.capacity). The spike is
 `spike.factor` x baseline, raised to `capacity x (initial replicas + SPIKE_EXTRA_REPLICAS)`
-when the initial replicas could carry that (SpikeTargets.rate). A capacity declared in the
-profile is a fallback the verdict names as such.
+when the initial replicas could carry that, and lowered to what maxReplicas carry on a slower
+machine (SpikeTargets.rate). A capacity declared in the profile is a fallback the verdict names
+as such.
 
 Measured: time from the spike's start to the first scale-up decision (SuccessfulRescale event,
 else the HPA status history) and to the first new replica Ready (vs `spike.scale_out_s`),
@@ -163,7 +164,7 @@ def spike_phase(
     sp = ctx.profile.spike
     base_rate = ctx.profile.load.baseline_rps
     initial = backend.deployment().spec.replicas or common.spec_replicas(ctx.bundle)
-    spike_rate, sizing = sp.rate(base_rate, capacity, initial)
+    spike_rate, sizing = sp.rate(base_rate, capacity, initial, max_r)
     shape = Shape(
         kind="spike",
         factor=spike_rate / base_rate,

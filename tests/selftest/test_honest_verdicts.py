@@ -13,7 +13,7 @@ import yaml
 
 from harness.errors import InputError
 from harness.manifests.render import render
-from harness.profile import SPIKE_EXTRA_REPLICAS, load_profile
+from harness.profile import SPIKE_CEILING_SHARE, SPIKE_EXTRA_REPLICAS, load_profile
 from harness.scenarios import capacity, oom_headroom, zone_failure
 from harness.scenarios.base import ScenarioContext
 
@@ -55,6 +55,11 @@ def test_the_spike_always_needs_more_than_the_initial_replicas() -> None:
     rate, _ = spike.rate(14, capacity=10.0, initial=2)  # 70 > 2.3 x 10: kept
     assert rate == 70
     assert spike.rate(14, capacity=None, initial=2)[0] == 70
+    # on a slow machine the hpa scenario asks what maxReplicas carry, not more...
+    rate, why = spike.rate(14, capacity=10.0, initial=2, max_replicas=4)
+    assert rate == pytest.approx(40 * SPIKE_CEILING_SHARE) and "maxReplicas 4" in why
+    # ...unless that ceiling needs no more than the initial replicas: the spike stays
+    assert spike.rate(14, capacity=10.0, initial=2, max_replicas=2)[0] == 70
 
 
 def test_vllm_admission_capacity_comes_from_its_own_flags() -> None:
