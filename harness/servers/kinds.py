@@ -147,6 +147,11 @@ OPENAI = ServerKind(
 KINDS = {k.name: k for k in (REFERENCE, VLLM, OPENAI)}
 
 
+def image_repo(image: str) -> str:
+    """`registry/org/vllm-openai:v1@sha256:...` -> `vllm-openai`."""
+    return image.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
+
+
 def _main_container(deployment: Mapping[str, Any]) -> Mapping[str, Any]:
     containers = (((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get(
         "containers"
@@ -170,7 +175,7 @@ def detect(deployment: Mapping[str, Any], source: str | None = None) -> ServerKi
     c = _main_container(deployment)
     image = str(c.get("image") or "")
     words = [str(x) for x in (c.get("command") or []) + (c.get("args") or [])]
-    repo = image.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
+    repo = image_repo(image)
     if "vllm" in repo or (words[:1] == ["vllm"]) or any(w.startswith("vllm.") for w in words):
         return VLLM
     if repo.startswith("gauntlet") or words[:2] == ["gauntlet", "serve"]:

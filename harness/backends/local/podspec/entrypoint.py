@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.servers.kinds import image_repo
+
 
 def gauntlet_command() -> list[str]:
     """`gauntlet` inside a container spec: the venv's script next to sys.executable."""
@@ -32,10 +34,6 @@ def gauntlet_command() -> list[str]:
         "-c",
         "import sys; from harness.cli import main; sys.argv[0] = 'gauntlet'; main()",
     ]
-
-
-def _repo(image: str) -> str:
-    return image.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -92,17 +90,13 @@ VLLM_IMAGE_ENV = {
 }
 
 
-def is_vllm_image(image: str) -> bool:
-    return "vllm" in _repo(image)
-
-
 def host_image(image: str, *, provision: bool = False) -> HostImage | None:
     """The host analogue of `image`, None when unknown (the container must then set command).
     `provision`: install the image's venv if it is not cached yet (slow: minutes)."""
-    repo = _repo(image)
+    repo = image_repo(image)
     if repo.startswith("gauntlet"):
         return HostImage("gauntlet", ["gauntlet", "serve"])
-    if is_vllm_image(image):
+    if "vllm" in repo:
         from harness.servers.venvs import ensure_vllm_env, vllm_env_python
 
         python = ensure_vllm_env() if provision else vllm_env_python()
