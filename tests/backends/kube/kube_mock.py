@@ -12,7 +12,7 @@ import copy
 import datetime
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp.web
@@ -32,7 +32,10 @@ RESOURCES = {
     "HorizontalPodAutoscaler": kmock.resource("autoscaling", "v2", "horizontalpodautoscalers"),
     "PodDisruptionBudget": kmock.resource("policy", "v1", "poddisruptionbudgets"),
     "PodMetrics": kmock.resource("metrics.k8s.io", "v1beta1", "pods"),
+    "Job": kmock.resource("batch", "v1", "jobs"),
+    "APIService": kmock.resource("apiregistration.k8s.io", "v1", "apiservices"),
 }
+Handler = Callable[[aiohttp.web.BaseRequest, "re.Match[str]"], Awaitable[aiohttp.web.StreamResponse]]
 
 
 def now_rfc3339(offset_s: float = 0.0) -> str:
@@ -87,11 +90,21 @@ class KubeApiMock(kmock.KubernetesEmulator):
         self.evictions: list[tuple[str, str, int]] = []
         self.cadvisor: dict[str, str] = {}  # node -> its cAdvisor text (nodes/proxy); absent: 404
         self._uids = 0
+        self.routes: list[tuple[re.Pattern[str], Handler]] = []
         for res in RESOURCES.values():
             if res.group != "metrics.k8s.io":
                 self.resources[res] = kmock.ResourceInfo()
 
+    def route(self, pattern: str, handler: Handler) -> None:
+        """Serve paths matching `pattern` (a regex on the path) with `handler` before anything
+        else: what a test needs beyond the emulator (a subresource, a controller's answer)."""
+        self.routes.append((re.compile(pattern), handler))
+
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        for pattern, handler in self.routes:
+            hit = pattern.match(raw_request.path)
+            if hit:
+                return await handler(raw_request, hit)
         c = _CADVISOR_PATH.match(raw_request.path)
         if c:
             if c.group(1) not in self.cadvisor:
