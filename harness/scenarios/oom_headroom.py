@@ -19,12 +19,12 @@ import time
 from typing import Any
 
 from harness.backends.base import Backend
-from harness.check.workload import flag_value
 from harness.quantity import format_bytes
 from harness.run import evidence
 from harness.scenarios import common
 from harness.scenarios.base import ScenarioContext
 from harness.scenarios.cold_start import start_timeout_s
+from harness.servers.command_line import flag_value
 from harness.servers.kinds import VLLM
 from harness.verdict import Check, Verdict
 

@@ -19,11 +19,12 @@ import yaml
 from harness.check.evaluate import run_checks
 from harness.check.findings import Finding, Severity
 from harness.check.targets import targets_for
-from harness.check.workload import Workload, flag_value
+from harness.check.workload import Workload
 from harness.manifests.bundle import ManifestBundle
 from harness.manifests.render import render
 from harness.models.hpa import simulate
 from harness.profile import Profile, load_profile
+from harness.servers.command_line import flag_value
 
 ROOT = Path(__file__).resolve().parents[2]
 Objs = list[dict[str, Any]]

@@ -10,9 +10,9 @@ from harness.check.workload import (
     POD_SPEC,
     Workload,
     env_value,
-    flag_value,
     prestop_seconds,
 )
+from harness.servers.command_line import flag_value
 
 
 def _drain(w: Workload, i: int) -> tuple[tuple[str, float] | None, Finding | None]:

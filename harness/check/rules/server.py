@@ -21,7 +21,8 @@ from __future__ import annotations
 from harness.check.findings import Finding
 from harness.check.rules._base import finding
 from harness.check.targets import Targets
-from harness.check.workload import Flag, Workload, flag_value, prestop_seconds, probe, probe_target
+from harness.check.workload import Workload, prestop_seconds, probe, probe_target
+from harness.servers.command_line import Flag, flag_value
 
 #: seconds left between the end of the drain and SIGKILL in a suggested --shutdown-timeout (the
 #: grace-period rule's fix adds the same 5 s)
