@@ -246,6 +246,30 @@ class SpikeTargets(_Strict):
         return self
 
 
+class CapacityTargets(_Strict):
+    """The capacity scenario beyond one replica: the Service at the Deployment's replicas."""
+
+    service_sweep: bool = Field(
+        False,
+        description="after one replica, sweep the Service at the Deployment's replicas (no HPA)",
+    )
+    service_scaling_min: float | None = Field(
+        None,
+        gt=0,
+        le=1.5,
+        description="the Service's capacity over replicas x one replica's must reach this "
+        "(a check; needs service_sweep)",
+    )
+
+    @model_validator(mode="after")
+    def _scaling_needs_sweep(self) -> CapacityTargets:
+        if self.service_scaling_min is not None and not self.service_sweep:
+            raise ValueError(
+                "service_scaling_min needs service_sweep: true (nothing would measure it)"
+            )
+        return self
+
+
 class ZoneTargets(_Strict):
     zones: list[str] = Field(default_factory=lambda: ["zone-a", "zone-b", "zone-c"], min_length=1)
     nodes_per_zone: int = Field(1, ge=1)
@@ -272,6 +296,7 @@ class Profile(_Strict):
     probes: ProbeTargets = ProbeTargets()
     spike: SpikeTargets = SpikeTargets()
     zones: ZoneTargets = ZoneTargets()
+    capacity: CapacityTargets = CapacityTargets()
     kube: KubeSafety = KubeSafety()
     source: str | None = Field(None, exclude=True, description="file it was loaded from")
 

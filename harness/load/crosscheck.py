@@ -81,6 +81,14 @@ def snapshot(metrics_url: str) -> Snapshot:
     return out
 
 
+def snapshot_all(metrics_urls: list[str]) -> Snapshot:
+    """The servers' histograms added up: every replica behind a Service (a histogram counts
+    only where all of them expose it)."""
+    snaps = [snapshot(u) for u in metrics_urls]
+    keys = set.intersection(*(set(s) for s in snaps)) if snaps else set()
+    return {k: (sum(s[k][0] for s in snaps), sum(s[k][1] for s in snaps)) for k in keys}
+
+
 def _client_means(result: LoadResult) -> dict[str, tuple[float | None, int]]:
     rec = result.records()
     ok = rec[R.is_ok(rec["status"])]

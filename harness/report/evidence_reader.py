@@ -55,6 +55,7 @@ class Evidence:
     nodes: list[dict[str, Any]] = field(default_factory=list)
     cold_start: dict[str, Any] | None = None
     capacity_sweep: list[dict[str, Any]] = field(default_factory=list)  # checks.json measurement
+    service_sweep: list[dict[str, Any]] = field(default_factory=list)  # capacity's Service sweep
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -171,7 +172,8 @@ def read_evidence(scenario_dir: Path) -> Evidence:
     ev.cold_start = cold if isinstance(cold, dict) else None
     checks = _read_json(scenario_dir / names.CHECKS, ev.problems)
     if isinstance(checks, dict):
-        sweep = (checks.get("measurements") or {}).get("capacity_sweep")
-        if isinstance(sweep, list):
-            ev.capacity_sweep = [r for r in sweep if isinstance(r, dict)]
+        for attr in ("capacity_sweep", "service_sweep"):
+            sweep = (checks.get("measurements") or {}).get(attr)
+            if isinstance(sweep, list):
+                setattr(ev, attr, [r for r in sweep if isinstance(r, dict)])
     return ev

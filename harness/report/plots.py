@@ -173,11 +173,13 @@ def plot_stream(ev: Evidence, t0: float, path: Path, slo: dict[str, Any]) -> Pat
     return _save(fig, path)
 
 
-def plot_capacity(ev: Evidence, path: Path, slo: dict[str, Any]) -> Path | None:
-    """The capacity sweep: offered rate vs achieved, goodput, and the latency percentiles the
-    SLO targets; the capacity is the last step that held."""
+def plot_capacity(
+    sweep: list[dict[str, Any]], path: Path, slo: dict[str, Any], of: str = "one replica"
+) -> Path | None:
+    """A capacity sweep (of one replica, or of the Service): offered rate vs achieved, goodput,
+    and the latency percentiles the SLO targets; the capacity is the last step that held."""
     rows = sorted(  # a sweep broken at its first step is followed by one below it
-        (r for r in ev.capacity_sweep if _num(r.get("requested_rps")) is not None),
+        (r for r in sweep if _num(r.get("requested_rps")) is not None),
         key=lambda r: float(r["requested_rps"]),
     )
     if not rows:
@@ -227,10 +229,10 @@ def plot_capacity(ev: Evidence, path: Path, slo: dict[str, Any]) -> Path | None:
         )
     lat_ax.set_ylabel("latency (ms); dotted: SLO")
     lat_ax.set_yscale("log")
-    lat_ax.set_xlabel("offered rate, one replica (req/s)")
+    lat_ax.set_xlabel(f"offered rate, {of} (req/s)")
     if lat_ax.get_legend_handles_labels()[0]:
         lat_ax.legend(fontsize=7, loc="upper left")
-    rate_ax.set_title("Capacity sweep: rate vs achieved, goodput and latency")
+    rate_ax.set_title(f"Capacity sweep of {of}: rate vs achieved, goodput and latency")
     return _save(fig, path)
 
 
@@ -506,7 +508,12 @@ def scenario_plots(
             lambda p: plot_load(ev, t0, p, (slo or {}).get("latency_ms") or {}),
         ),
         ("stream", "Streams: TTFT and ITL over time", lambda p: plot_stream(ev, t0, p, slo or {})),
-        ("capacity", "Capacity sweep", lambda p: plot_capacity(ev, p, slo or {})),
+        ("capacity", "Capacity sweep", lambda p: plot_capacity(ev.capacity_sweep, p, slo or {})),
+        (
+            "capacity-service",
+            "Capacity sweep of the Service",
+            lambda p: plot_capacity(ev.service_sweep, p, slo or {}, of="the Service"),
+        ),
         ("replicas", "Replicas over time", lambda p: plot_replicas(ev, t0, p)),
         ("memory", "Memory vs limit", lambda p: plot_memory(ev, t0, p, headroom)),
         (

@@ -68,6 +68,9 @@ HANG_LOAD_RUN = "hang_load"  # probe-timing, while a replica hangs
 CAPACITY_RUN = "capacity"  # capacity (or hpa's short way), the open-loop sweep
 CAPACITY_BURST_RUN = "capacity_burst"  # the closed-loop burst before it
 CAPACITY_LOW_RUN = "capacity_low"  # the sweep again below the first's first step, when it broke
+SERVICE_CAPACITY_RUN = "capacity_service"  # capacity's optional sweep of the Service
+SERVICE_CAPACITY_BURST_RUN = "capacity_service_burst"
+SERVICE_CAPACITY_LOW_RUN = "capacity_service_low"
 
 # game days -----------------------------------------------------------------------------------
 GAMEDAY_DIR = "gameday"  # also the verdict's name: the report reads `<run-dir>/<name>/`

@@ -49,7 +49,7 @@ from harness.verdict import Check, Verdict
 
 NAME = "capacity"
 #: every check this scenario can report, in the order it reports them (a pytest result each)
-CHECKS = ("rollout_ready", "load_valid", "replicas_for_baseline")
+CHECKS = ("rollout_ready", "load_valid", "replicas_for_baseline", "service_scaling")
 CAPACITY_USERS = 16  # closed loop: enough in flight to fill one replica's batches
 BURST_S = 3.0
 SWEEP_FROM = 0.3  # the sweep starts at this share of the burst's throughput
@@ -126,7 +126,64 @@ def run(ctx: ScenarioContext) -> Verdict:
     )
     checks.append(replicas_check(ctx, cap))
     caveats = cap.server_agreement.caveats if cap.server_agreement else []
+    if ctx.profile.capacity.service_sweep:
+        scaling = service_scaling(ctx, cap, meas)
+        if ctx.profile.capacity.service_scaling_min is not None:
+            checks.append(scaling)
     return _finish(ctx, checks, meas, caveats)
+
+
+def measure_service(ctx: ScenarioContext) -> tuple[Capacity, int]:
+    """The Deployment's replicas without HPA, swept through the Service (whatever sits between
+    the load and the replicas: the Service proxy, kube-proxy, a mesh): (capacity, replicas)."""
+    have = common.spec_replicas(ctx.bundle)
+    with ctx.deploy(common.without_hpa(ctx.bundle, replicas=have), wait=False) as backend:
+        failed = common.rollout_ready_check(backend, have, start_timeout_s(ctx) * 2)
+        if failed:
+            raise _RolloutFailed(failed)
+        return measure(ctx, backend, FULL, service_target(backend)), have
+
+
+def service_scaling(ctx: ScenarioContext, one: Capacity, meas: dict[str, Any]) -> Check:
+    """The Service's capacity over replicas x one replica's (1.0: the replicas add up; well
+    below: the path to them, or their sharing of the machine, takes the rest)."""
+    want = ctx.profile.capacity.service_scaling_min
+    try:
+        svc, replicas = measure_service(ctx)
+    except _RolloutFailed as err:
+        return err.check.model_copy(update={"name": "service_scaling", "inconclusive": True})
+    except (BackendError, InputError, OSError, ValueError) as err:
+        svc, replicas = Capacity(None, f"could not be measured ({type(err).__name__}: {err})"), 0
+    ratio = (
+        round(svc.rps / (replicas * one.rps), 3)
+        if svc.rps is not None and one.rps and replicas and not (svc.upper_bound or one.upper_bound)
+        else None
+    )
+    meas.update(
+        {
+            "service_capacity_rps": svc.rps,
+            "service_capacity_source": svc.source,
+            "service_capacity_upper_bound": svc.upper_bound,
+            "service_sweep": svc.sweep,
+            "service_scaling": ratio,
+        }
+    )
+    note = (
+        f"the Service carried {svc.rps:g} req/s over {replicas} replicas vs {one.rps:g} req/s "
+        f"for one alone: {ratio:.0%} of {replicas} x one"
+        if ratio is not None and svc.rps is not None and one.rps is not None
+        else f"not comparable: one replica {one.source}; the Service {svc.source}"
+    )
+    if svc.validity is not None and not svc.validity.ok:
+        note += f"; the Service sweep was not valid: {svc.validity.note}"
+    return Check(
+        name="service_scaling",
+        measured=ratio,
+        target=f">= {want:g}" if want is not None else None,
+        ok=ratio is not None and want is not None and ratio >= want,
+        inconclusive=ratio is None or (svc.validity is not None and not svc.validity.ok),
+        note=note,
+    )
 
 
 def _finish(
@@ -138,8 +195,15 @@ def _finish(
         checks,
         list[FaultRecord](),
         meas,
-        loads=(evidence.CAPACITY_BURST_RUN, evidence.CAPACITY_RUN, evidence.CAPACITY_LOW_RUN),
-        report_only=("capacity_sweep",),
+        loads=(
+            evidence.CAPACITY_BURST_RUN,
+            evidence.CAPACITY_RUN,
+            evidence.CAPACITY_LOW_RUN,
+            evidence.SERVICE_CAPACITY_BURST_RUN,
+            evidence.SERVICE_CAPACITY_RUN,
+            evidence.SERVICE_CAPACITY_LOW_RUN,
+        ),
+        report_only=("capacity_sweep", "service_sweep"),
         caveats=list(caveats),
     )
 
@@ -226,37 +290,69 @@ def capacity_per_replica(ctx: ScenarioContext) -> Capacity:
     return cap
 
 
-def measure(ctx: ScenarioContext, backend: Backend, sweep: Sweep) -> Capacity:
+@dataclass(frozen=True)
+class Target:
+    """What a sweep loads: one pod straight (the per-replica capacity) or the Service."""
+
+    label: str  # "pod X", "the Service over 2 replicas"
+    url: str
+    pods: tuple[str, ...]  # whose queue the sweep samples
+    users: int  # closed-loop users of the burst
+    runs: tuple[str, str, str]  # evidence names: burst, sweep, the lower sweep
+
+
+def pod_target(backend: Backend) -> Target:
     pod = sorted(p.name for p in backend.pods() if p.ready)[0]
-    url = backend.pod_url(pod).rstrip("/")
+    runs = (evidence.CAPACITY_BURST_RUN, evidence.CAPACITY_RUN, evidence.CAPACITY_LOW_RUN)
+    return Target(f"pod {pod}", backend.pod_url(pod).rstrip("/"), (pod,), CAPACITY_USERS, runs)
+
+
+def service_target(backend: Backend) -> Target:
+    pods = tuple(sorted(p.name for p in backend.pods() if p.ready))
+    runs = (
+        evidence.SERVICE_CAPACITY_BURST_RUN,
+        evidence.SERVICE_CAPACITY_RUN,
+        evidence.SERVICE_CAPACITY_LOW_RUN,
+    )
+    return Target(
+        f"the Service over {len(pods)} Ready replicas",
+        backend.service_url().rstrip("/"),
+        pods,
+        CAPACITY_USERS * max(len(pods), 1),
+        runs,
+    )
+
+
+def measure(
+    ctx: ScenarioContext, backend: Backend, sweep: Sweep, target: Target | None = None
+) -> Capacity:
+    """Burst, then sweep `target` (default: the first Ready pod, straight at its URL)."""
+    t = target or pod_target(backend)
     kw: dict[str, Any] = {
         "shape": None,
-        "target": url,
-        "allow_targets": [url],
+        "target": t.url,
+        "allow_targets": [t.url],
         "body": common.body_for(sizing_request(ctx)),
         "arrival": "constant",
     }
+    burst_run, sweep_run, low_run = t.runs
     burst = common.run_load(
         ctx,
-        common.load_spec(
-            ctx, backend, mode="closed", users=CAPACITY_USERS, duration_s=BURST_S, **kw
-        ),
-        evidence.CAPACITY_BURST_RUN,
+        common.load_spec(ctx, backend, mode="closed", users=t.users, duration_s=BURST_S, **kw),
+        burst_run,
     )
     saturated = burst.ok / max(burst.duration_s, 1e-6)
     if saturated <= 0:
-        raise ValueError(
-            f"pod {pod} served nothing to {CAPACITY_USERS} users: errors {burst.errors}"
-        )
-    how = f"pod {pod}: {CAPACITY_USERS} closed-loop users saturate at {saturated:.1f} req/s"
+        raise ValueError(f"{t.label} served nothing to {t.users} users: errors {burst.errors}")
+    how = f"{t.label}: {t.users} closed-loop users saturate at {saturated:.1f} req/s"
     start = saturated * SWEEP_FROM
-    swept = _sweep(ctx, backend, pod, kw, start, sweep, evidence.CAPACITY_RUN)
+    swept = _sweep(ctx, backend, t, kw, start, sweep, sweep_run)
     how += f"; open-loop steps of {sweep.step_s:g} s from {start:.1f} req/s"
     if swept.best is None:
         # the SLO broke at the first step: sweep once more below it, as a sweep that starts
         # from a single user would have (capacity is then bounded on both sides)
         low = start * SWEEP_FROM
-        lower = _sweep(ctx, backend, pod, kw, low, sweep, evidence.CAPACITY_LOW_RUN)
+        lower = _sweep(ctx, backend, t, kw, low, sweep, low_run)
         how += f" broke at the first; again from {low:.1f} req/s"
         swept = _Swept(
             swept.rows + lower.rows,
@@ -307,7 +403,7 @@ def _worst(checks: list[Check]) -> Check:
 def _sweep(
     ctx: ScenarioContext,
     backend: Backend,
-    pod: str,
+    target: Target,
     kw: dict[str, Any],
     start: float,
     sweep: Sweep,
@@ -316,11 +412,11 @@ def _sweep(
     """One open-loop step sweep from `start` up to start / SWEEP_FROM, judged step by step
     until the first step whose SLO broke."""
     slo = ctx.profile.slo
-    url = kw["target"]
     shape = Shape(kind="step", factor=1 / SWEEP_FROM, steps=sweep.steps, step_s=sweep.step_s)
     duration = sweep.steps * sweep.step_s
-    queue = QueueSampler(backend, pod, sweep.step_s, ctx.server.metric("queue"))
-    before = crosscheck.snapshot(url + "/metrics")
+    queue = QueueSampler(backend, target.pods, sweep.step_s, ctx.server.metric("queue"))
+    metrics_urls = [backend.pod_url(p).rstrip("/") + "/metrics" for p in target.pods]
+    before = crosscheck.snapshot_all(metrics_urls)
     with common.background_load(
         ctx,
         common.load_spec(
@@ -331,7 +427,7 @@ def _sweep(
         queue.follow(handle, sweep.steps)
         res = handle.wait(timeout=duration + 120)
     agreement = crosscheck.compare(
-        url + "/metrics", before, crosscheck.snapshot(url + "/metrics"), res
+        " + ".join(metrics_urls), before, crosscheck.snapshot_all(metrics_urls), res
     )
     ts, rates = shape.breakpoints(start, duration)
     rows: list[dict[str, Any]] = []
@@ -373,7 +469,9 @@ def _sweep(
         if reasons:
             break
         best = rate
-    validity = common.load_validity_check(res, f"the capacity sweep from {start:.1f} req/s")
+    validity = common.load_validity_check(
+        res, f"the capacity sweep of {target.label} from {start:.1f} req/s"
+    )
     return _Swept(rows, best, saturation, agreement, [validity])
 
 
@@ -412,11 +510,14 @@ def _saturation_signs(
 
 
 class QueueSampler:
-    """The server's queue depth at the end of every sweep step (its /metrics: the server kind's
-    queue metric, vLLM's `vllm:num_requests_waiting`); None where the server has none."""
+    """The servers' queue depth at the end of every sweep step, summed over `pods` (their
+    /metrics: the server kind's queue metric, vLLM's `vllm:num_requests_waiting`); None where
+    the server has none, or a pod did not answer."""
 
-    def __init__(self, backend: Backend, pod: str, step_s: float, metric: str | None) -> None:
-        self.backend, self.pod, self.step_s, self.metric = backend, pod, step_s, metric
+    def __init__(
+        self, backend: Backend, pods: Sequence[str], step_s: float, metric: str | None
+    ) -> None:
+        self.backend, self.pods, self.step_s, self.metric = backend, tuple(pods), step_s, metric
         self.values: list[float | None] = []
 
     def follow(self, handle: Any, steps: int) -> None:
@@ -434,11 +535,16 @@ class QueueSampler:
     def _read(self) -> float | None:
         if self.metric is None:
             return None
-        try:
-            samples = common.pod_metrics(self.backend, self.pod)
-        except Exception:
-            return None
-        return prom.total(samples, self.metric)
+        total = 0.0
+        for pod in self.pods:
+            try:
+                value = prom.total(common.pod_metrics(self.backend, pod), self.metric)
+            except Exception:
+                return None
+            if value is None:
+                return None
+            total += value
+        return total
 
     def at(self, i: int) -> float | None:
         return self.values[i] if i < len(self.values) else None

@@ -218,7 +218,7 @@ def test_a_sweep_broken_at_its_first_step_is_swept_again_below_it(
     starts: list[float] = []
     valid = Check(name="load_valid", measured=True, target=True, ok=True)
 
-    def sweep(ctx: Any, be: Any, pod: str, kw: Any, start: float, sw: Any, run: str) -> Any:
+    def sweep(ctx: Any, be: Any, target: Any, kw: Any, start: float, sw: Any, run: str) -> Any:
         starts.append(round(start, 2))
         # the SLO holds up to 11 req/s: the first sweep (from 14.4) breaks at once
         rows, best = [], None
@@ -236,3 +236,42 @@ def test_a_sweep_broken_at_its_first_step_is_swept_again_below_it(
     assert not cap.upper_bound and cap.rps is not None and 10 <= cap.rps <= 11
     assert "again from 4.3 req/s" in cap.source and cap.validity is valid
     assert cap.sweep[0]["breaches"] and not any(r["breaches"] for r in cap.sweep[1:-1])
+
+
+def test_service_scaling_needs_a_sweep_to_measure_it(tmp_path: Path) -> None:
+    data = yaml.safe_load((REPO / "scenarios/profiles/local.yaml").read_text())
+    data["capacity"] = {"service_scaling_min": 0.8}
+    bad = tmp_path / "p.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(InputError) as err:
+        load_profile(bad)
+    assert "service_sweep" in str(err.value) and str(bad) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("service", "outcome", "ratio"),
+    [
+        (capacity.Capacity(36.0, "swept"), "met", 0.9),  # 36 of 2 x 20
+        (capacity.Capacity(24.0, "swept"), "failed", 0.6),  # the path to the replicas takes 40 %
+        (capacity.Capacity(24.0, "swept", upper_bound=True), "inconclusive", None),
+        (capacity.Capacity(None, "could not be measured"), "inconclusive", None),
+    ],
+)
+def test_service_scaling_is_the_service_over_replicas_times_one(
+    monkeypatch: pytest.MonkeyPatch, service: capacity.Capacity, outcome: str, ratio: Any
+) -> None:
+    """The Service's capacity against replicas x one replica's, judged when the profile sets
+    a minimum; an unmeasured or only bounded one is inconclusive, never a pass."""
+    ctx = _ctx()
+    ctx.profile = ctx.profile.model_copy(
+        update={
+            "capacity": ctx.profile.capacity.model_copy(
+                update={"service_sweep": True, "service_scaling_min": 0.8}
+            )
+        }
+    )
+    monkeypatch.setattr(capacity, "measure_service", lambda c: (service, 2))
+    meas: dict[str, Any] = {}
+    check = capacity.service_scaling(ctx, capacity.Capacity(20.0, "swept"), meas)
+    assert check.outcome == outcome and check.measured == ratio
+    assert meas["service_scaling"] == ratio and meas["service_capacity_rps"] == service.rps
