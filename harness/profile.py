@@ -283,6 +283,12 @@ class ZoneTargets(_Strict):
 class KubeSafety(_Strict):
     allowed_contexts: list[str] = Field(default_factory=list)
     chaos_allowed: bool = False
+    zone_outage: Literal["evict", "taint", "drain"] | None = Field(
+        None,
+        description="how the kube backend loses a zone: cordon + evict the run's own pods "
+        "(default), cordon + NoExecute taint (evicts every tenant's pods there: listed first), "
+        "or a PDB-bound drain",
+    )
 
 
 class Profile(_Strict):

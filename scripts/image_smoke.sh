@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build the reference service image for real and smoke-test it (used by `nox -s image`).
 # Installs docker.io / debootstrap (apt) if missing, starts dockerd by hand if none runs (and
-# stops it again), makes the base image locally, builds, runs with a memory limit, checks probes
-# and one completion, cleans up. Exits 0 with "SKIP: <reason>" when no engine can start.
+# stops it again), builds with `python -m harness.backends.kind_image` (the build path the kind
+# backend uses: base image made locally if missing, wheels, docker build), runs with a memory
+# limit, checks probes and one completion, cleans up. Exits 0 with "SKIP: <reason>" when no engine can start.
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 IMAGE="${GAUNTLET_IMAGE:-gauntlet-inference:dev}"  # the image manifests/overlays/local names
@@ -34,28 +35,18 @@ if ! docker info >/dev/null 2>&1; then
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
   docker info >/dev/null 2>&1 || { tail -5 "$WORK/dockerd.log"; DOCKERD_PID_KEEP=$DOCKERD_PID; skip "dockerd did not start (see log above)"; }
 fi
-if ! docker image inspect "$BASE" >/dev/null 2>&1; then
-  command -v debootstrap >/dev/null 2>&1 || apt-get install -y -q debootstrap >/dev/null 2>&1 || skip "could not install debootstrap"
-  log "making base image $BASE with debootstrap (minbase bookworm)"
-  debootstrap --variant=minbase bookworm "$WORK/rootfs" http://deb.debian.org/debian >"$WORK/debootstrap.log" 2>&1 || { tail -5 "$WORK/debootstrap.log"; skip "debootstrap failed"; }
-  tar -C "$WORK/rootfs" -c . | docker import - "$BASE" >/dev/null
-  rm -rf "$WORK/rootfs"
+if ! docker image inspect "$BASE" >/dev/null 2>&1 && ! command -v debootstrap >/dev/null 2>&1; then
+  apt-get install -y -q debootstrap >/dev/null 2>&1 || skip "could not install debootstrap"
 fi
 
-log "preparing build context"
-CTX="$WORK/context"; mkdir -p "$CTX/wheels"
-(cd "$REPO" && tar -c --exclude='__pycache__' pyproject.toml README.md harness reference_service) | tar -C "$CTX" -x
-PIP="$REPO/.venv/bin/python -m pip"; [ -x "$REPO/.venv/bin/python" ] || PIP="python3 -m pip"
-log "downloading wheels on the host (torch from the pip find-links folder)"
-$PIP download -q --dest "$CTX/wheels" --python-version 3.11 --only-binary=:all: \
-  "torch==2.13.0+cpu" "transformers==5.24.0" "tokenizers>=0.23,<0.24" "safetensors>=0.8,<0.9" \
-  "fastapi>=0.165,<0.166" "uvicorn>=0.54,<0.55" "prometheus-client>=0.26,<0.27" "pydantic>=2.14,<3" \
-  "pydantic-settings>=2.14,<3" "click>=8.5,<9" "psutil>=7.2,<8" "httpx>=0.28,<0.29" \
-  "pyyaml>=6.0.4,<7" "setuptools>=68" wheel >"$WORK/download.log" 2>&1 \
-  || { tail -10 "$WORK/download.log"; skip "could not download the image's wheels on the host"; }
+# The ONE build path (the kind backend uses it too): base image if missing (debootstrap +
+# docker import), the build context with wheels/ from `pip download` on the host, docker build.
+PY="$REPO/.venv/bin/python"; [ -x "$PY" ] || PY=python3
 T0=$(date +%s)
-log "building $IMAGE (base $BASE)"
-docker build --network host --build-arg BASE_IMAGE="$BASE" -f "$CTX/reference_service/Dockerfile" -t "$IMAGE" "$CTX" >"$WORK/build.log" 2>&1 || { tail -30 "$WORK/build.log"; echo "FAIL: docker build"; exit 1; }
+log "building $IMAGE (base $BASE) with harness.backends.kind_image"
+(cd "$REPO" && "$PY" -m harness.backends.kind_image --image "$IMAGE" --base "$BASE") >"$WORK/build.log" 2>&1 \
+  || { tail -30 "$WORK/build.log"; echo "FAIL: image build"; exit 1; }
+log "$(tail -1 "$WORK/build.log")"
 log "built in $(( $(date +%s) - T0 ))s; size $(docker image inspect -f '{{.Size}}' "$IMAGE") bytes"
 
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -32,6 +33,12 @@ BACKEND_OPTIONS: dict[str, str] = {
     "kind": "harness.backends.kind:options",
     "kube": "harness.backends.kube.options:options",
 }
+
+#: The packaged overlay (`manifests/overlays/<name>`) a backend deploys when the user names no
+#: manifests; any other backend gets `harness.resources.default_manifests()` (overlays/local).
+#: kind's pods cannot use local's hostPath model folder: overlays/kind runs the model the image
+#: bakes in.
+DEFAULT_OVERLAYS: dict[str, str] = {"kind": "kind"}
 
 #: How the local backend runs a replica (a process from the container spec, or a docker container).
 #: Checked for every backend, as the command line offers `--runtime` whatever the backend.
@@ -77,6 +84,14 @@ def backend_options(
     return declare(profile, context=context, allow_contexts=list(allow_contexts), runtime=runtime)
 
 
+def default_manifests(name: str) -> Path:
+    """The manifests backend `name` deploys when none are given (`DEFAULT_OVERLAYS`)."""
+    from harness import resources
+
+    overlay = DEFAULT_OVERLAYS.get(name)
+    return resources.overlay_dir(overlay) if overlay else resources.default_manifests()
+
+
 def backend_class(name: str) -> type[Backend]:
     """The class of backend `name` (its module imported, nothing built)."""
     target = BACKENDS.get(name)
@@ -119,9 +134,18 @@ def preflight(name: str, factory: Callable[[Path], Backend], workdir: Path) -> b
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def close_run() -> None:
+    """The run's end: release what its backends shared (the kind cluster: deleted unless kept).
+    Imports nothing a run did not load; SetupError/BackendError say what could not be deleted."""
+    kind_cluster = sys.modules.get("harness.backends.kind_cluster")
+    if kind_cluster is not None:
+        kind_cluster.close_clusters()
+
+
 __all__ = [
     "BACKENDS",
     "BACKEND_OPTIONS",
+    "DEFAULT_OVERLAYS",
     "RUNTIMES",
     "Backend",
     "BackendError",
@@ -130,6 +154,8 @@ __all__ = [
     "RolloutRestarter",
     "backend_class",
     "backend_options",
+    "close_run",
+    "default_manifests",
     "get_backend",
     "preflight",
 ]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import abc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
+
+from pydantic import BaseModel
 
 from harness.backends.observe import (
     Deployment,
@@ -22,6 +24,11 @@ from harness.backends.observe import (
     ResourceSample,
 )
 from harness.manifests.bundle import ManifestBundle
+
+if TYPE_CHECKING:
+    from harness.load.result import LoadPath
+    from harness.load.runner import LoadHandle
+    from harness.load.spec import LoadSpec
 
 #: The pod-template annotation `kubectl rollout restart` sets; a new value is a new pod template.
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -57,7 +64,7 @@ class RolloutWatch:
 
 class Backend(abc.ABC):
     """What every backend does. Abilities only some have are the small interfaces below
-    (`RolloutRestarter`, `ClusterProvisioner`): a caller checks
+    (`RolloutRestarter`, `ServiceLoadRunner`, `ClusterProvisioner`): a caller checks
     `isinstance(backend, RolloutRestarter)` (or `issubclass` on the class)."""
 
     name: str = "abstract"
@@ -197,6 +204,39 @@ class RolloutRestarter(abc.ABC):
         duration and the surge/unavailability actually observed (or what was still missing).
         Never raises on a slow rollout.
         """
+
+
+class MetricsGapReporter(abc.ABC):
+    """A backend whose resource samples come from an API that can be away (kube's metrics.k8s.io
+    answers 503 for its first minute): it says when, so that no sample is not read as no use."""
+
+    @abc.abstractmethod
+    def metrics_gaps(self, since: float | None = None) -> Sequence[BaseModel]:
+        """Spans without samples: `first_failure`, `last_failure`, `failures`, `statuses`,
+        `message`, `recovered_at` (None: still away)."""
+
+
+class ServiceLoadRunner(abc.ABC):
+    """A backend whose `service_url()` does not reach the Service as its clients do (kube: a
+    `kubectl port-forward svc/...` pins one pod), so it runs load from inside the cluster,
+    against the Service's own address, through the cluster's Service routing (kube-proxy)."""
+
+    @abc.abstractmethod
+    def service_load_url(self) -> str:
+        """The Service's address as seen from inside the cluster (its DNS name and port); the
+        only target `start_service_load` accepts."""
+
+    @abc.abstractmethod
+    def load_path_of(self, url: str) -> LoadPath:
+        """How a load aimed at `url` reaches the pods (`harness.load.result.LOAD_PATHS`):
+        `service` for `service_load_url()`, `pod` or `service-port-forward` for the backend's
+        port-forwards, `direct` for anything else. No side effects (starts no forward)."""
+
+    @abc.abstractmethod
+    def start_service_load(self, spec: LoadSpec, out_dir: Path) -> LoadHandle:
+        """Start the spec from inside the cluster; the handle's `wait()` brings the result back
+        into `out_dir` (load.json, records.npy) as a local run writes them, or raises: a failed
+        or evicted generator is an error, never a result."""
 
 
 class ClusterProvisioner(abc.ABC):

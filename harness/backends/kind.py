@@ -1,37 +1,42 @@
-"""KindBackend: a throwaway multi-zone kind cluster (the packaged `manifests/kind/cluster.yaml`),
+"""KindBackend: the run's multi-zone kind cluster (the packaged `manifests/kind/cluster.yaml`),
 then the kube backend.
 
-Creates the cluster through pytest-kubernetes' KindManager with a pinned node image
-(Kubernetes version), builds and loads the reference image, installs metrics-server with
-`--kubelet-insecure-tls` (kind's kubelet serving certs are self-signed), can advertise fake
-`nvidia.com/gpu` capacity for scheduling tests, and deletes the cluster unless asked to keep it.
+The cluster belongs to the run, not to a backend (`harness.backends.kind_cluster`): the first
+KindBackend of a run creates it through pytest-kubernetes' KindManager with a pinned node image
+(Kubernetes version), waits until every node is Ready, builds the reference image
+(`harness.backends.kind_image`, the build `scripts/image_smoke.sh` uses) and loads it, installs
+the pinned metrics-server (`manifests/kind/metrics-server-v0.8.1.yaml`, `--kubelet-insecure-tls`
+for kind's self-signed kubelet certs) and waits until `v1beta1.metrics.k8s.io` is Available, can
+advertise fake `nvidia.com/gpu` capacity for scheduling tests. Every later KindBackend of the run
+reuses it; the run's end deletes it unless asked to keep it.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from harness.backends.base import BackendError, ClusterProvisioner
+from harness.backends import kind_metrics
+from harness.backends.base import ClusterProvisioner
+from harness.backends.kind_cluster import ClusterManager, KindCluster, shared_cluster
+from harness.backends.kind_image import DEFAULT_IMAGE, build_reference_image, image_exists
 from harness.backends.kube import KubeBackend
-from harness.backends.kube.api import KubeApi, api_client_for, resource_path
+from harness.backends.kube.api import KubeApi, resource_path
 from harness.backends.kube.portforward import find_kubectl
-from harness.backends.kube.safety import check_chaos
-from harness.backends.observe import FaultKind, FaultRecord
 from harness.errors import InputError, SetupError
 from harness.profile import Profile
-from harness.resources import kind_cluster_config, source_checkout
+from harness.resources import source_checkout
 
 log = logging.getLogger("harness.backends.kind")
 DEFAULT_K8S_VERSION = "1.33.1"
-DEFAULT_IMAGE = "gauntlet-inference:dev"
+#: Set to 1 to keep the run's kind cluster after the run (`kind delete cluster --name gauntlet`).
+KEEP_ENV = "GAUNTLET_KEEP_CLUSTER"
+
+__all__ = ["DEFAULT_IMAGE", "DEFAULT_K8S_VERSION", "KEEP_ENV", "KindBackend", "options"]
 
 
 def options(
@@ -39,9 +44,10 @@ def options(
 ) -> dict[str, Any]:
     """KindBackend(workdir, **options) for a run (see `harness.backends.backend_options`).
 
-    The cluster is kept between the run's scenarios (each one's backend reuses it instead of
-    recreating it); chaos follows the profile. kind makes its own context, so `context` is
-    refused and `allow_contexts` ignored; `runtime` is ignored (pods run in the node's containerd).
+    One cluster for the whole run (`harness.backends.kind_cluster`), deleted at its end unless
+    `$GAUNTLET_KEEP_CLUSTER` is 1; chaos follows the profile. kind makes its own context, so
+    `context` is refused and `allow_contexts` ignored; `runtime` is ignored (pods run in the
+    node's containerd).
     """
     del allow_contexts, runtime
     if context:
@@ -50,7 +56,11 @@ def options(
             field="--context",
             fix="drop --context, or use --backend kube --context NAME",
         )
-    return {"chaos_allowed": profile.kube.chaos_allowed, "keep_cluster": True}
+    keep = os.environ.get(KEEP_ENV, "").strip().lower() in ("1", "true", "yes")
+    out: dict[str, Any] = {"chaos_allowed": profile.kube.chaos_allowed, "keep_cluster": keep}
+    if profile.kube.zone_outage is not None:
+        out["zone_outage_mode"] = profile.kube.zone_outage
+    return out
 
 
 def check_prerequisites() -> str:
@@ -90,6 +100,78 @@ def check_prerequisites() -> str:
     return kubectl
 
 
+def _kubectl_or_none() -> str | None:
+    try:
+        return find_kubectl()
+    except SetupError:
+        return None
+
+
+def _setup_steps(
+    *,
+    kubectl: str | None,
+    image: str,
+    build_image: bool,
+    dockerfile: Path | None,
+    metrics_server: bool,
+    metrics_server_manifest: Path | None,
+    metrics_timeout_s: float,
+    fake_gpus_per_node: int,
+) -> tuple[list[Any], list[Any]]:
+    """What the run's cluster needs before it is created (the image build), and once its nodes
+    are Ready (image load, metrics-server, fake GPUs), in order."""
+
+    def build_reference(cluster: KindCluster) -> None:
+        if build_image:
+            root = source_checkout()
+            if root is None:
+                raise SetupError(
+                    f"building {image} needs gauntlet's source checkout "
+                    "(reference_service/Dockerfile); pass build_image=False with an image "
+                    "already in the local docker engine"
+                )
+            res = build_reference_image(image, root=root, dockerfile=dockerfile)
+            log.info("built %s: %s", image, res.seconds)
+        elif not image_exists(image):
+            raise SetupError(
+                f"build_image=False but {image} is not in the local docker engine "
+                "(build it: python -m harness.backends.kind_image)"
+            )
+
+    def load_reference_image(cluster: KindCluster) -> None:
+        log.info("loading image %s into kind cluster %s", image, cluster.name)
+        assert cluster.manager is not None
+        cluster.manager.load_image(image)
+
+    def install_metrics_server(cluster: KindCluster) -> None:
+        manifest = metrics_server_manifest or kind_metrics.default_manifest()
+        objects, images = kind_metrics.prepare_manifest(manifest)
+        assert cluster.manager is not None
+        for img in images:  # offline kind nodes can run what the local engine has
+            if kind_metrics.local_image(img):
+                cluster.manager.load_image(img)
+            else:
+                log.info("%s not in the local docker engine: kind's nodes will pull it", img)
+        if kubectl is None:
+            raise SetupError("kubectl not found: cannot install metrics-server")
+        log.info("installing metrics-server from %s", manifest)
+        kind_metrics.apply_manifest(kubectl, cluster.kubeconfig, cluster.context, objects)
+        waited = kind_metrics.wait_apiservice_available(cluster.api(), timeout_s=metrics_timeout_s)
+        log.info("%s Available after %.0f s", kind_metrics.METRICS_APISERVICE, waited)
+
+    def advertise_gpus(cluster: KindCluster) -> None:
+        KindBackend._advertise_gpus(cluster.api(), fake_gpus_per_node)
+
+    steps: list[Any] = [load_reference_image]
+    if metrics_server:
+        steps.append(install_metrics_server)
+    else:
+        log.warning("metrics-server off: no resource samples, and CPU-based HPAs cannot scale")
+    if fake_gpus_per_node:
+        steps.append(advertise_gpus)
+    return [build_reference], steps
+
+
 class KindBackend(KubeBackend, ClusterProvisioner):
     name = "kind"
 
@@ -107,151 +189,52 @@ class KindBackend(KubeBackend, ClusterProvisioner):
         image: str = DEFAULT_IMAGE,
         build_image: bool = True,
         dockerfile: Path | None = None,
+        metrics_server: bool = True,
         metrics_server_manifest: Path | None = None,
+        metrics_timeout_s: float = 180.0,
         fake_gpus_per_node: int = 0,
         chaos_allowed: bool = True,
+        cluster_manager: ClusterManager | None = None,
         **kube_options: Any,
     ) -> None:
-        kubectl = check_prerequisites()
-        from pytest_kubernetes.options import ClusterOptions
-        from pytest_kubernetes.providers import select_provider_manager
-
+        # a fake manager (tests) needs no kind binary; kubectl applies metrics-server
+        kubectl = check_prerequisites() if cluster_manager is None else _kubectl_or_none()
         workdir.mkdir(parents=True, exist_ok=True)
         self.keep_cluster = keep_cluster
         self.cluster_name = cluster_name
-        cluster_config = kind_cluster_config()
-        config = yaml.safe_load(cluster_config.read_text())
-        config["name"] = cluster_name
-        for node in config["nodes"]:
-            node["image"] = f"kindest/node:v{kubernetes_version}"
-        config_path = workdir / "kind-cluster.yaml"
-        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        kubeconfig = workdir / "kubeconfig"
-        log.info(
-            "creating kind cluster %s (Kubernetes %s, zones a/b/c) from %s",
+        self.cluster: KindCluster = shared_cluster(
             cluster_name,
-            kubernetes_version,
-            cluster_config,
+            kubernetes_version=kubernetes_version,
+            keep=keep_cluster,
+            manager=cluster_manager,
         )
-        manager_cls = select_provider_manager("kind")
-        self.manager = manager_cls(cluster_name, str(config_path), kubeconfig)
-        self.manager.create(
-            ClusterOptions(
-                api_version=kubernetes_version,
-                provider_config=config_path,
-                kubeconfig_path=kubeconfig,
-                cluster_timeout=600,
-            ),
-            timeout=120,
-        )
-        context = f"kind-{cluster_name}"
-        try:
-            if build_image:
-                self._build_image(image, dockerfile)
-            log.info("loading image %s into kind cluster %s", image, cluster_name)
-            self.manager.load_image(image)
-            self._kubectl_path = kubectl
-            self._install_metrics_server(kubectl, kubeconfig, context, metrics_server_manifest)
-            if fake_gpus_per_node:
-                self._advertise_gpus(api_client_for(context, str(kubeconfig)), fake_gpus_per_node)
-            super().__init__(
-                workdir,
-                context=context,
-                allowed_contexts=[context],
-                chaos_allowed=chaos_allowed,
-                kubeconfig=str(kubeconfig),
+        if not self.cluster.setup_steps and not self.cluster.ready:
+            before, after = _setup_steps(
                 kubectl=kubectl,
-                **kube_options,
+                image=image,
+                build_image=build_image,
+                dockerfile=dockerfile,
+                metrics_server=metrics_server,
+                metrics_server_manifest=metrics_server_manifest,
+                metrics_timeout_s=metrics_timeout_s,
+                fake_gpus_per_node=fake_gpus_per_node,
             )
-        except BaseException:
-            if not keep_cluster:
-                self.manager.delete()
-            raise
+            self.cluster.prepare_steps.extend(before)
+            self.cluster.setup_steps.extend(after)
+        self.cluster.ensure()  # once per run: later backends find it ready
+        super().__init__(
+            workdir,
+            context=self.cluster.context,
+            allowed_contexts=[self.cluster.context],
+            chaos_allowed=chaos_allowed,
+            kubeconfig=str(self.cluster.kubeconfig),
+            kubectl=kubectl,
+            **kube_options,
+        )
 
     # setup steps -----------------------------------------------------------------------------
     @staticmethod
-    def _build_image(image: str, dockerfile: Path | None) -> None:
-        """docker build of the reference image, with the source checkout as its build context."""
-        root = source_checkout()
-        if root is None:
-            raise SetupError(
-                f"building {image} needs gauntlet's source checkout "
-                "(reference_service/Dockerfile); "
-                f"pass build_image=False with an image already in the local docker engine"
-            )
-        dockerfile = dockerfile or root / "reference_service" / "Dockerfile"
-        if not dockerfile.exists():
-            raise SetupError(
-                f"{dockerfile} not found: cannot build {image} (pass build_image=False "
-                f"with an image already in the local docker engine)"
-            )
-        log.info("docker build -t %s -f %s %s", image, dockerfile, root)
-        res = subprocess.run(
-            ["docker", "build", "-t", image, "-f", str(dockerfile), str(root)],
-            capture_output=True,
-            text=True,
-            timeout=3600,
-        )
-        if res.returncode != 0:
-            raise BackendError(f"docker build of {image} failed: {res.stderr.strip()[-800:]}")
-
-    @staticmethod
-    def _install_metrics_server(
-        kubectl: str, kubeconfig: Path, context: str, manifest: Path | None
-    ) -> None:
-        if manifest is None:
-            log.warning(
-                "no metrics-server manifest given (there is no internet to fetch components.yaml): "
-                "no resource samples, and CPU-based HPAs cannot scale"
-            )
-            return
-        base = [kubectl, "--kubeconfig", str(kubeconfig), "--context", context]
-        res = subprocess.run(
-            [*base, "apply", "-f", str(manifest)], capture_output=True, text=True, timeout=120
-        )
-        if res.returncode != 0:
-            raise BackendError(
-                f"installing metrics-server from {manifest} failed: {res.stderr.strip()}"
-            )
-        dep = json.loads(
-            subprocess.run(
-                [*base, "-n", "kube-system", "get", "deploy", "metrics-server", "-o", "json"],
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=True,
-            ).stdout
-        )
-        args = dep["spec"]["template"]["spec"]["containers"][0].get("args", [])
-        if "--kubelet-insecure-tls" not in args:
-            patch = [
-                {
-                    "op": "add",
-                    "path": "/spec/template/spec/containers/0/args/-",
-                    "value": "--kubelet-insecure-tls",
-                }
-            ]
-            subprocess.run(
-                [
-                    *base,
-                    "-n",
-                    "kube-system",
-                    "patch",
-                    "deploy",
-                    "metrics-server",
-                    "--type=json",
-                    "-p",
-                    json.dumps(patch),
-                ],
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=True,
-            )
-
-    @staticmethod
-    def _advertise_gpus(api_client: Any, per_node: int) -> None:
-        api = KubeApi(api_client)
+    def _advertise_gpus(api: KubeApi, per_node: int) -> None:
         for node in api.list(resource_path("v1", "Node")):
             labels = node["metadata"].get("labels") or {}
             if "topology.kubernetes.io/zone" not in labels:
@@ -263,61 +246,10 @@ class KindBackend(KubeBackend, ClusterProvisioner):
                 {"status": {"capacity": {"nvidia.com/gpu": str(per_node)}}},
             )
 
-    # kind can freeze a container from its node (outside the pod's PID namespace) -----------------
-    def hang_pod(self, pod: str) -> FaultRecord:
-        check_chaos("hang_pod", self.context, self.chaos_allowed)
-        started = time.time()
-        obj = self.api.get(resource_path("v1", "Pod", self.namespace, pod))
-        node = (obj.get("spec") or {}).get("nodeName")
-        statuses = (obj.get("status") or {}).get("containerStatuses") or []
-        cid = (statuses[0].get("containerID") or "").split("://")[-1] if statuses else ""
-        if not node or not cid:
-            return FaultRecord(
-                kind=FaultKind.HANG,
-                target=pod,
-                started_at=started,
-                ended_at=time.time(),
-                landed=False,
-                detail="pod has no running container to freeze",
-            )
-        log.warning(
-            "hanging pod %s/%s: SIGSTOP of container %s from node %s",
-            self.namespace,
-            pod,
-            cid[:12],
-            node,
-        )
-        script = (
-            "kill -STOP $(crictl inspect --output go-template --template '{{.info.pid}}' "
-            f"{cid})"
-        )
-        res = subprocess.run(
-            ["docker", "exec", node, "sh", "-c", script], capture_output=True, text=True, timeout=60
-        )
-        landed = res.returncode == 0 and self._unresponsive(pod)
-        return FaultRecord(
-            kind=FaultKind.HANG,
-            target=pod,
-            started_at=started,
-            ended_at=time.time(),
-            affected=[pod] if landed else [],
-            landed=landed,
-            detail="container main process stopped from the node"
-            if landed
-            else f"freeze did not land: {res.stderr.strip()[:200] or 'pod still answers'}",
-        )
+    # hang_pod: KubeBackend's (a hostPID helper pod on the node, `kube.hang`), so kind runs the
+    # same path as a real cluster; the image is loaded on every node, so IfNotPresent finds it.
 
     def teardown(self) -> None:
-        try:
-            super().teardown()
-        finally:
-            if getattr(self, "keep_cluster", True):
-                log.info(
-                    "keeping kind cluster %s (delete: kind delete cluster --name %s)",
-                    self.cluster_name,
-                    self.cluster_name,
-                )
-            elif getattr(self, "manager", None) is not None:
-                log.info("deleting kind cluster %s", self.cluster_name)
-                self.manager.delete()
-                self.manager = None
+        """The namespace goes; the cluster stays for the run's other backends (its end deletes
+        it: `harness.backends.kind_cluster.close_clusters`)."""
+        super().teardown()

@@ -33,7 +33,8 @@ from harness.run.options import CertifyOptions
 @click.option(
     "--manifests",
     default=None,
-    help="kustomize dir or YAML file  [default: the packaged overlays/local]",
+    help="kustomize dir or YAML file  "
+    "[default: the packaged overlays/local; overlays/kind with --backend kind]",
 )
 @click.option(
     "--only",

@@ -49,7 +49,7 @@ def _parse_vars(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option(
     "--manifests",
     default=None,
-    help="kustomize dir or YAML file (default: the packaged overlays/local)",
+    help="kustomize dir or YAML file (default: overlays/local; overlays/kind on kind)",
 )
 @click.option("--context", default=None, help="kube context (kube backend)")
 @click.option(
@@ -154,6 +154,8 @@ def gameday(
         table.add_row(row["phase"], row["activity"], row["touches"])
     console.print(table)
     if dry_run:
+        if resolved["gauntlet_backend"] == "kube":
+            _print_zone_plans(console, exp, resolved, resolved_conf)
         console.print("[bold]dry run[/]: nothing deployed, nothing touched")
         return
     session.resolve(resolved)  # bad inputs stop here (exit 2), before any activity
@@ -179,6 +181,37 @@ def gameday(
     raise SystemExit(
         0 if verdict.status == "pass" else 130 if journal.get("status") == "interrupted" else 1
     )
+
+
+def _print_zone_plans(
+    console: Console, exp: dict[str, Any], settings: dict[str, Any], conf: dict[str, Any]
+) -> None:
+    """On a real cluster, list every pod of any namespace the zone faults would touch (read
+    only: nodes and pods are listed, nothing is created)."""
+    import tempfile
+
+    from chaoslib import substitute
+
+    from harness.backends.kube.faults import dry_run_lines
+    from harness.chaos import session
+    from harness.chaos.plan import activities
+
+    asked = [
+        substitute(dict(a["provider"].get("arguments") or {}), conf, {}).get("zone")
+        for _, a in activities(exp)
+        if (a.get("provider") or {}).get("func") == "zone_outage"
+    ]
+    if not asked:
+        return
+    inputs = session.resolve(settings)
+    with tempfile.TemporaryDirectory(prefix="gauntlet-dry-run-") as tmp:
+        backend = inputs.backend_factory(Path(tmp))
+        try:
+            console.print("[bold]zone fault plan[/] (read from the cluster):")
+            for line in dry_run_lines(backend, asked):  # type: ignore[arg-type]
+                console.print(line, markup=False, highlight=False)
+        finally:
+            backend.teardown()
 
 
 def _log_to(console: Console) -> None:

@@ -124,6 +124,7 @@ def build_result(
         workers=spec.workers,
         users=None if is_open else spec.users,
         target=spec.target,
+        load_path=spec.load_path,
         stopped_early=stopped_early,
         generator_cpu=[round(c, 3) for c in (generator_cpu or [])],
         caveats=caveats,

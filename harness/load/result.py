@@ -19,6 +19,16 @@ from harness.load import records as R
 Pct = dict[str, float | None]
 DEFAULT_PCTS = (50.0, 90.0, 99.0)
 
+#: How the load reached the pods (`LoadSpec.load_path`, `LoadResult.load_path`).
+LoadPath = Literal["service", "service-port-forward", "pod", "direct"]
+LOAD_PATHS: dict[str, str] = {
+    "service": "through the Service (balanced over its Ready endpoints)",
+    "service-port-forward": "through kubectl port-forward to the Service: to one pod kubectl "
+    "picked, not balanced by the Service",
+    "pod": "to one pod directly (a targeted probe), not through the Service",
+    "direct": "to the URL as given (how it reaches the pods is not known)",
+}
+
 
 def pct_key(q: float) -> str:
     return f"p{q:g}"
@@ -160,6 +170,9 @@ class LoadResult(BaseModel):
     workers: int = 1
     users: int | None = None
     target: str = ""
+    load_path: LoadPath = Field(
+        default="direct", description="how the load reached the pods (LOAD_PATHS)"
+    )
     stopped_early: bool = False
     generator_cpu: list[float] = Field(
         default_factory=list, description="CPU share per worker (1 = one core)"

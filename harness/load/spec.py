@@ -16,6 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.errors import InputError
+from harness.load.result import LoadPath
 from harness.load.trace import TraceReplay
 from harness.load.workload import Workload
 
@@ -130,7 +131,12 @@ def _norm_url(url: str) -> str:
 
 
 def check_target(target: str, allow_targets: list[str]) -> None:
-    """Refuse anything but loopback or an explicitly allowed URL (InputError, field `target`)."""
+    """Refuse anything but loopback or an explicitly allowed URL (InputError, field `target`).
+
+    A backend allows only URLs of what it deployed: a port-forward on loopback, or (the kube
+    backend's in-cluster load Job) `http://<service>.<namespace>.svc.cluster.local:<port>`, the
+    Service of the namespace it created in the kube context the user allowed; it refuses to
+    run a Job against any other URL (`harness.backends.kube.load_job`)."""
     parts = urlsplit(target)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InputError(
@@ -202,6 +208,11 @@ class LoadSpec(BaseModel):
     workers: int = Field(default=1, ge=1, le=64)
     seed: int = 0
     allow_targets: list[str] = Field(default_factory=list)
+    load_path: LoadPath = Field(
+        default="direct",
+        description="how the target reaches the pods, copied into the result: service, "
+        "service-port-forward, pod (one pod, a targeted probe) or direct (as given)",
+    )
     # engine knobs (extras beyond the shared contract)
     max_in_flight: int | None = Field(
         default=None,

@@ -7,6 +7,7 @@ plot", never a failed report, and the reason is kept so the report can say why a
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 from dataclasses import dataclass, field
@@ -150,6 +151,43 @@ def parse_load(data: Any, label: str) -> LoadSeries | None:
     return series if series.time else None
 
 
+def load_path_note(data: Any, name: str) -> str | None:
+    """A load that did not go through the Service says so (load.json's `load_path`)."""
+    from harness.load.result import LOAD_PATHS
+
+    path = data.get("load_path") if isinstance(data, dict) else None
+    if path is None or path == "service":
+        return None
+    return f"{name}: load went {LOAD_PATHS.get(str(path), str(path))}"
+
+
+def wall_clock(epoch: float) -> str:
+    """An epoch time as the UTC wall-clock time a person reads (date, time, zone)."""
+    when = datetime.datetime.fromtimestamp(epoch, tz=datetime.UTC)
+    return when.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def metrics_gap_notes(gaps: Any) -> list[str]:
+    """One note per span the metrics API was away (metrics_gaps.json): no resource samples
+    then, which is not the same as no use."""
+    out = []
+    for g in gaps if isinstance(gaps, list) else []:
+        if not isinstance(g, dict) or "first_failure" not in g:
+            continue
+        end = g.get("recovered_at")
+        span = (
+            f"for {float(end) - float(g['first_failure']):.0f} s"
+            if end is not None
+            else "until the end"
+        )
+        statuses = ", ".join(str(s) for s in g.get("statuses") or []) or "no answer"
+        out.append(
+            f"metrics API away {span} from {wall_clock(float(g['first_failure']))} "
+            f"({g.get('failures', 0)} failed polls: {statuses}): no resource samples then"
+        )
+    return out
+
+
 def read_evidence(scenario_dir: Path) -> Evidence:
     ev = Evidence(dir=scenario_dir)
     if not scenario_dir.is_dir():
@@ -159,6 +197,9 @@ def read_evidence(scenario_dir: Path) -> Evidence:
         series = parse_load(data, path.stem)
         if series is None and data is not None:
             ev.problems.append(f"{path.name}: no per-second `timeline`")
+        note = load_path_note(data, path.name)
+        if note:
+            ev.problems.append(note)
         if series is not None:
             ev.loads.append(series)
     for attr, file in RECORD_FILES.items():
@@ -166,6 +207,9 @@ def read_evidence(scenario_dir: Path) -> Evidence:
         if not path.exists() and file in names.LEGACY:  # a run dir of an older Gauntlet
             path = scenario_dir / names.LEGACY[file]
         setattr(ev, attr, _records(_read_json(path, ev.problems), path, ev.problems))
+    ev.problems.extend(
+        metrics_gap_notes(_read_json(scenario_dir / names.METRICS_GAPS, ev.problems))
+    )
     cold = _read_json(scenario_dir / names.COLD_START, ev.problems)
     if isinstance(cold, list):
         cold = {"starts": cold}

@@ -15,7 +15,7 @@ from typing import Any
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from harness.report.evidence_reader import Evidence, _num
+from harness.report.evidence_reader import Evidence, _num, wall_clock
 
 MIB = 1024 * 1024
 PROBE_EVENTS = {  # reason -> (marker, colour)
@@ -234,14 +234,6 @@ def plot_capacity(
         lat_ax.legend(fontsize=7, loc="upper left")
     rate_ax.set_title(f"Capacity sweep of {of}: rate vs achieved, goodput and latency")
     return _save(fig, path)
-
-
-def wall_clock(epoch: float) -> str:
-    """An epoch time as the UTC wall-clock time a person reads (date, time, zone)."""
-    import datetime
-
-    when = datetime.datetime.fromtimestamp(epoch, tz=datetime.UTC)
-    return when.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def plot_replicas(ev: Evidence, t0: float, path: Path) -> Path | None:

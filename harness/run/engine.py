@@ -25,6 +25,7 @@ from typing import Any
 from rich.console import Console
 
 from harness import interrupts
+from harness.backends import close_run
 from harness.report.environment import collect_environment
 from harness.report.junit import write_junit
 from harness.report.schema import ProfileInfo, Report, ScenarioResult
@@ -281,7 +282,13 @@ def certify(opts: CertifyOptions, console: Console | None = None) -> tuple[Repor
             guard.closing = True
         except KeyboardInterrupt:
             guard.closing = interrupted = True
-        run.close(interrupted, console)
+        try:
+            run.close(interrupted, console)
+        finally:
+            try:  # one kind cluster per run: deleted here, after every scenario, unless kept
+                close_run()
+            except Exception as err:
+                console.print(f"[red]run clean-up:[/] {err}")
     return run.report, prep.run_dir
 
 

@@ -49,6 +49,7 @@ PODS = "pods.json"
 EVENTS = "events.json"
 HPA_HISTORY = "hpa_history.json"  # HPAStatusSample over time (was hpa.json)
 RESOURCES = "resources.json"
+METRICS_GAPS = "metrics_gaps.json"  # when the backend's metrics API was away (kube)
 NODES = "nodes.json"
 FAULTS = "faults.json"
 LOAD = "load.json"  # a load run's own output (the load engine writes it) and the main run's copy
@@ -124,13 +125,17 @@ def save_observations(
 
     `append`: add to what earlier deployments of the same scenario left (cold start deploys
     several times); else replace. `include_deleted`: also the pods deleted since the deploy."""
-    observed = (
+    from harness.backends.base import MetricsGapReporter
+
+    observed: tuple[tuple[str, Any], ...] = (
         (PODS, backend.pods(include_deleted=include_deleted)),
         (EVENTS, backend.events()),
         (HPA_HISTORY, backend.hpa_history()),
         (RESOURCES, backend.resource_samples()),
         (NODES, backend.nodes()),
     )
+    if isinstance(backend, MetricsGapReporter):
+        observed += ((METRICS_GAPS, backend.metrics_gaps()),)
     written = []
     for name, items in observed:
         path = out_dir / name

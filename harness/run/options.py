@@ -21,6 +21,7 @@ from harness.backends import (
     RUNTIMES,
     Backend,
     backend_options,
+    default_manifests,
     get_backend,
     preflight,
 )
@@ -154,7 +155,12 @@ def resolve_inputs(
     """Profile, rendered manifests (their Deployment checked), backend options: InputError now,
     naming the flag, rather than inside every scenario."""
     prof = load_profile(profile)
-    path = resolve_manifests_path(manifests, manifests_flag)
+    # none given: the backend's default (kind: overlays/kind, which runs on kind nodes)
+    path = (
+        resolve_manifests_path(manifests, manifests_flag)
+        if manifests
+        else default_manifests(backend)
+    )
     bundle = load_manifests(path)
     _ = bundle.deployment
     options = backend_options(

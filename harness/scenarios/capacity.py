@@ -295,7 +295,7 @@ class Target:
     """What a sweep loads: one pod straight (the per-replica capacity) or the Service."""
 
     label: str  # "pod X", "the Service over 2 replicas"
-    url: str
+    url: str | None  # None: the Service, as common.load_spec aims at it (in-cluster on kube)
     pods: tuple[str, ...]  # whose queue the sweep samples
     users: int  # closed-loop users of the burst
     runs: tuple[str, str, str]  # evidence names: burst, sweep, the lower sweep
@@ -316,7 +316,7 @@ def service_target(backend: Backend) -> Target:
     )
     return Target(
         f"the Service over {len(pods)} Ready replicas",
-        backend.service_url().rstrip("/"),
+        None,
         pods,
         CAPACITY_USERS * max(len(pods), 1),
         runs,
@@ -330,11 +330,11 @@ def measure(
     t = target or pod_target(backend)
     kw: dict[str, Any] = {
         "shape": None,
-        "target": t.url,
-        "allow_targets": [t.url],
         "body": common.body_for(sizing_request(ctx)),
         "arrival": "constant",
     }
+    if t.url is not None:
+        kw.update(target=t.url, allow_targets=[t.url])
     burst_run, sweep_run, low_run = t.runs
     burst = common.run_load(
         ctx,

@@ -11,6 +11,7 @@ import re
 import shutil
 import statistics
 import time
+import weakref
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness import prom
-from harness.backends.base import Backend, BackendError
+from harness.backends.base import Backend, BackendError, ServiceLoadRunner
 from harness.backends.observe import Event, FaultRecord, Pod, ResourceSample
 from harness.manifests.bundle import ManifestBundle
 from harness.profile import SLO
@@ -97,7 +98,9 @@ def spec_replicas(bundle: ManifestBundle) -> int:
 def without_hpa(bundle: ManifestBundle, replicas: int | None = None) -> ManifestBundle:
     """A copy without the HPA (so scale() is not fought over), optionally with fixed replicas."""
     b = bundle.copy()
-    b.objects = [o for o in b.objects if o.get("kind") != "HorizontalPodAutoscaler"]
+    # a KEDA ScaledObject stands for the HPA it generates (ManifestBundle.hpa)
+    autoscalers = ("HorizontalPodAutoscaler", "ScaledObject")
+    b.objects = [o for o in b.objects if o.get("kind") not in autoscalers]
     if replicas is not None:
         b.deployment.setdefault("spec", {})["replicas"] = replicas
     return b
@@ -107,33 +110,94 @@ def without_hpa(bundle: ManifestBundle, replicas: int | None = None) -> Manifest
 # load
 
 
+# specs aimed at a Service's in-cluster address, by that address: the backend that runs them
+_IN_CLUSTER: weakref.WeakValueDictionary[str, ServiceLoadRunner] = weakref.WeakValueDictionary()
+
+
 def load_spec(ctx: ScenarioContext, backend: Backend, **overrides: Any) -> Any:
-    """A spec from the profile aimed at the backend's Service URL (or `target=`, e.g. one pod)."""
+    """A spec from the profile aimed at the backend's Service, or at `target=` (e.g. one pod:
+    a targeted probe), labelled with how it reaches the pods (`load_path_of`).
+
+    A `ServiceLoadRunner` backend (kube) gets its Service's in-cluster address: `run_load` and
+    `background_load` then run the spec from inside its cluster, through the Service. Others
+    get `service_url()` (the local backend's Service proxy)."""
     from harness.load import LoadSpec
 
-    url = overrides.pop("target", None) or backend.service_url()
+    url = overrides.pop("target", None)
+    if url is not None:
+        overrides.setdefault("load_path", load_path_of(backend, url))
+    elif isinstance(backend, ServiceLoadRunner):
+        url = backend.service_load_url()
+        _IN_CLUSTER[url] = backend
+        overrides.setdefault("load_path", "service")
+    else:
+        url = backend.service_url()
+        overrides.setdefault("load_path", "service")
     overrides.setdefault("allow_targets", [url])
     return LoadSpec.from_profile(ctx.profile, url, **overrides)
 
 
+def load_path_of(backend: Backend, url: str) -> str:
+    """How a load aimed at `url` reaches the backend's pods (`harness.load.result.LOAD_PATHS`):
+    the backend says where it can (`ServiceLoadRunner`); else its `service_url()` is the
+    Service, one of its `pod_url()`s one pod, anything else `direct`."""
+    if isinstance(backend, ServiceLoadRunner):
+        return backend.load_path_of(url)
+    u = url.rstrip("/")
+    with contextlib.suppress(Exception):  # a backend that cannot tell: nothing is claimed
+        if u == backend.service_url().rstrip("/"):
+            return "service"
+        if any(u == backend.pod_url(p.name).rstrip("/") for p in backend.pods()):
+            return "pod"
+    return "direct"
+
+
+def _in_cluster_runner(spec: Any) -> ServiceLoadRunner | None:
+    return _IN_CLUSTER.get(spec.target) if spec.load_path == "service" else None
+
+
+def _start(spec: Any, out: Path) -> Any:
+    from harness.load import start_load
+
+    runner = _in_cluster_runner(spec)
+    if runner is not None:
+        return runner.start_service_load(spec, out)
+    return start_load(spec, out_dir=out)
+
+
 def run_load(ctx: ScenarioContext, spec: Any, name: str = evidence.LOAD_RUN) -> Any:
-    """Run load to completion; its output dir is `<scenario>/<name>/`, load.json copied up."""
+    """Run load to completion; its output dir is `<scenario>/<name>/`, load.json copied up.
+    Ctrl-C stops it gracefully (an in-cluster generator too), then re-raises."""
     from harness.load import run_load as _run
 
     out = ctx.evidence(name)
-    result = _run(spec, out_dir=out)
+    if _in_cluster_runner(spec) is None:
+        result = _run(spec, out_dir=out)
+    else:
+        handle = _start(spec, out)
+        try:
+            result = handle.wait()
+        except KeyboardInterrupt:
+            handle.request_stop()
+            try:
+                with contextlib.suppress(Exception):
+                    handle.wait(spec.timeout_s + 60.0)
+            finally:
+                handle._terminate()
+            raise
     keep_load_json(ctx, out, name)
     return result
 
 
 @contextlib.contextmanager
 def background_load(ctx: ScenarioContext, spec: Any, name: str = evidence.LOAD_RUN) -> Any:
-    """Start load, yield a handle; on exit wait for it (bounded) and copy load.json up."""
-    from harness.load import start_load
-
+    """Start load (locally, or in the cluster for a Service's in-cluster address), yield a
+    handle; on exit wait for it (bounded) and copy load.json up."""
     out = ctx.evidence(name)
-    handle = start_load(spec, out_dir=out)
+    handle = _start(spec, out)
     try:
+        if _in_cluster_runner(spec) is not None:
+            handle.wait_started()  # a pod to schedule first: the scenario's clock starts with it
         yield handle
     finally:
         with contextlib.suppress(Exception):

@@ -364,6 +364,8 @@ def hang_phase(
         "requests_failed_while_hung": window,
         "load_errors": result.errors,
     }
+    if not fault.landed:
+        return hang_not_landed(fault, target)
     lead_ok = t_unready is not None and (t_kill is None or t_unready + UNREADY_LEAD_S <= t_kill)
     return [
         common.fault_landed_check("hang_fault_landed", fault),
@@ -389,6 +391,39 @@ def hang_phase(
                 f"the hung replica stayed Ready (in the endpoints) until it was killed; "
                 f"{window} requests sent while it was hung failed"
             ),
+        ),
+    ]
+
+
+def hang_not_landed(fault: FaultRecord, target: float) -> list[Check]:
+    """A hang that never landed tested no probe: every hang check is inconclusive (the service
+    is neither passed nor failed on it), with the fault's own reason."""
+    why = f"the hang did not land, so no probe was tested: {fault.detail or 'no detail'}"
+    return [
+        Check(
+            name="hang_fault_landed",
+            measured=False,
+            target=True,
+            ok=False,
+            inconclusive=True,
+            note=why,
+        ),
+        Check(
+            name="hang_detected_s",
+            measured=None,
+            target=target,
+            unit="s",
+            ok=False,
+            inconclusive=True,
+            note=why,
+        ),
+        Check(
+            name="hung_replica_unready_before_kill",
+            measured=None,
+            target="before the kill",
+            ok=False,
+            inconclusive=True,
+            note=why,
         ),
     ]
 

@@ -74,14 +74,17 @@ def test_local_refuses_a_context(profile: Profile) -> None:
     assert err.value.field == "--context" and "--backend kube" in (err.value.fix or "")
 
 
-def test_kind_keeps_its_cluster_and_follows_the_profile_on_chaos(profile: Profile) -> None:
-    assert opts("kind", profile) == {"chaos_allowed": True, "keep_cluster": True}
+def test_kind_deletes_its_cluster_after_the_run_and_follows_the_profile_on_chaos(
+    profile: Profile,
+) -> None:
+    # one cluster per run (harness.backends.kind_cluster); kept only with $GAUNTLET_KEEP_CLUSTER
+    assert opts("kind", profile) == {"chaos_allowed": True, "keep_cluster": False}
     strict = profile.model_copy(
         update={"kube": profile.kube.model_copy(update={"chaos_allowed": False})}
     )
     assert opts("kind", strict, allow=["x"], runtime="docker") == {
         "chaos_allowed": False,
-        "keep_cluster": True,
+        "keep_cluster": False,
     }
 
 
@@ -130,3 +133,13 @@ def test_unknown_runtime_for_every_backend(profile: Profile, name: str) -> None:
 def test_unknown_backend_is_reported_before_the_runtime(profile: Profile) -> None:
     with pytest.raises(InputError, match="unknown backend"):
         opts("k8s", profile, runtime="podman")
+
+
+@pytest.mark.parametrize("mode", ["taint", "drain"])
+def test_the_profile_chooses_the_zone_outage_mode(profile: Profile, mode: str) -> None:
+    chosen = profile.model_copy(
+        update={"kube": profile.kube.model_copy(update={"zone_outage": mode})}
+    )
+    assert opts("kube", chosen, context="staging")["zone_outage_mode"] == mode
+    assert opts("kind", chosen)["zone_outage_mode"] == mode
+    assert "zone_outage_mode" not in opts("kube", profile, context="staging")  # the default: evict

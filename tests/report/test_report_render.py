@@ -157,3 +157,40 @@ def test_streamed_timelines_and_the_capacity_sweep_are_drawn(tmp_path):
     slo = {"latency_ms": {"p90": 300}, "ttft_ms": {"p90": 200}, "tpot_ms": {"p90": 25}}
     kinds = {p.kind for p in scenario_plots("capacity", ev, tmp_path / "plots", slo=slo)}
     assert {"load", "stream", "capacity"} <= kinds, ev.problems
+
+
+def test_a_metrics_gap_is_a_note_not_silence(tmp_path: Path) -> None:
+    """kube's metrics API away for a while (metrics_gaps.json) shows as a note in the report's
+    evidence: no samples then is not no use."""
+    import json
+
+    from harness.report.evidence_reader import read_evidence
+
+    (tmp_path / "metrics_gaps.json").write_text(
+        json.dumps(
+            [
+                {
+                    "first_failure": 1796143682.5,
+                    "last_failure": 1796143712.5,
+                    "failures": 4,
+                    "statuses": [503],
+                    "message": "service unavailable",
+                    "recovered_at": 1796143722.5,
+                },
+                {
+                    "first_failure": 1796143800.0,
+                    "last_failure": 1796143810.0,
+                    "failures": 2,
+                    "statuses": [404],
+                    "message": "not found",
+                    "recovered_at": None,
+                },
+            ]
+        )
+    )
+    ev = read_evidence(tmp_path)
+    assert (
+        "metrics API away for 40 s from 2026-12-01 16:48:02 UTC (4 failed polls: 503): "
+        "no resource samples then"
+    ) in ev.problems
+    assert any("away until the end" in p and "404" in p for p in ev.problems)

@@ -10,12 +10,18 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from kubernetes import client
 
-from harness.backends.base import Backend, BackendError, RolloutRestarter
-from harness.backends.kube import convert, faults, zones
+from harness.backends.base import (
+    Backend,
+    BackendError,
+    MetricsGapReporter,
+    RolloutRestarter,
+    ServiceLoadRunner,
+)
+from harness.backends.kube import convert, faults, rbac, zones
 from harness.backends.kube.api import (
     IN_CLUSTER,
     KubeApi,
@@ -25,8 +31,9 @@ from harness.backends.kube.api import (
     kubeconfig_contexts,
     resource_path,
 )
+from harness.backends.kube.load_job import JobLoadHandle, LoadJobs, service_dns_url
 from harness.backends.kube.portforward import PortForward, find_kubectl
-from harness.backends.kube.recorder import Recorder
+from harness.backends.kube.recorder import MetricsGap, Recorder
 from harness.backends.kube.rollout_status import rollout_state
 from harness.backends.kube.safety import CLEANUP, check_context
 from harness.backends.observe import (
@@ -40,6 +47,8 @@ from harness.backends.observe import (
     ResourceSample,
 )
 from harness.errors import InputError
+from harness.load.result import LoadPath
+from harness.load.spec import LoadSpec
 from harness.manifests.bundle import ManifestBundle
 
 log = logging.getLogger("harness.backends.kube")
@@ -63,8 +72,10 @@ def _dns_label(text: str) -> str:
     return out[:63].rstrip("-") or "gauntlet"
 
 
-class KubeBackend(Backend, RolloutRestarter):
+class KubeBackend(Backend, RolloutRestarter, ServiceLoadRunner, MetricsGapReporter):
     name = "kube"
+    #: the in-cluster load generator's image (None: the Deployment's main container's image)
+    load_image: str | None = None
     limits_enforced = True
     limits_reason = "the kubelet and the node's kernel enforce container limits"
 
@@ -82,18 +93,20 @@ class KubeBackend(Backend, RolloutRestarter):
         api_client: client.ApiClient | None = None,
         poll_s: float = 1.0,
         metrics_poll_s: float = 5.0,
-        zone_outage_mode: Literal["taint", "drain"] = "taint",
+        zone_outage_mode: zones.ZoneOutageMode = "evict",
+        zone_outage_dry_run: bool = False,
         eviction_retry_s: float = 5.0,
         outage_wait_s: float = 60.0,
         kubectl: str | None = None,
         keep_namespace: bool = False,
     ) -> None:
         check_context(context, allowed_contexts)  # before any connection is made
-        if zone_outage_mode not in ("taint", "drain"):
+        if zone_outage_mode not in ("evict", "taint", "drain"):
             raise InputError(
                 f"unknown zone outage mode {zone_outage_mode!r}",
                 field="zone_outage_mode",
-                fix="use 'taint' (NoExecute, like a lost zone) or 'drain' (Eviction API, PDBs)",
+                fix="use 'evict' (default: cordon + evict the run's own pods) or 'taint' "
+                "(NoExecute: also evicts every other tenant's pods on those nodes)",
             )
         super().__init__(workdir)
         self.context = context
@@ -104,7 +117,8 @@ class KubeBackend(Backend, RolloutRestarter):
         self.rollout_timeout_s = rollout_timeout_s
         self.poll_s = poll_s
         self.metrics_poll_s = metrics_poll_s
-        self.zone_outage_mode = zone_outage_mode
+        self.zone_outage_mode: zones.ZoneOutageMode = zone_outage_mode
+        self.zone_outage_dry_run = zone_outage_dry_run
         self.eviction_retry_s = eviction_retry_s
         self.outage_wait_s = outage_wait_s
         self.keep_namespace = keep_namespace
@@ -133,6 +147,7 @@ class KubeBackend(Backend, RolloutRestarter):
         self._torn_down = False
         self._lock = threading.RLock()
         self._node_zones: dict[str, str] = {}
+        self.load_jobs = LoadJobs(self.api, self.namespace, self.run_id, poll_s)
 
     # lifecycle -------------------------------------------------------------------------------
     def deploy(self, bundle: ManifestBundle) -> None:
@@ -163,6 +178,13 @@ class KubeBackend(Backend, RolloutRestarter):
             RUN_ID_LABEL,
             self.run_id,
             names,
+        )
+        # one error naming every missing permission, before anything is created
+        rbac.preflight(
+            self.api,
+            rbac.required_permissions(bundle, self.chaos_allowed),
+            self.namespace,
+            self.context,
         )
         CLEANUP.register(id(self), self.teardown)
         self.api.create(
@@ -260,6 +282,7 @@ class KubeBackend(Backend, RolloutRestarter):
         for fwd in self._forwards.values():
             fwd.stop()
         self._forwards.clear()
+        errors += self.load_jobs.teardown(self.keep_namespace)
         try:
             touched = self.node_changes.restore(self.api)
             if touched:
@@ -308,6 +331,42 @@ class KubeBackend(Backend, RolloutRestarter):
             raise BackendError(f"Service {self.service['metadata']['name']} has no ports")
         return self._forward(f"svc/{self.service['metadata']['name']}", ports[0]["port"])
 
+    def service_load_url(self) -> str:
+        """The Service's DNS name and port: what the in-cluster load Job sends to."""
+        if self.service is None:
+            raise BackendError("the manifests have no Service to send load to")
+        return service_dns_url(self.service, self.namespace)
+
+    def load_path_of(self, url: str) -> LoadPath:
+        """`service` for the in-cluster Service address, `pod` / `service-port-forward` for
+        this backend's port-forwards, else `direct`."""
+        u = url.rstrip("/")
+        if self.service is not None and u == self.service_load_url().rstrip("/"):
+            return "service"
+        with self._lock:
+            forwards = dict(self._forwards)
+        for target, fwd in forwards.items():
+            if fwd.url.rstrip("/") == u:
+                return "service-port-forward" if target.startswith("svc/") else "pod"
+        return "direct"
+
+    def start_service_load(self, spec: LoadSpec, out_dir: Path) -> JobLoadHandle:
+        """Run `spec` from a Job in the cluster, through the Service (`load_job`)."""
+        main = (self.bundle.deployment if self.bundle else {}).get("spec", {}).get("template", {})
+        pod_spec = main.get("spec") or {}
+        container = (pod_spec.get("containers") or [{}])[0]
+        image = self.load_image or container.get("image")
+        if not image:
+            raise BackendError("no image for the load generator: deploy() first or set load_image")
+        return self.load_jobs.start(
+            spec,
+            out_dir,
+            service_url=self.service_load_url(),
+            image=image,
+            image_pull_policy=None if self.load_image else container.get("imagePullPolicy"),
+            image_pull_secrets=pod_spec.get("imagePullSecrets"),
+        )
+
     def pod_log(self, pod: str) -> str:
         """The main container's current log (the kubelet keeps the previous start's apart)."""
         try:
@@ -355,6 +414,13 @@ class KubeBackend(Backend, RolloutRestarter):
                 items = items + [
                     o for name, o in self.recorder.seen_pods().items() if name not in live
                 ]
+        selector = self._workload_selector()
+        if selector:  # not the run's fault-helper or load-generator pods
+            items = [
+                o
+                for o in items
+                if selector.items() <= ((o.get("metadata") or {}).get("labels") or {}).items()
+            ]
         node_zones = self._zones()
         if any(
             (p.get("spec") or {}).get("nodeName") not in node_zones
@@ -369,6 +435,13 @@ class KubeBackend(Backend, RolloutRestarter):
                 p.conditionHistory = self.recorder.history_of(p.name)
             out.append(p)
         return out
+
+    def _workload_selector(self) -> dict[str, str]:
+        """The Deployment's spec.selector.matchLabels: which of the namespace's pods are the
+        replicas under test."""
+        dep = self.bundle.deployment if self.bundle else {}
+        labels = ((dep.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        return {str(k): str(v) for k, v in labels.items()}
 
     def nodes(self) -> list[Node]:
         return [convert.node(n) for n in self.api.list(resource_path("v1", "Node"))]
@@ -397,6 +470,12 @@ class KubeBackend(Backend, RolloutRestarter):
         samples = list(self.recorder.resource_samples) if self.recorder is not None else []
         return [s for s in samples if since is None or s.time >= since]
 
+    def metrics_gaps(self, since: float | None = None) -> list[MetricsGap]:
+        """When the metrics API did not answer (no resource samples then): first and last
+        failed poll, count, statuses; `recovered_at` None while still unavailable."""
+        gaps = self.recorder.gaps() if self.recorder is not None else []
+        return [g for g in gaps if since is None or (g.recovered_at or since) >= since]
+
     # actions ---------------------------------------------------------------------------------
     def scale(self, replicas: int) -> None:
         log.info("scaling deployment %s/%s to %d", self.namespace, self._dep_name(), replicas)
@@ -410,8 +489,13 @@ class KubeBackend(Backend, RolloutRestarter):
         return faults.delete_pod(self, pod, grace_period_s)
 
     def zone_outage(self, zone: str) -> FaultRecord:
-        """Cordon and NoExecute-taint the zone's nodes (or drain them, `zone_outage_mode`)."""
+        """Cordon the zone's nodes and evict the run's own pods there (or NoExecute-taint them,
+        `zone_outage_mode` "taint"; only list what it would touch, `zone_outage_dry_run`)."""
         return faults.zone_outage(self, zone)
+
+    def zone_outage_plan(self, zone: str) -> zones.OutagePlan:
+        """Every pod of any namespace `zone_outage(zone)` would touch; changes nothing."""
+        return faults.outage_plan(self, zone)
 
     def restore_zone(self, zone: str) -> FaultRecord:
         return faults.restore_zone(self, zone)
@@ -420,7 +504,8 @@ class KubeBackend(Backend, RolloutRestarter):
         return faults.drain_zone(self, zone, timeout_s)
 
     def hang_pod(self, pod: str) -> FaultRecord:
-        """SIGSTOP the pod's first container but its PID 1, from inside (see `faults.hang_pod`)."""
+        """SIGSTOP the pod's first container's processes from its node, and prove it
+        (`hang.hang_pod`)."""
         return faults.hang_pod(self, pod)
 
     def rollout_restart(self, timeout_s: float = 300.0) -> FaultRecord:

@@ -6,16 +6,14 @@ touches anything."""
 from __future__ import annotations
 
 import logging
-import subprocess
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from harness.backends.base import RESTARTED_AT, BackendError, RolloutWatch, restarted_at_stamp
 from harness.backends.kube import convert, zones
-from harness.backends.kube.api import IN_CLUSTER, KubeApi, KubeApiError, resource_path
-from harness.backends.kube.portforward import find_kubectl
+from harness.backends.kube.api import KubeApi, KubeApiError, resource_path
 from harness.backends.kube.rollout_status import RolloutState, rollout_state
 from harness.backends.kube.safety import check_chaos
 from harness.backends.observe import FaultKind, FaultRecord
@@ -34,7 +32,8 @@ class KubeTarget(Protocol):
     namespace: str
     chaos_allowed: bool
     poll_s: float
-    zone_outage_mode: Literal["taint", "drain"]
+    zone_outage_mode: zones.ZoneOutageMode
+    zone_outage_dry_run: bool
     eviction_retry_s: float
     outage_wait_s: float
     node_changes: zones.NodeChanges
@@ -97,40 +96,83 @@ def _zone_nodes(backend: KubeTarget, zone: str) -> list[dict[str, Any]]:
     return nodes
 
 
-def _announce(
-    backend: KubeTarget, action: str, zone: str, node_names: list[str]
-) -> list[dict[str, Any]]:
-    mine = zones.pods_on(backend.api, node_names, backend.namespace)
-    others = [
-        p
-        for p in zones.pods_on(backend.api, node_names, None)
-        if p["metadata"].get("namespace") != backend.namespace
-    ]
-    log.warning(
-        "%s zone %s on context %s: nodes %s; our pods there: %s; pods of other namespaces "
-        "on those nodes: %d",
-        action,
-        zone,
-        backend.context,
-        ", ".join(node_names),
-        ", ".join(p["metadata"]["name"] for p in mine) or "none",
-        len(others),
+def outage_plan(backend: KubeTarget, zone: str) -> zones.OutagePlan:
+    """What `zone_outage` would touch in the backend's mode: read only, changes nothing."""
+    return zones.outage_plan(
+        backend.api, zone, _zone_nodes(backend, zone), backend.namespace, backend.zone_outage_mode
     )
-    return mine
+
+
+def dry_run_lines(backend: KubeTarget, asked: list[str | None]) -> list[str]:
+    """The zone faults' dry run (`gauntlet gameday --dry-run` on kube): for each zone asked
+    (None: chosen at run time, so every zone of the cluster) every pod of any namespace the
+    fault would touch, in the backend's mode. Reads only; needs no chaos permission."""
+    chosen = [z for z in asked if z]
+    if len(chosen) < len(asked):
+        chosen = list(backend._zones(refresh=True).values())
+    names = sorted({z for z in chosen if z})
+    out: list[str] = []
+    for zone in names:
+        out += outage_plan(backend, zone).lines()
+    return out or ["no node carries a zone label: nothing a zone fault could touch"]
+
+
+def _announce(backend: KubeTarget, action: str, plan: zones.OutagePlan) -> list[dict[str, Any]]:
+    """Log every pod of any namespace on the zone's nodes and its fate; our pods there."""
+    log.warning("%s on context %s:\n%s", action, backend.context, "\n".join(plan.lines()))
+    mine = {p.name for p in plan.pods if p.namespace == backend.namespace}
+    return [
+        p
+        for p in zones.pods_on(backend.api, plan.nodes, backend.namespace)
+        if p["metadata"]["name"] in mine
+    ]
 
 
 def zone_outage(backend: KubeTarget, zone: str) -> FaultRecord:
+    """Lose a zone. Default ("evict"): cordon its nodes and evict only the run's own pods there
+    through the Eviction API (PDB 429s retried, bounded by `outage_wait_s`). "taint": cordon +
+    NoExecute taint, which evicts every other tenant's pods too (listed first). With
+    `zone_outage_dry_run`, only the plan is logged and returned (not landed)."""
     check_chaos("zone_outage", backend.context, backend.chaos_allowed)
-    if backend.zone_outage_mode == "drain":
+    if backend.zone_outage_dry_run:
+        started = time.time()
+        plan = outage_plan(backend, zone)
+        log.warning("zone outage dry run (nothing changed):\n%s", "\n".join(plan.lines()))
+        return FaultRecord(
+            kind=FaultKind.ZONE_OUTAGE,
+            target=zone,
+            started_at=started,
+            ended_at=time.time(),
+            landed=False,
+            detail="dry run, nothing changed: " + "; ".join(plan.lines()),
+        )
+    if backend.zone_outage_mode == "drain":  # a drain, named an outage: PDBs may block it
         rec = backend.drain_zone(zone, timeout_s=backend.outage_wait_s)
         return rec.model_copy(update={"kind": FaultKind.ZONE_OUTAGE})
     started = time.time()
-    nodes = _zone_nodes(backend, zone)
-    names = [n["metadata"]["name"] for n in nodes]
-    mine = _announce(backend, "zone outage (cordon + NoExecute taint)", zone, names)
-    for n in nodes:
-        backend.node_changes.cordon(backend.api, n)
-        backend.node_changes.taint(backend.api, n, zone)
+    plan = outage_plan(backend, zone)
+    names = plan.nodes
+    taint = backend.zone_outage_mode == "taint"
+    how = "cordon + NoExecute taint" if taint else "cordon + Eviction API, our pods only"
+    mine = _announce(backend, f"zone outage ({how})", plan)
+    for name in names:
+        backend.node_changes.cordon(backend.api, name)
+        if taint:
+            backend.node_changes.taint(backend.api, name, zone)
+    if taint:
+        done = (
+            f"tainted {zones.OUTAGE_TAINT_KEY}={zone}:NoExecute and cordoned {len(names)} node(s)"
+        )
+        others = (
+            f"{len(plan.other_tenants_touched)} pod(s) of other namespaces evicted by the taint"
+        )
+        if plan.other_tenants_touched:
+            others += ": " + ", ".join(
+                f"{p.namespace}/{p.name}" for p in plan.other_tenants_touched
+            )
+    else:
+        done = f"cordoned {len(names)} node(s); " + _evict_or_delete(backend, mine)
+        others = f"{len(plan.pods) - len(mine)} pod(s) of other namespaces on those nodes untouched"
     uids = {p["metadata"]["name"]: p["metadata"].get("uid") for p in mine}
     gone: list[str] = []
     deadline = time.monotonic() + backend.outage_wait_s
@@ -140,12 +182,9 @@ def zone_outage(backend: KubeTarget, zone: str) -> FaultRecord:
             break
         time.sleep(min(backend.poll_s, 1.0))
     landed = len(gone) == len(uids)
-    detail = (
-        f"tainted {zones.OUTAGE_TAINT_KEY}={zone}:NoExecute and cordoned {len(names)} node(s); "
-        f"{len(gone)}/{len(uids)} of our pods in the zone evicted"
-    )
+    detail = f"{done}; {len(gone)}/{len(uids)} of our pods in the zone gone; {others}"
     if not landed:
-        detail += f" within {backend.outage_wait_s:.0f}s (pods tolerating the taint stay)"
+        detail += f"; not all ours gone within {backend.outage_wait_s:.0f}s (tolerations?)"
     return FaultRecord(
         kind=FaultKind.ZONE_OUTAGE,
         target=zone,
@@ -157,11 +196,45 @@ def zone_outage(backend: KubeTarget, zone: str) -> FaultRecord:
     )
 
 
+def _evict_or_delete(backend: KubeTarget, pods: list[dict[str, Any]]) -> str:
+    """Evict each pod once; one a disruption budget protects (429) is deleted instead: a lost
+    zone asks no PodDisruptionBudget (the node lifecycle controller deletes a dead node's pods
+    without one), so a PDB must not make the outage a no-op. `drain_zone` is the voluntary,
+    PDB-bound disruption."""
+    out = zones.drain(backend.api, pods, timeout_s=0.0, retry_s=backend.eviction_retry_s)
+    deleted: list[str] = []
+    for name in sorted(out.blocked):
+        try:
+            backend.api.delete(resource_path("v1", "Pod", backend.namespace, name))
+            deleted.append(name)
+        except KubeApiError as exc:
+            out.failed[name] = f"{exc.status}: {exc.message or exc.reason}"
+    text = f"evicted {len(out.evicted)}/{len(pods)} of our pod(s)"
+    if deleted:
+        text += (
+            f", {len(deleted)} a PodDisruptionBudget protects deleted instead (an outage asks "
+            f"no budget): {', '.join(deleted)}"
+        )
+    if out.failed:
+        text += "; failed: " + "; ".join(f"{k}: {v}" for k, v in out.failed.items())
+    return text
+
+
 def restore_zone(backend: KubeTarget, zone: str) -> FaultRecord:
     started = time.time()
     nodes = {n["metadata"]["name"] for n in zones.zone_nodes(backend.api, zone)}
     log.info("restoring zone %s: untaint/uncordon %s", zone, ", ".join(sorted(nodes)) or "no nodes")
-    touched = backend.node_changes.restore(backend.api, only=nodes)
+    try:
+        touched = backend.node_changes.restore(backend.api, only=nodes)
+    except KubeApiError as exc:
+        return FaultRecord(
+            kind=FaultKind.RESTORE,
+            target=zone,
+            started_at=started,
+            ended_at=time.time(),
+            landed=False,
+            detail=f"restore failed (teardown tries again): {exc}",
+        )
     return FaultRecord(
         kind=FaultKind.RESTORE,
         target=zone,
@@ -174,15 +247,21 @@ def restore_zone(backend: KubeTarget, zone: str) -> FaultRecord:
 
 
 def drain_zone(backend: KubeTarget, zone: str, timeout_s: float = 60.0) -> FaultRecord:
+    """Cordon the zone's nodes and evict the run's own pods there through the Eviction API
+    (other namespaces' pods are listed, never touched)."""
     check_chaos("drain_zone", backend.context, backend.chaos_allowed)
     started = time.time()
-    nodes = _zone_nodes(backend, zone)
-    names = [n["metadata"]["name"] for n in nodes]
-    mine = _announce(backend, "drain (cordon + Eviction API)", zone, names)
-    for n in nodes:
-        backend.node_changes.cordon(backend.api, n)
+    plan = zones.outage_plan(
+        backend.api, zone, _zone_nodes(backend, zone), backend.namespace, "evict"
+    )
+    names = plan.nodes
+    mine = _announce(backend, "drain (cordon + Eviction API, our pods only)", plan)
+    for name in names:
+        backend.node_changes.cordon(backend.api, name)
     out = zones.drain(backend.api, mine, timeout_s=timeout_s, retry_s=backend.eviction_retry_s)
     parts = [f"cordoned {len(names)} node(s); evicted {len(out.evicted)}/{len(mine)} pod(s)"]
+    untouched = len(plan.pods) - len(mine)
+    parts.append(f"{untouched} pod(s) of other namespaces on those nodes untouched")
     if out.blocked:
         msg = next(iter(out.blocked.values()))
         parts.append(
@@ -204,44 +283,10 @@ def drain_zone(backend: KubeTarget, zone: str, timeout_s: float = 60.0) -> Fault
 
 
 def hang_pod(backend: KubeTarget, pod: str) -> FaultRecord:
-    """SIGSTOP every process of the pod's first container except PID 1 (`kill -STOP -1`).
+    """SIGSTOP the pod's first container from its node, with proof (see `hang`)."""
+    from harness.backends.kube import hang  # hang.py imports nothing of this module
 
-    A PID 1 cannot be stopped from inside its PID namespace; a server running as PID 1 (no
-    init such as tini) is then reported as not landed. The kind backend freezes from the node.
-    """
-    check_chaos("hang_pod", backend.context, backend.chaos_allowed)
-    started = time.time()
-    obj = backend.api.get(resource_path("v1", "Pod", backend.namespace, pod))
-    container = ((obj.get("spec") or {}).get("containers") or [{}])[0].get("name", "")
-    log.warning(
-        "hanging pod %s/%s (SIGSTOP inside container %s)", backend.namespace, pod, container
-    )
-    kubectl = backend._kubectl or find_kubectl()
-    cmd = [kubectl, "exec", "-n", backend.namespace, pod, "-c", container]
-    if backend.kubeconfig:
-        cmd += ["--kubeconfig", backend.kubeconfig]
-    if backend.context != IN_CLUSTER:
-        cmd += ["--context", backend.context]
-    cmd += ["--", "sh", "-c", "kill -STOP -1"]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    landed = unresponsive(backend, pod, health_path(backend))
-    detail = (
-        "pod stopped answering"
-        if landed
-        else "pod still answers: its server is probably PID 1, which ignores SIGSTOP from inside "
-        "its PID namespace (run it under an init such as tini, or use the kind backend)"
-    )
-    if res.returncode != 0:
-        detail = f"kubectl exec failed ({res.returncode}): {res.stderr.strip()[:200]}; " + detail
-    return FaultRecord(
-        kind=FaultKind.HANG,
-        target=pod,
-        started_at=started,
-        ended_at=time.time(),
-        affected=[pod] if landed else [],
-        landed=landed,
-        detail=detail,
-    )
+    return hang.hang_pod(backend, pod, lambda: unresponsive(backend, pod, health_path(backend)))
 
 
 def rollout_restart(backend: KubeTarget, timeout_s: float = 300.0) -> FaultRecord:

@@ -33,8 +33,11 @@ def options(
             field="--context",
             fix="give --context NAME (and allow it with --allow-context NAME or in the profile)",
         )
-    return {
+    out: dict[str, Any] = {
         "context": context,
         "allowed_contexts": allowed_contexts(profile, allow_contexts),
         "chaos_allowed": profile.kube.chaos_allowed,
     }
+    if profile.kube.zone_outage is not None:
+        out["zone_outage_mode"] = profile.kube.zone_outage
+    return out

@@ -8,6 +8,8 @@ import threading
 import time
 from typing import Any
 
+from pydantic import BaseModel
+
 from harness import prom
 from harness.backends.kube import convert
 from harness.backends.kube.api import KubeApi, KubeApiError, resource_path
@@ -16,6 +18,21 @@ from harness.quantity import cpu_cores, memory_bytes
 
 log = logging.getLogger("harness.backends.kube")
 K8sObject = dict[str, Any]
+
+
+#: the metrics API is retried with a doubling interval up to this many times metrics_poll_s
+METRICS_BACKOFF_CAP = 6
+
+
+class MetricsGap(BaseModel):
+    """A span when the metrics API (metrics.k8s.io) did not answer: no CPU/memory samples."""
+
+    first_failure: float  # epoch seconds
+    last_failure: float
+    failures: int = 0
+    statuses: list[int] = []  # the HTTP statuses met, in order first seen
+    message: str = ""  # the last error
+    recovered_at: float | None = None  # None: still unavailable when last asked
 
 
 class Recorder:
@@ -48,7 +65,9 @@ class Recorder:
             None  # nodes/proxy metrics/cadvisor (RBAC may refuse it)
         )
         self.errors = 0
-        self._last_metrics = 0.0
+        self.metrics_gaps: list[MetricsGap] = []  # the last one open while metrics fail
+        self._metrics_next = 0.0  # monotonic time of the next metrics poll
+        self._metrics_interval = metrics_poll_s
 
     # lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -111,6 +130,11 @@ class Recorder:
         with self._lock:
             return dict(self.pods_raw)
 
+    def gaps(self) -> list[MetricsGap]:
+        """The metrics API's gaps so far (copies)."""
+        with self._lock:
+            return [g.model_copy(deep=True) for g in self.metrics_gaps]
+
     def history_of(self, pod: str) -> list[Condition]:
         """Every condition transition seen for `pod` (Kubernetes keeps only the latest)."""
         with self._lock:
@@ -141,26 +165,58 @@ class Recorder:
         with self._lock:
             self.hpa_samples.append(sample)
 
-    def _poll_metrics(self) -> None:
+    def _metrics_failed(self, exc: KubeApiError) -> None:
+        """Open or extend the current gap; ask again after a doubling, capped interval."""
         now = time.time()
-        if self.metrics_available is False or now - self._last_metrics < self.metrics_poll_s:
+        with self._lock:
+            gap = self.metrics_gaps[-1] if self.metrics_gaps else None
+            if gap is None or gap.recovered_at is not None:
+                gap = MetricsGap(first_failure=now, last_failure=now)
+                self.metrics_gaps.append(gap)
+                log.info(
+                    "metrics API (metrics.k8s.io) not available (%s %s): no CPU/memory samples "
+                    "until it answers; retrying with back-off",
+                    exc.status,
+                    exc.reason,
+                )
+            gap.last_failure = now
+            gap.failures += 1
+            gap.message = exc.message or exc.reason
+            if exc.status not in gap.statuses:
+                gap.statuses.append(exc.status)
+        self.metrics_available = False
+        self._metrics_next = time.monotonic() + self._metrics_interval
+        self._metrics_interval = min(
+            self._metrics_interval * 2, self.metrics_poll_s * METRICS_BACKOFF_CAP
+        )
+
+    def _metrics_answered(self) -> None:
+        with self._lock:
+            gap = self.metrics_gaps[-1] if self.metrics_gaps else None
+            if gap is not None and gap.recovered_at is None:
+                gap.recovered_at = time.time()
+                log.info(
+                    "metrics API answers again after %.1fs (%d failed polls)",
+                    gap.recovered_at - gap.first_failure,
+                    gap.failures,
+                )
+        self.metrics_available = True
+        self._metrics_interval = self.metrics_poll_s
+        self._metrics_next = time.monotonic() + self.metrics_poll_s
+
+    def _poll_metrics(self) -> None:
+        if time.monotonic() < self._metrics_next:
             return
-        self._last_metrics = now
         try:
             items = self.api.list(
                 resource_path("metrics.k8s.io/v1beta1", "PodMetrics", self.namespace)
             )
         except KubeApiError as exc:
-            if exc.status in (404, 503):
-                if self.metrics_available is None:
-                    log.info(
-                        "metrics API (metrics.k8s.io) not available: no CPU/memory samples (%s)",
-                        exc.status,
-                    )
-                self.metrics_available = False
-                return
-            raise
-        self.metrics_available = True
+            # a fresh metrics-server's APIService answers 503 (not Available) or 404 (not
+            # registered yet) for its first 30-60 s; any refusal is a gap in the samples
+            self._metrics_failed(exc)
+            return
+        self._metrics_answered()
         with self._lock:
             pods = dict(self.pods_raw)
         samples = [

@@ -13,8 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from kube_controllers import FakeControllers, make_nodes
 from kube_mock import MockServer
-from kube_objects import CTX, MakeBackend
-from kubernetes import client
+from kube_objects import CTX, MakeBackend, api_client
 
 from harness.backends.kube import KubeBackend
 
@@ -33,10 +32,6 @@ def controllers(server: MockServer) -> Iterator[FakeControllers]:
     yield ctl
     ctl.stop()
     assert not ctl.errors, ctl.errors
-
-
-def api_client(server: MockServer) -> client.ApiClient:
-    return client.ApiClient(client.Configuration(host=server.url))
 
 
 @pytest.fixture()

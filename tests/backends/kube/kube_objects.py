@@ -74,3 +74,10 @@ def bundle(
             }
         )
     return ManifestBundle(objs, source="test-bundle")
+
+
+def api_client(server: Any) -> Any:
+    """A kubernetes client for the mock API server (`kube_mock.MockServer`)."""
+    from kubernetes import client
+
+    return client.ApiClient(client.Configuration(host=server.url))

@@ -218,7 +218,7 @@ def test_zone_outage_taints_evicts_and_restores(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     controllers.start()
-    b = make_backend()
+    b = make_backend(zone_outage_mode="taint")  # explicit: the default evicts, never taints
     b.deploy(bundle(replicas=3))
     b.wait_ready(timeout_s=20)
     in_a = [p.name for p in b.pods() if p.zone == "zone-a"]
