@@ -115,6 +115,7 @@ def _setup_steps(
     dockerfile: Path | None,
     metrics_server: bool,
     metrics_server_manifest: Path | None,
+    metrics_pipeline: bool,
     metrics_timeout_s: float,
     fake_gpus_per_node: int,
 ) -> tuple[list[Any], list[Any]]:
@@ -159,6 +160,25 @@ def _setup_steps(
         waited = kind_metrics.wait_apiservice_available(cluster.api(), timeout_s=metrics_timeout_s)
         log.info("%s Available after %.0f s", kind_metrics.METRICS_APISERVICE, waited)
 
+    def install_metrics_pipeline(cluster: KindCluster) -> None:
+        """Prometheus + prometheus-adapter: the HPA's Pods metrics (without them the HPA
+        reports FailedGetPodsMetric every sync and cannot scale on them)."""
+        objects, images = kind_metrics.pipeline_objects()
+        assert cluster.manager is not None
+        for img in images:
+            if kind_metrics.local_image(img):
+                cluster.manager.load_image(img)
+            else:
+                log.info("%s not in the local docker engine: kind's nodes will pull it", img)
+        if kubectl is None:
+            raise SetupError("kubectl not found: cannot install the metrics pipeline")
+        log.info("installing the metrics pipeline from %s", kind_metrics.pipeline_dir())
+        kind_metrics.apply_manifest(kubectl, cluster.kubeconfig, cluster.context, objects)
+        waited = kind_metrics.wait_apiservice_available(
+            cluster.api(), kind_metrics.PIPELINE_APISERVICE, timeout_s=metrics_timeout_s
+        )
+        log.info("%s Available after %.0f s", kind_metrics.PIPELINE_APISERVICE, waited)
+
     def advertise_gpus(cluster: KindCluster) -> None:
         KindBackend._advertise_gpus(cluster.api(), fake_gpus_per_node)
 
@@ -167,6 +187,10 @@ def _setup_steps(
         steps.append(install_metrics_server)
     else:
         log.warning("metrics-server off: no resource samples, and CPU-based HPAs cannot scale")
+    if metrics_pipeline:
+        steps.append(install_metrics_pipeline)
+    else:
+        log.warning("metrics pipeline off: an HPA on Pods metrics reports FailedGetPodsMetric")
     if fake_gpus_per_node:
         steps.append(advertise_gpus)
     return [build_reference], steps
@@ -191,6 +215,7 @@ class KindBackend(KubeBackend, ClusterProvisioner):
         dockerfile: Path | None = None,
         metrics_server: bool = True,
         metrics_server_manifest: Path | None = None,
+        metrics_pipeline: bool = True,
         metrics_timeout_s: float = 180.0,
         fake_gpus_per_node: int = 0,
         chaos_allowed: bool = True,
@@ -216,6 +241,7 @@ class KindBackend(KubeBackend, ClusterProvisioner):
                 dockerfile=dockerfile,
                 metrics_server=metrics_server,
                 metrics_server_manifest=metrics_server_manifest,
+                metrics_pipeline=metrics_pipeline,
                 metrics_timeout_s=metrics_timeout_s,
                 fake_gpus_per_node=fake_gpus_per_node,
             )

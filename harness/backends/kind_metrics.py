@@ -29,6 +29,29 @@ METRICS_APISERVICE = "v1beta1.metrics.k8s.io"
 INSECURE_TLS = "--kubelet-insecure-tls"
 
 
+#: what serves the HPA's Pods metrics on kind (manifests/kind/metrics-pipeline: Prometheus +
+#: prometheus-adapter); it registers only the custom metrics API
+PIPELINE_APISERVICE = "v1beta1.custom.metrics.k8s.io"
+
+
+def pipeline_dir() -> Path:
+    return manifests_dir() / "kind" / "metrics-pipeline"
+
+
+def pipeline_objects(directory: Path | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rendered metrics pipeline and the images it runs."""
+    from harness.manifests.render import render
+
+    objects = render(directory or pipeline_dir()).objects
+    images = [
+        c["image"]
+        for o in objects
+        if o.get("kind") == "Deployment"
+        for c in o["spec"]["template"]["spec"].get("containers") or []
+    ]
+    return objects, images
+
+
 def default_manifest() -> Path:
     """The pinned metrics-server manifest (`manifests/kind/metrics-server-<version>.yaml`)."""
     return manifests_dir() / "kind" / f"metrics-server-{METRICS_SERVER_VERSION}.yaml"
@@ -103,10 +126,11 @@ def wait_apiservice_available(
         if ok:
             return time.monotonic() - t0
         if time.monotonic() - t0 >= timeout_s:
+            serves = "metrics-server" if name == METRICS_APISERVICE else "the metrics pipeline"
             raise SetupError(
-                f"metrics-server not available within {timeout_s:.0f} s: last seen {seen} "
-                "(check: kubectl -n kube-system describe deploy metrics-server; "
-                "kubectl get apiservice " + name + ")"
+                f"{serves} not available within {timeout_s:.0f} s: last seen {seen} "
+                f"(check: kubectl get apiservice {name}; kubectl describe the Deployment behind "
+                "it)"
             )
         time.sleep(poll_s)
 
@@ -121,7 +145,7 @@ def local_image(image: str) -> bool:
 def apply_manifest(
     kubectl: str, kubeconfig: Path, context: str, objects: list[dict[str, Any]]
 ) -> None:
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="metrics-server-") as f:
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="gauntlet-apply-") as f:
         yaml.safe_dump_all(objects, f, sort_keys=False)
         f.flush()
         res = subprocess.run(
@@ -132,4 +156,4 @@ def apply_manifest(
             check=False,
         )
     if res.returncode != 0:
-        raise BackendError(f"installing metrics-server failed: {res.stderr.strip()[-600:]}")
+        raise BackendError(f"kubectl apply failed: {res.stderr.strip()[-600:]}")

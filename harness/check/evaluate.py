@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from harness.check.findings import Finding, Severity, sort_findings
 from harness.check.rules import all_rules
+from harness.check.rules.keda import as_scaled_object
 from harness.check.targets import Targets
 from harness.check.workload import workloads
 from harness.errors import InputError
@@ -21,7 +22,8 @@ def run_checks(bundle: ManifestBundle, targets: Targets) -> list[Finding]:
     findings: list[Finding] = []
     for w in found:
         for rule in all_rules():
-            findings.extend(rule(w, targets))
+            # a generated HPA's findings name the ScaledObject field they come from
+            findings.extend(as_scaled_object(w, f) for f in rule(w, targets))
     return sort_findings(findings)
 
 

@@ -34,6 +34,8 @@ class Workload:
     obj: dict[str, Any]
     file: str
     hpa: dict[str, Any] | None = None
+    # the keda.sh ScaledObject `hpa` was generated from (harness.models.keda), if any
+    scaled_object: dict[str, Any] | None = None
     pdbs: list[dict[str, Any]] = field(default_factory=list)
     services: list[dict[str, Any]] = field(default_factory=list)
 
@@ -201,6 +203,15 @@ def scaled(
         ) from None
 
 
+def _targets(hpa: dict[str, Any], w: Workload, ns: str | None) -> bool:
+    ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+    return (
+        ref.get("kind") == w.kind
+        and ref.get("name") == w.name
+        and hpa["metadata"].get("namespace") == ns
+    )
+
+
 def workloads(bundle: ManifestBundle) -> list[Workload]:
     found: list[Workload] = []
     for i, obj in enumerate(bundle.objects):
@@ -209,13 +220,13 @@ def workloads(bundle: ManifestBundle) -> list[Workload]:
     for w in found:
         ns = w.obj["metadata"].get("namespace")
         for hpa in bundle.of_kind("HorizontalPodAutoscaler"):
-            ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
-            if (
-                ref.get("kind") == w.kind
-                and ref.get("name") == w.name
-                and hpa["metadata"].get("namespace") == ns
-            ):
+            if _targets(hpa, w, ns):
                 w.hpa = hpa
+        # a ScaledObject stands for the HPA KEDA generates (KEDA's webhook refuses one for a
+        # workload an HPA already scales)
+        for hpa in bundle.keda_hpas() if w.hpa is None else []:
+            if _targets(hpa, w, ns):
+                w.hpa, w.scaled_object = hpa, bundle.scaled_object(hpa["metadata"]["name"])
         for pdb in bundle.of_kind("PodDisruptionBudget"):
             if pdb["metadata"].get("namespace") == ns and selector_matches(
                 (pdb.get("spec") or {}).get("selector"), w.pod_labels

@@ -80,6 +80,8 @@ def hpa(input_path: str, fmt: str) -> None:
     hpa_obj = _require(
         data, "hpa", input_path, dict, "paste an autoscaling/v2 HorizontalPodAutoscaler under 'hpa'"
     )
+    if hpa_obj.get("kind") == "ScaledObject":  # read as the HPA KEDA generates for it
+        hpa_obj = _wrap(input_path, lambda: _keda_hpa(hpa_obj))
 
     def run() -> tuple[dict, str]:
         kw: dict[str, Any] = controller_options(data.get("controller"))
@@ -170,6 +172,15 @@ def hpa(input_path: str, fmt: str) -> None:
 
     result, text = _wrap(input_path, run)
     _emit(result, fmt, text)
+
+
+def _keda_hpa(obj: dict) -> dict:
+    from harness.models import keda
+
+    try:
+        return keda.hpa_for(obj)
+    except ModelInputError as err:
+        raise ModelInputError(err.message, f"hpa.{err.field}", err.fix) from None
 
 
 def _latest(data: dict) -> float:

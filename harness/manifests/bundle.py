@@ -56,7 +56,47 @@ class ManifestBundle:
 
     @property
     def hpa(self) -> K8sObject | None:
-        return self.one("HorizontalPodAutoscaler")
+        """The HorizontalPodAutoscaler; without one, the HPA KEDA generates for a ScaledObject."""
+        found = self.one("HorizontalPodAutoscaler")
+        if found is not None:
+            return found
+        generated = self.keda_hpas()
+        return generated[0] if generated else None
+
+    def keda_hpas(self) -> list[K8sObject]:
+        """The HPAs KEDA's operator creates for the bundle's keda.sh ScaledObjects
+        (harness.models.keda); a bad ScaledObject is an InputError naming its file and field."""
+        from harness.errors import InputError
+        from harness.models._k8s import ModelInputError
+        from harness.models.keda import API_VERSION, KIND, hpa_for
+
+        out: list[K8sObject] = []
+        for i, obj in enumerate(self.objects):
+            if obj.get("kind") != KIND or obj.get("apiVersion") != API_VERSION:
+                continue
+            try:
+                out.append(hpa_for(obj))
+            except ModelInputError as err:
+                raise InputError(
+                    err.message,
+                    file=self.origins.get(i, self.source) or None,
+                    field=err.field,
+                    fix=err.fix,
+                ) from None
+        return out
+
+    def scaled_object(self, hpa_name: str) -> K8sObject | None:
+        """The ScaledObject whose generated HPA is named `hpa_name` (None: not KEDA's)."""
+        from harness.models.keda import API_VERSION, KIND, hpa_for
+
+        for obj in self.objects:
+            if (
+                obj.get("kind") == KIND
+                and obj.get("apiVersion") == API_VERSION
+                and hpa_for(obj)["metadata"]["name"] == hpa_name
+            ):
+                return obj
+        return None
 
     @property
     def pdb(self) -> K8sObject | None:

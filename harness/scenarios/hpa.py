@@ -8,6 +8,12 @@ when the initial replicas could carry that, and lowered to what maxReplicas carr
 machine (SpikeTargets.rate). A capacity declared in the profile is a fallback the verdict names
 as such.
 
+A metric the HPA could not get in most of its syncs (ScalingActive False with
+FailedGetPodsMetric / FailedGetExternalMetric / FailedGetResourceMetric, the controller's events
+of those reasons, or its "invalid metrics" error) means no metrics pipeline serves it (no
+custom-metrics adapter, no KEDA, no metrics-server): the run then did not test the HPA as
+written, so its failed speed and SLO checks are inconclusive, naming the pipeline, not failures.
+
 Measured: time from the spike's start to the first scale-up decision (SuccessfulRescale event,
 else the HPA status history) and to the first new replica Ready (vs `spike.scale_out_s`),
 SLA-breach seconds from the spike on (vs `spike.max_breach_s`) with the unserved demand and the
@@ -47,8 +53,19 @@ CHECKS = (
     "first_new_replica_ready_s",
     "breach_seconds",
     "flaps_on_way_down",
+    "metrics_pipeline",
 )
 SPIKE_DELIVERED_MIN = 0.95  # achieved / requested rate during the spike
+#: the ScalingActive reasons (and event reasons) of a metric the HPA could not get
+FAILED_GET_REASONS = (
+    "FailedGetPodsMetric",
+    "FailedGetExternalMetric",
+    "FailedGetResourceMetric",
+    "FailedGetContainerResourceMetric",
+    "FailedGetObjectMetric",
+)
+#: a metric missing in more than this share of the HPA's syncs has no pipeline serving it
+PIPELINE_MISSING_SHARE = 0.5
 
 
 def run(ctx: ScenarioContext) -> Verdict:
@@ -213,6 +230,7 @@ def spike_phase(
         [(h.time, h.desiredReplicas) for h in history if h.time >= spike_t1]
         or [(s["time"], s["spec"]) for s in watch.samples if s["time"] >= spike_t1]
     )
+    pipeline = metrics_pipeline(hpa_of(ctx), history, events, t_before)
     decision_s = None if decision_t is None else round(decision_t - spike_t0, 2)
     ready_s = None if ready_t is None else round(ready_t - spike_t0, 2)
     unserved = spike_win.requests - spike_win.ok + spike_win.dropped
@@ -240,6 +258,9 @@ def spike_phase(
             "spike_tpot_ms": spike_win.tpot_ms,
             "spike_errors": spike_win.errors,
             **common.stream_summary(result, ctx.profile.slo),
+            "metrics_missing": pipeline["missing"],
+            "metric_failures": pipeline["failures"],
+            "hpa_syncs": pipeline["syncs"],
             "replica_timeline": watch.samples,
             "model": predicted(ctx, capacity, initial, spike_rate),
         }
@@ -272,7 +293,7 @@ def spike_phase(
             note=untested_note if untested else "",
         )
 
-    return [
+    checks = [
         common.load_validity_check(result),
         common.fault_landed_check("spike_delivered", faults[-1]),
         Check(
@@ -295,6 +316,134 @@ def spike_phase(
         ),
         Check(name="flaps_on_way_down", measured=flaps, target=0, ok=flaps == 0),
     ]
+    return without_pipeline(checks, pipeline)
+
+
+def hpa_of(ctx: ScenarioContext) -> dict[str, Any]:
+    return ctx.bundle.hpa or {}
+
+
+def metric_names(hpa: dict[str, Any]) -> list[tuple[str, str]]:
+    """(metric type, name) of each spec.metrics entry (a Resource metric by its resource)."""
+    out = []
+    for m in (hpa.get("spec") or {}).get("metrics") or []:
+        mtype = str(m.get("type", ""))
+        src = m.get({"ContainerResource": "containerResource"}.get(mtype, mtype.lower())) or {}
+        name = (src.get("metric") or {}).get("name") or src.get("name")
+        if name:
+            out.append((mtype, str(name)))
+    return out
+
+
+def _failed_metric(metrics: list[tuple[str, str]], reason: str, message: str) -> str:
+    """The metric a failure names: the longest metric name in its message, else the first
+    metric of the type its reason stands for."""
+    named = [n for _, n in sorted(metrics, key=lambda m: -len(m[1])) if n in message]
+    if named:
+        return named[0]
+    mtype = reason.removeprefix("FailedGet").removesuffix("Metric")
+    return next((n for t, n in metrics if t == mtype), f"a {mtype} metric")
+
+
+def metrics_pipeline(
+    hpa: dict[str, Any], history: list[Any], events: list[Any], since: float
+) -> dict[str, Any]:
+    """Which HPA metrics no pipeline served: per metric, the HPA syncs (status samples since
+    `since`) where it failed, from ScalingActive=False FailedGet* conditions and the sample's
+    'invalid metrics' error, or, without status samples, the controller's FailedGet* events.
+    Missing: failed in more than PIPELINE_MISSING_SHARE of the syncs."""
+    metrics = metric_names(hpa)
+    samples = [h for h in history if h.time >= since]
+    failures: dict[str, int] = {}
+    reasons: dict[str, str] = {}
+    for h in samples:
+        failed: dict[str, str] = {}
+        for c in h.conditions:
+            if c.get("type") == "ScalingActive" and str(c.get("status")) == "False":
+                reason = str(c.get("reason", ""))
+                if reason in FAILED_GET_REASONS:
+                    failed[_failed_metric(metrics, reason, str(c.get("message", "")))] = reason
+        error = str(getattr(h, "error", None) or "")
+        if "invalid metrics" in error or "unable to get" in error:
+            name = _failed_metric(metrics, "", error)
+            failed.setdefault(name, reasons.get(name, "invalid metric"))
+        for name, reason in failed.items():
+            failures[name] = failures.get(name, 0) + 1
+            reasons.setdefault(name, reason)
+    syncs = len(samples)
+    event_counts: dict[str, int] = {}
+    for e in events:
+        if e.reason in FAILED_GET_REASONS and e.firstTimestamp >= since - 1:
+            name = _failed_metric(metrics, e.reason, e.message)
+            event_counts[name] = event_counts.get(name, 0) + max(1, int(e.count))
+            reasons.setdefault(name, e.reason)
+    if syncs:
+        missing = {n: k for n, k in failures.items() if k > PIPELINE_MISSING_SHARE * syncs}
+        how = {n: f"{reasons[n]} in {k} of {syncs} HPA syncs" for n, k in failures.items()}
+    else:  # no status read: the controller's events say it
+        missing = dict(event_counts)
+        how = {n: f"{reasons[n]} in {k} events" for n, k in event_counts.items()}
+    return {
+        "missing": sorted(missing),
+        "failures": how,
+        "syncs": syncs,
+        "events": event_counts,
+    }
+
+
+def without_pipeline(checks: list[Check], pipeline: dict[str, Any]) -> list[Check]:
+    """The metrics_pipeline check; with a metric missing, the failed checks that depend on the
+    HPA's reaction are inconclusive (it never saw the signal it was written for)."""
+    missing = pipeline["missing"]
+    detail = "; ".join(f"{n}: {w}" for n, w in sorted(pipeline["failures"].items()))
+    if not missing:
+        checks.append(
+            Check(
+                name="metrics_pipeline",
+                measured=f"every metric served ({pipeline['syncs']} HPA syncs)",
+                target="every HPA metric served",
+                ok=True,
+                note=f"transient failures: {detail}" if detail else "",
+            )
+        )
+        return checks
+    named = ", ".join(missing)
+    why = (
+        f"no metrics pipeline for {named} ({detail}): install the adapter that serves it "
+        "(manifests/kind/metrics-pipeline: Prometheus + prometheus-adapter, or KEDA, "
+        "docs/keda.md)"
+    )
+    dependent = {
+        "spike_needed_scaling",
+        "first_scale_decision_s",
+        "first_new_replica_ready_s",
+        "breach_seconds",
+        "flaps_on_way_down",
+    }
+    out = [
+        c.model_copy(
+            update={
+                "inconclusive": True,
+                "ok": False,
+                "note": f"not judged: no metrics pipeline for {named}"
+                + (f"; {c.note}" if c.note else ""),
+            }
+        )
+        if c.name in dependent and not c.ok
+        else c
+        for c in checks
+    ]
+    out.append(
+        Check(
+            name="metrics_pipeline",
+            measured=f"no metrics pipeline for {named}",
+            target="every HPA metric served",
+            ok=False,
+            inconclusive=True,
+            note=why,
+        )
+    )
+    return out
 
 
 def first_scale_up(

@@ -15,6 +15,7 @@ def all_rules() -> list[Rule]:
     from harness.check.rules import (
         availability,
         health_probes,
+        keda,
         lifecycle,
         memory,
         rollout_safety,
@@ -28,6 +29,7 @@ def all_rules() -> list[Rule]:
         *lifecycle.RULES,
         *server.RULES,
         *scaling.RULES,
+        *keda.RULES,
         *availability.RULES,
         *rollout_safety.RULES,
     ]

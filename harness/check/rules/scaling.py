@@ -176,6 +176,15 @@ def hpa_signal(w: Workload, t: Targets) -> list[Finding]:
     return out
 
 
+def _keda_source(w: Workload, external: str) -> str | None:
+    """The metric a ScaledObject's prometheus trigger queries for External `external`."""
+    if w.scaled_object is None:
+        return None
+    from harness.models import keda
+
+    return keda.source_metric(keda.parse(w.scaled_object), external)
+
+
 def _same_metric(a: str, b: str | None) -> bool:
     """prometheus-adapter serves vllm:num_requests_waiting as vllm_num_requests_waiting."""
     return b is not None and a.replace(":", "_") == b.replace(":", "_")
@@ -208,11 +217,13 @@ def hpa_scale_out(w: Workload, t: Targets) -> list[Finding]:
         value = ((m.get(key) or {}).get("target") or {}).get("averageValue")
         if not name:
             continue
-        if _same_metric(name, queue_name):
+        # KEDA's s0-prometheus stands for its trigger's query: judged by the metric it sums
+        source = _keda_source(w, name)
+        if _same_metric(source or name, queue_name):
             queues[name] = bound
             if key == "pods" and value is not None:
                 targets[name] = float(parse_quantity(value))
-        elif key == "pods" and value is not None:
+        elif (key == "pods" or source is not None) and value is not None:
             at_capacity[name] = float(parse_quantity(value))
     requests = (
         ((w.containers[w.serving_indexes()[0]].get("resources") or {}).get("requests") or {})

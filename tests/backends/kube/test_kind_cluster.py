@@ -113,6 +113,7 @@ def _options(fake: FakeKind, **kw: Any) -> dict[str, Any]:
         "cluster_manager": fake,
         "build_image": False,
         "metrics_server": False,
+        "metrics_pipeline": False,
         "chaos_allowed": True,
         "poll_s": 0.05,
         "metrics_poll_s": 0.05,
@@ -243,15 +244,15 @@ def test_an_image_build_failure_creates_no_cluster(server: MockServer) -> None:
 
 
 # item 4: metrics-server -------------------------------------------------------------------
-def _apiservice(status: str, reason: str = "") -> dict[str, Any]:
+def _apiservice(status: str, reason: str = "", group: str = "metrics.k8s.io") -> dict[str, Any]:
     cond: dict[str, Any] = {"type": "Available", "status": status}
     if reason:
         cond.update(reason=reason, message="endpoints for service/metrics-server not found")
     return {
         "apiVersion": "apiregistration.k8s.io/v1",
         "kind": "APIService",
-        "metadata": {"name": "v1beta1.metrics.k8s.io"},
-        "spec": {"group": "metrics.k8s.io", "version": "v1beta1"},
+        "metadata": {"name": f"v1beta1.{group}"},
+        "spec": {"group": group, "version": "v1beta1"},
         "status": {"conditions": [cond]},
     }
 
@@ -382,3 +383,40 @@ def test_certify_deletes_the_runs_cluster_after_its_scenarios(
     assert [n for n, _ in seen] == ["cold-start", "capacity"]
     assert all("delete" not in calls for _, calls in seen)  # not between scenarios
     assert fake.calls.count("create") == 1 and fake.calls.count("delete") == 1, fake.calls
+
+
+def test_the_hpa_metrics_pipeline_is_installed_and_waited_for(
+    server: MockServer, tmp_path: Path, no_build: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prometheus + prometheus-adapter go in after metrics-server; the backend is handed over
+    only once the custom metrics API is Available (else the HPA's Pods metric fails every sync)."""
+    applied: list[list[dict[str, Any]]] = []
+
+    def apply(kubectl: str, kubeconfig: Path, context: str, objects: list[dict[str, Any]]) -> None:
+        applied.append(objects)
+        for group in ("metrics.k8s.io", "custom.metrics.k8s.io"):
+            server.call(
+                server.api.put, "APIService", _apiservice("False", "MissingEndpoints", group)
+            )
+        timer = threading.Timer(
+            0.4,
+            server.call,
+            (server.api.put, "APIService", _apiservice("True", group="custom.metrics.k8s.io")),
+        )
+        timer.start()
+
+    monkeypatch.setattr(kind_metrics, "apply_manifest", apply)
+    monkeypatch.setattr(kind_metrics, "local_image", lambda image: False)
+    monkeypatch.setattr(kind_mod, "_kubectl_or_none", lambda: "kubectl")
+    fake = FakeKind(server)
+    factory = make_backend_factory("kind", {**_options(fake), "metrics_pipeline": True})
+    t0 = time.monotonic()
+    backend = factory(tmp_path / "s0" / "backend")
+    assert time.monotonic() - t0 >= 0.3  # handed over only once Available
+    backend.teardown()
+    (objects,) = applied
+    names = {(o["kind"], o["metadata"]["name"]) for o in objects}
+    assert ("APIService", kind_metrics.PIPELINE_APISERVICE) in names
+    assert any(k == "Deployment" and "adapter" in n for k, n in names)
+    assert server.api.apiservice_available(kind_metrics.PIPELINE_APISERVICE) is True
+    close_run()

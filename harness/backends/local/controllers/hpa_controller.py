@@ -3,18 +3,24 @@ shared HPA model (`harness.models.hpa.HPAController.reconcile`), and a rescale i
 
 Inputs (hpa_inputs.py): v1 Pods, metrics.k8s.io PodMetrics from the resource samples, and
 Pods metrics scraped from each running pod's /metrics. Every sync is an HPAStatusSample.
+
+An HPA KEDA generates for a ScaledObject in the bundle (ManifestBundle.hpa) also runs KEDA
+(keda_controller.py): its operator's activation/cooldown loop beside this one, and the External
+metrics its metrics server would serve, from the same scrapes.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from harness import prom
 from harness.backends.local.cluster.state import ClusterState
-from harness.backends.local.controllers import hpa_inputs
-from harness.backends.observe import HPAStatusSample
+from harness.backends.local.controllers import hpa_inputs, keda_controller
+from harness.backends.observe import HPAStatusSample, Pod
+from harness.models import keda
 from harness.models.hpa import HPAController
 
 SOURCE = "horizontal-pod-autoscaler"
@@ -43,8 +49,30 @@ class HorizontalPodAutoscalerController:
         self.ready_replicas = ready_replicas
         self.metrics_port = metrics_port
         self.last_scale_time: float | None = None
+        self.keda: keda_controller.KedaScalers | None = None
+        self.keda_operator: keda_controller.KedaOperator | None = None
+        so = state.bundle.scaled_object(self.name) if state.bundle is not None else None
+        if so is not None:
+            parsed = keda.parse(so)
+            self.keda = keda_controller.KedaScalers(parsed)
+            self.keda_operator = keda_controller.KedaOperator(
+                state,
+                parsed,
+                self.keda,
+                scrape=lambda: self.scrape()[1],
+                spec_replicas=self._spec_replicas,
+                scale=scale,
+            )
+
+    def _spec_replicas(self) -> int:
+        with self.state.lock:
+            return self.state.deployment.spec_replicas
 
     def run(self) -> None:
+        if self.keda_operator is not None:
+            threading.Thread(
+                target=self.keda_operator.run, name="gauntlet-keda-operator", daemon=True
+            ).start()
         while not self.state.stop.wait(self.period_s):
             try:
                 self.sync(time.time())
@@ -57,6 +85,23 @@ class HorizontalPodAutoscalerController:
                     type_="Warning",
                     source=SOURCE,
                 )
+
+    def scrape(
+        self, pods: list[Pod] | None = None
+    ) -> tuple[list[tuple[str, prom.Samples]], keda_controller.Scraped]:
+        """Each running pod's /metrics: by pod name, and labelled as Prometheus stores them."""
+        if pods is None:
+            with self.state.lock:
+                pods = [p.to_observed() for p in self.state.pods.values()]
+        by_name: list[tuple[str, prom.Samples]] = []
+        labelled: keda_controller.Scraped = []
+        for p in pods:
+            if p.phase != "Running" or p.podIP is None or p.deletionTimestamp is not None:
+                continue
+            values = prom.scrape(f"http://{p.podIP}:{self.metrics_port()}/metrics", timeout_s=2)
+            by_name.append((p.name, values))
+            labelled.append((keda_controller.pod_labels(p.namespace, p.name), values))
+        return by_name, labelled
 
     def sync(self, now: float) -> None:
         s = self.state
@@ -72,16 +117,16 @@ class HorizontalPodAutoscalerController:
         wanted = [
             m["pods"]["metric"]["name"] for m in self.model.metrics if m.get("type") == "Pods"
         ]
-        custom: dict[str, dict[str, dict[str, float]]] = {"pods": {}}
-        if wanted:
-            for p in pods:
-                if p.phase != "Running" or p.podIP is None or p.deletionTimestamp is not None:
-                    continue
-                values = prom.scrape(f"http://{p.podIP}:{self.metrics_port()}/metrics", timeout_s=2)
+        custom: dict[str, Any] = {"pods": {}}
+        if wanted or self.keda is not None:
+            scraped, labelled = self.scrape(pods)
+            for name, values in scraped:
                 for mname in wanted:
                     v = prom.total(values, mname)
                     if v is not None:
-                        custom["pods"].setdefault(mname, {})[p.name] = v
+                        custom["pods"].setdefault(mname, {})[name] = v
+            if self.keda is not None:
+                custom["external"] = self.keda.external(labelled)
         with s.lock:
             spec = s.deployment.spec_replicas
         decision = self.model.reconcile(
