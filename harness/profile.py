@@ -216,8 +216,9 @@ class SpikeTargets(_Strict):
         the machine's last core, not the autoscaler: here 4 replicas of 500m on 2 cores
         breached 77 s of 120 at 85 % of 4 x capacity, all 4 Ready at +28 s; 69 s at 85 % of 3 x.)
         A ceiling below the floor is a maxReplicas that cannot carry any fitting spike: the
-        spike stays, and fails it on evidence. Whether maxReplicas is high enough for the profile's spike is also `gauntlet
-        check --measured`'s hpa-max-replicas, which passes no `max_replicas`."""
+        spike stays, and fails it on evidence. Whether maxReplicas is high enough for the
+        profile's spike is also `gauntlet check --measured`'s hpa-max-replicas, which passes no
+        `max_replicas`."""
         rate = base_rps * self.factor
         f = self.factor
         if capacity is None:

@@ -58,7 +58,7 @@ def test_the_spike_always_needs_more_than_the_initial_replicas() -> None:
     # on a machine where the spike is more than maxReplicas - 1 carry (one replica of
     # headroom), the hpa scenario asks for the least spike that still needs scaling...
     rate, why = spike.rate(14, capacity=10.0, initial=2, max_replicas=4)
-    assert 70 > 30 * SPIKE_CEILING_SHARE and "maxReplicas 4" in why and "lowered" in why
+    assert 30 * SPIKE_CEILING_SHARE < 70 and "maxReplicas 4" in why and "lowered" in why
     assert rate == pytest.approx(10.0 * (2 + SPIKE_EXTRA_REPLICAS))
     # ...unless that ceiling needs no more than the initial replicas: the spike stays
     assert spike.rate(14, capacity=10.0, initial=2, max_replicas=3)[0] == 70

@@ -112,6 +112,7 @@ def test_kind_backend_builds_through_the_one_path(monkeypatch: pytest.MonkeyPatc
         dockerfile=None,
         metrics_server=False,
         metrics_server_manifest=None,
+        metrics_pipeline=False,
         metrics_timeout_s=1,
         fake_gpus_per_node=0,
     )
