@@ -31,12 +31,12 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from harness.models._k8s import ModelInputError
+from harness.models.promql_selector import parse_query
 
 API_VERSION = "keda.sh/v1alpha1"
 KIND = "ScaledObject"
@@ -362,200 +362,16 @@ def hpa_for(obj: dict[str, Any]) -> dict[str, Any]:
     return to_hpa(parse(obj))
 
 
-# --- the executor's scale loop ------------------------------------------------------------------
-@dataclass
-class TriggerReading:
-    """One trigger's scaler answer in a poll: value (None on error) and activity."""
-
-    metric: str
-    value: float | None
-    active: bool
-    error: str | None = None
-
-
-def read_prometheus(index: int, t: ScaleTrigger, value: float | None) -> TriggerReading:
-    """GetMetricsAndActivity for a prometheus trigger given the query's value (None: an empty
-    result; with ignoreNullValues false that is an error)."""
-    name = metric_name(index, t)
-    ignore_null = t.metadata.get("ignoreNullValues", "true").lower() != "false"
-    if value is None or not math.isfinite(value):
-        if ignore_null:
-            value = 0.0
-        else:
-            return TriggerReading(name, None, False, "prometheus query returned no value")
-    activation = float(t.metadata.get("activationThreshold", "0") or 0)
-    return TriggerReading(name, value, value > activation)
-
-
-@dataclass
-class ScaleResult:
-    """What one RequestScale did: the replicas it set (None: left to the HPA), the Active
-    condition, and the event it recorded."""
-
-    replicas: int | None
-    active_reason: str
-    message: str
-    event: str | None = None
-
-
-@dataclass
-class ScaleLoop:
-    """KEDA's executor for one ScaledObject (RequestScale), driven by the caller's clock."""
-
-    so: ScaledObject
-    created_at: float
-    last_active: float | None = None
-    history: list[tuple[float, ScaleResult]] = field(default_factory=list)
-
-    def request_scale(
-        self, now: float, current: int, readings: list[TriggerReading]
-    ) -> ScaleResult:
-        spec = self.so.spec
-        is_active = any(r.active for r in readings)
-        is_error = any(r.error for r in readings)
-        min_r = spec.min_replica_count
-        idle = spec.idleReplicaCount
-        if is_active:
-            if (idle is not None and current < min_r) or current == 0:
-                to = max(min_r, 1)
-                res = ScaleResult(
-                    to,
-                    "ScalerActive",
-                    f"Scaled {spec.scaleTargetRef.kind} {spec.scaleTargetRef.name} from "
-                    f"{current} to {to}, triggered by "
-                    + ";".join(r.metric for r in readings if r.active),
-                    "KEDAScaleTargetActivated",
-                )
-                self.last_active = now
-            elif is_error:
-                res = ScaleResult(None, "ScalerActive", "PartialTriggerError")
-            else:
-                self.last_active = now
-                res = ScaleResult(None, "ScalerActive", "Scaling is performed (HPA)")
-        elif is_error and spec.fallback is not None and spec.fallback.replicas != 0:
-            # the metrics server serves the fallback replicas to the HPA (not modelled here)
-            res = ScaleResult(None, "ScalerNotActive", "triggers failing: fallback applies")
-        elif is_error and spec.fallback is None:
-            res = ScaleResult(
-                None, "ScalerNotActive", "Triggers defined in ScaledObject are not working"
-            )
-        elif (idle is not None and current > idle) or (current > 0 and min_r == 0):
-            res = self._to_zero_or_idle(now, current)
-        elif idle is None and current < min_r:
-            res = ScaleResult(
-                min_r, "ScalerNotActive", "set ScaleTarget replicas count to minReplicaCount"
-            )
-        else:
-            res = ScaleResult(None, "ScalerNotActive", "triggers are not active")
-        self.history.append((now, res))
-        return res
-
-    def _to_zero_or_idle(self, now: float, current: int) -> ScaleResult:
-        spec = self.so.spec
-        if self.last_active is None:
-            due = self.created_at + spec.initial_cooldown_period_s
-        else:
-            due = self.last_active + spec.cooldown_period_s
-        if now <= due:  # time.Add(cooldown).Before(now): strictly after
-            return ScaleResult(
-                None, "ScalerCooldown", "Scaler cooling down because triggers are not active"
-            )
-        to = spec.idleReplicaCount if spec.idleReplicaCount is not None else spec.min_replica_count
-        return ScaleResult(
-            to,
-            "ScalerNotActive",
-            f"Deactivated {spec.scaleTargetRef.kind} {spec.scaleTargetRef.name} from "
-            f"{current} to {to}",
-            "KEDAScaleTargetDeactivated",
-        )
-
-
-# --- the Prometheus query, evaluated over scraped replicas (the local backend's Prometheus) ----
-_QUERY = re.compile(
-    r"^\s*(?:(?P<agg>sum|avg|max|min|count)\s*\(\s*)?"
-    r"(?P<metric>[A-Za-z_:][A-Za-z0-9_:]*)\s*(?:\{(?P<labels>[^}]*)\})?\s*(?(agg)\))\s*$"
-)
-_MATCHER = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*')
-
-
-@dataclass(frozen=True)
-class Query:
-    """`AGG(metric{matchers})` (AGG one of sum/avg/max/min/count) or a bare selector."""
-
-    metric: str
-    agg: str | None
-    matchers: tuple[tuple[str, str, str], ...]
-
-    def evaluate(self, series: list[tuple[dict[str, str], float]]) -> float | None:
-        """Over (labels, value) series; None for an empty result. A bare selector over several
-        series is KEDA's 'returned multiple elements' error (ValueError)."""
-        picked = [v for labels, v in series if self._matches(labels)]
-        if not picked:
-            return None if self.agg != "count" else 0.0
-        if self.agg is None:
-            if len(picked) > 1:
-                raise ValueError(f"prometheus query {self.metric} returned multiple elements")
-            return picked[0]
-        if self.agg == "sum":
-            return sum(picked)
-        if self.agg == "avg":
-            return sum(picked) / len(picked)
-        if self.agg == "max":
-            return max(picked)
-        if self.agg == "min":
-            return min(picked)
-        return float(len(picked))
-
-    def _matches(self, labels: dict[str, str]) -> bool:
-        for name, op, want in self.matchers:
-            have = labels.get(name, "")
-            ok = {
-                "=": have == want,
-                "!=": have != want,
-                "=~": re.fullmatch(want, have) is not None,
-                "!~": re.fullmatch(want, have) is None,
-            }[op]
-            if not ok:
-                return False
-        return True
-
-
-def parse_query(text: str, where: str) -> Query:
-    m = _QUERY.match(text)
-    if m is None:
-        raise ModelInputError(
-            f"query {text!r} is beyond what the local backend evaluates",
-            where,
-            'use AGG(metric{label="v"}) with AGG one of sum, avg, max, min, count '
-            "(a real cluster's Prometheus runs any PromQL)",
-        )
-    matchers: list[tuple[str, str, str]] = []
-    body = m.group("labels")
-    if body and body.strip():
-        for part in filter(str.strip, body.split(",")):
-            mm = _MATCHER.fullmatch(part)
-            if mm is None:
-                raise ModelInputError(f"label matcher {part.strip()!r} not understood", where)
-            matchers.append((mm.group(1), mm.group(2), mm.group(3)))
-    return Query(m.group("metric"), m.group("agg"), tuple(matchers))
-
-
 __all__ = [
     "API_VERSION",
     "KIND",
     "OWNER_LABEL",
-    "Query",
-    "ScaleLoop",
-    "ScaleResult",
     "ScaledObject",
-    "TriggerReading",
     "hpa_for",
     "hpa_name",
     "metric_name",
     "parse",
-    "parse_query",
     "quantity",
-    "read_prometheus",
     "source_metric",
     "to_hpa",
     "trigger_order",

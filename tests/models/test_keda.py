@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from harness.models import keda
+from harness.models import keda, keda_loop, promql_selector
 from harness.models._k8s import ModelInputError
 
 
@@ -150,24 +150,24 @@ def test_quantity_is_milli_when_fractional() -> None:
 
 def test_prometheus_activity_and_null_values() -> None:
     t = keda.parse(so()).spec.triggers[0]
-    assert not keda.read_prometheus(0, t, 5.5).active  # val > activationThreshold, strictly
-    assert keda.read_prometheus(0, t, 5.6).active
-    empty = keda.read_prometheus(0, t, None)  # ignoreNullValues default true: 0
+    assert not keda_loop.read_prometheus(0, t, 5.5).active  # val > activationThreshold, strictly
+    assert keda_loop.read_prometheus(0, t, 5.6).active
+    empty = keda_loop.read_prometheus(0, t, None)  # ignoreNullValues default true: 0
     assert empty.value == 0.0 and not empty.active and empty.error is None
     strict = copy.deepcopy(so())
     strict["spec"]["triggers"][0]["metadata"]["ignoreNullValues"] = "false"
     t2 = keda.parse(strict).spec.triggers[0]
-    assert keda.read_prometheus(0, t2, None).error
+    assert keda_loop.read_prometheus(0, t2, None).error
 
 
-def _reading(active: bool) -> list[keda.TriggerReading]:
-    return [keda.TriggerReading("s0-prometheus", 9.0 if active else 0.0, active)]
+def _reading(active: bool) -> list[keda_loop.TriggerReading]:
+    return [keda_loop.TriggerReading("s0-prometheus", 9.0 if active else 0.0, active)]
 
 
 def test_scale_loop_activation_and_cooldown_to_zero() -> None:
     """minReplicaCount 0: inactive at creation -> 0 at once (initialCooldownPeriod 0); active at
     0 -> 1; inactive again -> kept until lastActiveTime + cooldownPeriod has passed."""
-    loop = keda.ScaleLoop(keda.parse(so(cooldownPeriod=60)), created_at=0.0)
+    loop = keda_loop.ScaleLoop(keda.parse(so(cooldownPeriod=60)), created_at=0.0)
     r = loop.request_scale(30.0, 3, _reading(False))
     assert r.replicas == 0 and r.event == "KEDAScaleTargetDeactivated"
     r = loop.request_scale(60.0, 0, _reading(True))
@@ -182,24 +182,26 @@ def test_scale_loop_activation_and_cooldown_to_zero() -> None:
 
 
 def test_scale_loop_initial_cooldown_and_idle_and_min() -> None:
-    loop = keda.ScaleLoop(keda.parse(so(initialCooldownPeriod=100)), created_at=0.0)
+    loop = keda_loop.ScaleLoop(keda.parse(so(initialCooldownPeriod=100)), created_at=0.0)
     assert loop.request_scale(30.0, 2, _reading(False)).replicas is None
     assert loop.request_scale(130.0, 2, _reading(False)).replicas == 0
     # idleReplicaCount 0 with minReplicaCount 2: active at idle -> 2, idle after cooldown -> 0
-    idle = keda.ScaleLoop(
+    idle = keda_loop.ScaleLoop(
         keda.parse(so(idleReplicaCount=0, minReplicaCount=2, cooldownPeriod=10)), created_at=0
     )
     assert idle.request_scale(1.0, 0, _reading(True)).replicas == 2
     assert idle.request_scale(5.0, 2, _reading(False)).replicas is None
     assert idle.request_scale(12.0, 2, _reading(False)).replicas == 0
     # minReplicaCount 2, no idle: never below 2, lifted back to it while inactive
-    floor = keda.ScaleLoop(keda.parse(so(minReplicaCount=2)), created_at=0)
+    floor = keda_loop.ScaleLoop(keda.parse(so(minReplicaCount=2)), created_at=0)
     assert floor.request_scale(1000.0, 2, _reading(False)).replicas is None
     assert floor.request_scale(1030.0, 1, _reading(False)).replicas == 2
 
 
 def test_query_subset() -> None:
-    q = keda.parse_query('sum(vllm:num_requests_running{pod=~"web-.*",namespace!="x"})', "q")
+    q = promql_selector.parse_query(
+        'sum(vllm:num_requests_running{pod=~"web-.*",namespace!="x"})', "q"
+    )
     series = [
         ({"pod": "web-1", "namespace": "a"}, 2.0),
         ({"pod": "web-2", "namespace": "a"}, 3.0),
@@ -207,12 +209,12 @@ def test_query_subset() -> None:
         ({"pod": "web-3", "namespace": "x"}, 11.0),
     ]
     assert q.evaluate(series) == 5.0
-    assert keda.parse_query("avg(m)", "q").evaluate([({}, 1.0), ({}, 3.0)]) == 2.0
-    assert keda.parse_query("max(m)", "q").evaluate([]) is None
+    assert promql_selector.parse_query("avg(m)", "q").evaluate([({}, 1.0), ({}, 3.0)]) == 2.0
+    assert promql_selector.parse_query("max(m)", "q").evaluate([]) is None
     with pytest.raises(ValueError, match="multiple elements"):
-        keda.parse_query("m", "q").evaluate([({}, 1.0), ({}, 3.0)])
+        promql_selector.parse_query("m", "q").evaluate([({}, 1.0), ({}, 3.0)])
     with pytest.raises(ModelInputError) as err:
-        keda.parse_query("sum(rate(m[1m]))", "spec.triggers[0].metadata.query")
+        promql_selector.parse_query("sum(rate(m[1m]))", "spec.triggers[0].metadata.query")
     assert err.value.field == "spec.triggers[0].metadata.query"
 
 
@@ -227,10 +229,10 @@ def test_scale_loop_errors_keep_replicas() -> None:
     """A failing trigger is neither active nor a reason to deactivate: without fallback the
     Ready condition goes False (TriggerError) and nothing scales; with fallback replicas the
     metrics server serves those (the executor leaves the target alone)."""
-    failing = [keda.TriggerReading("s0-prometheus", None, False, "query failed")]
-    plain = keda.ScaleLoop(keda.parse(so()), created_at=0)
+    failing = [keda_loop.TriggerReading("s0-prometheus", None, False, "query failed")]
+    plain = keda_loop.ScaleLoop(keda.parse(so()), created_at=0)
     assert plain.request_scale(100.0, 3, failing).replicas is None
-    fb = keda.ScaleLoop(
+    fb = keda_loop.ScaleLoop(
         keda.parse(so(fallback={"failureThreshold": 3, "replicas": 2})), created_at=0
     )
     assert fb.request_scale(100.0, 3, failing).replicas is None

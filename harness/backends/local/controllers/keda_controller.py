@@ -1,9 +1,9 @@
 """KEDA for the local backend: the operator's scale loop and its metrics server, for a
 ScaledObject whose generated HPA (harness.models.keda.to_hpa) the HPA controller runs.
 
-* Scalers: each prometheus trigger's query is evaluated (harness.models.keda.Query) over what the
-  running replicas' /metrics serve, each series labelled with its `namespace` and `pod` as a
-  Prometheus with pod service discovery would label it.
+* Scalers: each prometheus trigger's query is evaluated (harness.models.promql_selector) over
+  what the running replicas' /metrics serve, each series labelled with its `namespace` and
+  `pod` as a Prometheus with pod service discovery would label it.
 * Operator (ScaleLoop): every pollingInterval, activation from zero/idle and deactivation after
   cooldownPeriod (KEDA's RequestScale); recorded as KEDAScaleTargetActivated/Deactivated events.
 * Metrics server: what the HPA reads for `s<i>-prometheus` at its own sync: a fresh query, or
@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from harness import prom
 from harness.backends.local.cluster.state import ClusterState
-from harness.models import keda
+from harness.models import keda, keda_loop, promql_selector
 
 SOURCE = "keda-operator"
 
@@ -41,14 +41,16 @@ class KedaScalers:
     def __init__(self, so: keda.ScaledObject) -> None:
         self.so = so
         self.queries = {
-            i: keda.parse_query(t.metadata["query"], f"spec.triggers[{i}].metadata.query")
+            i: promql_selector.parse_query(
+                t.metadata["query"], f"spec.triggers[{i}].metadata.query"
+            )
             for i, t in enumerate(so.spec.triggers)
             if t.type == "prometheus"
         }
         self.cached: dict[str, float] = {}  # the last poll's values (useCachedMetrics)
         self.lock = threading.Lock()
 
-    def read(self, scraped: Scraped) -> list[keda.TriggerReading]:
+    def read(self, scraped: Scraped) -> list[keda_loop.TriggerReading]:
         """GetMetricsAndActivity for every prometheus trigger."""
         out = []
         for i, q in self.queries.items():
@@ -56,12 +58,12 @@ class KedaScalers:
             try:
                 value = q.evaluate(series(scraped, q.metric))
             except ValueError as err:
-                out.append(keda.TriggerReading(keda.metric_name(i, t), None, False, str(err)))
+                out.append(keda_loop.TriggerReading(keda.metric_name(i, t), None, False, str(err)))
                 continue
-            out.append(keda.read_prometheus(i, t, value))
+            out.append(keda_loop.read_prometheus(i, t, value))
         return out
 
-    def poll(self, scraped: Scraped) -> list[keda.TriggerReading]:
+    def poll(self, scraped: Scraped) -> list[keda_loop.TriggerReading]:
         readings = self.read(scraped)
         with self.lock:
             for r in readings:
@@ -111,7 +113,7 @@ class KedaOperator:
         self.spec_replicas = spec_replicas
         self.scale = scale
         self.clock = clock
-        self.loop = keda.ScaleLoop(so, created_at=clock())
+        self.loop = keda_loop.ScaleLoop(so, created_at=clock())
 
     def run(self) -> None:
         period = self.so.spec.polling_interval_s
@@ -128,7 +130,7 @@ class KedaOperator:
                     source=SOURCE,
                 )
 
-    def sync(self, now: float) -> keda.ScaleResult:
+    def sync(self, now: float) -> keda_loop.ScaleResult:
         readings = self.scalers.poll(self.scrape())
         for r in readings:
             if r.error:
