@@ -104,11 +104,12 @@ def _run_spike(
         "load_validity_check",
         lambda r: Check(name="load_valid", measured=True, target=True, ok=True),
     )
-    # the spike breached for 100 of its 120 s: an SLO failure, were the HPA's metric served
+    # the spike breached for all of its seconds: an SLO failure, were the HPA's metric served
+    spike_s = load_profile("local").spike.spike_s
     monkeypatch.setattr(
         hpa,
         "breach_seconds",
-        lambda *a, **k: {"seconds": 100.0, "detail": "100 s breached", "at": []},
+        lambda *a, **k: {"seconds": spike_s, "detail": f"{spike_s:g} s breached", "at": []},
     )
     monkeypatch.setattr(hpa, "predicted", lambda *a, **k: None)
     monkeypatch.setattr(hpa.time, "sleep", lambda s: None)
