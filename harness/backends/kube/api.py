@@ -199,3 +199,20 @@ def api_client_for(context: str, kubeconfig: str | None) -> client.ApiClient:
         config.load_incluster_config(client_configuration=cfg)
         return client.ApiClient(cfg)
     return config.new_client_from_config(config_file=kubeconfig, context=context)
+
+
+#: every namespace a run creates carries its run id (teardown and the hang's Pod Security
+#: relabel find the run's own by it)
+RUN_ID_LABEL = "gauntlet.dev/run-id"
+
+
+def run_namespace(name: str, run_id: str) -> dict[str, Any]:
+    """The Namespace object of a run (its own, or its load generator's)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": name,
+            "labels": {RUN_ID_LABEL: run_id, "app.kubernetes.io/managed-by": "gauntlet"},
+        },
+    }

@@ -24,12 +24,14 @@ from harness.backends.base import (
 from harness.backends.kube import convert, faults, rbac, zones
 from harness.backends.kube.api import (
     IN_CLUSTER,
+    RUN_ID_LABEL,
     KubeApi,
     KubeApiError,
     api_client_for,
     is_namespaced,
     kubeconfig_contexts,
     resource_path,
+    run_namespace,
 )
 from harness.backends.kube.load_job import JobLoadHandle, LoadJobs, service_dns_url
 from harness.backends.kube.portforward import PortForward, find_kubectl
@@ -52,7 +54,6 @@ from harness.load.spec import LoadSpec
 from harness.manifests.bundle import ManifestBundle
 
 log = logging.getLogger("harness.backends.kube")
-RUN_ID_LABEL = "gauntlet.dev/run-id"
 _STRIP_META = (
     "resourceVersion",
     "uid",
@@ -189,17 +190,7 @@ class KubeBackend(Backend, RolloutRestarter, ServiceLoadRunner, MetricsGapReport
         CLEANUP.register(id(self), self.teardown)
         self.api.create(
             resource_path("v1", "Namespace"),
-            {
-                "apiVersion": "v1",
-                "kind": "Namespace",
-                "metadata": {
-                    "name": self.namespace,
-                    "labels": {
-                        RUN_ID_LABEL: self.run_id,
-                        "app.kubernetes.io/managed-by": "gauntlet",
-                    },
-                },
-            },
+            run_namespace(self.namespace, self.run_id),
         )
         self._namespace_created = True
         for obj in bundle:

@@ -33,7 +33,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from harness.backends.kube.api import K8sObject, KubeApi, KubeApiError, resource_path
+from harness.backends.kube.api import (
+    RUN_ID_LABEL,
+    K8sObject,
+    KubeApi,
+    KubeApiError,
+    resource_path,
+)
 from harness.backends.kube.safety import check_chaos
 from harness.backends.observe import FaultKind, FaultRecord
 
@@ -43,7 +49,6 @@ ROLE_LABEL = "gauntlet.dev/role"
 HELPER_ROLE = "fault-helper"
 HELPER_CONTAINER = "signal"
 PSA_ENFORCE = "pod-security.kubernetes.io/enforce"
-RUN_ID_LABEL = "gauntlet.dev/run-id"  # the run's namespace carries it (kube.backend.RUN_ID_LABEL)
 HELPER_TIMEOUT_S = 90.0
 MARK = "gauntlet-hang"
 
@@ -315,9 +320,11 @@ def _psa_fix(exc: KubeApiError) -> str:
     )
 
 
-def _record(started: float, pod: str, landed: bool, detail: str) -> FaultRecord:
+def _record(
+    started: float, pod: str, landed: bool, detail: str, kind: FaultKind = FaultKind.HANG
+) -> FaultRecord:
     return FaultRecord(
-        kind=FaultKind.HANG,
+        kind=kind,
         target=pod,
         started_at=started,
         ended_at=time.time(),
@@ -405,12 +412,4 @@ def resume_pod(backend: HangTarget, pod: str) -> FaultRecord:
     else:
         landed = proof.all_running()
         detail = f"SIGCONT from node {target.node}: {proof.summary()}"
-    return FaultRecord(
-        kind=FaultKind.RESTORE,
-        target=pod,
-        started_at=started,
-        ended_at=time.time(),
-        affected=[pod] if landed else [],
-        landed=landed,
-        detail=detail,
-    )
+    return _record(started, pod, landed, detail, FaultKind.RESTORE)

@@ -33,7 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.base import BackendError
-from harness.backends.kube.api import KubeApi, KubeApiError, resource_path
+from harness.backends.kube.api import (
+    RUN_ID_LABEL,
+    KubeApi,
+    KubeApiError,
+    resource_path,
+    run_namespace,
+)
 from harness.errors import InputError, SetupError
 from harness.load import incluster
 from harness.load.result import LoadResult
@@ -42,7 +48,6 @@ from harness.load.spec import LoadSpec
 
 log = logging.getLogger("harness.backends.kube")
 
-RUN_ID_LABEL = "gauntlet.dev/run-id"
 ROLE_LABEL = "gauntlet.dev/role"
 ROLE = "load-generator"
 JOB_LABEL = "gauntlet.dev/load-job"
@@ -501,17 +506,7 @@ class LoadJobs:
         with self._lock:
             if self._namespace_created:
                 return
-            body = {
-                "apiVersion": "v1",
-                "kind": "Namespace",
-                "metadata": {
-                    "name": self.namespace,
-                    "labels": {
-                        RUN_ID_LABEL: self.run_id,
-                        "app.kubernetes.io/managed-by": "gauntlet",
-                    },
-                },
-            }
+            body = run_namespace(self.namespace, self.run_id)
             log.info("creating namespace %s for the in-cluster load generator", self.namespace)
             try:
                 self.api.create(resource_path("v1", "Namespace"), body)
