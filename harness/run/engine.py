@@ -124,6 +124,7 @@ class SignalGuard:
         self.echo = echo
         self.received: list[str] = []
         self.closing = False
+        self.active = False
         self._previous: dict[signal.Signals, Any] = {}
 
     def __enter__(self) -> SignalGuard:
@@ -131,14 +132,18 @@ class SignalGuard:
             self._previous = {
                 s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)
             }
+        self.active = True
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.active = False
         for s, h in self._previous.items():
             signal.signal(s, h)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
+        if not self.active:  # reached through a handler that chained to us after we ended
+            raise KeyboardInterrupt(name)
         self.received.append(name)
         runner = sys.modules.get("harness.load.runner")  # loaded iff a load may be running
         if runner is not None:

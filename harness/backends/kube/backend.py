@@ -37,7 +37,7 @@ from harness.backends.kube.load_job import JobLoadHandle, LoadJobs, service_dns_
 from harness.backends.kube.portforward import PortForward, find_kubectl
 from harness.backends.kube.recorder import MetricsGap, Recorder
 from harness.backends.kube.rollout_status import rollout_state
-from harness.backends.kube.safety import CLEANUP, check_context
+from harness.backends.kube.safety import check_context
 from harness.backends.observe import (
     Deployment,
     DeploymentStatus,
@@ -48,6 +48,7 @@ from harness.backends.observe import (
     Pod,
     ResourceSample,
 )
+from harness.backends.signal_cleanup import CLEANUP
 from harness.errors import InputError
 from harness.load.result import LoadPath
 from harness.load.spec import LoadSpec

@@ -1,21 +1,10 @@
-"""Guard rails for touching a real cluster: an explicit context allow-list, a chaos switch, and
-clean-up that runs on normal exit, on failure, on Ctrl-C and on SIGTERM."""
+"""Guard rails for touching a real cluster: an explicit context allow-list and a chaos switch.
+(The clean-up that runs on exit, Ctrl-C and SIGTERM is `harness.backends.signal_cleanup`.)"""
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import logging
-import signal
-import threading
-from collections.abc import Callable
-from types import FrameType
-from typing import Any
-
 from harness.backends.base import BackendError
 from harness.errors import InputError
-
-log = logging.getLogger("harness.backends.kube")
 
 CHAOS_ACTIONS = ("zone_outage", "drain_zone", "delete_pod", "hang_pod", "rollout_restart")
 
@@ -58,77 +47,3 @@ def check_chaos(action: str, context: str, chaos_allowed: bool) -> None:
             field="kube.chaos_allowed",
             fix="set kube.chaos_allowed: true in the profile for a cluster you may disrupt",
         )
-
-
-class CleanupRegistry:
-    """Runs registered clean-ups once: at interpreter exit and on SIGINT/SIGTERM.
-
-    Signal handlers are installed only from the main thread, chain to the previous handler
-    (so Ctrl-C still raises KeyboardInterrupt) and are put back when nothing is registered.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.RLock()
-        self._items: dict[int, Callable[[], None]] = {}
-        self._previous: dict[int, Any] = {}
-        self._atexit = False
-
-    def register(self, key: int, fn: Callable[[], None]) -> None:
-        with self._lock:
-            self._items[key] = fn
-            if not self._atexit:
-                atexit.register(self.run_all)
-                self._atexit = True
-            self._install()
-
-    def unregister(self, key: int) -> None:
-        with self._lock:
-            self._items.pop(key, None)
-            if not self._items:
-                self._uninstall()
-
-    def run_all(self) -> None:
-        with self._lock:
-            items = list(self._items.items())
-        for key, fn in items:
-            try:
-                fn()
-            except Exception as exc:  # keep going: every registered clean-up must get its turn
-                log.error("clean-up failed: %s", exc)
-            self.unregister(key)
-
-    def _install(self) -> None:
-        if self._previous or threading.current_thread() is not threading.main_thread():
-            return
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(ValueError, OSError):  # not the main interpreter / unsupported
-                self._previous[sig] = signal.signal(sig, self._on_signal)
-
-    def _uninstall(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for sig, prev in list(self._previous.items()):
-            try:
-                if signal.getsignal(sig) == self._on_signal:
-                    signal.signal(sig, prev)
-            except (ValueError, OSError):
-                pass
-        self._previous.clear()
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        log.warning(
-            "signal %d: restoring nodes and deleting Gauntlet namespaces before exit", signum
-        )
-        previous = self._previous.get(signum)
-        self.run_all()
-        if callable(previous):
-            previous(signum, frame)
-        elif previous == signal.SIG_IGN:
-            return
-        elif signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        else:
-            raise SystemExit(128 + signum)
-
-
-CLEANUP = CleanupRegistry()

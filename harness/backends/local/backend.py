@@ -53,6 +53,7 @@ from harness.backends.observe import (
     Pod,
     ResourceSample,
 )
+from harness.backends.signal_cleanup import CLEANUP
 from harness.errors import InputError
 from harness.manifests.bundle import ManifestBundle
 
@@ -134,7 +135,7 @@ class LocalBackend(Backend, RolloutRestarter):
         )
         self._proxy: ServiceProxy | None = None
         self._threads: list[threading.Thread] = []
-        cleanup.register(self)
+        CLEANUP.register(id(self), self.teardown)
 
     # lifecycle ---------------------------------------------------------------------------------
     def deploy(self, bundle: ManifestBundle) -> None:
@@ -269,7 +270,7 @@ class LocalBackend(Backend, RolloutRestarter):
         cleanup.docker_rm(sorted(self.ledger.containers))
         volumes.remove_run(self.run)
         self.ledger.remove()
-        cleanup.unregister(self)
+        CLEANUP.unregister(id(self))
 
     # traffic -------------------------------------------------------------------------------------
     def service_url(self) -> str:

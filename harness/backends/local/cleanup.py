@@ -1,5 +1,5 @@
-"""Nothing outlives a run: owner-stamped run ids, a pid ledger, signal/atexit teardown, stale
-sweeps.
+"""Nothing outlives a run: owner-stamped run ids, a pid ledger, stale sweeps. (Signal and exit
+teardown of live backends: `harness.backends.signal_cleanup`.)
 
 Every run is named `<run-id>@<owner-pid>.<owner-start-ticks>`; that name is the cgroup
 directory and the ledger file in the state dir. A run whose owner process is gone is stale:
@@ -9,17 +9,14 @@ hit), removes its cgroups and its Docker containers.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import json
 import os
 import signal
 import subprocess
 import threading
-import weakref
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from harness.backends.local.kubelet import cgroups, volumes
 from harness.backends.local.paths import STATE_DIR
@@ -129,52 +126,3 @@ def cleanup_stale() -> list[str]:
             ledger.unlink()
         removed.append(name)
     return removed
-
-
-# live backends: torn down on SIGINT/SIGTERM and at exit --------------------------------------
-class _Closable(Protocol):
-    def teardown(self) -> None: ...
-
-
-_live: weakref.WeakSet[Any] = weakref.WeakSet()
-_previous: dict[int, Any] = {}
-_installed = False
-_install_lock = threading.Lock()
-
-
-def teardown_all() -> None:
-    for backend in list(_live):
-        with contextlib.suppress(Exception):
-            backend.teardown()
-
-
-def _handler(signum: int, frame: Any) -> None:
-    teardown_all()
-    prev = _previous.get(signum, signal.SIG_DFL)
-    if callable(prev):
-        prev(signum, frame)  # e.g. default_int_handler raises KeyboardInterrupt
-        return
-    if prev == signal.SIG_IGN:
-        return
-    signal.signal(signum, signal.SIG_DFL)  # die of the signal, like the process would have
-    os.kill(os.getpid(), signum)
-
-
-def register(backend: _Closable) -> None:
-    """Track a live backend; the first call installs SIGINT/SIGTERM handlers (main thread only)."""
-    global _installed
-    _live.add(backend)
-    with _install_lock:
-        if _installed:
-            return
-        _installed = True
-        atexit.register(teardown_all)
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                prev: Callable[..., Any] | int | None = signal.getsignal(sig)
-                _previous[sig] = prev
-                signal.signal(sig, _handler)
-
-
-def unregister(backend: _Closable) -> None:
-    _live.discard(backend)

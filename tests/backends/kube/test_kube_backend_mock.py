@@ -444,7 +444,7 @@ def test_sigterm_restores_nodes_and_deletes_namespace(
 ) -> None:
     import signal
 
-    from harness.backends.kube.safety import CLEANUP
+    from harness.backends.signal_cleanup import CLEANUP
 
     controllers.start()
     b = make_backend()
