@@ -4,7 +4,8 @@ Both backends register here, so there is a single handler in the chain: installe
 thread when the first teardown is registered, chaining to the handler it replaced (Ctrl-C still
 raises KeyboardInterrupt), and put back when the last one is gone. A handler captured once and
 kept for the life of the process could chain to a handler whose owner had ended (a certify run's
-guard, which after its report only records signals) and swallow every later Ctrl-C.
+guard, which after its report only records signals) and swallow every later Ctrl-C. A signal the
+process ignores (a shell starts `cmd &` with SIGINT ignored) stays ignored: no teardown on it.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class CleanupRegistry:
             return
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(ValueError, OSError):  # not the main interpreter / unsupported
+                if signal.getsignal(sig) == signal.SIG_IGN:
+                    continue  # e.g. started in the background by a shell (`cmd &`): stays ignored
                 self._previous[sig] = signal.signal(sig, self._on_signal)
 
     def _uninstall(self) -> None:
@@ -80,8 +83,6 @@ class CleanupRegistry:
         self.run_all()
         if callable(previous):
             previous(signum, frame)
-        elif previous == signal.SIG_IGN:
-            return
         elif signum == signal.SIGINT:
             raise KeyboardInterrupt
         else:

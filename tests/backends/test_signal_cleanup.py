@@ -1,7 +1,6 @@
 """Ctrl-C after a backend's life: the teardown registry runs what is live, chains to the handler
-it replaced, and leaves the process's handlers as it found them. In a full CI run (2026-12-02)
-two load-interrupt tests never saw their Ctrl-C; a handler captured once for the process's life
-could chain to a certify run's guard that had ended and only recorded signals."""
+it replaced, leaves an ignored signal ignored, and leaves the process's handlers as it found
+them."""
 
 from __future__ import annotations
 
@@ -72,3 +71,15 @@ def test_a_guard_reached_after_it_ended_raises() -> None:
         guard.closing = True
     with pytest.raises(KeyboardInterrupt):
         guard._handle(signal.SIGINT, None)
+
+
+def test_an_ignored_signal_stays_ignored_and_tears_nothing_down() -> None:
+    """A process a shell started with `&` ignores SIGINT; Ctrl-C must not tear its backends down."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    reg = CleanupRegistry()
+    torn: list[str] = []
+    reg.register(1, lambda: torn.append("backend"))
+    _ctrl_c()
+    assert torn == []
+    assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    reg.unregister(1)

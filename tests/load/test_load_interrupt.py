@@ -44,10 +44,11 @@ def _sigint_when_sent(out: Path, n: int = 20) -> None:
 
 @pytest.fixture(autouse=True)
 def default_sigint() -> object:
-    """Ctrl-C as a fresh process meets it: Python's default SIGINT handler, SIGINT unblocked.
-    In a full fresh-clone run (CI, 2026-12-02) both interrupt tests ran their whole 30 s without
-    the interrupt reaching them, and passed in every subset run: whatever an earlier test left
-    installed is named here (printed, shown on failure) and set aside for these tests."""
+    """Ctrl-C as an interactive process meets it: Python's default SIGINT handler, SIGINT
+    unblocked. A pytest started in the background by a shell without job control (`cmd &`, as
+    some CI runners and `nohup` do) inherits SIGINT ignored, and Python keeps SIG_IGN: these
+    tests then ran their whole 30 s without the interrupt (seen in fresh-clone runs, 2026-12-02;
+    the handler found was SIG_IGN)."""
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
     assert signal.SIGINT not in blocked, f"SIGINT is blocked in the main thread: {blocked}"
     previous = signal.getsignal(signal.SIGINT)
