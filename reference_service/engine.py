@@ -254,9 +254,9 @@ class Engine:
         if not done:
             return
         keep = [i for i, s in enumerate(self.scheduler.running) if not s.finished]
-        self.batch.keep(keep)
+        order = self.batch.keep(keep)
         with self._cond:
-            self.scheduler.running = [self.scheduler.running[i] for i in keep]
+            self.scheduler.running = [self.scheduler.running[i] for i in order]
         for seq in done:
             res = seq.result(now)
             if not seq.future.done():
@@ -275,8 +275,8 @@ class Engine:
                 s for s in sched.waiting if s.abort_requested is None
             )
             keep = [i for i, s in enumerate(sched.running) if s.abort_requested is None]
-            self.batch.keep(keep)
-            sched.running = [sched.running[i] for i in keep]
+            order = self.batch.keep(keep)
+            sched.running = [sched.running[i] for i in order]
         now = time.monotonic()
         for seq in gone:
             assert seq.abort_requested is not None

@@ -65,6 +65,35 @@ def test_greedy_outputs_are_the_same_alone_batched_and_joining_mid_batch(loaded:
         eng.stop()
 
 
+def test_outputs_hold_through_slot_moves_and_relayouts(loaded: Any) -> None:
+    """Rows leave at different steps (the last live row moves into the freed slot), a prompt
+    wider than the live columns joins (the buffers are relaid), the slots run out (they grow):
+    every greedy output is still what the request gets alone."""
+    eng = make_engine(loaded, max_num_seqs=16, max_num_batched_tokens=4096)
+    plan = [  # (step it is submitted at, prompt, max_tokens)
+        *((0, p, n) for p, n in zip(PROMPTS, (3, 20, 7, 45, 11, 2), strict=True)),
+        (4, "y" * 90, 9),  # wider than anything live: relayout to the left
+        (5, "z", 40),
+        *((9 + i, PROMPTS[i % len(PROMPTS)] + str(i), 5 + 3 * i) for i in range(10)),
+    ]
+    alone = [eng.generate([seq(loaded, p, n, ignore_eos=True)])[0].token_ids for _, p, n in plan]
+    subs: list[Sequence] = []
+    step = 0
+    while len(subs) < len(plan) or not all(s.future.done() for s in subs):
+        for at, p, n in plan[len(subs) :]:
+            if at > step:
+                break
+            s = seq(loaded, p, n, ignore_eos=True)
+            s.bind(loaded.tokenizer)
+            eng.scheduler.waiting.append(s)
+            subs.append(s)
+        eng.step()
+        step += 1
+        assert step < 500
+    assert [s.future.result().token_ids for s in subs] == alone
+    assert eng.batch.rows == 0 and eng.batch.nbytes() == 0
+
+
 def test_a_request_admitted_mid_batch_finishes_before_the_batch_ends(
     loaded: Any, engine: Engine
 ) -> None:
