@@ -133,7 +133,7 @@ class KVBatch:
         k, width = int(pre.mask.shape[0]), int(pre.mask.shape[1])
         group = list(pre.cache.layers)
         if self.cache is None:
-            self._allocate(pre, k, width)
+            self._allocate(pre)
         self._make_room(self.rows + k, width, 1)
         g = self.geometry
         lo, hi, col = g.rows, g.rows + k, g.end - width
@@ -179,7 +179,7 @@ class KVBatch:
         if n == 0:
             self.cache, self.mask, self.next_pos = None, None, None
             self.row_start, self.last_tokens = [], []
-            self.geometry.rows = 0
+            self.geometry = Geometry()
             return []
         kept = set(rows)
         holes = [i for i in range(n) if i not in kept]
@@ -202,10 +202,10 @@ class KVBatch:
         return order
 
     # ---- layout ---------------------------------------------------------------------------
-    def _allocate(self, pre: Prefill, k: int, width: int) -> None:
+    def _allocate(self, pre: Prefill) -> None:
         """Empty buffers shaped like the first group's cache (the layout is made by _make_room)."""
         torch = self.torch
-        g = self.geometry = Geometry()
+        g = self.geometry
         layers = []
         for new in pre.cache.layers:
             _, heads, _, dim = new.keys.shape
@@ -226,9 +226,7 @@ class KVBatch:
         live = g.end - g.start if g.rows else 0
         base = max(0, width - live)  # new start: room for a `width`-wide prompt ending at end
         cols = base + live + new_columns + SPARE_COLUMNS
-        cap = max(slots, have_slots, MIN_SLOTS)
-        if slots > have_slots:
-            cap = max(cap, 2 * have_slots)
+        cap = max(slots, 2 * have_slots, MIN_SLOTS) if slots > have_slots else have_slots
         rows, old = g.rows, slice(g.start, g.end)
         new_live = slice(base, base + live)
         for layer in self.cache.layers:
