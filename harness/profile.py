@@ -204,9 +204,14 @@ class SpikeTargets(_Strict):
         capacity: float | None,
         initial: int,
         max_replicas: int | None = None,
+        broke_at: float | None = None,
     ) -> tuple[float, str]:
         """The spike's rate and how it was sized: factor x baseline, and at least capacity x
         (initial + SPIKE_EXTRA_REPLICAS), so that the initial replicas cannot carry it.
+        `broke_at` (a measured capacity's sweep step that broke the SLO: the true capacity lies
+        below it, above `capacity`) sizes that floor when given: a floor from `capacity` alone is
+        within a sweep step of what the initial replicas carry (in a CI run, 2 replicas held
+        2.15 x a capacity measured a step low).
 
         With `max_replicas` (the hpa scenario), a rate above SPIKE_CEILING_SHARE of what
         maxReplicas - 1 carry (one replica of headroom, as capacity plans leave) is lowered to
@@ -215,28 +220,35 @@ class SpikeTargets(_Strict):
         than the profile assumed. (A spike that needs every replica up to maxReplicas measures
         the machine's last core, not the autoscaler: here 4 replicas of 500m on 2 cores
         breached 77 s of 120 at 85 % of 4 x capacity, all 4 Ready at +28 s; 69 s at 85 % of 3 x.)
-        A ceiling below the floor is a maxReplicas that cannot carry any fitting spike: the
-        spike stays, and fails it on evidence. Whether maxReplicas is high enough for the
-        profile's spike is also `gauntlet check --measured`'s hpa-max-replicas, which passes no
-        `max_replicas`."""
+        A ceiling below the floor is a maxReplicas that cannot carry any fitting spike, and a
+        floor at or below the baseline is a baseline the initial replicas cannot carry (a
+        lowered "spike" would be below it): the spike stays, and fails it on evidence. Whether
+        maxReplicas is high enough for the profile's spike is also `gauntlet check --measured`'s
+        hpa-max-replicas, which passes no `max_replicas`."""
         rate = base_rps * self.factor
         f = self.factor
         if capacity is None:
             return rate, f"{f:g} x {base_rps:g} req/s (no capacity to size it from)"
-        floor = capacity * (initial + SPIKE_EXTRA_REPLICAS)
+        per_replica = max(capacity, broke_at or 0.0)
+        each = f"{per_replica:g} req/s each" + (
+            f" (where one replica's SLO broke; it held at {capacity:g})"
+            if per_replica > capacity
+            else ""
+        )
+        floor = per_replica * (initial + SPIKE_EXTRA_REPLICAS)
         if rate < floor:
             return floor, (
                 f"{f:g} x {base_rps:g} = {rate:g} req/s raised to "
-                f"{initial + SPIKE_EXTRA_REPLICAS:g} replicas' worth at {capacity:g} req/s each, "
+                f"{initial + SPIKE_EXTRA_REPLICAS:g} replicas' worth at {each}, "
                 f"so that the {initial} initial replicas cannot carry it"
             )
-        ceiling = capacity * (max_replicas - 1) * SPIKE_CEILING_SHARE if max_replicas else None
-        if ceiling is not None and floor <= ceiling < rate:
+        ceiling = per_replica * (max_replicas - 1) * SPIKE_CEILING_SHARE if max_replicas else None
+        if ceiling is not None and base_rps < floor <= ceiling < rate:
             return floor, (
                 f"{f:g} x {base_rps:g} = {rate:g} req/s lowered to "
-                f"{initial + SPIKE_EXTRA_REPLICAS:g} replicas' worth at {capacity:g} req/s each "
+                f"{initial + SPIKE_EXTRA_REPLICAS:g} replicas' worth at {each} "
                 f"(the capacity measured in this run): more than {SPIKE_CEILING_SHARE:.0%} of "
-                f"(maxReplicas {max_replicas} - 1) x {capacity:g} req/s, which one replica of "
+                f"(maxReplicas {max_replicas} - 1) x {per_replica:g} req/s, which one replica of "
                 "headroom leaves here"
             )
         return rate, (

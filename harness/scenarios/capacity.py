@@ -81,6 +81,9 @@ class Capacity:
     sweep: list[dict[str, Any]] = field(default_factory=list)
     upper_bound: bool = False  # the SLO broke at the first step: capacity is below `rps`
     saturated_rps: float | None = None  # the closed-loop burst's throughput
+    #: the least rate seen to break the SLO (the sweep's first broken step; the burst's
+    #: throughput when it held to the top): the true capacity lies in [rps, broke_at_rps)
+    broke_at_rps: float | None = None
     saturation: str = ""  # where the sweep first showed saturation, and how
     server_agreement: crosscheck.CrossCheck | None = None  # the sweep: client vs server means
     validity: Check | None = None  # the sweeps' load_valid (the first that failed, else the last)
@@ -106,6 +109,7 @@ def run(ctx: ScenarioContext) -> Verdict:
             "capacity_source": cap.source,
             "capacity_upper_bound": cap.upper_bound,
             "saturated_rps": cap.saturated_rps,
+            "slo_broke_at_rps": cap.broke_at_rps,
             "saturation": cap.saturation,
             "capacity_sweep": cap.sweep,
             "server_agreement": (
@@ -276,7 +280,11 @@ def capacity_per_replica(ctx: ScenarioContext) -> Capacity:
     (named so), else the profile's declared value (named a fallback)."""
     earlier = ctx.measured.get("capacity")
     if isinstance(earlier, Capacity) and earlier.rps is not None:
-        return Capacity(earlier.rps, "measured by the capacity scenario in this run")
+        return Capacity(
+            earlier.rps,
+            "measured by the capacity scenario in this run",
+            broke_at_rps=earlier.broke_at_rps,
+        )
     try:
         cap = measure_on_own_replica(ctx, SHORT)
         cap.source = "measured the short way (the capacity scenario did not run): " + cap.source
@@ -373,16 +381,19 @@ def measure(
             round(min(bound, start), 2),
             how + f"; the SLO broke at the first step: capacity < {min(bound, start):.1f} req/s",
             upper_bound=True,
+            broke_at_rps=round(min(bound, start), 2),
             saturation=swept.saturation,
             **common_fields,
         )
     held_to_top = bool(swept.rows) and not swept.rows[-1]["breaches"]
+    broke_at = saturated if held_to_top else swept.rows[-1]["requested_rps"]
     return Capacity(
         round(swept.best, 2),
         how
         + f"; the SLO held up to {swept.best:.1f} req/s"
         + ("; the SLO held up to saturation" if held_to_top else ""),
         saturation=swept.saturation or "not reached in the sweep",
+        broke_at_rps=round(max(broke_at, swept.best), 2),
         **common_fields,
     )
 

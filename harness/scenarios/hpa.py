@@ -4,7 +4,9 @@ The spike must need more replicas than the scenario starts with, or it tests not
 per-replica capacity comes from the capacity scenario of this run (or, when it did not run, is
 measured here the short way, named so; harness.scenarios.capacity). The spike is
 `spike.factor` x baseline, raised to `capacity x (initial replicas + SPIKE_EXTRA_REPLICAS)`
-when the initial replicas could carry that, and lowered to what maxReplicas carry on a slower
+when the initial replicas could carry that (capacity here: the sweep's first rate past the SLO,
+the top of the interval the true capacity lies in, so that a sweep step's resolution cannot
+leave a spike the initial replicas carry), and lowered to what maxReplicas carry on a slower
 machine (SpikeTargets.rate). A capacity declared in the profile is a fallback the verdict names
 as such.
 
@@ -36,7 +38,7 @@ from harness.load.spec import Shape
 from harness.run import evidence
 from harness.scenarios import common
 from harness.scenarios.base import ScenarioContext
-from harness.scenarios.capacity import capacity_per_replica, sizing_request
+from harness.scenarios.capacity import Capacity, capacity_per_replica, sizing_request
 from harness.scenarios.cold_start import start_timeout_s
 from harness.sla import breaches
 from harness.verdict import Check, Verdict
@@ -92,6 +94,7 @@ def run(ctx: ScenarioContext) -> Verdict:
             "capacity_rps_per_replica": capacity.rps,
             "capacity_source": capacity.source,
             "capacity_sweep": capacity.sweep,
+            "slo_broke_at_rps": capacity.broke_at_rps,
             "hpa_min_replicas": min_r,
             "hpa_max_replicas": max_r,
         }
@@ -104,7 +107,7 @@ def run(ctx: ScenarioContext) -> Verdict:
             checks.append(failed)
             return _finish(ctx, checks, faults, meas)
         t_spike = time.time()
-        checks += spike_phase(ctx, backend, capacity.rps, max_r, faults, meas)
+        checks += spike_phase(ctx, backend, capacity, max_r, faults, meas)
         meas.update(common.cpu_throttling(backend.resource_samples(since=t_spike)))
     return _finish(ctx, checks, faults, meas)
 
@@ -173,7 +176,7 @@ class ReplicaWatcher:
 def spike_phase(
     ctx: ScenarioContext,
     backend: Backend,
-    capacity: float | None,
+    measured: Capacity,
     max_r: int,
     faults: list[FaultRecord],
     meas: dict[str, Any],
@@ -181,7 +184,8 @@ def spike_phase(
     sp = ctx.profile.spike
     base_rate = ctx.profile.load.baseline_rps
     initial = backend.deployment().spec.replicas or common.spec_replicas(ctx.bundle)
-    spike_rate, sizing = sp.rate(base_rate, capacity, initial, max_r)
+    capacity = measured.rps
+    spike_rate, sizing = sp.rate(base_rate, capacity, initial, max_r, measured.broke_at_rps)
     shape = Shape(
         kind="spike",
         factor=spike_rate / base_rate,
@@ -342,7 +346,8 @@ def _failed_metric(metrics: list[tuple[str, str]], reason: str, message: str) ->
     if named:
         return named[0]
     mtype = reason.removeprefix("FailedGet").removesuffix("Metric")
-    return next((n for t, n in metrics if t == mtype), f"a {mtype} metric")
+    unnamed = f"a {mtype} metric" if mtype else "a metric the error does not name"
+    return next((n for t, n in metrics if t == mtype), unnamed)
 
 
 def metrics_pipeline(

@@ -65,6 +65,25 @@ def test_the_spike_always_needs_more_than_the_initial_replicas() -> None:
     assert spike.rate(14, capacity=10.0, initial=2, max_replicas=2)[0] == 70
 
 
+def test_the_spike_floor_is_sized_from_where_the_slo_broke() -> None:
+    """A sweep's capacity is up to a step below the truth; the floor takes the step that broke,
+    so that 2 replicas cannot carry 2.15 x a capacity measured a step low (a CI run's
+    maxreplicas-too-low: 2 replicas held 88.5 req/s against 2.15 x 40.79)."""
+    spike = load_profile("local").spike
+    rate, why = spike.rate(14, capacity=40.79, initial=2, max_replicas=4, broke_at=48.7)
+    assert rate == pytest.approx(48.7 * (2 + SPIKE_EXTRA_REPLICAS)) and rate > 2 * 44.25
+    assert "where one replica's SLO broke; it held at 40.79" in why
+    # the ceiling (what maxReplicas - 1 carry) is sized from the same rate: a slow machine's
+    # spike of 3.5 x 7 = 24.5 is lowered to the floor from 5.5 (held at 4.61)
+    rate, why = spike.rate(7, capacity=4.61, initial=2, max_replicas=4, broke_at=5.5)
+    assert rate == pytest.approx(5.5 * (2 + SPIKE_EXTRA_REPLICAS)) and "lowered" in why
+    # a floor at or below the baseline (the initial replicas cannot carry even that) is not
+    # a spike: the factor's rate stays (a slow machine's 9.63 "spike" under a 14 req/s baseline)
+    assert spike.rate(14, capacity=3.84, initial=2, max_replicas=4, broke_at=4.48)[0] == 49
+    # a broke_at at or below capacity (none measured) changes nothing
+    assert spike.rate(14, 40.79, 2, 4, broke_at=None) == spike.rate(14, 40.79, 2, 4, 40.0)
+
+
 def test_vllm_admission_capacity_comes_from_its_own_flags() -> None:
     held, how = oom_headroom.admission_capacity(_ctx("manifests/vllm/local"))
     assert held == 64 and "--max-num-queued-reqs=64" in how  # running + waiting, vLLM's cap

@@ -15,6 +15,7 @@ from harness.manifests.render import render
 from harness.profile import load_profile
 from harness.scenarios import hpa
 from harness.scenarios.base import ScenarioContext
+from harness.scenarios.capacity import Capacity
 from harness.verdict import Check
 
 REPO = Path(__file__).resolve().parents[2]
@@ -118,7 +119,7 @@ def _run_spike(
         for i in range(int((sp.baseline_s + sp.spike_s + sp.after_s) / 15))
     ]
     backend = FakeBackend(history, [])
-    return hpa.spike_phase(ctx, backend, 20.0, 4, [], {})  # type: ignore[arg-type]
+    return hpa.spike_phase(ctx, backend, Capacity(20.0, "test"), 4, [], {})  # type: ignore[arg-type]
 
 
 def test_a_metric_no_pipeline_serves_is_inconclusive_naming_it(
@@ -176,6 +177,11 @@ def test_pipeline_from_conditions_events_and_errors() -> None:
     )
     got = hpa.metrics_pipeline(doc, [], [ev], since=0)
     assert got["missing"] == [METRIC] and "4 events" in got["failures"][METRIC]
+    # an error that names no metric is said so (not "a  metric")
+    hist = [HPAStatusSample(time=0, currentReplicas=2, desiredReplicas=2, error="invalid metrics")]
+    assert list(hpa.metrics_pipeline(doc, hist, [], since=0)["failures"]) == [
+        "a metric the error does not name"
+    ]
 
 
 def test_keda_external_metric_named_from_its_reason() -> None:
