@@ -314,6 +314,19 @@ class KubeSafety(_Strict):
     )
 
 
+class MachineSizing(_Strict):
+    """The machine a profile's rates and latencies were sized on, as harness.machine_speed
+    measures one: a run on a machine more than `slower_allowed` times slower says so in a
+    caveat on every verdict (they may then measure the machine, not the manifests)."""
+
+    preset: Literal["tiny", "small"] = "tiny"
+    decode_step_ms: float = Field(gt=0, description="the probe's median decode step there")
+    slower_allowed: float = Field(1.5, ge=1)
+
+    def slower_by(self, measured_ms: float) -> float:
+        return measured_ms / self.decode_step_ms
+
+
 class Profile(_Strict):
     name: str
     description: str = ""
@@ -327,6 +340,7 @@ class Profile(_Strict):
     zones: ZoneTargets = ZoneTargets()
     capacity: CapacityTargets = CapacityTargets()
     kube: KubeSafety = KubeSafety()
+    machine: MachineSizing | None = None
     source: str | None = Field(None, exclude=True, description="file it was loaded from")
 
 

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import psutil
 
-from harness.report.schema import CgroupInfo, EnvironmentInfo
+from harness import machine_speed
+from harness.profile import Profile
+from harness.report.schema import CgroupInfo, EnvironmentInfo, MachineSpeedInfo
 from harness.resources import source_checkout
 
 CGROUP_V1_MEMORY = Path("/sys/fs/cgroup/memory")
@@ -88,4 +90,21 @@ def collect_environment(limits_enforced: bool | None = None) -> EnvironmentInfo:
         git_commit=commit,
         git_dirty=dirty,
         cgroup=cgroup_info(limits_enforced),
+    )
+
+
+def machine_speed_info(profile: Profile) -> MachineSpeedInfo | None:
+    """This machine against the one `profile` was sized on (its `machine:`); None without."""
+    sized = profile.machine
+    if sized is None:
+        return None
+    speed = machine_speed.probe(sized.preset)
+    ms = speed.decode_step_ms
+    return MachineSpeedInfo(
+        preset=sized.preset,
+        decode_step_ms=ms,
+        sized_at_ms=sized.decode_step_ms,
+        slower_by=round(sized.slower_by(ms), 3) if ms is not None else None,
+        slower_allowed=sized.slower_allowed,
+        how=speed.how,
     )

@@ -50,6 +50,29 @@ class CgroupInfo(_Model):
     note: str = ""
 
 
+class MachineSpeedInfo(_Model):
+    """This machine's decode step vs the one the profile was sized at (harness.machine_speed)."""
+
+    preset: str
+    decode_step_ms: float | None = Field(description="measured here; None: the probe failed")
+    sized_at_ms: float = Field(description="the profile's machine.decode_step_ms")
+    slower_by: float | None = None
+    slower_allowed: float
+    how: str = ""
+
+    @property
+    def too_slow(self) -> bool:
+        return self.slower_by is not None and self.slower_by > self.slower_allowed
+
+    def caveat(self) -> str:
+        return (
+            f"this machine ran the {self.preset} model's decode step {self.slower_by:.2g}x "
+            f"slower than the profile was sized at ({self.decode_step_ms:g} vs "
+            f"{self.sized_at_ms:g} ms, {self.slower_allowed:g}x allowed): rates and latencies "
+            "here may measure the machine, not the manifests"
+        )
+
+
 class EnvironmentInfo(_Model):
     host: str
     platform: str
@@ -61,6 +84,7 @@ class EnvironmentInfo(_Model):
     git_commit: str | None = None
     git_dirty: bool | None = None
     cgroup: CgroupInfo
+    machine_speed: MachineSpeedInfo | None = None
 
 
 class ScenarioResult(_Model):

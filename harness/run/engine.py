@@ -26,7 +26,7 @@ from rich.console import Console
 
 from harness import interrupts
 from harness.backends import close_run
-from harness.report.environment import collect_environment
+from harness.report.environment import collect_environment, machine_speed_info
 from harness.report.junit import write_junit
 from harness.report.schema import ProfileInfo, Report, ScenarioResult
 from harness.run import evidence
@@ -166,6 +166,7 @@ class SignalGuard:
 
 
 # the run -------------------------------------------------------------------------------------
+# the run -------------------------------------------------------------------------------------
 class Run:
     """One run over prepared inputs: contexts, log, the report rewritten after every scenario."""
 
@@ -186,6 +187,7 @@ class Run:
 
     def start(self) -> None:
         self.prep.bundle.write(self.run_dir / evidence.MANIFESTS)  # the exact objects certified
+        self.report.environment.machine_speed = machine_speed_info(self.prep.profile)
         self.save()
 
     def context(self, name: str) -> ScenarioContext:
@@ -224,6 +226,9 @@ class Run:
                     )
             raise
         result = ScenarioResult.from_verdict(verdict, started, time.time())
+        speed = self.report.environment.machine_speed
+        if speed is not None and speed.too_slow:
+            result.caveats.append(speed.caveat())
         self.report.scenarios[:] = [s for s in self.report.scenarios if s.name != name] + [result]
         self.save()
         return result

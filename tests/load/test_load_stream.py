@@ -68,7 +68,8 @@ def test_known_token_timings_are_measured_to_within_a_millisecond(
     for q, within in (("p50", 1.0), ("p90", 1.0), ("p99", 5.0)):  # pooled gaps vs the server's
         want = float(np.percentile(server_gaps, float(q[1:]), method="inverted_cdf")) * 1000
         assert abs(_ms(st.itl_ms, q) - want) < within, (q, st.itl_ms, want)
-    assert _ms(st.itl_ms, "p90") < 11.0 and _ms(st.itl_ms, "p99") >= 120.0  # the stall shows
+    # the stall shows at p99, not at p90 (p90 11.07 ms once, on a machine busy elsewhere)
+    assert _ms(st.itl_ms, "p90") < 60.0 and _ms(st.itl_ms, "p99") >= 120.0
     # per second too: both seconds hold stalled streams
     worst = [b.itl_ms.get("max") or 0.0 for b in r.timeline]
     assert [i for i, ms in enumerate(worst) if ms >= 120.0] == [0, 1]

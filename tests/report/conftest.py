@@ -6,6 +6,7 @@ from pathlib import Path
 import fakes_report
 import pytest
 
+from harness import machine_speed
 from harness.manifests.bundle import ManifestBundle
 from harness.run import options
 from harness.scenarios import base as scenarios_base
@@ -23,6 +24,10 @@ def fake_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, str]], None
     """Swap the scenario registry for fast fakes and the backend for FakeBackend."""
     fakes_report.FakeBackend.created.clear()
     fakes_report.FakeBackend.torn_down.clear()
+    # fake scenarios measure nothing of the machine: it is as fast as the profile was sized on
+    monkeypatch.setattr(
+        machine_speed, "probe", lambda preset="tiny": machine_speed.MachineSpeed(preset, 1.0, "")
+    )
     monkeypatch.setattr(
         options, "make_backend_factory", lambda name, opts: fakes_report.fake_factory
     )

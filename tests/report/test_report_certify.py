@@ -13,8 +13,11 @@ import fakes_report
 import pytest
 from fakes_report import quiet
 
+from harness import machine_speed
 from harness.cli import main
 from harness.errors import InputError
+from harness.machine_speed import MachineSpeed
+from harness.profile import load_profile
 from harness.report import load_report
 from harness.run.engine import EXIT_INCONCLUSIVE, EXIT_NOTHING_MEASURED, certify, exit_code
 from harness.run.options import CertifyOptions
@@ -158,6 +161,31 @@ def test_a_skip_beside_a_pass_passes_unless_fail_on_skip(tmp_path, manifests_fil
     assert (code, load_report(run_dir).result) == (0, "pass")
     code, _ = run(tmp_path / "again", manifests_file, fail_on_skip=True)
     assert code == 1
+
+
+def test_a_machine_slower_than_the_profile_was_sized_on_is_a_caveat_on_every_verdict(
+    tmp_path, manifests_file, fake_env, monkeypatch
+):
+    fake_env(GOOD)
+    sized = load_profile("local").machine
+    assert sized is not None
+    slow = sized.decode_step_ms * (sized.slower_allowed + 1)
+    monkeypatch.setattr(machine_speed, "probe", lambda p="tiny": MachineSpeed(p, slow, "probe"))
+    _, run_dir = run(tmp_path, manifests_file, html=True)
+    report = load_report(run_dir)
+    assert "may measure the machine, not the manifests" in (run_dir / "report.html").read_text()
+    speed = report.environment.machine_speed
+    assert speed is not None and speed.too_slow and speed.decode_step_ms == slow
+    assert speed.sized_at_ms == sized.decode_step_ms
+    for s in report.scenarios:
+        assert any("may measure the machine, not the manifests" in c for c in s.caveats), s.name
+    # within the allowance, or when the probe failed: recorded, no caveat
+    for ms in (sized.decode_step_ms * sized.slower_allowed, None):
+        monkeypatch.setattr(machine_speed, "probe", lambda p="tiny", ms=ms: MachineSpeed(p, ms, ""))
+        _, run_dir = run(tmp_path / f"again-{ms}", manifests_file)
+        report = load_report(run_dir)
+        assert report.environment.machine_speed is not None
+        assert not any("the machine" in c for s in report.scenarios for c in s.caveats)
 
 
 def test_a_run_that_skipped_everything_measured_nothing(tmp_path, manifests_file, fake_env):

@@ -9,6 +9,8 @@ import numpy as np
 from harness.load import LoadSpec, crosscheck, run_load
 from harness.load import records as R
 from harness.load.analyze import build_result
+from harness.profile import load_profile
+from harness.report.environment import machine_speed_info
 from tests.service.conftest import ServerProcess
 
 
@@ -24,7 +26,12 @@ def test_the_reference_services_histograms_agree_with_the_client(
     )  # fmt: skip
     result = run_load(spec, tmp_path)
     assert result.ok == result.requests == 20
-    check = crosscheck.compare(url, before, crosscheck.snapshot(url), result)
+    # the hop costs more on a machine slower than the one the allowance was measured on
+    # (25 ms TTFT beside the server's 32 on a runner 2.7x slower than the local profile's)
+    speed = machine_speed_info(load_profile("local"))
+    slower = max(1.0, speed.slower_by or 1.0) if speed else 1.0
+    tolerance = crosscheck.ABS_TOLERANCE_MS * slower
+    check = crosscheck.compare(url, before, crosscheck.snapshot(url), result, tolerance)
     by = {a.metric: a for a in check.agreements}
     assert set(by) == set(crosscheck.HISTOGRAMS.values()) and not check.missing
     assert all(a.agrees for a in by.values()), [a.model_dump() for a in by.values()]
@@ -35,7 +42,7 @@ def test_the_reference_services_histograms_agree_with_the_client(
     assert check.caveats == []
     before_plain = crosscheck.snapshot(url)
     plain = run_load(spec.model_copy(update={"stream": False}), tmp_path / "plain")
-    unstreamed = crosscheck.compare(url, before_plain, crosscheck.snapshot(url), plain)
+    unstreamed = crosscheck.compare(url, before_plain, crosscheck.snapshot(url), plain, tolerance)
     assert [a.metric for a in unstreamed.agreements] == ["vllm:e2e_request_latency_seconds"]
     assert len(unstreamed.unobserved) == 2 and unstreamed.caveats == []  # unseen, not disagreeing
 

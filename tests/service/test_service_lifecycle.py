@@ -26,6 +26,7 @@ def test_probes_during_load_then_graceful_drain(tiny_model_dir: Path, tmp_path: 
         startup_delay_s="3",
         max_num_seqs="4",
         max_queue="64",
+        max_queue_wait_s="120",  # the burst waits its turn: this tests the drain
         drain_timeout_s="120",
     )
     try:
