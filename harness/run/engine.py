@@ -166,7 +166,6 @@ class SignalGuard:
 
 
 # the run -------------------------------------------------------------------------------------
-# the run -------------------------------------------------------------------------------------
 class Run:
     """One run over prepared inputs: contexts, log, the report rewritten after every scenario."""
 
