@@ -351,15 +351,17 @@ def batched_bound(model_dir: Path, threads: int | None) -> dict[str, Any]:
     from reference_service.sampling import SamplingParams
     from reference_service.sequence import Sequence
 
-    loaded = load_model(ServiceSettings(model_dir=model_dir, torch_threads=threads), {})
+    settings = ServiceSettings(model_dir=model_dir, torch_threads=threads)
+    loaded = load_model(settings, {})
     tok = loaded.tokenizer
-    engine = Engine(
+    engine = Engine(  # the service's engine, prefix caching as the service has it
         loaded.model,
         tok,
         loaded.device,
         max_num_seqs=1024,
         max_num_batched_tokens=1 << 20,
         max_queue=1024,
+        prefix_cache_bytes=settings.prefix_cache_bytes if settings.enable_prefix_caching else 0,
     )
     ids = [tok.bos_token_id, *tok.encode(PROMPT, add_special_tokens=False)]
 

@@ -133,6 +133,14 @@ class ServiceSettings(_Base):
         description="A request still waiting this long is shed with 429 (queue_timeout): it "
         "could not start in time for its client.",
     )
+    enable_prefix_caching: bool = Field(
+        True,
+        description="Reuse the KV cache of a prompt seen before (vLLM's "
+        "--enable-prefix-caching, on by default there too); whole prompts only.",
+    )
+    prefix_cache_bytes: int = Field(
+        16 << 20, ge=0, description="Memory the prefix cache may hold (least recently used go)."
+    )
     max_prompt_tokens: int = Field(512, ge=1)
     max_tokens_limit: int = Field(256, ge=1)
     memory_budget_bytes: int = Field(default_factory=default_memory_budget, ge=1)

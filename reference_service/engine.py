@@ -17,6 +17,7 @@ import time
 from typing import Any, Protocol
 
 from reference_service.kv_batch import KVBatch
+from reference_service.prefix_cache import PrefixCache, PrefixKV
 from reference_service.sampling import block_eos, pick_tokens
 from reference_service.scheduler import (
     EngineStopped,
@@ -42,6 +43,7 @@ __all__ = ["Engine", "EngineStopped", "GenResult", "QueueFull", "QueueTimeout", 
 class EngineObserver(Protocol):
     def on_queue(self, waiting: int, running: int) -> None: ...
     def on_step(self, sequences: int, tokens: int, kv_bytes: int) -> None: ...
+    def on_prefix_cache(self, queried_tokens: int, hit_tokens: int) -> None: ...
     def on_done(self, result: GenResult) -> None: ...
 
 
@@ -56,6 +58,7 @@ class Engine:
         max_num_batched_tokens: int,
         max_queue: int,
         max_queue_wait_s: float = 5.0,
+        prefix_cache_bytes: int = 0,
         observer: EngineObserver | None = None,
     ) -> None:
         import torch
@@ -72,9 +75,11 @@ class Engine:
                 max_num_batched_tokens=max_num_batched_tokens,
                 max_queue=max_queue,
                 max_queue_wait_s=max_queue_wait_s,
-            )
+            ),
+            cached_tokens=self._cached_tokens,
         )
         self.batch = KVBatch(torch, model, device, int(tokenizer.pad_token_id))
+        self.prefix_cache = PrefixCache(prefix_cache_bytes) if prefix_cache_bytes > 0 else None
         self._cond = threading.Condition()
         self._stop = False
         self._hang_until = 0.0
@@ -206,30 +211,56 @@ class Engine:
                     f"(max_queue_wait_s {self.scheduler.config.max_queue_wait_s:g})"
                 ),
             )
+        prefilled = 0
         with self.torch.inference_mode():
             if plan.admit:
-                self._prefill(plan.admit)
-            if self.batch.rows:
+                prefilled = self._prefill(plan.admit)
+            decoded = self.batch.rows
+            if decoded:
                 self._append(
                     self.scheduler.running, self._pick(self.batch.decode(), self.scheduler.running)
                 )
         if self.observer is not None:
             self.observer.on_step(
-                len(self.scheduler.running),
-                self.batch.rows + sum(len(s.prompt_ids) for s in plan.admit),
-                self.batch.nbytes(),
+                len(self.scheduler.running), decoded + prefilled, self.batch.nbytes()
             )
         self._report_queue()
 
-    def _prefill(self, seqs: list[Sequence]) -> None:
+    def _prefill(self, seqs: list[Sequence]) -> int:
+        """Give each new sequence the KV cache of its prompt but the last token (from the
+        prefix cache, or prefilled: one forward for all misses, once per distinct prompt) and
+        add it to the batch; this step's decode feeds the last prompt token and samples the
+        first output token. Returns the prompt tokens computed."""
         now = time.monotonic()
+        found: dict[tuple[int, ...], PrefixKV] = {}
+        misses: list[tuple[int, ...]] = []
         for seq in seqs:
             seq.scheduled_at = now
             seq.generator = seq.params.generator(self.torch)
-        pre = self.batch.prefill([s.prompt_ids for s in seqs])
-        first = self._pick(pre.logits, seqs)
-        self.batch.join(pre, first)
-        self._append(seqs, first)
+            key = tuple(seq.prompt_ids[:-1])
+            if key in found or key in misses:
+                continue
+            if not key:  # a one-token prompt: nothing to cache or compute
+                found[key] = self.batch.empty_prefix()
+                continue
+            kv = self.prefix_cache.lookup(key) if self.prefix_cache is not None else None
+            if kv is None:
+                misses.append(key)
+            else:
+                found[key] = kv
+        if misses:
+            for key, kv in zip(misses, self.batch.prefill([list(k) for k in misses]), strict=True):
+                found[key] = kv
+                if self.prefix_cache is not None:
+                    self.prefix_cache.store(key, kv)
+        self.batch.join(
+            [found[tuple(s.prompt_ids[:-1])] for s in seqs], [s.prompt_ids[-1] for s in seqs]
+        )
+        computed = sum(len(key) for key in misses)
+        if self.observer is not None and self.prefix_cache is not None:
+            queried = sum(len(s.prompt_ids) for s in seqs)
+            self.observer.on_prefix_cache(queried, queried - computed - len(seqs))
+        return computed
 
     def _pick(self, logits: Any, seqs: list[Sequence]) -> list[int]:
         block_eos(logits, [i for i, s in enumerate(seqs) if s.eos_blocked()], self.eos_id)
@@ -295,6 +326,11 @@ class Engine:
             if self.observer is not None:
                 self.observer.on_done(seq.result(time.monotonic()))
         self._report_queue()
+
+    def _cached_tokens(self, seq: Sequence) -> int:
+        """Prompt tokens the prefix cache holds for `seq` (the scheduler charges the rest)."""
+        cache = self.prefix_cache
+        return len(seq.prompt_ids) - 1 if cache and cache.lookup(tuple(seq.prompt_ids[:-1])) else 0
 
     def _report_queue(self) -> None:
         if self.observer is not None:

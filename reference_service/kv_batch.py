@@ -3,9 +3,10 @@
 Each layer keeps its keys/values in buffers [slots, heads, columns, dim] (`SlotLayer`); the
 model sees the view of the live rows and of the columns some live row uses. Every row's tokens
 end at the same column (`end`), which the next decode step writes in place for all rows; row i
-holds its prompt and generated tokens except its last sampled token (`last_tokens[i]`), which that
-step feeds. A new group joins by copying its prefill cache into the free slots after the live
-rows, right-aligned at `end`; a finished row leaves by moving the last live row into its slot. So
+holds its prompt and generated tokens except its last token (`last_tokens[i]`), which that step
+feeds. A new row joins with the cache of its prompt but the last token (prefilled, or from the
+prefix cache), copied into a free slot after the live rows, right-aligned at `end`; its last
+prompt token rides in the next decode step, whose logits give its first output token; a finished row leaves by moving the last live row into its slot. So
 a join or a leave copies only the rows that move, never the whole cache (the per-step copies of
 the whole cache measured 28 % of a busy step). Columns that no live row uses are skipped by the
 view and dropped when the buffers are relaid (when they run out of columns or slots). Explicit
@@ -18,7 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from transformers.cache_utils import DynamicLayer
+from transformers.cache_utils import DynamicCache, DynamicLayer
+
+from reference_service.prefix_cache import PrefixKV
 
 SPARE_COLUMNS = 32  # decode steps between relayouts (each one copies the live region once)
 MIN_SLOTS = 4
@@ -63,22 +66,19 @@ class SlotLayer(DynamicLayer):
         return int(self.kbuf.numel() * self.kbuf.element_size() * 2)
 
 
-@dataclass
-class Prefill:
-    """A freshly prefilled group: its cache, mask, next positions and last-position logits."""
-
-    cache: Any
-    mask: Any  # [rows, length] long, 1 = real token (left-padded)
-    next_pos: Any  # [rows, 1] position of the token each row feeds next
-    logits: Any  # [rows, vocab]
-
-
 class KVBatch:
     def __init__(self, torch: Any, model: Any, device: str, pad_id: int) -> None:
         self.torch = torch
         self.model = model
         self.device = device
         self.pad_id = pad_id
+        cfg = model.config
+        self.kv_heads = int(getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads)
+        self.head_dim = int(
+            getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        )
+        self.layers = int(cfg.num_hidden_layers)
+        self.dtype = next(model.parameters()).dtype
         self.geometry = Geometry()
         self.cache: Any = None  # a DynamicCache whose layers are SlotLayers
         self.mask: Any = None  # [slots, columns] long: 1 on [row_start[i], end) of each live row
@@ -103,15 +103,20 @@ class KVBatch:
             return 0
         return sum(layer.nbytes() for layer in cache.layers)
 
-    # ---- prefill --------------------------------------------------------------------------
-    def prefill(self, prompts: list[list[int]]) -> Prefill:
+    # ---- prefill and join -----------------------------------------------------------------
+    def prefill(self, prompts: list[list[int]]) -> list[PrefixKV]:
+        """Each prompt's KV cache from one left-padded forward (views of its output); an empty
+        prompt gets an empty cache."""
         torch = self.torch
         width = max(len(p) for p in prompts)
+        if width == 0:
+            return [self.empty_prefix() for _ in prompts]
         ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(prompts), width), dtype=torch.long)
         for i, p in enumerate(prompts):
-            ids[i, width - len(p) :] = torch.tensor(p, dtype=torch.long)
-            mask[i, width - len(p) :] = 1
+            if p:
+                ids[i, width - len(p) :] = torch.tensor(p, dtype=torch.long)
+                mask[i, width - len(p) :] = 1
         ids, mask = ids.to(self.device), mask.to(self.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         out = self.model(
@@ -121,31 +126,51 @@ class KVBatch:
             use_cache=True,
             logits_to_keep=1,
         )
-        return Prefill(
-            cache=out.cache,
-            mask=mask,
-            next_pos=positions[:, -1:] + 1,
-            logits=out.logits[:, -1, :].float(),
-        )
+        layers = list(out.cache.layers)
+        return [
+            PrefixKV(
+                [layer.keys[i, :, width - len(p) :] for layer in layers],
+                [layer.values[i, :, width - len(p) :] for layer in layers],
+                len(p),
+            )
+            for i, p in enumerate(prompts)
+        ]
 
-    def join(self, pre: Prefill, first_tokens: list[int]) -> None:
-        """Add prefilled rows after the live ones (their first sampled tokens not yet cached)."""
-        k, width = int(pre.mask.shape[0]), int(pre.mask.shape[1])
-        group = list(pre.cache.layers)
+    def empty_prefix(self) -> PrefixKV:
+        shape = (self.kv_heads, 0, self.head_dim)
+        empty = [
+            self.torch.zeros(shape, dtype=self.dtype, device=self.device)
+            for _ in range(self.layers)
+        ]
+        return PrefixKV(empty, list(empty), 0)
+
+    def join(self, prefixes: list[PrefixKV], next_tokens: list[int]) -> None:
+        """Add one row per prefix after the live ones, in order; each row's `next_tokens` entry
+        (its prompt's last token) is what the next decode step feeds it. Rows sharing one
+        prefix object are copied in one go."""
+        torch = self.torch
+        k = len(prefixes)
         if self.cache is None:
-            self._allocate(pre)
-        self._make_room(self.rows + k, width, 1)
+            self._allocate()
+        self._make_room(self.rows + k, max(p.length for p in prefixes), 1)
         g = self.geometry
-        lo, hi, col = g.rows, g.rows + k, g.end - width
-        for layer, new in zip(self.cache.layers, group, strict=True):
-            layer.kbuf[lo:hi, :, col : g.end] = new.keys
-            layer.vbuf[lo:hi, :, col : g.end] = new.values
+        lo, hi = g.rows, g.rows + k
         self.mask[lo:hi] = 0
-        self.mask[lo:hi, col : g.end] = pre.mask
-        self.next_pos[lo:hi] = pre.next_pos
-        lengths = pre.mask.sum(dim=1).tolist()
-        self.row_start += [g.end - int(n) for n in lengths]
-        self.last_tokens += list(first_tokens)
+        groups: dict[int, tuple[PrefixKV, list[int]]] = {}
+        for i, p in enumerate(prefixes):
+            groups.setdefault(id(p), (p, []))[1].append(lo + i)
+        for p, slots in groups.values():
+            if p.length == 0:
+                continue
+            idx = torch.tensor(slots, dtype=torch.long, device=self.mask.device)
+            cols = slice(g.end - p.length, g.end)
+            for layer, keys, values in zip(self.cache.layers, p.keys, p.values, strict=True):
+                layer.kbuf[idx, :, cols] = keys
+                layer.vbuf[idx, :, cols] = values
+            self.mask[idx, cols] = 1
+        self.next_pos[lo:hi, 0] = torch.tensor([p.length for p in prefixes], dtype=torch.long)
+        self.row_start += [g.end - p.length for p in prefixes]
+        self.last_tokens += list(next_tokens)
         self._set_rows()
 
     # ---- decode ---------------------------------------------------------------------------
@@ -202,19 +227,23 @@ class KVBatch:
         return order
 
     # ---- layout ---------------------------------------------------------------------------
-    def _allocate(self, pre: Prefill) -> None:
-        """Empty buffers shaped like the first group's cache (the layout is made by _make_room)."""
+    def _allocate(self) -> None:
+        """Empty buffers (the layout is made by _make_room)."""
         torch = self.torch
         g = self.geometry
-        layers = []
-        for new in pre.cache.layers:
-            _, heads, _, dim = new.keys.shape
-            shape = (0, heads, 0, dim)
-            layers.append(SlotLayer(g, new.keys.new_zeros(shape), new.values.new_zeros(shape)))
-        pre.cache.layers = layers
-        self.cache = pre.cache
-        self.mask = torch.zeros((0, 0), dtype=torch.long, device=pre.mask.device)
-        self.next_pos = torch.zeros((0, 1), dtype=torch.long, device=pre.mask.device)
+        shape = (0, self.kv_heads, 0, self.head_dim)
+        cache = DynamicCache()
+        cache.layers = [
+            SlotLayer(
+                g,
+                torch.zeros(shape, dtype=self.dtype, device=self.device),
+                torch.zeros(shape, dtype=self.dtype, device=self.device),
+            )
+            for _ in range(self.layers)
+        ]
+        self.cache = cache
+        self.mask = torch.zeros((0, 0), dtype=torch.long, device=self.device)
+        self.next_pos = torch.zeros((0, 1), dtype=torch.long, device=self.device)
 
     def _make_room(self, slots: int, width: int, new_columns: int) -> None:
         """Relay the buffers (live region copied once) if they lack `slots` slots, `width`

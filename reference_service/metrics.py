@@ -134,6 +134,13 @@ class ServiceMetrics:
         self.generation_tokens = counter(
             "vllm:generation_tokens", "Number of generation tokens processed."
         )
+        self.prefix_cache_queries = counter(
+            "vllm:prefix_cache_queries",
+            "Prefix cache queries, in terms of number of queried tokens.",
+        )
+        self.prefix_cache_hits = counter(
+            "vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens."
+        )
         self._success = Counter(
             "vllm:request_success",
             "Count of finished requests, by finished reason.",
@@ -191,6 +198,10 @@ class ServiceMetrics:
             self.iteration_tokens.observe(tokens)
         if self.kv_capacity_bytes > 0:
             self.kv_usage.set(min(1.0, kv_bytes / self.kv_capacity_bytes))
+
+    def on_prefix_cache(self, queried_tokens: int, hit_tokens: int) -> None:
+        self.prefix_cache_queries.inc(queried_tokens)
+        self.prefix_cache_hits.inc(hit_tokens)
 
     def on_done(self, result: GenResult) -> None:
         self.success(result.finish_reason).inc()

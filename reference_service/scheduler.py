@@ -2,16 +2,18 @@
 
 Every step, running sequences go first (one decode token each); waiting ones join in arrival
 order while the step has room: at most `max_num_seqs` running and `max_num_batched_tokens` tokens
-(decode tokens + new prompts) per step, so new prefills never stall the running batch for more
-than one step's budget. A prompt that does not fit stops admission for this step (head of line,
-as vLLM does without chunked prefill). Waiting sequences that could not start within
-`max_queue_wait_s` are shed: they could no longer finish in time for their client.
+(decode tokens + the new prompts' tokens a prefix cache does not hold) per step, so new prefills
+never stall the running batch for more than one step's budget. A prompt that does not fit stops
+admission for this step (head of line, as vLLM does without chunked prefill). Waiting sequences
+that could not start within `max_queue_wait_s` are shed: they could no longer finish in time for
+their client.
 """
 
 from __future__ import annotations
 
 import collections
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from reference_service.sequence import Sequence
@@ -46,8 +48,11 @@ class StepPlan:
 class Scheduler:
     """Not thread-safe: the engine calls it under its lock."""
 
-    def __init__(self, config: SchedulerConfig) -> None:
+    def __init__(
+        self, config: SchedulerConfig, cached_tokens: Callable[[Sequence], int] = lambda _: 0
+    ) -> None:
         self.config = config
+        self.cached_tokens = cached_tokens  # prompt tokens a prefix cache spares a sequence
         self.waiting: collections.deque[Sequence] = collections.deque()
         self.running: list[Sequence] = []
 
@@ -69,7 +74,8 @@ class Scheduler:
         slots = cfg.max_num_seqs - len(self.running)
         admit: list[Sequence] = []
         while self.waiting and slots > 0:
-            need = len(self.waiting[0].prompt_ids) + 1  # its prompt + its first decode token
+            head = self.waiting[0]
+            need = len(head.prompt_ids) - self.cached_tokens(head)  # what this step computes
             if need > budget and (admit or len(self.running) > 0):
                 break
             seq = self.waiting.popleft()

@@ -111,6 +111,7 @@ class ServiceState:
             max_num_batched_tokens=s.max_num_batched_tokens,
             max_queue=s.max_queue,
             max_queue_wait_s=s.max_queue_wait_s,
+            prefix_cache_bytes=s.prefix_cache_bytes if s.enable_prefix_caching else 0,
         )
         t0 = time.perf_counter()
         warm_ids = [

@@ -144,7 +144,8 @@ def test_rows_leave_as_they_finish_and_the_cache_shrinks(loaded: Any) -> None:
     eng.scheduler.waiting.extend([seq(loaded, "x" * 60, 2, ignore_eos=True), seq(loaded, "y", 30)])
     for s in eng.scheduler.waiting:
         s.bind(loaded.tokenizer)
-    eng.step()  # both prefilled, one decode
+    eng.step()  # both join; the decode feeds their last prompt tokens: first tokens
+    eng.step()  # second tokens: the 2-token one is done and leaves
     assert eng.batch.rows == 1 and eng.batch.length < 60, "the long prompt's columns stayed"
 
 

@@ -47,3 +47,13 @@ def test_queue_bound_and_expiry() -> None:
         s.add(seq(2))
     plan = s.plan(now=10.0)
     assert plan.expired == [old] and plan.admit == [new]
+
+
+def test_a_prefix_cache_hit_is_charged_only_what_it_computes() -> None:
+    s = sched(max_num_batched_tokens=50)
+    s.running = [seq(5)]  # 1 decode token this step
+    cached = seq(60)
+    s.add(cached)
+    assert s.plan(now=1.0).admit == []  # uncached, 60 prompt tokens exceed the 49 left
+    s.cached_tokens = lambda x: len(x.prompt_ids) - 1 if x is cached else 0
+    assert s.plan(now=1.0).admit == [cached]  # a hit computes only its last prompt token

@@ -116,6 +116,8 @@ def test_models_openapi_and_metrics(server: ServerProcess) -> None:
         "vllm:prompt_tokens": "counter",
         "vllm:generation_tokens": "counter",
         "vllm:request_success": "counter",
+        "vllm:prefix_cache_queries": "counter",
+        "vllm:prefix_cache_hits": "counter",
     }
     for name, kind in vllm_types.items():
         assert name in families, name
