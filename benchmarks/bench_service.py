@@ -3,7 +3,8 @@
 All requests stream (`stream: true`, usage included) and ask for exactly MAX_TOKENS greedy tokens
 (`ignore_eos`), so every server does the same work; a response whose usage says otherwise counts
 as a token mismatch. TTFT is the time to the first SSE chunk with a non-empty `choices` list
-(vLLM bench's convention), E2E the time to `data: [DONE]`.
+(vLLM bench's convention), E2E the time to `data: [DONE]`. Every request sends the same prompt,
+so both servers' prefix caches (on by default in each) hit; the hit rates are reported.
 
 - throughput at p90 < 300 ms: closed loops at rising concurrency against (a) the service with
   iteration-level batching (max_num_seqs 32, and 64 above 32 clients), (b) the same service with
@@ -336,6 +337,18 @@ def iteration_level(url: str, trials: int) -> dict[str, Any]:
     return {"trials": runs, "ratio": ratio}
 
 
+def prefix_cache_hit_rate(url: str) -> float | None:
+    """Hit tokens over queried tokens so far, from vLLM's counters (None: not exposed)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    totals: dict[str, float] = {}
+    for fam in text_string_to_metric_families(httpx.get(url + "/metrics", timeout=10).text):
+        if fam.name in ("vllm:prefix_cache_queries", "vllm:prefix_cache_hits"):
+            totals[fam.name] = sum(s.value for s in fam.samples if s.name.endswith("_total"))
+    queried = totals.get("vllm:prefix_cache_queries")
+    return totals.get("vllm:prefix_cache_hits", 0.0) / queried if queried else None
+
+
 def warm(url: str) -> None:
     """Short load bursts (discarded): lazy compilation, new batch shapes and allocator growth
     happen here, not in the first measured point."""
@@ -423,6 +436,7 @@ def bench_vllm(
         out["closed_loop"] = sweep(server.url, levels, duration)
         out["open_loop"] = run_open_loop(server.url, OPEN_RATE_RPS, open_s)
         out["iteration_level"] = iteration_level(server.url, trials)
+        out["prefix_cache_hit_rate"] = prefix_cache_hit_rate(server.url)
     return out
 
 
@@ -496,6 +510,7 @@ def main() -> None:
         svc32 = sweep(url, levels, duration)
         svc_open = run_open_loop(url, OPEN_RATE_RPS, open_s)
         svc_iter = iteration_level(url, trials)
+        svc_hits = prefix_cache_hit_rate(url)
     finally:
         stop(proc)
     print("service, max_num_seqs 64 (only more than 32 clients can differ)")
@@ -514,6 +529,7 @@ def main() -> None:
         "throughput_at_p90_rps": svc,
         "open_loop": svc_open,
         "iteration_level": svc_iter,
+        "prefix_cache_hit_rate": svc_hits,
     }
 
     print("naive baseline (same service, max_num_seqs 1)")
@@ -574,6 +590,11 @@ def main() -> None:
         f"iteration ratio (short TTFT / long's remaining decode): service "
         f"{fmt(r['iteration_ratio_service'], '.3f', 'n/a')}, vLLM "
         f"{fmt(r['iteration_ratio_vllm'], '.3f', 'n/a')} (static batching ~1, small is good)"
+    )
+    v_hits = vllm.get("prefix_cache_hit_rate")
+    print(
+        f"prefix cache hit rate (tokens): service {fmt(svc_hits, '.0%', 'n/a')}, vLLM "
+        f"{fmt(v_hits, '.0%', 'n/a')} (every request sends the same prompt)"
     )
     print(f"wall time {result['wall_s']:.0f} s")
     out = REPO / "reports" / "bench" / "service.json"
