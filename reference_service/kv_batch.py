@@ -6,9 +6,10 @@ end at the same column (`end`), which the next decode step writes in place for a
 holds its prompt and generated tokens except its last token (`last_tokens[i]`), which that step
 feeds. A new row joins with the cache of its prompt but the last token (prefilled, or from the
 prefix cache), copied into a free slot after the live rows, right-aligned at `end`; its last
-prompt token rides in the next decode step, whose logits give its first output token; a finished row leaves by moving the last live row into its slot. So
-a join or a leave copies only the rows that move, never the whole cache (the per-step copies of
-the whole cache measured 28 % of a busy step). Columns that no live row uses are skipped by the
+prompt token rides in the next decode step, whose logits give its first output token. A finished
+row leaves by moving the last live row into its slot. So a join or a leave copies only the rows
+that move, never the whole cache (the per-step copies of the whole cache measured 28 % of a busy
+step). Columns that no live row uses are skipped by the
 view and dropped when the buffers are relaid (when they run out of columns or slots). Explicit
 `position_ids` and a per-row mask give every row exactly what it would see alone, so greedy
 outputs do not depend on who shares the batch.
