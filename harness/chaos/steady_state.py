@@ -71,6 +71,14 @@ def replicas_ready() -> int:
     return sum(1 for pod in current().backend.pods() if pod.ready and pod.deletionTimestamp is None)
 
 
+def replicas_not_ready() -> int:
+    """The Deployment's spec.replicas less its Ready pods (0: every replica is Ready).
+
+    A count in a fixed range cannot say "every replica": 2 of 3 Ready passed a [2, ...] range
+    while the third stayed Pending after a zone loss."""
+    return max(0, current().backend.deployment().spec.replicas - replicas_ready())
+
+
 def oom_kills_since_start() -> int:
     """Containers OOM-killed since the deployment was made.
 

@@ -40,7 +40,7 @@ def test_experiment_validates_and_uses_the_control(path: Path) -> None:
     ensure_experiment_is_valid(exp)
     assert any(c["provider"]["module"] == "harness.chaos.control" for c in exp["controls"])
     probes = {p["provider"]["func"] for p in exp["steady-state-hypothesis"]["probes"]}
-    assert {"slo_holds", "replicas_ready", "oom_kills_since_start"} <= probes
+    assert {"slo_holds", "replicas_not_ready", "oom_kills_since_start"} <= probes
     # every fault that needs undoing has its rollback
     method = {a["provider"]["func"] for a in exp["method"]}
     rollbacks = {a["provider"]["func"] for a in exp["rollbacks"]}
@@ -239,3 +239,27 @@ def test_verdict_fails_an_interrupted_or_undeployed_run() -> None:
         _journal(steady_states={}, run=[]), EXP, "local", deploy_error="BackendError: boom"
     )
     assert v.status == "fail" and "boom" in v.reason
+
+
+def test_replicas_not_ready_counts_against_spec_replicas(monkeypatch: pytest.MonkeyPatch) -> None:
+    """2 of 3 Ready is one short (a range like [2, 1000] passed it), a terminating pod counts as
+    not Ready, and surplus Ready pods during a rollout do not go negative."""
+    from types import SimpleNamespace
+
+    from harness.chaos import steady_state
+
+    def gameday(spec: int, pods: list[tuple[bool, float | None]]) -> SimpleNamespace:
+        backend = SimpleNamespace(
+            pods=lambda: [SimpleNamespace(ready=r, deletionTimestamp=d) for r, d in pods],
+            deployment=lambda: SimpleNamespace(spec=SimpleNamespace(replicas=spec)),
+        )
+        return SimpleNamespace(backend=backend)
+
+    cases: list[tuple[int, list[tuple[bool, float | None]], int]] = [
+        (3, [(True, None), (True, None), (False, None)], 1),
+        (2, [(True, None), (True, 5.0)], 1),
+        (2, [(True, None), (True, None), (True, None)], 0),
+    ]
+    for spec, pods, short in cases:
+        monkeypatch.setattr(session, "_current", gameday(spec, pods))
+        assert steady_state.replicas_not_ready() == short
