@@ -183,7 +183,10 @@ def create_app(
         return encode_prompt(str(text), add_bos=False)  # the template writes its own BOS
 
     async def generate(
-        body: CompletionRequest | ChatCompletionRequest, prompt_ids: list[int], chat: bool
+        request: Request,
+        body: CompletionRequest | ChatCompletionRequest,
+        prompt_ids: list[int],
+        chat: bool,
     ) -> Response:
         s = st.settings
         stops = body.stops()
@@ -227,11 +230,19 @@ def create_app(
             raise rejection_for(err) from err
         writer = ChunkWriter(chat, st.model_name)
         if not body.stream:
+            result = asyncio.wrap_future(seq.future)
+            # the engine fails a sequence aborted below; nobody awaits it then
+            result.add_done_callback(lambda f: f.cancelled() or f.exception())
+            gone = asyncio.ensure_future(client_gone(request))
             try:
-                res = await asyncio.wrap_future(seq.future)
+                await asyncio.wait((result, gone), return_when=asyncio.FIRST_COMPLETED)
+                if not result.done():  # the client went away: its slot and KV rows go now
+                    return Response(status_code=499)
+                res = result.result()
             except Exception as err:  # a cancelled handler (CancelledError) is not a rejection
                 raise rejection_for(err) from err
             finally:
+                gone.cancel()
                 st.engine.abort(seq)  # no-op when finished; frees the slot if we were cancelled
                 lease.release()
             return JSONResponse(
@@ -308,7 +319,15 @@ def create_app(
                 st.engine.abort(seq)  # the client went away: free its slot and KV rows now
             lease.release()
 
-    async def serve(body: CompletionRequest | ChatCompletionRequest, chat: bool) -> Response:
+    async def client_gone(request: Request) -> None:
+        """Returns when the client disconnects (the body is read: the next ASGI message is
+        `http.disconnect`). A non-streaming handler is not cancelled when its client goes."""
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    async def serve(
+        request: Request, body: CompletionRequest | ChatCompletionRequest, chat: bool
+    ) -> Response:
         try:
             if (rej := not_ready()) is not None:
                 raise rej
@@ -316,17 +335,17 @@ def create_app(
                 ids = chat_prompt(body)
             else:
                 ids = encode_prompt(body.prompt, add_bos=True)
-            return await generate(body, ids, chat)
+            return await generate(request, body, ids, chat)
         except Rejection as rej:
             return reject(rej)
 
     @app.post("/v1/completions")
-    async def completions(body: CompletionRequest) -> Response:
-        return await serve(body, chat=False)
+    async def completions(request: Request, body: CompletionRequest) -> Response:
+        return await serve(request, body, chat=False)
 
     @app.post("/v1/chat/completions")
-    async def chat_completions(body: ChatCompletionRequest) -> Response:
-        return await serve(body, chat=True)
+    async def chat_completions(request: Request, body: ChatCompletionRequest) -> Response:
+        return await serve(request, body, chat=True)
 
     @app.post("/tokenize")
     async def tokenize(body: TokenizeRequest) -> Any:

@@ -18,6 +18,7 @@ from harness.scenarios import capacity, oom_headroom, zone_failure
 from harness.scenarios.base import ScenarioContext
 
 REPO = Path(__file__).resolve().parents[2]
+BASE = load_profile("local").load.baseline_rps  # what the good overlay's 2 replicas must carry
 
 
 def _ctx(manifests: str = "manifests/overlays/local") -> ScenarioContext:
@@ -184,12 +185,12 @@ def test_a_refused_connection_is_not_a_lost_request() -> None:
 @pytest.mark.parametrize(
     ("cap", "outcome", "measured"),
     [
-        (capacity.Capacity(29.3, "swept"), "met", 1),  # 14 req/s baseline fits one replica
-        (capacity.Capacity(6.0, "swept"), "failed", 3),  # needs 3 of the Deployment's 2
-        # broke at the first step: only "< 3.2" is known, and even that needs more than 2
-        (capacity.Capacity(3.2, "swept", upper_bound=True), "failed", ">= 5"),
-        # "< 10" might be 9 (2 replicas) or 1 (14): the sweep could not tell
-        (capacity.Capacity(10.0, "swept", upper_bound=True), "inconclusive", ">= 2"),
+        (capacity.Capacity(BASE * 2.1, "swept"), "met", 1),  # the baseline fits one replica
+        (capacity.Capacity(BASE * 0.4, "swept"), "failed", 3),  # needs 3 of the Deployment's 2
+        # broke at the first step: only "< 0.22 x baseline" is known; even that needs more than 2
+        (capacity.Capacity(BASE * 0.22, "swept", upper_bound=True), "failed", ">= 5"),
+        # "< 0.7 x baseline" might be 0.6 x (2 replicas) or 0.1 x (10): the sweep could not tell
+        (capacity.Capacity(BASE * 0.7, "swept", upper_bound=True), "inconclusive", ">= 2"),
         (capacity.Capacity(None, "could not be measured"), "inconclusive", None),
     ],
 )

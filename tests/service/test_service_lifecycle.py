@@ -127,6 +127,33 @@ def test_a_client_that_disconnects_frees_its_slot(tiny_model_dir: Path, tmp_path
         srv.stop()
 
 
+def test_a_non_streaming_client_that_disconnects_frees_its_slot(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """A non-streaming handler is not cancelled when its client goes: the service watches for
+    `http.disconnect` itself (as vLLM's `with_cancellation` does)."""
+    srv = long_streams_server(tiny_model_dir, tmp_path / "server.log", step_ms=10)
+    abort = '{engine="0",finished_reason="abort",model_name="tiny"}'
+    try:
+        body = {"prompt": "go", "max_tokens": 900, "ignore_eos": True}
+        with pytest.raises(httpx.ReadTimeout):  # 900 steps of >= 10 ms: >= 9 s
+            httpx.post(srv.url + "/v1/completions", json=body, timeout=1.0)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if metric(srv, "vllm:request_success_total", abort) == 1:
+                break
+            time.sleep(0.02)
+        else:
+            pytest.fail("the abandoned request was never aborted")
+        assert metric(srv, "vllm:num_requests_running") == 0
+        assert metric(srv, "vllm:generation_tokens_total") < 900
+        # the service still answers: the next request runs to the end
+        done = httpx.post(srv.url + "/v1/completions", json={**body, "max_tokens": 3}, timeout=30)
+        assert done.status_code == 200 and done.json()["usage"]["completion_tokens"] == 3
+    finally:
+        srv.stop()
+
+
 def test_drain_finishes_streams_in_time_and_cuts_the_rest_with_an_error_event(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
