@@ -100,9 +100,21 @@ def read_until_first_token(lines: Any) -> list[Any]:
     return first
 
 
+def wait_for_the_abort(srv: ServerProcess, what: str) -> None:
+    """Until the one abandoned `what` is counted as aborted; then nothing runs."""
+    abort = '{engine="0",finished_reason="abort",model_name="tiny"}'
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if metric(srv, "vllm:request_success_total", abort) == 1:
+            break
+        time.sleep(0.02)
+    else:
+        pytest.fail(f"the abandoned {what} was never aborted")
+    assert metric(srv, "vllm:num_requests_running") == 0
+
+
 def test_a_client_that_disconnects_frees_its_slot(tiny_model_dir: Path, tmp_path: Path) -> None:
     srv = long_streams_server(tiny_model_dir, tmp_path / "server.log", step_ms=10)
-    abort = '{engine="0",finished_reason="abort",model_name="tiny"}'
     try:
         body = {"prompt": "go", "max_tokens": 900, "ignore_eos": True, "stream": True}
         with (
@@ -113,14 +125,7 @@ def test_a_client_that_disconnects_frees_its_slot(tiny_model_dir: Path, tmp_path
             read_until_first_token(lines)
             assert metric(srv, "vllm:num_requests_running") == 1
         # leaving the block closed the connection mid-stream
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if metric(srv, "vllm:request_success_total", abort) == 1:
-                break
-            time.sleep(0.02)
-        else:
-            pytest.fail("the abandoned stream was never aborted")
-        assert metric(srv, "vllm:num_requests_running") == 0
+        wait_for_the_abort(srv, "stream")
         generated = metric(srv, "vllm:generation_tokens_total")
         assert generated < 900, "the engine generated the whole abandoned stream"
     finally:
@@ -133,19 +138,11 @@ def test_a_non_streaming_client_that_disconnects_frees_its_slot(
     """A non-streaming handler is not cancelled when its client goes: the service watches for
     `http.disconnect` itself (as vLLM's `with_cancellation` does)."""
     srv = long_streams_server(tiny_model_dir, tmp_path / "server.log", step_ms=10)
-    abort = '{engine="0",finished_reason="abort",model_name="tiny"}'
     try:
         body = {"prompt": "go", "max_tokens": 900, "ignore_eos": True}
         with pytest.raises(httpx.ReadTimeout):  # 900 steps of >= 10 ms: >= 9 s
             httpx.post(srv.url + "/v1/completions", json=body, timeout=1.0)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if metric(srv, "vllm:request_success_total", abort) == 1:
-                break
-            time.sleep(0.02)
-        else:
-            pytest.fail("the abandoned request was never aborted")
-        assert metric(srv, "vllm:num_requests_running") == 0
+        wait_for_the_abort(srv, "request")
         assert metric(srv, "vllm:generation_tokens_total") < 900
         # the service still answers: the next request runs to the end
         done = httpx.post(srv.url + "/v1/completions", json={**body, "max_tokens": 3}, timeout=30)
