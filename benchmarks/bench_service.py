@@ -7,9 +7,11 @@ as a token mismatch. TTFT is the time to the first SSE chunk with a non-empty `c
 so both servers' prefix caches (on by default in each) hit; the hit rates are reported.
 
 - throughput at p90 < 300 ms: closed loops at rising concurrency against (a) the service with
-  iteration-level batching (max_num_seqs 32, and 64 above 32 clients), (b) the same service with
-  max_num_seqs 1 (the naive per-request baseline) and (c) vLLM's CPU build serving the same
-  model; the best throughput whose E2E p90 stays under 300 ms (no errors, no mismatches) counts.
+  its engine in a process of its own (GAUNTLET_ENGINE_PROCESS) and iteration-level batching
+  (max_num_seqs 32, and 64 above 32 clients), (b) the same service with max_num_seqs 1 (the
+  naive per-request baseline), (c) the service in one process (its default, max_num_seqs 32)
+  and (d) vLLM's CPU build serving the same model; the best throughput whose E2E p90 stays
+  under 300 ms (no errors, no mismatches) counts.
 - bound: the engine's generate called directly (no HTTP), best batch size whose batch time
   stays under 300 ms.
 - TTFT at the same offered rate: an open-loop constant-rate stream (send times fixed in
@@ -491,6 +493,14 @@ def main() -> None:
 
     print("cold start (service) vs bare imports")
     imports = statistics.median(bare_imports_s() for _ in range(2))
+    print("service in one process (engine thread; the default), max_num_seqs 32")
+    proc, url, _ = start_server(model_dir, max_num_seqs="32", max_queue="512", **threads)
+    try:
+        warm(url)
+        one_process = sweep(url, levels, duration)
+    finally:
+        stop(proc)
+    threads = {**threads, "engine_process": "true"}  # the rest: the engine core process
     proc, url, to_ready = start_server(model_dir, max_num_seqs="32", max_queue="512", **threads)
     try:
         phases = httpx.get(url + "/startup", timeout=10).json()["phases"]
@@ -505,7 +515,7 @@ def main() -> None:
             f"({to_ready / imports:.2f}x), "
             f"phases {json.dumps({k: round(v, 3) for k, v in phases.items()})}"
         )
-        print("service (iteration-level batching, max_num_seqs 32)")
+        print("service (engine core process, iteration-level batching, max_num_seqs 32)")
         warm(url)
         svc32 = sweep(url, levels, duration)
         svc_open = run_open_loop(url, OPEN_RATE_RPS, open_s)
@@ -525,6 +535,7 @@ def main() -> None:
     result["service"] = {
         "max_num_seqs_32": svc32,
         "max_num_seqs_64": svc64,
+        "one_process_max_num_seqs_32": one_process,
         "best_max_num_seqs": best_cfg,
         "throughput_at_p90_rps": svc,
         "open_loop": svc_open,
@@ -558,6 +569,9 @@ def main() -> None:
     s_ttft = svc_open["ttft_p90_s"]
     result["ratios"] = {
         "service_vs_naive": ratio(svc, naive),
+        "engine_process_vs_one_process": ratio(
+            svc32["throughput_at_p90_rps"], one_process["throughput_at_p90_rps"]
+        ),
         "service_vs_bound": ratio(svc, bound),
         "service_vs_vllm": ratio(svc, v_tput),
         "ttft_p90_service_s": s_ttft,
@@ -577,6 +591,10 @@ def main() -> None:
         f"\nthroughput at p90<{P90_TARGET_S * 1000:.0f}ms: service {svc:.1f} req/s "
         f"(max_num_seqs {best_cfg}), naive {naive:.1f} req/s, bound {bound:.1f} req/s, "
         f"vLLM {fmt(v_tput, '.1f', skipped)} req/s"
+    )
+    print(
+        f"engine core process / one process (max_num_seqs 32): "
+        f"{fmt(r['engine_process_vs_one_process'], '.2f')}x"
     )
     print(f"service/naive = {fmt(r['service_vs_naive'], '.2f')}x (goal >= 5x)")
     print(f"service/bound = {fmt(r['service_vs_bound'], '.0%')} (goal >= 70%)")

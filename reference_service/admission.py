@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,7 +76,8 @@ def estimate_request_bytes(shape: ModelShape, prompt_tokens: int, max_tokens: in
 
 
 class MemoryBudget:
-    """Reservations against a byte budget, checked together with the live RSS of the process.
+    """Reservations against a byte budget, checked together with the live RSS of the process
+    (and of the engine core process, when the engine runs in one).
 
     The projected use is the larger of the live RSS and the idle baseline plus every admitted
     request's estimate: RSS already holds what running requests allocated, so adding their
@@ -90,10 +92,19 @@ class MemoryBudget:
         self.baseline_rss = 0
         self.kv_live: Callable[[], int] = lambda: 0
         self._lock = threading.Lock()
-        self._proc = psutil.Process()
+        self._procs = [psutil.Process()]
+
+    def track(self, pid: int) -> None:
+        """Count another process's RSS too (the engine core process)."""
+        self._procs.append(psutil.Process(pid))
 
     def rss(self) -> int:
-        return int(self._proc.memory_info().rss)
+        """RSS of this process and every tracked one (one that exited counts 0)."""
+        total = 0
+        for proc in self._procs:
+            with contextlib.suppress(psutil.Error):
+                total += int(proc.memory_info().rss)
+        return total
 
     def mark_baseline(self) -> None:
         """Record the idle RSS after the model is loaded and warmed (what any request adds to)."""

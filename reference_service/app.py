@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from reference_service.admission import Rejection, check_lengths, estimate_request_bytes
 from reference_service.config import ServiceSettings
+from reference_service.events import log_json
 from reference_service.protocol import (
     MAX_STOP_SEQUENCES,
     ChatCompletionRequest,
@@ -32,9 +33,9 @@ from reference_service.protocol import (
     usage,
 )
 from reference_service.sampling import SamplingParams
-from reference_service.scheduler import EngineStopped, QueueFull, QueueTimeout
+from reference_service.scheduler import EngineDead, EngineStopped, QueueFull, QueueTimeout
 from reference_service.sequence import AsyncSink, Sequence, StepOutput
-from reference_service.state import PROCESS_T0, ServiceState, log_json
+from reference_service.state import PROCESS_T0, ServiceState
 
 __all__ = ["ServiceState", "create_app", "log_json"]
 
@@ -65,6 +66,8 @@ def rejection_for(err: BaseException) -> Rejection:
         return Rejection(429, "queue_full", f"queue full: {err}", retry_after_s=1)
     if isinstance(err, QueueTimeout):
         return Rejection(429, "queue_timeout", str(err), retry_after_s=1)
+    if isinstance(err, EngineDead):
+        return Rejection(503, "engine_dead", str(err), retry_after_s=1)
     if isinstance(err, EngineStopped):
         return Rejection(503, "draining", str(err), retry_after_s=1)
     return Rejection(500, "engine_error", f"generation failed: {type(err).__name__}: {err}")
@@ -148,6 +151,10 @@ def create_app(
         if st.draining:
             return Rejection(
                 503, "draining", "server is draining; retry elsewhere", retry_after_s=1
+            )
+        if st.started:
+            return Rejection(
+                503, "engine_dead", "the engine is gone; retry elsewhere", retry_after_s=1
             )
         return Rejection(503, "not_ready", "model is still loading", retry_after_s=1)
 
@@ -233,16 +240,13 @@ def create_app(
             result = asyncio.wrap_future(seq.future)
             # the engine fails a sequence aborted below; nobody awaits it then
             result.add_done_callback(lambda f: f.cancelled() or f.exception())
-            gone = asyncio.ensure_future(client_gone(request))
             try:
-                await asyncio.wait((result, gone), return_when=asyncio.FIRST_COMPLETED)
-                if not result.done():  # the client went away: its slot and KV rows go now
-                    return Response(status_code=499)
+                if not await done_before_disconnect(request, result):
+                    return Response(status_code=499)  # its slot and KV rows go now (finally)
                 res = result.result()
             except Exception as err:  # a cancelled handler (CancelledError) is not a rejection
                 raise rejection_for(err) from err
             finally:
-                gone.cancel()
                 st.engine.abort(seq)  # no-op when finished; frees the slot if we were cancelled
                 lease.release()
             return JSONResponse(
@@ -250,12 +254,18 @@ def create_app(
             )
         assert sink is not None
         outputs = sink.queue
+        first_output = asyncio.ensure_future(outputs.get())
+        started = False
         try:
-            first = await outputs.get()
-        except BaseException:
-            st.engine.abort(seq)
-            lease.release()
-            raise
+            started = await done_before_disconnect(request, first_output)
+        finally:
+            if not started:  # cancelled, or the client left while its request waited
+                first_output.cancel()
+                st.engine.abort(seq)
+                lease.release()
+        if not started:
+            return Response(status_code=499)
+        first = first_output.result()
         if first.error is not None:  # nothing sent yet: an HTTP status
             lease.release()
             raise rejection_for(first.error)
@@ -318,6 +328,15 @@ def create_app(
             if not seq.finished:
                 st.engine.abort(seq)  # the client went away: free its slot and KV rows now
             lease.release()
+
+    async def done_before_disconnect(request: Request, future: asyncio.Future[Any]) -> bool:
+        """Wait for `future` or the client's disconnect; True when `future` finished first."""
+        gone = asyncio.ensure_future(client_gone(request))
+        try:
+            await asyncio.wait((future, gone), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        return future.done()
 
     async def client_gone(request: Request) -> None:
         """Returns when the client disconnects (the body is read: the next ASGI message is

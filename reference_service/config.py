@@ -141,6 +141,12 @@ class ServiceSettings(_Base):
     prefix_cache_bytes: int = Field(
         16 << 20, ge=0, description="Memory the prefix cache may hold (least recently used go)."
     )
+    engine_process: bool = Field(
+        False,
+        description="Run the engine in a process of its own (vLLM's EngineCore cut): the HTTP "
+        "side and the model step stop sharing one GIL. Costs a second interpreter with torch "
+        "imported (~300 MB RSS on CPU); the memory budget counts both processes.",
+    )
     max_prompt_tokens: int = Field(512, ge=1)
     max_tokens_limit: int = Field(256, ge=1)
     memory_budget_bytes: int = Field(default_factory=default_memory_budget, ge=1)

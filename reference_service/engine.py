@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from reference_service.kv_batch import KVBatch
@@ -37,7 +38,16 @@ from reference_service.sequence import (
 
 log = logging.getLogger("reference_service.engine")
 
-__all__ = ["Engine", "EngineStopped", "GenResult", "QueueFull", "QueueTimeout", "Sequence"]
+__all__ = [
+    "Engine",
+    "EngineStopped",
+    "GenResult",
+    "QueueFull",
+    "QueueTimeout",
+    "Sequence",
+    "build_engine",
+    "warm_up",
+]
 
 
 class EngineObserver(Protocol):
@@ -87,6 +97,7 @@ class Engine:
         self._slow_until = 0.0
         self._heartbeat = time.monotonic()
         self._thread: threading.Thread | None = None
+        self.on_iteration: Callable[[], None] | None = None  # after every loop turn (beat)
 
     # ---- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -106,6 +117,11 @@ class Engine:
         return self._thread is not None and self._thread.is_alive()
 
     # ---- state read by probes and admission (never blocks on inference) ------------------
+    @property
+    def last_beat(self) -> float:
+        """Monotonic time of the loop's latest beat."""
+        return self._heartbeat
+
     def heartbeat_age(self) -> float:
         return time.monotonic() - self._heartbeat
 
@@ -186,17 +202,23 @@ class Engine:
             with self._cond:
                 if self._stop:
                     return
-                if self.idle():
+                idle = self.idle()
+                if idle:
                     self._cond.wait(timeout=0.2)
-                    continue
-            began = time.monotonic()
-            try:
-                self.step()
-            except BaseException as err:  # a failed step must not kill the loop
-                log.exception("engine step failed")
-                self._fail_running(err)
-            if began < self._slow_until:
-                time.sleep(max(0.0, began + self._slow_step_s - time.monotonic()))
+            if not idle:
+                self._run_step()
+            if self.on_iteration is not None:
+                self.on_iteration()
+
+    def _run_step(self) -> None:
+        began = time.monotonic()
+        try:
+            self.step()
+        except BaseException as err:  # a failed step must not kill the loop
+            log.exception("engine step failed")
+            self._fail_running(err)
+        if began < self._slow_until:
+            time.sleep(max(0.0, began + self._slow_step_s - time.monotonic()))
 
     def step(self) -> None:
         self._reap_aborted()
@@ -335,3 +357,30 @@ class Engine:
     def _report_queue(self) -> None:
         if self.observer is not None:
             self.observer.on_queue(self.waiting, self.running)
+
+
+def build_engine(settings: Any, loaded: Any) -> Engine:
+    """The service's engine for `loaded` (a `LoadedModel`) with `settings`' budgets."""
+    s = settings
+    return Engine(
+        loaded.model,
+        loaded.tokenizer,
+        loaded.device,
+        max_num_seqs=s.max_num_seqs,
+        max_num_batched_tokens=s.max_num_batched_tokens,
+        max_queue=s.max_queue,
+        max_queue_wait_s=s.max_queue_wait_s,
+        prefix_cache_bytes=s.prefix_cache_bytes if s.enable_prefix_caching else 0,
+    )
+
+
+def warm_up(engine: Engine, tokenizer: Any, max_num_seqs: int) -> float:
+    """First forwards at batch 1 and 2 (lazy init, first shapes) before any traffic; returns
+    the seconds it took (the `warmup` phase)."""
+    from reference_service.sampling import SamplingParams
+
+    t0 = time.perf_counter()
+    ids = [tokenizer.bos_token_id, *tokenizer.encode("warm up", add_special_tokens=False)]
+    for size in sorted({1, min(2, max_num_seqs)}):
+        engine.generate([Sequence(ids, SamplingParams(max_tokens=2)) for _ in range(size)])
+    return time.perf_counter() - t0

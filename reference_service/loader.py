@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reference_service.admission import ModelShape
 from reference_service.config import ServiceSettings
 
 PHASES = ("imports", "storage_delay", "weights", "warmup")
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 
 
 @dataclass
@@ -25,6 +27,9 @@ class LoadedModel:
     dtype: str
     name: str
     phases: dict[str, float] = field(default_factory=dict)
+
+    def shape(self) -> ModelShape:
+        return ModelShape.from_config(self.model.config, DTYPE_BYTES[self.dtype])
 
 
 def resolve_device(settings: ServiceSettings, torch: Any) -> str:
@@ -42,13 +47,11 @@ def resolve_dtype(settings: ServiceSettings, device: str) -> str:
 def load_model(settings: ServiceSettings, phases: dict[str, float]) -> LoadedModel:
     """Import, wait for 'storage', load weights; fills `phases` as each one ends (warm-up is the
     engine's)."""
-    if settings.model_dir is None:
-        raise ValueError("no model folder: set GAUNTLET_MODEL_DIR or pass --model-dir")
-    model_dir = Path(settings.model_dir)
+    model_dir = require_model_dir(settings)
     t0 = time.perf_counter()
     import torch
     import transformers
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 
     transformers.logging.set_verbosity_error()
@@ -67,8 +70,7 @@ def load_model(settings: ServiceSettings, phases: dict[str, float]) -> LoadedMod
     t0 = time.perf_counter()
     device = resolve_device(settings, torch)
     dtype = resolve_dtype(settings, device)
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    tokenizer.padding_side = "left"
+    tokenizer = load_tokenizer(model_dir)
     model = model_class.from_pretrained(
         str(model_dir), dtype=getattr(torch, dtype), attn_implementation="sdpa"
     )
@@ -83,3 +85,18 @@ def load_model(settings: ServiceSettings, phases: dict[str, float]) -> LoadedMod
         name=settings.model_name or model_dir.resolve().name,
         phases=phases,
     )
+
+
+def require_model_dir(settings: ServiceSettings) -> Path:
+    if settings.model_dir is None:
+        raise ValueError("no model folder: set GAUNTLET_MODEL_DIR or pass --model-dir")
+    return Path(settings.model_dir)
+
+
+def load_tokenizer(model_dir: Path) -> Any:
+    """The model folder's tokenizer (chat template included), left-padding."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    tokenizer.padding_side = "left"
+    return tokenizer

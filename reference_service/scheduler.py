@@ -27,6 +27,10 @@ class EngineStopped(Exception):
     """The engine is draining or stopped: the caller should answer 503."""
 
 
+class EngineDead(EngineStopped):
+    """The engine process exited under the server (vLLM's EngineDeadError): 503."""
+
+
 class QueueTimeout(Exception):
     """The request waited `max_queue_wait_s` without starting: the caller should answer 429."""
 

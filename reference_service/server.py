@@ -20,7 +20,8 @@ import uvicorn
 
 from reference_service.app import create_app
 from reference_service.config import ServiceSettings
-from reference_service.state import ServiceState, log_json
+from reference_service.events import log_json
+from reference_service.state import ServiceState
 
 log = logging.getLogger("reference_service.server")
 

@@ -2,7 +2,8 @@
 
 Probe answers (never queued behind inference):
 - `/startup`  200 once the model is loaded and warmed (503 before).
-- `/ready`    200 when started and not draining (503 before start and from SIGTERM on).
+- `/ready`    200 when started, not draining and the engine alive (503 before start, from
+  SIGTERM on, and once an engine core process has died).
 - `/healthz`  200 while the inference loop is responsive: its thread beat within
   `liveness_stall_s`. 503 when it is stuck, and while the model loads (no inference loop yet: a
   startup probe must cover the load).
@@ -11,7 +12,6 @@ Probe answers (never queued behind inference):
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -20,10 +20,10 @@ from typing import Any
 
 from reference_service.admission import MemoryBudget, ModelShape
 from reference_service.config import ServiceSettings
+from reference_service.events import log_json
 from reference_service.metrics import ServiceMetrics
 
 PROCESS_T0 = time.time()
-_DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 
 
 class ServiceState:
@@ -50,14 +50,21 @@ class ServiceState:
 
     @property
     def ready(self) -> bool:
-        return self.started and not self.draining
+        """Started, not draining, and the engine still there (a dead engine core process takes
+        the replica out of its Service at once; liveness then restarts it)."""
+        return self.started and not self.draining and self.engine is not None and self.engine.alive
 
     # ---- probe answers (served by the API and by the probe server) -------------------------
     def startup_status(self) -> tuple[int, dict[str, Any]]:
         return (200 if self.started else 503), {"started": self.started, "phases": self.phases}
 
     def ready_status(self) -> tuple[int, dict[str, Any]]:
-        body = {"ready": self.ready, "started": self.started, "draining": self.draining}
+        body = {
+            "ready": self.ready,
+            "started": self.started,
+            "draining": self.draining,
+            "engine_alive": self.engine is not None and self.engine.alive,
+        }
         return (200 if self.ready else 503), body
 
     def liveness_status(self) -> tuple[int, dict[str, Any]]:
@@ -95,38 +102,17 @@ class ServiceState:
 
     # ---- background model load ------------------------------------------------------------
     def load(self) -> None:
-        """Load, warm up, start the engine; log one JSON line with the phase timings."""
-        from reference_service.engine import Engine
-        from reference_service.loader import load_model
-        from reference_service.sampling import SamplingParams
-        from reference_service.sequence import Sequence
-
+        """Load, warm up, start the engine (in this process or its own); log one JSON line with
+        the phase timings."""
         s = self.settings
-        loaded = load_model(s, self.phases)
-        engine = Engine(
-            loaded.model,
-            loaded.tokenizer,
-            loaded.device,
-            max_num_seqs=s.max_num_seqs,
-            max_num_batched_tokens=s.max_num_batched_tokens,
-            max_queue=s.max_queue,
-            max_queue_wait_s=s.max_queue_wait_s,
-            prefix_cache_bytes=s.prefix_cache_bytes if s.enable_prefix_caching else 0,
-        )
-        t0 = time.perf_counter()
-        warm_ids = [
-            loaded.tokenizer.bos_token_id,
-            *loaded.tokenizer.encode("warm up", add_special_tokens=False),
-        ]
-        for size in sorted({1, min(2, s.max_num_seqs)}):
-            engine.generate([Sequence(warm_ids, SamplingParams(max_tokens=2)) for _ in range(size)])
-        self.phases["warmup"] = time.perf_counter() - t0
+        if s.engine_process:
+            engine, loaded = self._load_engine_process()
+        else:
+            engine, loaded = self._load_engine_thread()
         engine.observer = self.metrics  # warm-up requests are not traffic
-        self.shape = ModelShape.from_config(loaded.model.config, _DTYPE_BYTES[loaded.dtype])
         self.loaded, self.engine, self.model_name = loaded, engine, loaded.name
         engine.start()
         self.budget.mark_baseline()
-        self.budget.kv_live = engine.batch.nbytes
         self.metrics.kv_capacity_bytes = self.budget.kv_capacity()
         for phase, seconds in self.phases.items():
             self.metrics.model_load.labels(phase=phase).set(seconds)
@@ -144,7 +130,41 @@ class ServiceState:
             max_num_batched_tokens=s.max_num_batched_tokens,
             max_queue=s.max_queue,
             memory_budget_bytes=s.memory_budget_bytes,
+            engine_process=s.engine_process,
         )
+
+    def _load_engine_thread(self) -> tuple[Any, Any]:
+        from reference_service.engine import build_engine, warm_up
+        from reference_service.loader import load_model
+
+        loaded = load_model(self.settings, self.phases)
+        engine = build_engine(self.settings, loaded)
+        self.phases["warmup"] = warm_up(engine, loaded.tokenizer, self.settings.max_num_seqs)
+        self.shape = loaded.shape()
+        self.budget.kv_live = engine.batch.nbytes
+        return engine, loaded
+
+    def _load_engine_process(self) -> tuple[Any, Any]:
+        """The child loads the model while this process loads the tokenizer it needs to encode
+        prompts; the phases are the child's."""
+        from reference_service.engine_process import EngineProcess
+        from reference_service.loader import LoadedModel, load_tokenizer, require_model_dir
+
+        model_dir = require_model_dir(self.settings)
+        engine = EngineProcess(self.settings)
+        engine.spawn()
+        try:
+            tokenizer = load_tokenizer(model_dir)
+            info = engine.wait_ready()
+        except BaseException:
+            engine.stop(1.0)
+            raise
+        self.phases.update(info.phases)
+        self.shape = info.shape
+        self.budget.track(info.pid)
+        self.budget.kv_live = lambda: engine.kv_bytes
+        loaded = LoadedModel(None, tokenizer, info.device, info.dtype, info.name)
+        return engine, loaded
 
     def load_in_background(self) -> threading.Thread:
         def run() -> None:
@@ -158,7 +178,3 @@ class ServiceState:
         thread = threading.Thread(target=run, name="model-loader", daemon=True)
         thread.start()
         return thread
-
-
-def log_json(event: str, **fields: Any) -> None:
-    print(json.dumps({"event": event, "ts": round(time.time(), 3), **fields}), flush=True)

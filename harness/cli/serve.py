@@ -33,6 +33,12 @@ from harness.errors import InputError, from_validation_error
 @click.option("--max-queue", type=int, default=None, help="[env GAUNTLET_MAX_QUEUE]")
 @click.option("--torch-threads", type=int, default=None, help="[env GAUNTLET_TORCH_THREADS]")
 @click.option(
+    "--engine-process/--no-engine-process",
+    default=None,
+    help="Run the engine in a process of its own, as vLLM's EngineCore [env "
+    "GAUNTLET_ENGINE_PROCESS, default off].",
+)
+@click.option(
     "--debug-endpoints/--no-debug-endpoints",
     default=None,
     help="Enable /debug/hang and /debug/allocate [env GAUNTLET_DEBUG_ENDPOINTS].",
