@@ -4,6 +4,7 @@ engine core that dies fails its requests, readiness, liveness and vLLM's /health
 
 from __future__ import annotations
 
+import shutil
 import signal
 import threading
 import time
@@ -161,5 +162,22 @@ def test_a_dead_engine_core_fails_its_requests_and_every_probe(
         late = httpx.post(srv.url + "/v1/completions", json={"prompt": "x"}, timeout=10)
         assert late.status_code == 503 and late.json()["error"]["code"] == "engine_dead"
         assert '"event": "engine_died"' in srv.logs()
+    finally:
+        srv.stop()
+
+
+def test_an_engine_core_that_cannot_load_ends_the_server_with_its_error(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "no-weights"
+    broken.mkdir()
+    for f in tiny_model_dir.iterdir():
+        if f.suffix != ".safetensors":
+            shutil.copy(f, broken / f.name)
+    srv = ServerProcess(broken, tmp_path / "server.log", engine_process="true")
+    try:
+        assert srv.proc.wait(120) == 3, srv.logs()
+        assert '"event": "model_load_failed"' in srv.logs()
+        assert "engine process failed to load" in srv.logs()
     finally:
         srv.stop()
