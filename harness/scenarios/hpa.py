@@ -20,9 +20,9 @@ Measured: time from the spike's start to the first scale-up decision (Successful
 else the HPA status history) and to the first new replica Ready (vs `spike.scale_out_s`),
 SLA-breach seconds from the spike on (vs `spike.max_breach_s`) with the unserved demand and the
 replicas reached as supporting evidence, and flapping on the way down. A spike the generator
-did not deliver fails; one the initial replicas served within the SLA without any scale-up is
-inconclusive. The HPA model's prediction (harness.models.hpa.simulate) is kept beside the
-measurement.
+did not deliver fails; one the initial replicas served within the SLO (over the whole spike)
+without any scale-up is inconclusive, while one they breached fails the speed checks. The HPA
+model's prediction (harness.models.hpa.simulate) is kept beside the measurement.
 """
 
 from __future__ import annotations
@@ -272,11 +272,13 @@ def spike_phase(
     ctx.write_json(evidence.REPLICAS, watch.samples)
     scaled = reached > initial
     held = breach["seconds"] <= sp.max_breach_s
-    # nothing asked the autoscaler for capacity: its speed cannot be judged, and a pass would be
-    # empty
-    untested = not scaled and held
+    # the initial replicas carried the spike within the SLO: nothing asked the autoscaler for
+    # capacity, so its speed cannot be judged, and a pass would be empty. (Not "within the
+    # breach allowance": replicas stuck at maxReplicas breached 82 s of 120 with 6 % of the
+    # spike shed, under the 100 s allowance, and that is a spike that needed scaling.)
+    untested = not scaled and not breaches(spike_win, ctx.profile.slo)
     untested_note = (
-        f"the {initial} initial replicas held the SLA at {spike_win.rate_rps:.1f} req/s "
+        f"the {initial} initial replicas held the SLO at {spike_win.rate_rps:.1f} req/s "
         f"without a scale-up ({sizing}): the spike did not exercise the autoscaler"
     )
     supporting = (

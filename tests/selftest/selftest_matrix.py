@@ -66,9 +66,12 @@ MATRIX: tuple[Case, ...] = (
     Case(
         "maxreplicas-too-low",
         "hpa",
-        "breach_seconds",
-        "SLA-breach seconds through the spike: the replicas could not grow past maxReplicas",
-        frozenset({"first_scale_decision_s", "first_new_replica_ready_s"}),
+        # not breach_seconds: 2 stuck replicas breached 82 s of a 120 s spike sized a step above
+        # their capacity, under the 100 s allowance, which the good overlay's 21-85 s needs
+        "first_new_replica_ready_s",
+        "no new replica while the spike broke the SLO: the replicas could not grow past "
+        "maxReplicas",
+        frozenset({"first_scale_decision_s", "breach_seconds"}),
     ),
     Case(
         "no-zone-spread",
