@@ -14,6 +14,7 @@ import pytest
 
 from reference_service.config import ServiceSettings
 from reference_service.engine import Engine, EngineStopped
+from reference_service.kv_batch import KVBatch
 from reference_service.sampling import SamplingParams
 from reference_service.scheduler import QueueTimeout
 from reference_service.sequence import FinishReason, Sequence, StepOutput
@@ -65,11 +66,23 @@ def test_greedy_outputs_are_the_same_alone_batched_and_joining_mid_batch(loaded:
         eng.stop()
 
 
-def test_outputs_hold_through_slot_moves_and_relayouts(loaded: Any) -> None:
+def test_outputs_hold_through_slot_moves_and_relayouts(
+    loaded: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Rows leave at different steps (the last live row moves into the freed slot), a prompt
-    wider than the live columns joins (the buffers are relaid), the slots run out (they grow):
-    every greedy output is still what the request gets alone."""
+    wider than the live columns joins and the slots run out (new buffers), rows outlive the
+    spare columns (the live region shifts within the buffers): every greedy output is still
+    what the request gets alone."""
     eng = make_engine(loaded, max_num_seqs=16, max_num_batched_tokens=4096)
+    layouts: list[str] = []
+    for name in ("_shift", "_relay"):
+        original = getattr(KVBatch, name)
+
+        def counted(self: KVBatch, *a: Any, _f: Any = original, _n: str = name) -> None:
+            layouts.append(_n)
+            _f(self, *a)
+
+        monkeypatch.setattr(KVBatch, name, counted)
     plan = [  # (step it is submitted at, prompt, max_tokens)
         *((0, p, n) for p, n in zip(PROMPTS, (3, 20, 7, 45, 11, 2), strict=True)),
         (4, "y" * 90, 9),  # wider than anything live: relayout to the left
@@ -77,6 +90,7 @@ def test_outputs_hold_through_slot_moves_and_relayouts(loaded: Any) -> None:
         *((9 + i, PROMPTS[i % len(PROMPTS)] + str(i), 5 + 3 * i) for i in range(10)),
     ]
     alone = [eng.generate([seq(loaded, p, n, ignore_eos=True)])[0].token_ids for _, p, n in plan]
+    layouts.clear()  # the mixed batch below must take both paths itself
     subs: list[Sequence] = []
     step = 0
     while len(subs) < len(plan) or not all(s.future.done() for s in subs):
@@ -92,6 +106,7 @@ def test_outputs_hold_through_slot_moves_and_relayouts(loaded: Any) -> None:
         assert step < 500
     assert [s.future.result().token_ids for s in subs] == alone
     assert eng.batch.rows == 0 and eng.batch.nbytes() == 0
+    assert {"_shift", "_relay"} <= set(layouts), layouts
 
 
 def test_a_request_admitted_mid_batch_finishes_before_the_batch_ends(
