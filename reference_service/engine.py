@@ -4,9 +4,10 @@ Each step: drop what was aborted (a client that went away frees its slot and KV 
 shed what waited longer than `max_queue_wait_s`, prefill the arrivals the scheduler admits
 (within the step's token budget) and merge them into the running batch, run one decode forward
 over every running sequence, hand each sequence its new tokens (streams get them at once), and
-drop the finished ones. A request that arrives mid-batch therefore gets its first token at the
-next step, not when the batch ends. The thread beats a heartbeat every step; liveness reads its
-age and never waits on inference.
+drop the finished ones (an emptied batch keeps its KV buffers until the loop has waited
+`IDLE_WAIT_S` with nothing to do). A request that arrives mid-batch therefore gets its first
+token at the next step, not when the batch ends. The thread beats a heartbeat every step;
+liveness reads its age and never waits on inference.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from reference_service.sequence import (
 )
 
 log = logging.getLogger("reference_service.engine")
+IDLE_WAIT_S = 0.2  # an idle loop beats this often; a wait this long with nothing frees the KV
 
 __all__ = [
     "Engine",
@@ -203,12 +205,20 @@ class Engine:
                 if self._stop:
                     return
                 idle = self.idle()
-                if idle:
-                    self._cond.wait(timeout=0.2)
+                quiet = idle and not self._cond.wait(timeout=IDLE_WAIT_S) and self.idle()
+            if quiet and self.batch.nbytes():
+                self._release_kv()
             if not idle:
                 self._run_step()
             if self.on_iteration is not None:
                 self.on_iteration()
+
+    def _release_kv(self) -> None:
+        """Free the empty batch's KV buffers after a quiet wait (an empty batch keeps them for
+        the next arrivals)."""
+        self.batch.release()
+        if self.observer is not None:
+            self.observer.on_step(0, 0, self.batch.nbytes())
 
     def _run_step(self) -> None:
         began = time.monotonic()

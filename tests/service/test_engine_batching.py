@@ -1,5 +1,6 @@
 """The iteration-level engine in-process: outputs independent of batching, joins and leaves
-between steps, aborts free slots, a failed step fails its sequences, queue-time shedding."""
+between steps, aborts free slots, an idle engine frees the KV buffers, a failed step fails its
+sequences, queue-time shedding."""
 
 from __future__ import annotations
 
@@ -105,8 +106,38 @@ def test_outputs_hold_through_slot_moves_and_relayouts(
         step += 1
         assert step < 500
     assert [s.future.result().token_ids for s in subs] == alone
-    assert eng.batch.rows == 0 and eng.batch.nbytes() == 0
+    assert eng.batch.rows == 0 and eng.batch.length == 0
     assert {"_shift", "_relay"} <= set(layouts), layouts
+
+
+def test_an_emptied_batch_keeps_its_buffers_until_the_engine_is_idle(
+    loaded: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows of the next batch reuse the buffers the last one left (stale KV in masked columns
+    changes no output); the idle engine frees them."""
+    eng = make_engine(loaded)
+    first = [r.token_ids for r in eng.generate([seq(loaded, p) for p in PROMPTS])]
+    held = eng.batch.nbytes()
+    assert eng.batch.rows == 0 and held > 0
+    relays: list[int] = []
+    real = KVBatch._relay
+
+    def counted(self: KVBatch, *a: Any) -> None:
+        relays.append(1)
+        real(self, *a)
+
+    monkeypatch.setattr(KVBatch, "_relay", counted)
+    again = [r.token_ids for r in eng.generate([seq(loaded, p) for p in reversed(PROMPTS)])]
+    assert again == first[::-1] and relays == [] and eng.batch.nbytes() == held
+    eng.start()
+    try:
+        deadline = time.monotonic() + 5
+        while eng.batch.nbytes() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert eng.batch.nbytes() == 0, "an idle engine kept its KV buffers"
+        assert eng.submit(seq(loaded, "after", 3)).future.result(30).completion_tokens >= 1
+    finally:
+        eng.stop()
 
 
 def test_a_request_admitted_mid_batch_finishes_before_the_batch_ends(
@@ -150,8 +181,11 @@ def test_abort_frees_the_slot_at_the_next_step(loaded: Any, engine: Engine) -> N
     deadline = time.monotonic() + 5
     while engine.running and time.monotonic() < deadline:
         time.sleep(0.002)
-    assert engine.running == 0 and engine.batch.rows == 0 and engine.batch.nbytes() == 0
+    assert engine.running == 0 and engine.batch.rows == 0
     assert s.finish_reason == FinishReason.ABORT and len(s.output_ids) < 900
+    while engine.batch.nbytes() and time.monotonic() < deadline + 5:
+        time.sleep(0.01)
+    assert engine.batch.nbytes() == 0, "the idle engine kept the aborted row's buffers"
 
 
 def test_rows_leave_as_they_finish_and_the_cache_shrinks(loaded: Any) -> None:
