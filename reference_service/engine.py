@@ -249,9 +249,9 @@ class Engine:
                 prefilled = self._prefill(plan.admit)
             decoded = self.batch.rows
             if decoded:
-                self._append(
-                    self.scheduler.running, self._pick(self.batch.decode(), self.scheduler.running)
-                )
+                logits = self.batch.decode()
+                rows = list(self.batch.owners)  # the sequence of each logits row
+                self._append(rows, self._pick(logits, rows))
         if self.observer is not None:
             self.observer.on_step(
                 len(self.scheduler.running), decoded + prefilled, self.batch.nbytes()
@@ -286,7 +286,7 @@ class Engine:
                 if self.prefix_cache is not None:
                     self.prefix_cache.store(key, kv)
         self.batch.join(
-            [found[tuple(s.prompt_ids[:-1])] for s in seqs], [s.prompt_ids[-1] for s in seqs]
+            [found[tuple(s.prompt_ids[:-1])] for s in seqs], [s.prompt_ids[-1] for s in seqs], seqs
         )
         computed = sum(len(key) for key in misses)
         if self.observer is not None and self.prefix_cache is not None:
@@ -300,26 +300,24 @@ class Engine:
             self.torch, logits, [s.params for s in seqs], [s.generator for s in seqs]
         )
 
-    def _append(self, seqs: list[Sequence], tokens: list[int]) -> None:
-        """Give each of the batch's newest rows (`seqs`, aligned with the batch's tail) its
-        token, stream it, and drop the rows that finished."""
+    def _append(self, rows: list[Sequence], tokens: list[int]) -> None:
+        """Give each batch row's sequence (`rows`, in row order) its token, stream it, and drop
+        the rows that finished."""
         now = time.monotonic()
-        offset = self.batch.rows - len(seqs)
         outputs: list[tuple[OutputSink, StepOutput]] = []
-        for i, (seq, tok) in enumerate(zip(seqs, tokens, strict=True)):
+        for i, (seq, tok) in enumerate(zip(rows, tokens, strict=True)):
             new_ids, text = seq.append(tok, self.eos_id, now)
-            self.batch.last_tokens[offset + i] = tok
+            self.batch.last_tokens[i] = tok
             out = seq.output(new_ids, text)
             if out is not None and seq.sink is not None:
                 outputs.append((seq.sink, out))
         deliver(outputs)  # every stream gets this step's tokens now
-        done = [s for s in self.scheduler.running if s.finished]
+        done = [s for s in rows if s.finished]
         if not done:
             return
-        keep = [i for i, s in enumerate(self.scheduler.running) if not s.finished]
-        order = self.batch.keep(keep)
+        self.batch.leave(done)
         with self._cond:
-            self.scheduler.running = [self.scheduler.running[i] for i in order]
+            self.scheduler.running = [s for s in self.scheduler.running if not s.finished]
         for seq in done:
             res = seq.result(now)
             if not seq.future.done():
@@ -337,9 +335,8 @@ class Engine:
             sched.waiting = type(sched.waiting)(
                 s for s in sched.waiting if s.abort_requested is None
             )
-            keep = [i for i, s in enumerate(sched.running) if s.abort_requested is None]
-            order = self.batch.keep(keep)
-            sched.running = [sched.running[i] for i in order]
+            self.batch.leave([s for s in sched.running if s.abort_requested is not None])
+            sched.running = [s for s in sched.running if s.abort_requested is None]
         now = time.monotonic()
         for seq in gone:
             assert seq.abort_requested is not None
@@ -352,7 +349,7 @@ class Engine:
         with self._cond:
             failed = list(self.scheduler.running)
             self.scheduler.running = []
-        self.batch.keep([])
+        self.batch.leave([s for s in failed if s in self.batch])
         for seq in failed:
             seq.fail(FinishReason.ERROR, err)
             if self.observer is not None:

@@ -5,16 +5,16 @@ model sees the view of the live rows and of the columns some live row uses. Ever
 end at the same column (`end`), which the next decode step writes in place for all rows; row i
 holds its prompt and generated tokens except its last token (`last_tokens[i]`), which that step
 feeds. A new row joins with the cache of its prompt but the last token (prefilled, or from the
-prefix cache), copied into a free slot after the live rows, right-aligned at `end`; its last
-prompt token rides in the next decode step, whose logits give its first output token. A finished
-row leaves by moving the last live row into its slot. So a join or a leave copies only the rows
-that move, never the whole cache (the per-step copies of the whole cache measured 28 % of a busy
-step). Columns that no live row uses are skipped by the
-view; when the columns run out the live region shifts left within the same buffers, and only
-when the slots or columns are too few are new ones allocated (slots doubled, columns in whole
-SPARE_COLUMNS). An emptied batch keeps its buffers for the next arrivals until `release`. A
-masked column holds zeros or KV the model wrote for some earlier row (finite), so its attention
-weight is exactly 0. Explicit
+prefix cache), copied into a free slot, right-aligned at `end`; its last prompt token rides in
+the next decode step, whose logits give its first output token. A finished row only frees its
+slot: the next joiner takes it, and a decode with free slots left first moves rows from the end
+into them. So a join or a leave copies only the rows that join or move, never the whole cache
+(the per-step copies of the whole cache measured 28 % of a busy step; moving the last row into
+each freed slot, 6 %). Columns that no live row uses are skipped by the view; when the columns
+run out the live region shifts left within the same buffers, and only when the slots or columns
+are too few are new ones allocated (slots doubled, columns in whole SPARE_COLUMNS). An emptied
+batch keeps its buffers for the next arrivals until `release`. A masked column holds zeros or KV
+the model wrote for some earlier row (finite), so its attention weight is exactly 0. Explicit
 `position_ids` and a per-row mask give every row exactly what it would see alone, so greedy
 outputs do not depend on who shares the batch.
 """
@@ -88,12 +88,20 @@ class KVBatch:
         self.cache: Any = None  # a DynamicCache whose layers are SlotLayers
         self.mask: Any = None  # [slots, columns] long: 1 on [row_start[i], end) of each live row
         self.next_pos: Any = None  # [slots, 1]
+        # Per used slot (geometry.rows of them): its owner (None: a row left, the slot is free),
+        # the column its tokens start at, the token the next decode feeds it.
+        self.owners: list[Any] = []
         self.row_start: list[int] = []
         self.last_tokens: list[int] = []
+        self._slot_of: dict[Any, int] = {}
 
     @property
     def rows(self) -> int:
-        return len(self.last_tokens)
+        """Live rows (a free slot is not one)."""
+        return len(self._slot_of)
+
+    def __contains__(self, owner: Any) -> bool:
+        return owner in self._slot_of
 
     @property
     def length(self) -> int:
@@ -149,39 +157,60 @@ class KVBatch:
         ]
         return PrefixKV(empty, list(empty), 0)
 
-    def join(self, prefixes: list[PrefixKV], next_tokens: list[int]) -> None:
-        """Add one row per prefix after the live ones, in order; each row's `next_tokens` entry
-        (its prompt's last token) is what the next decode step feeds it. Rows sharing one
-        prefix object are copied in one go."""
+    def join(self, prefixes: list[PrefixKV], next_tokens: list[int], owners: list[Any]) -> None:
+        """Add one row per prefix for `owners` (hashable, one row each): into the slots of rows
+        that left first (no row moves then), the rest after the used slots. Each row's
+        `next_tokens` entry (its prompt's last token) is what the next decode step feeds it.
+        Rows sharing one prefix object are copied in one go."""
         torch = self.torch
-        k = len(prefixes)
         if self.cache is None:
             self._allocate()
-        self._make_room(self.rows + k, max(p.length for p in prefixes), 1)
+        free = [i for i, o in enumerate(self.owners) if o is None][: len(prefixes)]
+        used = len(self.owners)
+        slots = free + list(range(used, used + len(prefixes) - len(free)))
+        self._make_room(used + len(prefixes) - len(free), max(p.length for p in prefixes), 1)
+        grow = len(slots) - len(free)
+        self.owners += [None] * grow
+        self.row_start += [0] * grow
+        self.last_tokens += [0] * grow
         g = self.geometry
-        lo, hi = g.rows, g.rows + k
-        self.mask[lo:hi] = 0
+        index = torch.tensor(slots, dtype=torch.long, device=self.mask.device)
+        self.mask[index] = 0
         groups: dict[int, tuple[PrefixKV, list[int]]] = {}
-        for i, p in enumerate(prefixes):
-            groups.setdefault(id(p), (p, []))[1].append(lo + i)
-        for p, slots in groups.values():
+        for slot, p, token, owner in zip(slots, prefixes, next_tokens, owners, strict=True):
+            groups.setdefault(id(p), (p, []))[1].append(slot)
+            self.owners[slot] = owner
+            self._slot_of[owner] = slot
+            self.row_start[slot] = g.end - p.length
+            self.last_tokens[slot] = token
+        for p, group in groups.values():
             if p.length == 0:
                 continue
-            idx = torch.tensor(slots, dtype=torch.long, device=self.mask.device)
+            idx = torch.tensor(group, dtype=torch.long, device=self.mask.device)
             cols = slice(g.end - p.length, g.end)
             for layer, keys, values in zip(self.cache.layers, p.keys, p.values, strict=True):
                 layer.kbuf[idx, :, cols] = keys
                 layer.vbuf[idx, :, cols] = values
             self.mask[idx, cols] = 1
-        self.next_pos[lo:hi, 0] = torch.tensor([p.length for p in prefixes], dtype=torch.long)
-        self.row_start += [g.end - p.length for p in prefixes]
-        self.last_tokens += list(next_tokens)
+        self.next_pos[index, 0] = torch.tensor([p.length for p in prefixes], dtype=torch.long)
+        self._set_rows()
+
+    def leave(self, owners: list[Any]) -> None:
+        """Drop the rows of `owners` at once; nothing is copied (a joiner takes the slot, or
+        the next decode moves a row from the end into it)."""
+        for owner in owners:
+            self.owners[self._slot_of.pop(owner)] = None
+        while self.owners and self.owners[-1] is None:
+            self.owners.pop()
+            self.row_start.pop()
+            self.last_tokens.pop()
         self._set_rows()
 
     # ---- decode ---------------------------------------------------------------------------
     def decode(self) -> Any:
         """One forward over every row's last token; returns logits [rows, vocab]."""
         torch = self.torch
+        self._compact()
         self._make_room(self.rows, 0, 1)
         g = self.geometry
         rows = g.rows
@@ -200,35 +229,28 @@ class KVBatch:
         self._refresh()
         return out.logits[:, -1, :].float()
 
-    def keep(self, rows: list[int]) -> list[int]:
-        """Keep only `rows` (old indexes); returns the old index now in each row, in row order:
-        a kept row past the new end moves into the slot of a row that left."""
-        n = len(rows)
-        if n == self.rows:
-            return list(rows)
-        if n == 0:  # the buffers stay for the next arrivals (`release` frees them)
-            self.row_start, self.last_tokens = [], []
-            self._set_rows()
-            return []
-        kept = set(rows)
-        holes = [i for i in range(n) if i not in kept]
-        movers = [i for i in range(n, self.rows) if i in kept]
-        order = list(range(n))
-        if holes:
-            g, torch = self.geometry, self.torch
-            dst = torch.tensor(holes, dtype=torch.long, device=self.mask.device)
-            src = torch.tensor(movers, dtype=torch.long, device=self.mask.device)
-            for layer in self.cache.layers:
-                for buf in (layer.kbuf, layer.vbuf):
-                    buf[dst, :, g.start : g.end] = buf[src, :, g.start : g.end]
-            self.mask[dst] = self.mask[src]
-            self.next_pos[dst] = self.next_pos[src]
-            for h, m in zip(holes, movers, strict=True):
-                order[h] = m
-        self.row_start = [self.row_start[i] for i in order]
-        self.last_tokens = [self.last_tokens[i] for i in order]
+    def _compact(self) -> None:
+        """Move rows from the end into the free slots below the live count, so the forward's
+        rows are exactly the live ones (in steady state joiners filled the slots already)."""
+        n = self.rows
+        if len(self.owners) == n:
+            return
+        holes = [i for i in range(n) if self.owners[i] is None]
+        movers = [i for i in range(n, len(self.owners)) if self.owners[i] is not None]
+        g, torch = self.geometry, self.torch
+        dst = torch.tensor(holes, dtype=torch.long, device=self.mask.device)
+        src = torch.tensor(movers, dtype=torch.long, device=self.mask.device)
+        for layer in self.cache.layers:
+            for buf in (layer.kbuf, layer.vbuf):
+                buf[dst, :, g.start : g.end] = buf[src, :, g.start : g.end]
+        self.mask[dst] = self.mask[src]
+        self.next_pos[dst] = self.next_pos[src]
+        for h, m in zip(holes, movers, strict=True):
+            self.owners[h] = owner = self.owners[m]
+            self._slot_of[owner] = h
+            self.row_start[h], self.last_tokens[h] = self.row_start[m], self.last_tokens[m]
+        del self.owners[n:], self.row_start[n:], self.last_tokens[n:]
         self._set_rows()
-        return order
 
     def release(self) -> None:
         """Free the buffers of an empty batch (the engine calls it once it has been idle for a
@@ -318,9 +340,11 @@ class KVBatch:
 
     def _set_rows(self) -> None:
         g = self.geometry
-        g.rows = len(self.last_tokens)
-        g.start = min(self.row_start) if self.row_start else g.end
-        self._refresh()
+        g.rows = len(self.owners)
+        starts = [s for s, o in zip(self.row_start, self.owners, strict=True) if o is not None]
+        g.start = min(starts) if starts else g.end
+        if self.cache is not None:
+            self._refresh()
 
     def _refresh(self) -> None:
         for layer in self.cache.layers:

@@ -70,16 +70,18 @@ def test_greedy_outputs_are_the_same_alone_batched_and_joining_mid_batch(loaded:
 def test_outputs_hold_through_slot_moves_and_relayouts(
     loaded: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Rows leave at different steps (the last live row moves into the freed slot), a prompt
-    wider than the live columns joins and the slots run out (new buffers), rows outlive the
-    spare columns (the live region shifts within the buffers): every greedy output is still
-    what the request gets alone."""
+    """Rows leave at different steps (a joiner takes the freed slot, or a row from the end
+    moves into it), a prompt wider than the live columns joins and the slots run out (new
+    buffers), rows outlive the spare columns (the live region shifts within the buffers):
+    every greedy output is still what the request gets alone."""
     eng = make_engine(loaded, max_num_seqs=16, max_num_batched_tokens=4096)
     layouts: list[str] = []
-    for name in ("_shift", "_relay"):
+    for name in ("_shift", "_relay", "_compact", "join"):
         original = getattr(KVBatch, name)
 
         def counted(self: KVBatch, *a: Any, _f: Any = original, _n: str = name) -> None:
+            if None in self.owners:  # a slot is free: _compact moves rows, join fills it
+                layouts.append(f"{_n} into a free slot")
             layouts.append(_n)
             _f(self, *a)
 
@@ -107,7 +109,8 @@ def test_outputs_hold_through_slot_moves_and_relayouts(
         assert step < 500
     assert [s.future.result().token_ids for s in subs] == alone
     assert eng.batch.rows == 0 and eng.batch.length == 0
-    assert {"_shift", "_relay"} <= set(layouts), layouts
+    paths = {"_shift", "_relay", "_compact into a free slot", "join into a free slot"}
+    assert paths <= set(layouts), set(layouts)
 
 
 def test_an_emptied_batch_keeps_its_buffers_until_the_engine_is_idle(
