@@ -166,10 +166,9 @@ class KVBatch:
         if self.cache is None:
             self._allocate()
         free = [i for i, o in enumerate(self.owners) if o is None][: len(prefixes)]
-        used = len(self.owners)
-        slots = free + list(range(used, used + len(prefixes) - len(free)))
-        self._make_room(used + len(prefixes) - len(free), max(p.length for p in prefixes), 1)
-        grow = len(slots) - len(free)
+        used, grow = len(self.owners), len(prefixes) - len(free)
+        slots = free + list(range(used, used + grow))
+        self._make_room(used + grow, max(p.length for p in prefixes), 1)
         self.owners += [None] * grow
         self.row_start += [0] * grow
         self.last_tokens += [0] * grow
