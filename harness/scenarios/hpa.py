@@ -4,11 +4,11 @@ The spike must need more replicas than the scenario starts with, or it tests not
 per-replica capacity comes from the capacity scenario of this run (or, when it did not run, is
 measured here the short way, named so; harness.scenarios.capacity). The spike is
 `spike.factor` x baseline, raised to `capacity x (initial replicas + SPIKE_EXTRA_REPLICAS)`
-when the initial replicas could carry that (capacity here: the sweep's first rate past the SLO,
-the top of the interval the true capacity lies in, so that a sweep step's resolution cannot
-leave a spike the initial replicas carry), and lowered to what maxReplicas carry on a slower
-machine (SpikeTargets.rate). A capacity declared in the profile is a fallback the verdict names
-as such.
+when the initial replicas could carry that (capacity here: the sweep's rate from which the SLO
+stayed broken, the top of the interval the true capacity lies in, so that neither a sweep
+step's resolution nor one step's transient breach can leave a spike the initial replicas
+carry), and lowered to what maxReplicas carry on a slower machine (SpikeTargets.rate). A
+capacity declared in the profile is a fallback the verdict names as such.
 
 A metric the HPA could not get in most of its syncs (ScalingActive False with
 FailedGetPodsMetric / FailedGetExternalMetric / FailedGetResourceMetric, the controller's events

@@ -73,8 +73,12 @@ def test_known_token_timings_are_measured_to_within_a_millisecond(
     # per second too: both seconds hold stalled streams
     worst = [b.itl_ms.get("max") or 0.0 for b in r.timeline]
     assert [i for i, ms in enumerate(worst) if ms >= 120.0] == [0, 1]
-    # TTFT is from the intended send time: the server's 40 ms and never less
-    assert 40.0 <= _ms(st.ttft_ms, "p50") < 45.0
+    # TTFT is from the intended send time: the server's 40 ms and never less, plus whatever
+    # the send lagged (so held to the server's first chunk, not to 40 ms: a CI run measured
+    # p50 45.3 ms on a machine busy elsewhere, which the server's log showed too)
+    truth_ttft = (np.array([s["chunks"][0] for s in truth]) - r.started_at - rec["intended"]) * 1000
+    assert _ms(st.ttft_ms, "p50") >= 40.0
+    assert abs(_ms(st.ttft_ms, "p50") - float(np.percentile(truth_ttft, 50))) < 1.0
     # TPOT averages a stall over its stream: (5 x 10 + 120) / 6 ms
     assert 10.0 <= _ms(st.tpot_ms, "p50") < 11.0 and 28.3 <= _ms(st.tpot_ms, "max") < 32.0
 
