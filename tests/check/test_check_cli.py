@@ -177,6 +177,7 @@ def test_required_zone_anti_affinity_caps_the_hpa_and_strands_a_lost_zone(tmp_pa
     for d in docs:
         if d.get("kind") == "HorizontalPodAutoscaler":
             d["spec"]["minReplicas"] = 3
+            d["spec"]["maxReplicas"] = 4  # above the 3 zones: the 4th replica stays Pending
         if d.get("kind") == "Deployment":
             d["spec"]["replicas"] = 3  # one per zone: a lost zone's replica has nowhere to go
             spec = d["spec"]["template"]["spec"]

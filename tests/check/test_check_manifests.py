@@ -89,7 +89,7 @@ def test_plain_yaml_file_and_folder(tmp_path: Path) -> None:
     [
         ("livenessProbe:", "livenesProbe:", "containers[0].livenesProbe", "unknown field"),
         ("periodSeconds: 3", "periodSeconds: three", "livenessProbe.periodSeconds", "integer"),
-        ("maxReplicas: 4", "maxReplicas: nine", "spec.maxReplicas", "integer"),
+        ("maxReplicas: 3", "maxReplicas: nine", "spec.maxReplicas", "integer"),
     ],
 )
 def test_schema_errors_name_file_resource_field(
