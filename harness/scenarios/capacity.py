@@ -82,9 +82,9 @@ class Capacity:
     upper_bound: bool = False  # the SLO broke at the first step: capacity is below `rps`
     saturated_rps: float | None = None  # the closed-loop burst's throughput
     #: the least rate from which the SLO broke to the sweep's end (a step that broke while a
-    #: higher one held was a transient: a CI run's 3 s step broke at 0.75 x what the replica
-    #: then held over a 120 s spike); the burst's throughput when no break lasted to the top.
-    #: The true capacity lies in [rps, broke_at_rps).
+    #: higher one held is no bound: a CI run sized hpa's spike from a break at 18.6 req/s per
+    #: replica and 2 replicas then held 40.1 over the 120 s spike); the burst's throughput when
+    #: no break lasted to the top. The true capacity lies in [rps, broke_at_rps).
     broke_at_rps: float | None = None
     saturation: str = ""  # where the sweep first showed saturation, and how
     server_agreement: crosscheck.CrossCheck | None = None  # the sweep: client vs server means

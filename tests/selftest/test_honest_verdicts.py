@@ -262,8 +262,8 @@ def test_a_sweep_broken_at_its_first_step_is_swept_again_below_it(
 
 
 def test_a_break_counts_only_when_it_lasts_to_the_top_of_the_sweep() -> None:
-    # a CI run: one 3 s step broke at 18.6 req/s, the next ones held; sized from 18.6, a spike
-    # of 2.15 x 18.6 was carried by the 2 initial replicas and hpa had nothing to judge
+    # a CI run sized hpa's spike from a break at 18.6 req/s per replica, and the 2 initial
+    # replicas held 2.15 x that over the whole spike: hpa had nothing to judge
     lasting = capacity.lasting_break
     assert lasting([(14.1, False), (18.6, True), (24.5, False), (32.3, True), (42.6, True)]) == 32.3
     assert lasting([(14.1, False), (18.6, True), (24.5, False)]) is None
